@@ -1,0 +1,95 @@
+"""Activations fused into kernels' output writes, selected by an integer code.
+
+``ACTIVATIONS`` maps each Keras 3 activation name to its code; ``activate(v, code)``
+is inlined into kernel loops. Each formula follows ``keras.activations`` in Keras 3:
+gelu is the exact erf form, leaky_relu has slope 0.2, hard_sigmoid is relu6(x+3)/6.
+NaN propagates through every branch (comparisons are written so NaN takes the
+pass-through side, as ``tf.nn.relu`` and ``torch.relu`` do).
+
+For complex dtypes only code 0 (linear) is meaningful; the complex overload is the
+identity, and ``numconv._spec`` rejects named non-linear activations on complex data.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+from numba.np.numpy_support import as_dtype
+
+from .._config import PARALLEL
+
+ACTIVATIONS = {
+    "linear": 0, "relu": 1, "relu6": 2, "sigmoid": 3, "tanh": 4, "elu": 5, "selu": 6,
+    "softplus": 7, "softsign": 8, "swish": 9, "silu": 9, "gelu": 10, "leaky_relu": 11,
+    "hard_sigmoid": 12, "exponential": 13,
+}
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+_INV_SQRT2 = 0.7071067811865475244008443621048
+
+
+def activate(v, code):
+    """Apply activation ``code`` to the scalar ``v`` (Numba-only; see module docstring)."""
+    raise NotImplementedError("activate is only callable from Numba kernels")
+
+
+def _sigmoid(v, one):
+    # 1 / (1 + exp(-v)), written to avoid overflow for large |v|.
+    if v >= 0:
+        return one / (one + math.exp(-v))
+    e = math.exp(v)
+    return e / (one + e)
+
+
+_sigmoid_jit = njit(inline="always", cache=True)(_sigmoid)
+
+
+@overload(activate, inline="always")
+def _activate_overload(v, code):
+    if isinstance(v, types.Complex):
+        return lambda v, code: v
+
+    T = as_dtype(v).type  # np.float32 or np.float64: constants stay in v's precision
+
+    def impl(v, code):
+        one = T(1)
+        zero = T(0)
+        if code == 0:
+            return v
+        if code == 1:
+            return zero if v < 0 else v
+        if code == 2:
+            return zero if v < 0 else (T(6) if v > 6 else v)
+        if code == 3:
+            return _sigmoid_jit(v, one)
+        if code == 4:
+            return math.tanh(v)
+        if code == 5:
+            return v if v > 0 else math.expm1(v)
+        if code == 6:
+            return T(_SELU_SCALE) * (v if v > 0 else T(_SELU_ALPHA) * math.expm1(v))
+        if code == 7:
+            # log(1 + exp(v)) = max(v, 0) + log1p(exp(-|v|))
+            return (v if v > 0 else zero) + math.log1p(math.exp(-abs(v)))
+        if code == 8:
+            return v / (one + abs(v))
+        if code == 9:
+            return v * _sigmoid_jit(v, one)
+        if code == 10:
+            return T(0.5) * v * (one + math.erf(v * T(_INV_SQRT2)))
+        if code == 11:
+            return T(0.2) * v if v < 0 else v
+        if code == 12:
+            u = v + T(3)
+            return (zero if u < 0 else (T(6) if u > 6 else u)) / T(6)
+        return math.exp(v)
+
+    return impl
+
+
+@njit(**PARALLEL)
+def activation_kernel(y, code):
+    """In place: ``y[i] = activate(y[i], code)`` over a flat C-contiguous array."""
+    for i in prange(y.size):
+        y[i] = activate(y[i], code)

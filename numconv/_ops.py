@@ -1,0 +1,155 @@
+"""Public deep-learning ops: thin wrappers that build a spec and dispatch it."""
+import numpy as np
+
+from . import _dispatch
+from ._spec import check_out, conv_spec
+
+_CONV_DOC = """{summary}
+
+    Cross-correlation (no kernel flip), as in Keras, TensorFlow and PyTorch,
+    computed by numconv's parallel Numba kernels
+    (``numconv._kernels.conv.conv_direct_kernel`` on the direct path).
+
+    Parameters
+    ----------
+    x : array_like
+        {x_doc}
+    kernel : array_like
+        {kernel_doc} Keras layout ``(*kernel_size, in_channels // groups, filters)``.
+    bias : array_like, optional
+        Shape ``(filters,)``, added before the activation.
+    strides : int or tuple of int, default 1
+        Step per spatial axis, each >= 1.
+    padding : str, int or tuple, default "valid"
+        ``"valid"`` (none), ``"same"`` (TensorFlow's rule: output ``ceil(L / s)``,
+        the odd extra pad after), ``"causal"`` (rank 1: ``d * (k - 1)`` before),
+        ``"full"`` (``d * (k - 1)`` on both sides), an int for every side, a tuple
+        of one int per axis, or a tuple of ``(before, after)`` pairs per axis (for
+        rank 1, a 2-tuple is one ``(before, after)`` pair, as in ZeroPadding1D).
+    dilation_rate : int or tuple of int, default 1
+        Spacing between kernel taps, each >= 1; any stride may go with any dilation.
+    groups : int, optional
+        Channel groups; ``None`` infers ``in_channels // kernel.shape[-2]``. Both
+        ``in_channels`` and ``filters`` must be divisible by it.
+    data_format : {{"channels_last", "channels_first"}}, default "channels_last"
+        Layout of ``x`` and of the result.
+    padding_mode : {{"zeros", "reflect", "replicate", "circular"}}, default "zeros"
+        Values placed in the padding, with PyTorch's meaning (reflect needs every
+        pad < L, circular every pad <= L).
+    activation : str or callable, optional
+        A Keras activation name (``"relu"``, ``"gelu"``, ...) fused into the
+        kernel's output write, or a callable applied to the result array.
+    method : {{"auto", "direct"}}, default "auto"
+        Computation path; ``"auto"`` lets the dispatcher choose.
+    out : ndarray, optional
+        Preallocated result of the exact shape and dtype; written and returned.
+
+    Returns
+    -------
+    ndarray
+        ``(batch, *out_spatial, filters)`` (or channels first) with
+        ``out = floor((L + before + after - d * (k - 1) - 1) / s) + 1`` per axis,
+        in NumPy's promotion of the inputs' dtypes (integers and bool promote to
+        float64, float16 to float32).
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes, an empty output, bad strides/dilation/padding/groups,
+        or an unknown option; the message names the argument and the likely fix.
+    TypeError
+        Non-numeric dtypes, a wrong ``out`` dtype, or a non-callable activation.
+
+    Examples
+    --------
+    {example}
+    """
+
+
+def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
+          padding_mode, activation, method, out):
+    spec, x5, w5, b = conv_spec(fn, x, kernel, bias, strides, padding, dilation_rate, groups,
+                                data_format, padding_mode, activation, method, _dispatch.METHODS, rank)
+    shape = spec.output_shape
+    check_out(fn, out, shape, spec.dtype)
+    if spec.batch == 0:
+        return np.empty(shape, spec.dtype) if out is None else out
+    canonical = spec.canonical_output_shape
+    direct_out = (out is not None and spec.data_format == "channels_last"
+                  and out.flags.c_contiguous)
+    out5 = out.reshape(canonical) if direct_out else np.empty(canonical, spec.dtype)
+    _dispatch.run(spec, x5, w5, b, out5)
+    if direct_out:
+        result = out
+    else:
+        y = out5.reshape((spec.batch,) + spec.out_spatial[3 - spec.rank:] + (spec.filters,))
+        if spec.data_format == "channels_first":
+            y = np.moveaxis(y, -1, 1)
+        if out is None:
+            result = np.ascontiguousarray(y)
+        else:
+            out[...] = y
+            result = out
+    if callable(spec.activation):
+        result[...] = spec.activation(result)
+    return result
+
+
+def conv(x, kernel, bias=None, *, strides=1, padding="valid", dilation_rate=1, groups=None,
+         data_format="channels_last", padding_mode="zeros", activation=None, method="auto", out=None):
+    return _conv("conv", None, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
+                 padding_mode, activation, method, out)
+
+
+def conv1d(x, kernel, bias=None, *, strides=1, padding="valid", dilation_rate=1, groups=None,
+           data_format="channels_last", padding_mode="zeros", activation=None, method="auto", out=None):
+    return _conv("conv1d", 1, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
+                 padding_mode, activation, method, out)
+
+
+def conv2d(x, kernel, bias=None, *, strides=1, padding="valid", dilation_rate=1, groups=None,
+           data_format="channels_last", padding_mode="zeros", activation=None, method="auto", out=None):
+    return _conv("conv2d", 2, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
+                 padding_mode, activation, method, out)
+
+
+def conv3d(x, kernel, bias=None, *, strides=1, padding="valid", dilation_rate=1, groups=None,
+           data_format="channels_last", padding_mode="zeros", activation=None, method="auto", out=None):
+    return _conv("conv3d", 3, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
+                 padding_mode, activation, method, out)
+
+
+conv.__doc__ = _CONV_DOC.format(
+    summary="N-D convolution (rank 1, 2 or 3, taken from ``kernel.ndim - 2``).",
+    x_doc="``(batch, *spatial, channels)``, or ``(batch, channels, *spatial)`` with "
+          "``data_format=\"channels_first\"``; ``x.ndim == kernel.ndim``.",
+    kernel_doc="Rank-r kernel, ``kernel.ndim == r + 2``.",
+    example=""">>> import numpy as np, numconv
+    >>> x = np.arange(10.0).reshape(1, 10, 1)
+    >>> numconv.conv(x, np.ones((3, 1, 1)))[0, :, 0]
+    array([ 3.,  6.,  9., 12., 15., 18., 21., 24.])""")
+conv1d.__doc__ = _CONV_DOC.format(
+    summary="1-D convolution (Keras ``Conv1D``), ``x`` of shape ``(batch, steps, channels)``.",
+    x_doc="``(batch, steps, channels)``, or ``(batch, channels, steps)`` channels first.",
+    kernel_doc="``(kernel_size, in_channels // groups, filters)``.",
+    example=""">>> import numpy as np, numconv
+    >>> x = np.zeros((2, 100, 1), np.float32)
+    >>> numconv.conv1d(x, np.ones((3, 1, 64), np.float32), padding="same").shape
+    (2, 100, 64)""")
+conv2d.__doc__ = _CONV_DOC.format(
+    summary="2-D convolution (Keras ``Conv2D``), ``x`` of shape ``(batch, height, width, channels)``.",
+    x_doc="``(batch, height, width, channels)``, or ``(batch, channels, height, width)``.",
+    kernel_doc="``(kh, kw, in_channels // groups, filters)``.",
+    example=""">>> import numpy as np, numconv
+    >>> x = np.ones((1, 5, 5, 3))
+    >>> numconv.conv2d(x, np.ones((3, 3, 3, 2)), strides=2, padding="same")[0, :, :, 0]
+    array([[12., 18., 12.],
+           [18., 27., 18.],
+           [12., 18., 12.]])""")
+conv3d.__doc__ = _CONV_DOC.format(
+    summary="3-D convolution (Keras ``Conv3D``), ``x`` of shape ``(batch, depth, height, width, channels)``.",
+    x_doc="``(batch, depth, height, width, channels)``, or channels first.",
+    kernel_doc="``(kd, kh, kw, in_channels // groups, filters)``.",
+    example=""">>> import numpy as np, numconv
+    >>> numconv.conv3d(np.ones((1, 4, 4, 4, 1)), np.ones((2, 2, 2, 1, 1))).shape
+    (1, 3, 3, 3, 1)""")

@@ -1,0 +1,408 @@
+"""Normalise and validate every argument of the conv family into one ``ConvSpec``.
+
+Everything a user can get wrong is checked here, before any copy or compile, and
+the arrays leave in canonical form: channels-last, 3 spatial axes (rank 1 and 2
+gain leading singleton axes so the pixel axis is always W), C-contiguous, writable,
+in one of the four kernel dtypes. Later layers trust what leaves this module.
+"""
+import math
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._errors import shape_str, type_error, unknown_option, value_error
+from ._kernels.act import ACTIVATIONS
+
+PADDINGS = ("valid", "same", "causal", "full")
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+DATA_FORMATS = ("channels_last", "channels_first")
+KERNEL_DTYPES = tuple(np.dtype(t) for t in ("float32", "float64", "complex64", "complex128"))
+_SPATIAL_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A validated convolution, in canonical (3 spatial axes, channels-last) form.
+
+    ``in_spatial``, ``kernel_spatial``, ``out_spatial``, ``strides``, ``dilations``
+    and ``pads`` always have 3 entries; ranks 1 and 2 lead with singleton axes
+    (size 1, stride 1, dilation 1, pads (0, 0)). ``pads`` holds explicit
+    ``(before, after)`` pairs whatever form ``padding`` had.
+    """
+
+    fn: str
+    rank: int
+    batch: int
+    channels: int
+    filters: int
+    groups: int
+    in_spatial: tuple
+    kernel_spatial: tuple
+    out_spatial: tuple
+    strides: tuple
+    dilations: tuple
+    pads: tuple
+    padding_mode: str
+    data_format: str
+    dtype: np.dtype
+    activation: object  # int code (see ACTIVATIONS) or a callable applied afterwards
+    method: str
+
+    @property
+    def output_shape(self):
+        """The user-facing output shape (rank spatial axes, ``data_format`` order)."""
+        spatial = self.out_spatial[3 - self.rank:]
+        if self.data_format == "channels_first":
+            return (self.batch, self.filters) + spatial
+        return (self.batch,) + spatial + (self.filters,)
+
+    @property
+    def canonical_output_shape(self):
+        return (self.batch,) + self.out_spatial + (self.filters,)
+
+    @property
+    def macs(self):
+        """Multiply-accumulates of the direct computation (useful work, no padding waste)."""
+        return (math.prod(self.canonical_output_shape) * math.prod(self.kernel_spatial)
+                * (self.channels // self.groups))
+
+
+# ---------------------------------------------------------------- arrays and dtypes
+
+def normalize_array(fn, arg, a):
+    """``a`` as an ndarray in a kernel-ready precision (not yet the common dtype).
+
+    bool and integers -> float64, float16 -> float32; float32/64 and complex64/128
+    stay. Other dtypes raise TypeError.
+    """
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as e:  # ragged lists and the like
+        raise type_error(fn, arg, "must be a numeric array-like", f"{type(a).__name__} ({e})") from None
+    dt = arr.dtype
+    if dt.kind in "biu":
+        return arr.astype(np.float64)
+    if dt == np.float16:
+        return arr.astype(np.float32)
+    if dt in KERNEL_DTYPES:
+        return arr
+    if dt.kind in "fc":  # long double: no kernel precision, don't truncate silently
+        raise type_error(fn, arg, "must have dtype float32, float64, complex64 or complex128",
+                         f"dtype {dt}", f"Convert it explicitly, e.g. {arg}.astype(np.float64).")
+    raise type_error(fn, arg, "must have a numeric dtype (bool, int, float or complex)",
+                     f"dtype {dt}", "Object and string arrays are not converted implicitly; "
+                     f"use np.asarray({arg}, dtype=np.float64) if the values are numbers.")
+
+
+def canonical_array(a, dtype, shape):
+    """C-contiguous, writable, ``dtype`` copy-or-view of ``a`` reshaped to ``shape``.
+
+    Read-only arrays are copied: Numba compiles a separate specialisation for
+    them, and a copy is cheaper than a compile. The input itself is never written.
+    """
+    c = np.ascontiguousarray(a, dtype=dtype)
+    if not c.flags.writeable:
+        c = c.copy()
+    return c.reshape(shape)
+
+
+# ---------------------------------------------------------------- integer parameters
+
+def normalize_tuple(fn, arg, value, rank, minimum=1):
+    """An int or a sequence of ``rank`` ints, each >= ``minimum``, as a tuple."""
+    if isinstance(value, (bool, np.bool_)):
+        raise type_error(fn, arg, f"must be an int or a tuple of {rank} ints", repr(value))
+    try:
+        items = (operator.index(value),) * rank
+    except TypeError:
+        try:
+            items = tuple(operator.index(v) for v in value)
+        except TypeError:
+            raise type_error(fn, arg, f"must be an int or a tuple of {rank} ints", repr(value)) from None
+        if len(items) != rank:
+            raise value_error(fn, arg, f"must be an int or a tuple of {rank} ints (one per spatial axis)",
+                              repr(value))
+    if any(v < minimum for v in items):
+        raise value_error(fn, arg, f"must have every entry >= {minimum}", repr(value))
+    return items
+
+
+def _normalize_groups(fn, groups, channels, kernel_in, filters, x_shape, kernel_shape, data_format):
+    if groups is None:
+        if channels % kernel_in:
+            raise _channel_error(fn, channels, kernel_in, x_shape, kernel_shape, data_format)
+        groups = channels // kernel_in
+    else:
+        if isinstance(groups, (bool, np.bool_)):
+            raise type_error(fn, "groups", "must be a positive int or None", repr(groups))
+        try:
+            groups = operator.index(groups)
+        except TypeError:
+            raise type_error(fn, "groups", "must be a positive int or None", repr(groups)) from None
+        if groups < 1:
+            raise value_error(fn, "groups", "must be >= 1", repr(groups))
+        if channels % groups:
+            raise value_error(fn, "groups", f"must divide the input channels ({channels})", groups,
+                              "Choose groups among the common divisors of in_channels and filters.")
+        if channels // groups != kernel_in:
+            raise _channel_error(fn, channels, kernel_in, x_shape, kernel_shape, data_format, groups)
+    if filters % groups:
+        raise value_error(fn, "groups", f"must divide the number of filters ({filters}, "
+                          f"the last axis of kernel shape {shape_str(kernel_shape)})", groups,
+                          "Choose groups among the common divisors of in_channels and filters.")
+    return groups
+
+
+def _channel_error(fn, channels, kernel_in, x_shape, kernel_shape, data_format, groups=None):
+    where = "last" if data_format == "channels_last" else "second"
+    if groups is None:
+        expected = (f"must have a channel count divisible by the kernel's in_channels // groups = {kernel_in} "
+                    f"(kernel shape {shape_str(kernel_shape)})")
+    else:
+        expected = (f"must have groups * {kernel_in} = {groups * kernel_in} channels for groups={groups} and "
+                    f"kernel shape {shape_str(kernel_shape)}")
+    fix = None
+    other = x_shape[1] if data_format == "channels_last" else x_shape[-1]
+    if other % kernel_in == 0 and (groups is None or other == groups * kernel_in):
+        flipped = "channels_first" if data_format == "channels_last" else "channels_last"
+        fix = f'If x is laid out as {_layout(len(x_shape) - 2, flipped)}, pass data_format="{flipped}".'
+    return value_error(fn, "x", expected,
+                       f"{channels} channels on the {where} axis of shape {shape_str(x_shape)} "
+                       f"(data_format=\"{data_format}\")", fix)
+
+
+def _layout(rank, data_format):
+    names = _SPATIAL_NAMES[rank]
+    if data_format == "channels_last":
+        return "(batch, " + ", ".join(names) + ", channels)"
+    return "(batch, channels, " + ", ".join(names) + ")"
+
+
+# ---------------------------------------------------------------- padding
+
+def same_pads(length, k, s, d):
+    """TensorFlow/Keras "same": ``out = ceil(L / s)``, the extra pad goes after."""
+    out = -(-length // s)
+    total = max((out - 1) * s + d * (k - 1) + 1 - length, 0)
+    return total // 2, total - total // 2
+
+
+def normalize_padding(fn, padding, rank, in_spatial, kernel_spatial, strides, dilations):
+    """Explicit ``(before, after)`` pads per spatial axis (``rank`` pairs)."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return ((0, 0),) * rank
+        if mode == "same":
+            return tuple(same_pads(L, k, s, d) for L, k, s, d in zip(in_spatial, kernel_spatial, strides, dilations))
+        if mode == "full":
+            return tuple((d * (k - 1),) * 2 for k, d in zip(kernel_spatial, dilations))
+        if mode == "causal":
+            if rank != 1:
+                raise value_error(fn, "padding", "\"causal\" is defined for rank-1 (temporal) convolutions only",
+                                  f"'causal' with a rank-{rank} kernel",
+                                  "Use padding='same' or explicit (before, after) pairs per axis.")
+            return ((dilations[0] * (kernel_spatial[0] - 1), 0),)
+        raise unknown_option(fn, "padding", padding, PADDINGS + ("an int", "a tuple of ints", "a tuple of (before, after) pairs"))
+    expected = (f"must be one of {', '.join(map(repr, PADDINGS))}, an int, a tuple of {rank} ints "
+                f"or a tuple of {rank} (before, after) pairs, all >= 0")
+    try:
+        p = operator.index(padding)
+        pairs = ((p, p),) * rank
+    except TypeError:
+        try:
+            items = list(padding)
+        except TypeError:
+            raise type_error(fn, "padding", expected, repr(padding)) from None
+        try:
+            if rank == 1 and len(items) == 2 and not hasattr(items[0], "__len__"):
+                pairs = ((operator.index(items[0]), operator.index(items[1])),)  # ZeroPadding1D reading
+            elif all(hasattr(i, "__len__") for i in items):
+                pairs = tuple((operator.index(b), operator.index(a)) for b, a in items)
+            else:
+                pairs = tuple((operator.index(i), operator.index(i)) for i in items)
+        except (TypeError, ValueError):
+            raise type_error(fn, "padding", expected, repr(padding)) from None
+        if len(pairs) != rank:
+            raise value_error(fn, "padding", expected, repr(padding))
+    if any(v < 0 for pair in pairs for v in pair):
+        raise value_error(fn, "padding", expected, repr(padding))
+    return pairs
+
+
+def _check_padding_mode(fn, padding_mode, pads, in_spatial):
+    if not isinstance(padding_mode, str) or padding_mode.lower() not in PADDING_MODES:
+        raise unknown_option(fn, "padding_mode", padding_mode, PADDING_MODES)
+    mode = padding_mode.lower()
+    for axis, ((before, after), L) in enumerate(zip(pads, in_spatial)):
+        if mode == "reflect" and max(before, after) >= L:
+            raise value_error(fn, "padding", f"must be smaller than the input size {L} on spatial axis {axis} "
+                              "for padding_mode=\"reflect\"", f"pads {(before, after)}",
+                              "Use padding_mode=\"replicate\" or \"zeros\", or a smaller padding.")
+        if mode == "circular" and max(before, after) > L:
+            raise value_error(fn, "padding", f"must be at most the input size {L} on spatial axis {axis} "
+                              "for padding_mode=\"circular\"", f"pads {(before, after)}",
+                              "Use a smaller padding or another padding_mode.")
+    return mode
+
+
+def output_length(L, k, s, d, before, after):
+    """``floor((L + before + after - d*(k-1) - 1) / s) + 1`` (can be < 1: caller checks)."""
+    return (L + before + after - d * (k - 1) - 1) // s + 1
+
+
+# ---------------------------------------------------------------- activation, method, out
+
+def normalize_activation(fn, activation, dtype):
+    """An int code for the fused kernel activation, or a callable (applied afterwards)."""
+    if activation is None:
+        return 0
+    if isinstance(activation, str):
+        code = ACTIVATIONS.get(activation.lower())
+        if code is None:
+            raise unknown_option(fn, "activation", activation, tuple(ACTIVATIONS))
+        if code and dtype.kind == "c":
+            raise type_error(fn, "activation", "must be None, 'linear' or a callable for complex data",
+                             f"{activation!r} with dtype {dtype}",
+                             "Keras activations are defined on real numbers; pass a callable to "
+                             "transform complex outputs.")
+        return code
+    if callable(activation):
+        return activation
+    raise type_error(fn, "activation", "must be None, an activation name or a callable", repr(activation))
+
+
+def normalize_method(fn, method, methods):
+    if not isinstance(method, str) or method.lower() not in ("auto",) + tuple(methods):
+        raise unknown_option(fn, "method", method, ("auto",) + tuple(methods))
+    return method.lower()
+
+
+def check_out(fn, out, shape, dtype):
+    """``out`` must be a writable ndarray of exactly the result's shape and dtype."""
+    if out is None:
+        return
+    if not isinstance(out, np.ndarray):
+        raise type_error(fn, "out", "must be a numpy.ndarray", type(out).__name__)
+    if out.dtype != dtype:
+        raise type_error(fn, "out", f"must have the result dtype {dtype}", f"dtype {out.dtype}",
+                         f"Allocate it with np.empty({shape_str(shape)}, dtype=np.{dtype.name}).")
+    if out.shape != tuple(shape):
+        raise value_error(fn, "out", f"must have the result shape {shape_str(shape)}",
+                          f"shape {shape_str(out.shape)}")
+    if not out.flags.writeable:
+        raise value_error(fn, "out", "must be writable", "a read-only array")
+
+
+# ---------------------------------------------------------------- the conv spec
+
+def _x_ndim_error(fn, x_shape, rank, data_format, kernel_in):
+    layout = _layout(rank, data_format)
+    got = f"shape {shape_str(x_shape)}"
+    fix = None
+    short = rank + 2 - len(x_shape)
+    cl = data_format == "channels_last"
+    unit = {1: ("series", "steps", "feature"), 2: ("image", "pixels", "channel"),
+            3: ("volume", "voxels", "channel")}[rank]
+    if short == 1 and len(x_shape) >= 2:
+        chan = x_shape[-1] if cl else x_shape[0]
+        if kernel_in == 1 and chan != 1:
+            new = x_shape + (1,) if cl else x_shape[:1] + (1,) + x_shape[1:]
+            lead = "one" if x_shape[0] == 1 else str(x_shape[0])
+            size = " x ".join(map(str, x_shape[1:] if cl else x_shape[1:]))
+            fix = (f"For {lead} {unit[0]} of {size} {unit[1]} with one {unit[2]} use "
+                   f"x.reshape{shape_str(new)}.")
+        elif chan == kernel_in:
+            fix = f"For a single example add a batch axis: x.reshape{shape_str((1,) + x_shape)}."
+    elif short == 2 and kernel_in == 1:
+        new = (1,) + x_shape + (1,) if cl else (1, 1) + x_shape
+        fix = f"For one {unit[0]} with one {unit[2]} use x.reshape{shape_str(new)}."
+    return ValueError(f"{fn} expects a {rank + 2}-D input x {layout} for data_format=\"{data_format}\"; "
+                      f"got {got}." + (f" {fix}" if fix else ""))
+
+
+def conv_spec(fn, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
+              padding_mode, activation, method, methods, rank=None):
+    """Validate ``conv``'s arguments; return ``(spec, x5, w5, b)``.
+
+    ``x5`` is (N, D, H, W, C) and ``w5`` (KD, KH, KW, C // groups, K), both canonical
+    (see ``canonical_array``) in ``spec.dtype``; ``b`` is a (K,) array or None.
+    """
+    x = normalize_array(fn, "x", x)
+    kernel = normalize_array(fn, "kernel", kernel)
+    if bias is not None:
+        bias = normalize_array(fn, "bias", bias)
+    if rank is None:
+        rank = kernel.ndim - 2
+        if rank not in (1, 2, 3):
+            raise value_error(fn, "kernel", "must be 3-D, 4-D or 5-D: (*kernel_size, in_channels // groups, "
+                              "filters) for 1, 2 or 3 spatial dimensions", f"shape {shape_str(kernel.shape)}")
+    elif kernel.ndim != rank + 2:
+        names = ", ".join(f"k_{n}" for n in _SPATIAL_NAMES[rank])
+        raise value_error(fn, "kernel", f"must be {rank + 2}-D ({names}, in_channels // groups, filters)",
+                          f"shape {shape_str(kernel.shape)}")
+    if not isinstance(data_format, str) or data_format.lower() not in DATA_FORMATS:
+        raise unknown_option(fn, "data_format", data_format, DATA_FORMATS)
+    data_format = data_format.lower()
+    kernel_in, filters = kernel.shape[-2], kernel.shape[-1]
+    if 0 in kernel.shape:
+        raise value_error(fn, "kernel", "must have no zero-length axis (kernel sizes, in_channels "
+                          "and filters are all >= 1)", f"shape {shape_str(kernel.shape)}")
+    if x.ndim != rank + 2:
+        raise _x_ndim_error(fn, x.shape, rank, data_format, kernel_in)
+    if data_format == "channels_last":
+        spatial, channels = x.shape[1:-1], x.shape[-1]
+    else:
+        spatial, channels = x.shape[2:], x.shape[1]
+    if channels == 0:
+        raise value_error(fn, "x", "must have at least one channel", f"shape {shape_str(x.shape)}")
+    kernel_spatial = kernel.shape[:-2]
+    strides = normalize_tuple(fn, "strides", strides, rank)
+    dilations = normalize_tuple(fn, "dilation_rate", dilation_rate, rank)
+    pads = normalize_padding(fn, padding, rank, spatial, kernel_spatial, strides, dilations)
+    mode = _check_padding_mode(fn, padding_mode, pads, spatial)
+    out_spatial = []
+    for axis, (L, k, s, d, (before, after)) in enumerate(zip(spatial, kernel_spatial, strides, dilations, pads)):
+        n = output_length(L, k, s, d, before, after)
+        if n < 1:
+            raise _spatial_error(fn, axis, rank, L, before, after, k, d, x.shape, kernel.shape, data_format)
+        out_spatial.append(n)
+    groups = _normalize_groups(fn, groups, channels, kernel_in, filters, x.shape, kernel.shape, data_format)
+    if bias is not None and bias.shape != (filters,):
+        raise value_error(fn, "bias", f"must have shape ({filters},), one value per filter",
+                          f"shape {shape_str(bias.shape)}")
+    dtype = np.result_type(x.dtype, kernel.dtype, *(() if bias is None else (bias.dtype,)))
+    act = normalize_activation(fn, activation, dtype)
+    method = normalize_method(fn, method, methods)
+
+    lead = 3 - rank
+    spec = ConvSpec(
+        fn=fn, rank=rank, batch=x.shape[0], channels=channels, filters=filters, groups=groups,
+        in_spatial=(1,) * lead + tuple(spatial), kernel_spatial=(1,) * lead + tuple(kernel_spatial),
+        out_spatial=(1,) * lead + tuple(out_spatial), strides=(1,) * lead + strides,
+        dilations=(1,) * lead + dilations, pads=((0, 0),) * lead + tuple(pads), padding_mode=mode,
+        data_format=data_format, dtype=dtype, activation=act, method=method)
+    xl = x if data_format == "channels_last" else np.moveaxis(x, 1, -1)
+    x5 = canonical_array(xl, dtype, (spec.batch,) + spec.in_spatial + (channels,))
+    w5 = canonical_array(kernel, dtype, spec.kernel_spatial + (kernel_in, filters))
+    b = None if bias is None else canonical_array(bias, dtype, (filters,))
+    return spec, x5, w5, b
+
+
+def _spatial_error(fn, axis, rank, L, before, after, k, d, x_shape, kernel_shape, data_format):
+    name = _SPATIAL_NAMES[rank][axis]
+    eff = d * (k - 1) + 1
+    msg = (f"{fn}: spatial axis {axis} ({name}) of x has size {L}, padded size {L + before + after} "
+           f"(pads {(before, after)}), which is smaller than the dilated kernel size {eff} "
+           f"(kernel {k}, dilation {d}); the output would be empty. x has shape {shape_str(x_shape)} "
+           f"read as {_layout(rank, data_format)}.")
+    flipped = "channels_first" if data_format == "channels_last" else "channels_last"
+    other_spatial = x_shape[2:] if flipped == "channels_first" else x_shape[1:-1]
+    other_channels = x_shape[1] if flipped == "channels_first" else x_shape[-1]
+    if other_channels % kernel_shape[-2] == 0 and all(
+            s >= (kernel_shape[i] - 1) * 1 + 1 for i, s in enumerate(other_spatial)):
+        msg += (f" If your data is laid out as {_layout(rank, flipped)}, pass data_format=\"{flipped}\".")
+    else:
+        msg += " Use a larger input, a smaller kernel or dilation, or padding=\"same\"."
+    return ValueError(msg)

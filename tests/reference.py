@@ -1,0 +1,129 @@
+"""Slow, obviously correct NumPy references for the numconv test suite.
+
+Written from the definitions in the API contract (Keras/TensorFlow padding rules,
+PyTorch padding modes, Keras 3 activations). Imports nothing from numconv.
+"""
+
+import math
+
+import numpy as np
+from scipy.special import erf, expit
+
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
+
+ACTIVATIONS = (
+    "linear", "relu", "relu6", "sigmoid", "tanh", "elu", "selu", "softplus",
+    "softsign", "swish", "silu", "gelu", "leaky_relu", "hard_sigmoid", "exponential",
+)
+
+_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def ref_activation(name, y):
+    """Keras 3 `keras.activations.get(name)(y)` in float64; a callable is applied as is."""
+    if name is None:
+        return y
+    if callable(name):
+        return name(y)
+    relu6 = lambda v: np.minimum(np.maximum(v, 0.0), 6.0)  # noqa: E731
+    elu = lambda v: np.where(v > 0, v, np.expm1(np.minimum(v, 0.0)))  # noqa: E731
+    table = {
+        "linear": lambda v: v,
+        "relu": lambda v: np.maximum(v, 0.0),
+        "relu6": relu6,
+        "sigmoid": expit,
+        "tanh": np.tanh,
+        "elu": elu,
+        "selu": lambda v: SELU_SCALE * np.where(v > 0, v, SELU_ALPHA * np.expm1(np.minimum(v, 0.0))),
+        "softplus": lambda v: np.logaddexp(0.0, v),
+        "softsign": lambda v: v / (1.0 + np.abs(v)),
+        "swish": lambda v: v * expit(v),
+        "silu": lambda v: v * expit(v),
+        "gelu": lambda v: 0.5 * v * (1.0 + erf(v / math.sqrt(2.0))),
+        "leaky_relu": lambda v: np.where(v >= 0, v, 0.2 * v),
+        "hard_sigmoid": lambda v: relu6(v + 3.0) / 6.0,
+        "exponential": np.exp,
+    }
+    return table[name](y)
+
+
+def ref_output_length(L, k, s, d, before, after):
+    """floor((L + before + after - d*(k-1) - 1) / s) + 1."""
+    return (L + before + after - d * (k - 1) - 1) // s + 1
+
+
+def _as_tuple(v, r):
+    return (int(v),) * r if np.isscalar(v) else tuple(int(i) for i in v)
+
+
+def ref_pads(padding, spatial, ksize, strides, dilations):
+    """Explicit (before, after) pad per spatial axis, per the API contract."""
+    r = len(spatial)
+    if isinstance(padding, str):
+        pads = []
+        for L, k, s, d in zip(spatial, ksize, strides, dilations):
+            if padding == "valid":
+                pads.append((0, 0))
+            elif padding == "same":
+                out = -(-L // s)
+                total = max((out - 1) * s + d * (k - 1) + 1 - L, 0)
+                pads.append((total // 2, total - total // 2))
+            elif padding == "causal":
+                assert r == 1
+                pads.append((d * (k - 1), 0))
+            elif padding == "full":
+                pads.append((d * (k - 1), d * (k - 1)))
+            else:
+                raise ValueError(padding)
+        return pads
+    if np.isscalar(padding):
+        return [(int(padding), int(padding))] * r
+    padding = tuple(padding)
+    if r == 1 and len(padding) == 2 and all(np.isscalar(p) for p in padding):
+        return [(int(padding[0]), int(padding[1]))]  # rank 1: (before, after) is one pair
+    assert len(padding) == r
+    return [(int(p), int(p)) if np.isscalar(p) else (int(p[0]), int(p[1])) for p in padding]
+
+
+def ref_conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=None,
+             data_format="channels_last", padding_mode="zeros", activation=None):
+    """N-d grouped cross-correlation, computed in float64/complex128, from the definition."""
+    x = np.asarray(x)
+    kernel = np.asarray(kernel)
+    arrays = [x, kernel] + ([] if bias is None else [np.asarray(bias)])
+    ctype = np.complex128 if any(np.iscomplexobj(a) for a in arrays) else np.float64
+    x = x.astype(ctype)
+    w = kernel.astype(ctype)
+    r = w.ndim - 2
+    assert x.ndim == r + 2
+    if data_format == "channels_first":
+        x = np.moveaxis(x, 1, -1)
+    ksize = w.shape[:r]
+    Cg, K = w.shape[-2], w.shape[-1]
+    C = x.shape[-1]
+    G = C // Cg if groups is None else groups
+    assert C == G * Cg and K % G == 0
+    Kg = K // G
+    strides = _as_tuple(strides, r)
+    dilations = _as_tuple(dilation_rate, r)
+    spatial = x.shape[1:-1]
+    pads = ref_pads(padding, spatial, ksize, strides, dilations)
+    xp = np.pad(x, [(0, 0)] + list(pads) + [(0, 0)], mode=_PAD_MODES[padding_mode])
+    out_sp = [ref_output_length(L, k, s, d, b, a)
+              for L, k, s, d, (b, a) in zip(spatial, ksize, strides, dilations, pads)]
+    assert all(o >= 1 for o in out_sp), out_sp
+    y = np.zeros((x.shape[0], *out_sp, K), dtype=ctype)
+    for tap in np.ndindex(*ksize):
+        sl = tuple(slice(t * d, t * d + (o - 1) * s + 1, s)
+                   for t, d, s, o in zip(tap, dilations, strides, out_sp))
+        xs = xp[(slice(None),) + sl]  # (N, *out_sp, C)
+        for g in range(G):
+            y[..., g * Kg:(g + 1) * Kg] += np.tensordot(
+                xs[..., g * Cg:(g + 1) * Cg], w[tap][:, g * Kg:(g + 1) * Kg], axes=([-1], [0]))
+    if bias is not None:
+        y = y + np.asarray(bias).astype(ctype)
+    y = ref_activation(activation, y)
+    if data_format == "channels_first":
+        y = np.moveaxis(y, -1, 1)
+    return y

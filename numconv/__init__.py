@@ -4,8 +4,8 @@ See ``numconv.conv`` for the conventions every op shares (layouts, padding,
 strides, dilation, groups, dtypes).
 """
 from ._config import get_num_threads, set_num_threads
-from ._ops import conv, conv1d, conv2d, conv3d
+from ._ops import choose_conv_method, conv, conv1d, conv2d, conv3d
 
 __version__ = "0.1.0"
 
-__all__ = ["conv", "conv1d", "conv2d", "conv3d", "get_num_threads", "set_num_threads"]
+__all__ = ["choose_conv_method", "conv", "conv1d", "conv2d", "conv3d", "get_num_threads", "set_num_threads"]

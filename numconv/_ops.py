@@ -153,3 +153,41 @@ conv3d.__doc__ = _CONV_DOC.format(
     example=""">>> import numpy as np, numconv
     >>> numconv.conv3d(np.ones((1, 4, 4, 4, 1)), np.ones((2, 2, 2, 1, 1))).shape
     (1, 3, 3, 3, 1)""")
+
+
+def choose_conv_method(x, kernel, bias=None, *, strides=1, padding="valid", dilation_rate=1, groups=None,
+                       data_format="channels_last", padding_mode="zeros", activation=None, measure=False):
+    """The method ``conv(..., method="auto")`` would use for these arguments.
+
+    Parameters
+    ----------
+    x, kernel, bias, strides, padding, dilation_rate, groups, data_format, padding_mode, activation
+        As for `conv`; only shapes and dtypes matter unless ``measure`` is true.
+    measure : bool, default False
+        Run and time every registered method on the given arrays.
+
+    Returns
+    -------
+    str or (str, dict)
+        The chosen method; with ``measure=True``, ``(fastest, {method: seconds})``.
+
+    Examples
+    --------
+    >>> import numpy as np, numconv
+    >>> numconv.choose_conv_method(np.ones((1, 32, 32, 3)), np.ones((3, 3, 3, 8)))
+    'direct'
+    """
+    fn = "choose_conv_method"
+    args = (x, kernel, bias, strides, padding, dilation_rate, groups, data_format, padding_mode, activation)
+    spec = conv_spec(fn, *args, "auto", _dispatch.METHODS)[0]
+    if not measure:
+        return _dispatch.choose_conv_method(spec)
+    import time
+
+    times = {}
+    for method in _dispatch.METHODS:
+        _conv(fn, None, *args, method, None)  # compile / warm caches
+        t0 = time.perf_counter()
+        _conv(fn, None, *args, method, None)
+        times[method] = time.perf_counter() - t0
+    return min(times, key=times.get), times

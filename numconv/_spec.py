@@ -204,7 +204,8 @@ def normalize_padding(fn, padding, rank, in_spatial, kernel_spatial, strides, di
                                   f"'causal' with a rank-{rank} kernel",
                                   "Use padding='same' or explicit (before, after) pairs per axis.")
             return ((dilations[0] * (kernel_spatial[0] - 1), 0),)
-        raise unknown_option(fn, "padding", padding, PADDINGS + ("an int", "a tuple of ints", "a tuple of (before, after) pairs"))
+        raise ValueError(f"{fn}: unknown padding {padding!r}; expected one of {', '.join(map(repr, PADDINGS))}, "
+                         "an int, a tuple of ints or a tuple of (before, after) pairs.")
     expected = (f"must be one of {', '.join(map(repr, PADDINGS))}, an int, a tuple of {rank} ints "
                 f"or a tuple of {rank} (before, after) pairs, all >= 0")
     try:

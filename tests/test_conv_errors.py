@@ -1,0 +1,194 @@
+"""Bad input raises ValueError/TypeError whose text names the argument, what was
+received, what was expected and the fix; NaN/Inf propagate; inputs stay intact."""
+import numpy as np
+import pytest
+
+import numconv
+
+X1 = np.ones((2, 10, 4))
+W1 = np.ones((3, 4, 8))
+X2 = np.ones((2, 12, 12, 4))
+W2 = np.ones((3, 3, 4, 8))
+
+
+def test_conv1d_2d_input_suggests_reshape():
+    with pytest.raises(ValueError) as e:
+        numconv.conv1d(np.ones((1, 56)), np.ones((3, 1, 64)))
+    msg = str(e.value)
+    assert "3-D input" in msg and "(batch, steps, channels)" in msg
+    assert "(1, 56)" in msg
+    assert "x.reshape(1, 56, 1)" in msg
+
+
+def test_missing_batch_axis_suggests_adding_it():
+    with pytest.raises(ValueError, match=r"got shape \(56, 4\).*x\.reshape\(1, 56, 4\)"):
+        numconv.conv1d(np.ones((56, 4)), W1)
+    with pytest.raises(ValueError, match=r"4-D input.*x\.reshape\(1, 28, 28, 1\)"):
+        numconv.conv2d(np.ones((28, 28)), np.ones((3, 3, 1, 8)))
+
+
+def test_channels_first_image_under_channels_last_names_sizes_and_fix():
+    with pytest.raises(ValueError) as e:
+        numconv.conv2d(np.ones((8, 1, 28, 28)), np.ones((5, 5, 1, 32)))
+    msg = str(e.value)
+    assert "size 1" in msg
+    assert "dilated kernel size 5" in msg
+    assert 'data_format="channels_first"' in msg
+
+
+def test_empty_output_names_axis_padded_size_and_dilated_kernel():
+    with pytest.raises(ValueError, match=r"spatial axis 1 \(width\).*padded size 6.*dilated kernel size 7"):
+        numconv.conv2d(np.ones((1, 9, 4, 2)), np.ones((3, 3, 2, 2)), dilation_rate=3, padding=((0, 0), (1, 1)))
+
+
+def test_channel_mismatch():
+    with pytest.raises(ValueError, match=r"divisible by the kernel's in_channels // groups = 3.*got 4 channels"):
+        numconv.conv2d(X2, np.ones((3, 3, 3, 8)))
+    # channels-first data under channels_last, with the kernel's channels on axis 1
+    with pytest.raises(ValueError, match=r'got 32 channels.*data_format="channels_first"'):
+        numconv.conv2d(np.ones((2, 3, 32, 32)), np.ones((3, 3, 3, 8)))
+    with pytest.raises(ValueError, match=r'channels on the second axis.*data_format="channels_last"'):
+        numconv.conv2d(np.ones((2, 32, 32, 3)), np.ones((3, 3, 3, 8)), data_format="channels_first")
+
+
+@pytest.mark.parametrize("groups, kernel, pattern", [
+    (3, np.ones((3, 3, 2, 8)), r"groups must divide the input channels \(4\); got 3"),
+    (2, np.ones((3, 3, 2, 9)), r"groups must divide the number of filters \(9"),
+    (4, np.ones((3, 3, 2, 8)), r"groups \* 2 = 8 channels for groups=4"),
+    (0, np.ones((3, 3, 4, 8)), r"groups must be >= 1; got 0"),
+])
+def test_bad_groups(groups, kernel, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        numconv.conv2d(X2, kernel, groups=groups)
+
+
+def test_groups_type():
+    with pytest.raises(TypeError, match="groups must be a positive int or None; got 2.0"):
+        numconv.conv2d(X2, np.ones((3, 3, 2, 8)), groups=2.0)
+
+
+@pytest.mark.parametrize("arg", ["strides", "dilation_rate"])
+@pytest.mark.parametrize("value", [0, -1, (1, 0), (2, -3)])
+def test_nonpositive_strides_and_dilation(arg, value):
+    with pytest.raises(ValueError, match=rf"{arg} must have every entry >= 1; got {value!r}".replace("(", r"\(").replace(")", r"\)")):
+        numconv.conv2d(X2, W2, **{arg: value})
+
+
+@pytest.mark.parametrize("arg", ["strides", "dilation_rate"])
+def test_wrong_length_or_type_of_strides(arg):
+    with pytest.raises(ValueError, match=rf"{arg} must be an int or a tuple of 2 ints"):
+        numconv.conv2d(X2, W2, **{arg: (1, 1, 1)})
+    with pytest.raises(TypeError, match=rf"{arg} must be an int or a tuple of 2 ints; got 1.5"):
+        numconv.conv2d(X2, W2, **{arg: 1.5})
+
+
+def test_unknown_padding_lists_options():
+    with pytest.raises(ValueError, match=r"unknown padding 'sme'; expected one of 'valid', 'same', 'causal', 'full'"):
+        numconv.conv2d(X2, W2, padding="sme")
+    with pytest.raises(ValueError, match=r"padding must be one of .*got \(1, 2, 3\)"):
+        numconv.conv2d(X2, W2, padding=(1, 2, 3))
+    with pytest.raises(ValueError, match=r"all >= 0; got -1"):
+        numconv.conv2d(X2, W2, padding=-1)
+
+
+def test_unknown_padding_mode_lists_options():
+    with pytest.raises(ValueError, match=r"unknown padding_mode 'mirror'; expected one of 'zeros', 'reflect', "
+                                         r"'replicate', 'circular'"):
+        numconv.conv2d(X2, W2, padding_mode="mirror")
+
+
+def test_padding_mode_limits():
+    with pytest.raises(ValueError, match=r"smaller than the input size 10 .*reflect.*got pads \(10, 10\)"):
+        numconv.conv1d(X1, W1, padding=10, padding_mode="reflect")
+    numconv.conv1d(X1, W1, padding=9, padding_mode="reflect")  # pad < L is fine
+    numconv.conv1d(X1, W1, padding=10, padding_mode="circular")  # pad <= L is fine
+    with pytest.raises(ValueError, match=r"at most the input size 10 .*circular.*got pads \(11, 11\)"):
+        numconv.conv1d(X1, W1, padding=11, padding_mode="circular")
+
+
+def test_causal_only_rank1():
+    with pytest.raises(ValueError, match=r'padding "causal" is defined for rank-1.*rank-2'):
+        numconv.conv2d(X2, W2, padding="causal")
+    with pytest.raises(ValueError, match=r"rank-3"):
+        numconv.conv3d(np.ones((1, 4, 4, 4, 1)), np.ones((2, 2, 2, 1, 1)), padding="causal")
+
+
+@pytest.mark.parametrize("bad", [np.array([[["a"]]]), np.ones((2, 10, 4), dtype=object), [[["x", 1]]]])
+def test_non_numeric_dtypes_raise_typeerror(bad):
+    with pytest.raises(TypeError, match=r"conv1d: x must have a numeric dtype"):
+        numconv.conv1d(bad, W1)
+    with pytest.raises(TypeError, match=r"conv1d: kernel must have a numeric dtype"):
+        numconv.conv1d(X1, np.asarray(W1, dtype=object))
+
+
+def test_longdouble_is_not_truncated_silently():
+    with pytest.raises(TypeError, match=r"x must have dtype float32, float64, complex64 or complex128.*astype"):
+        numconv.conv1d(X1.astype(np.longdouble), W1)
+
+
+def test_ragged_list():
+    with pytest.raises(TypeError, match="x must be a numeric array-like"):
+        numconv.conv1d([[[1.0], [2.0, 3.0]]], W1)
+
+
+def test_kernel_rank_and_shape():
+    with pytest.raises(ValueError, match=r"conv: kernel must be 3-D, 4-D or 5-D.*got shape \(4, 8\)"):
+        numconv.conv(X1, np.ones((4, 8)))
+    with pytest.raises(ValueError, match=r"conv2d: kernel must be 4-D"):
+        numconv.conv2d(X2, W1)
+    with pytest.raises(ValueError, match=r"zero-length axis"):
+        numconv.conv1d(X1, np.ones((3, 4, 0)))
+
+
+def test_bias_shape():
+    with pytest.raises(ValueError, match=r"bias must have shape \(8,\), one value per filter; got shape \(3,\)"):
+        numconv.conv1d(X1, W1, np.ones(3))
+
+
+def test_unknown_options():
+    with pytest.raises(ValueError, match=r"unknown data_format 'NHWC'; expected one of 'channels_last', 'channels_first'"):
+        numconv.conv2d(X2, W2, data_format="NHWC")
+    with pytest.raises(ValueError, match=r"unknown activation 'rlu'; expected one of 'linear', 'relu'"):
+        numconv.conv2d(X2, W2, activation="rlu")
+    with pytest.raises(TypeError, match=r"activation must be None, an activation name or a callable; got 3"):
+        numconv.conv2d(X2, W2, activation=3)
+    with pytest.raises(ValueError, match=r"unknown method 'fast'; expected one of 'auto', 'direct'"):
+        numconv.conv2d(X2, W2, method="fast")
+
+
+def test_out_validation():
+    with pytest.raises(TypeError, match=r"out must have the result dtype float64; got dtype float32"):
+        numconv.conv1d(X1, W1, out=np.empty((2, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"out must have the result shape \(2, 8, 8\); got shape \(2, 8, 7\)"):
+        numconv.conv1d(X1, W1, out=np.empty((2, 8, 7)))
+    with pytest.raises(TypeError, match=r"out must be a numpy.ndarray; got list"):
+        numconv.conv1d(X1, W1, out=[])
+    ro = np.empty((2, 8, 8))
+    ro.setflags(write=False)
+    with pytest.raises(ValueError, match="out must be writable"):
+        numconv.conv1d(X1, W1, out=ro)
+
+
+def test_errors_are_raised_before_any_work_on_huge_bad_input():
+    # Validation happens on shapes only: a bad stride is reported without touching data.
+    x = np.broadcast_to(np.float64(1), (1, 10**6, 10**3))
+    with pytest.raises(ValueError, match="strides"):
+        numconv.conv1d(x, np.ones((3, 10**3, 2)), strides=0)
+
+
+def test_nan_and_inf_propagate_like_plain_arithmetic():
+    x = np.zeros((1, 12, 1))
+    x[0, 5, 0] = np.nan
+    x[0, 9, 0] = np.inf
+    y = numconv.conv1d(x, np.ones((3, 1, 1)), padding="same")[0, :, 0]
+    assert np.isnan(y[4:7]).all()
+    assert np.isfinite(y[:4]).all() and np.isfinite(y[11:]).all()
+    assert (y[8:11] == np.inf).all() and y[7] == 0
+    # relu keeps NaN (as tf.nn.relu and torch.relu do); a fastmath build would turn it into 0
+    r = numconv.conv1d(x, np.ones((3, 1, 1)), padding="same", activation="relu")[0, :, 0]
+    assert np.isnan(r[4:7]).all()
+    assert np.isnan(numconv.conv1d(x.astype(np.float32), np.ones((3, 1, 1), np.float32),
+                                   activation="sigmoid")[0, 4, 0])
+    # Inf - Inf = NaN, as in NumPy
+    z = numconv.conv1d(np.full((1, 3, 1), np.inf), np.array([1.0, -1.0, 1.0]).reshape(3, 1, 1))
+    assert np.isnan(z).all()

@@ -1,0 +1,93 @@
+"""Thread counts, concurrent callers, JIT options and specialisation counts."""
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+import pytest
+
+import numconv
+from numconv import _config
+from numconv._kernels.conv import conv_direct_kernel
+from numconv._kernels.pad import pad_kernel
+
+
+def _case(seed, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((3, 17, 19, 24)).astype(dtype)
+    w = rng.standard_normal((3, 3, 24, 40)).astype(dtype)
+    return x, w
+
+
+def test_results_bit_identical_for_any_thread_count():
+    x, w = _case(0)
+    old = numconv.get_num_threads()
+    try:
+        outs = []
+        for n in range(1, numba.config.NUMBA_NUM_THREADS + 1):
+            numconv.set_num_threads(n)
+            assert numconv.get_num_threads() == n
+            outs.append(numconv.conv2d(x, w, strides=(1, 2), padding="same", dilation_rate=(2, 1)))
+    finally:
+        numconv.set_num_threads(old)
+    for o in outs[1:]:
+        assert np.array_equal(o, outs[0])
+
+
+def test_set_num_threads_validates():
+    with pytest.raises(ValueError, match=r"set_num_threads: n must be between 1 and"):
+        numconv.set_num_threads(0)
+    with pytest.raises(TypeError, match=r"n must be an int"):
+        numconv.set_num_threads(1.5)
+
+
+def test_concurrent_calls_from_python_threads_are_correct():
+    cases = [_case(s, dt) for s in range(6) for dt in (np.float32, np.float64)]
+    expected = [numconv.conv2d(x, w, padding="same", padding_mode="reflect") for x, w in cases]
+
+    def work(i):
+        x, w = cases[i % len(cases)]
+        return i % len(cases), numconv.conv2d(x, w, padding="same", padding_mode="reflect")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for i, y in pool.map(work, range(48)):
+            assert np.array_equal(y, expected[i])
+
+
+def test_threading_layer_is_thread_safe_or_guarded():
+    numconv.conv1d(np.ones((1, 8, 1)), np.ones((3, 1, 1)))
+    layer = numba.threading_layer()
+    lock = _config.kernel_lock()
+    if layer == "workqueue":
+        assert lock is _config._LOCK
+    else:
+        assert layer in ("omp", "tbb") and lock is _config._NO_LOCK
+
+
+def test_fastmath_never_assumes_finite_values():
+    for opts in (_config.PARALLEL, _config.SERIAL):
+        fm = opts.get("fastmath", False)
+        if fm is True:
+            pytest.fail("fastmath=True enables nnan/ninf")
+        if fm:
+            assert not {"nnan", "ninf", "fast"} & set(fm)
+
+
+def test_specialisations_stay_few():
+    """Only the dtype reaches the kernels' signatures: layouts, read-only-ness,
+    ranks, strides, padding and activations are all runtime values."""
+    rng = np.random.default_rng(1)
+    dtypes = [np.float32, np.float64, np.complex64, np.complex128]
+    for dt in dtypes:
+        for rank in (1, 2, 3):
+            x = rng.standard_normal((2,) + (6,) * rank + (4,)).astype(dt)
+            w = rng.standard_normal((3,) * rank + (2, 6)).astype(dt)
+            xf = np.asfortranarray(x)
+            xr = x[:, ::-1]
+            x.setflags(write=False)
+            for xx in (x, xf, xr):
+                numconv.conv(xx, w, np.ones(6, dt), strides=2, padding="same", groups=2,
+                             padding_mode="reflect", activation=None if dt in dtypes[2:] else "relu")
+                numconv.conv(xx.tolist(), w, dilation_rate=2, padding="full", data_format="channels_last")
+                numconv.conv(np.moveaxis(xx, -1, 1), w, data_format="channels_first")
+    assert len(conv_direct_kernel.signatures) <= len(dtypes)
+    assert len(pad_kernel.signatures) <= len(dtypes)

@@ -129,6 +129,14 @@ def _case_id(p):
         df="cf" if p["data_format"] == "channels_first" else "cl", **p)
 
 
+def registered_methods():
+    """Every public `method=` string the library registers (all paths must agree)."""
+    registry = getattr(numconv, "METHODS", None)
+    if registry is None:
+        registry = getattr(getattr(numconv, "_dispatch", None), "METHODS", {})
+    return sorted(registry) or ["auto"]
+
+
 def tolerances(dtype, ref):
     scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
     if np.dtype(dtype) in (np.float64, np.complex128):
@@ -158,6 +166,12 @@ def test_conv_matches_reference(p):
     assert ranked.dtype == got.dtype and ranked.shape == got.shape, msg
     np.testing.assert_allclose(ranked, ref, err_msg=f"conv{p['rank']}d; {msg}",
                                **tolerances(p["dtype"], ref))
+
+    for method in registered_methods():
+        forced = numconv.conv(x, w, b, method=method, **kw)
+        assert forced.dtype == got.dtype and forced.shape == got.shape, f"{method}; {msg}"
+        np.testing.assert_allclose(forced, ref, err_msg=f"method={method!r}; {msg}",
+                                   **tolerances(p["dtype"], ref))
 
 
 def test_sweep_covers_the_parameter_space():

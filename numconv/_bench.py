@@ -1,0 +1,402 @@
+"""``python -m numconv bench``: numconv against PyTorch on the benchmark case table.
+
+For each case of ``numconv._cases.CASES`` (the table asv also runs) it prints
+numconv's time, torch's time in its NCHW and channels_last memory formats and the
+faster of the two, the speedup (torch best / numconv), numconv's GFLOP/s and its
+share of the machine's matrix-product ceiling (a 2048^3 ``np.matmul`` measured at
+start-up; DGEMM for float64 cases), float32 error against a float64 reference for
+both libraries, and the peak extra memory of one numconv call.
+
+Wiring (``numconv/__main__.py``)::
+
+    p_bench = sub.add_parser("bench", help=..., description=numconv._bench.__doc__)
+    numconv._bench.add_arguments(p_bench)
+    ... {"demo": demo, "bench": numconv._bench.run}[args.command](args)
+
+``python -m numconv._bench`` runs the same thing stand-alone. torch, scipy and
+matplotlib are imported only inside ``run``; without torch the table has the
+numconv columns only.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+from . import _cases
+
+#: Environment variables that slow OpenBLAS's GEMM on this kind of machine.
+SLOW_BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+#: Calls before timing starts (JIT compile / cache load, oneDNN primitive creation).
+WARMUP = 2
+#: Each timed sample repeats a fast call until it lasts at least this long (s).
+MIN_SAMPLE_S = 0.02
+#: Pause after BLAS / torch work before timing numconv: OpenBLAS threads spin for
+#: ~100-200 ms after a call and slow a following Numba kernel 2.5-3x (PERF_NOTES).
+SETTLE_S = 0.25
+
+
+def add_arguments(parser):
+    """Add the ``bench`` options to an ``argparse`` parser (or sub-parser)."""
+    parser.add_argument("--cases", default="", metavar="NAME,...",
+                        help="comma-separated case names, globs ('resnet*') or substrings ('1d') "
+                             "(default: every case). Cases: " + ", ".join(_cases.CASES))
+    parser.add_argument("--repeat", type=int, default=7, metavar="N",
+                        help="timed samples per measurement; the median is reported (default 7)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="threads for numconv and torch (default 2, or fewer if Numba sees fewer cores)")
+    parser.add_argument("--method", default="auto",
+                        help='numconv method= ("auto" or a registered path; default "auto")')
+    parser.add_argument("--channels-first", action="store_true",
+                        help="add a column: numconv time with channels_first input / channels_last time")
+    parser.add_argument("--no-torch", action="store_true", help="numconv columns only, even if torch is installed")
+    parser.add_argument("--no-accuracy", action="store_true",
+                        help="skip the float64 reference (error columns)")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="bar chart of speedups and GFLOP/s (needs matplotlib: pip install 'numconv[plot]')")
+    parser.add_argument("--json", metavar="FILE", help="also write every measurement to FILE as JSON")
+    return parser
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m numconv bench", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+# ------------------------------------------------------------------- measuring
+
+def time_call(fn, repeat, warmup=WARMUP, min_sample=MIN_SAMPLE_S):
+    """Median seconds per call of ``fn`` over ``repeat`` samples, after ``warmup``
+    calls; each sample loops a fast call until it lasts ``min_sample`` seconds."""
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    number = max(1, min(1000, int(min_sample / max(first, 1e-9))))
+    samples = []
+    for _ in range(max(repeat, 1)):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - t0) / number)
+    return statistics.median(samples)
+
+
+def measure_gemm(dtypes=("float32",), n=2048, repeat=5):
+    """GFLOP/s of an ``n^3`` ``np.matmul`` per dtype, best of ``repeat``, in this process."""
+    out = {}
+    for dt in dtypes:
+        a = np.random.default_rng(0).standard_normal((n, n)).astype(dt)
+        c = np.empty_like(a)
+        np.matmul(a, a, out=c)
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            np.matmul(a, a, out=c)
+            best = min(best, time.perf_counter() - t0)
+        out[dt] = 2 * n**3 / best / 1e9
+    return out
+
+
+def measure_gemm_clean_env(dtypes=("float32",), n=2048, repeat=5):
+    """Like ``measure_gemm`` but in a subprocess with ``SLOW_BLAS_VARS`` removed
+    (OpenBLAS reads them once, at load). ``None`` if the subprocess fails."""
+    env = {k: v for k, v in os.environ.items() if k not in SLOW_BLAS_VARS}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
+    code = ("import json; from numconv._bench import measure_gemm; "
+            f"print(json.dumps(measure_gemm({tuple(dtypes)!r}, {n}, {repeat})))")
+    try:
+        res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                             timeout=120, check=True)
+        return json.loads(res.stdout)
+    except (subprocess.SubprocessError, OSError, ValueError):
+        return None
+
+
+def measure_bandwidth(nbytes=256 * 2**20, repeat=3):
+    """Copy bandwidth in GB/s (bytes read + written) of one ``np.copyto``, best of ``repeat``."""
+    src = np.ones(nbytes // 8)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * src.nbytes / best / 1e9
+
+
+def peak_extra_mib(fn):
+    """Peak bytes (MiB) that one call of ``fn`` allocates beyond its result, as
+    ``tracemalloc`` sees them (NumPy registers its buffers with it; memory that
+    Numba's runtime allocates inside ``@njit`` code is not traced)."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        y = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return max(peak - base - getattr(y, "nbytes", 0), 0) / 2**20
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# ------------------------------------------------------------------- the run
+
+def _default_threads():
+    import numba
+
+    return min(2, numba.config.NUMBA_NUM_THREADS)
+
+
+def _import_torch(disabled):
+    if disabled:
+        return None
+    try:
+        import torch
+    except ImportError:  # not installed, or hidden with sys.modules["torch"] = None
+        return None
+    return torch
+
+
+def _check_plot_backend():
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("numconv bench: --plot needs matplotlib, which is not installed. "
+                         "Install it with: pip install matplotlib  (or pip install 'numconv[plot]')") from None
+    matplotlib.use("Agg")
+
+
+def measure_case(case, *, repeat, threads, torch, method="auto", channels_first=False, accuracy=True,
+                 ceilings=None):
+    """Every number of one table row, as a dict (times in seconds)."""
+    ceilings = ceilings or {}
+    row = {"case": case.name, "shape": case.describe(), "dtype": case.dtype, "flops": case.flops,
+           "min_bytes": case.min_bytes}
+    time.sleep(SETTLE_S)
+    nc = _cases.prepare_numconv(case, method=method, threads=threads)
+    t_nc = row["numconv_s"] = time_call(nc, repeat)
+    row["gflops"] = case.flops / t_nc / 1e9
+    gemm = ceilings.get("gemm", {}).get(case.dtype)
+    row["pct_gemm"] = 100 * row["gflops"] / gemm if gemm else None
+    bw = ceilings.get("bandwidth_gbs")
+    row["x_bandwidth"] = None
+    if bw and gemm and case.flops / case.min_bytes < gemm / bw:  # memory-bound by the roofline
+        row["x_bandwidth"] = t_nc / (case.min_bytes / (bw * 1e9))
+    row["extra_mib"] = peak_extra_mib(nc)
+    row["cf_over_cl"] = None
+    if channels_first and case.data_format == "channels_last":
+        ncf = _cases.prepare_numconv(case, method=method, data_format="channels_first", threads=threads)
+        row["cf_over_cl"] = time_call(ncf, repeat) / t_nc
+    torch_calls = {}
+    if torch is not None:
+        for layout in _cases.TORCH_LAYOUTS:
+            try:
+                torch_calls[layout] = _cases.prepare_torch(case, layout=layout, threads=threads)
+            except NotImplementedError:
+                continue
+            row[f"torch_{layout}_s"] = time_call(torch_calls[layout], repeat)
+        times = {lay: row[f"torch_{lay}_s"] for lay in torch_calls}
+        if times:
+            best = min(times, key=times.get)
+            row["torch_best_layout"] = best
+            row["torch_best_s"] = times[best]
+            row["speedup"] = times[best] / t_nc
+    if accuracy:
+        ref = _cases.reference(case)
+        row["err_numconv"] = _cases.rel_error(nc.result(), ref)
+        if "torch_best_layout" in row:
+            row["err_torch"] = _cases.rel_error(torch_calls[row["torch_best_layout"]].result(), ref)
+    return row
+
+
+def _fmt_ms(s):
+    if s is None:
+        return "-"
+    ms = s * 1e3
+    return f"{ms:.1f}" if ms >= 100 else f"{ms:.2f}" if ms >= 1 else f"{ms:.3f}"
+
+
+def _fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def _columns(with_torch, with_cf, with_accuracy):
+    cols = [("case", 14, lambda r: r["case"]),
+            ("dtype", 7, lambda r: r["dtype"]),
+            ("numconv ms", 10, lambda r: _fmt_ms(r["numconv_s"]))]
+    if with_torch:
+        cols += [("torch NCHW", 10, lambda r: _fmt_ms(r.get("torch_nchw_s"))),
+                 ("torch CL", 9, lambda r: _fmt_ms(r.get("torch_channels_last_s"))),
+                 ("torch best", 10, lambda r: _fmt_ms(r.get("torch_best_s"))),
+                 ("speedup", 7, lambda r: _fmt(r.get("speedup"), ".2f"))]
+    cols += [("GFLOP/s", 7, lambda r: _fmt(r["gflops"], ".1f")),
+             ("%GEMM", 5, lambda r: _fmt(r["pct_gemm"], ".0f")),
+             ("xBW", 5, lambda r: _fmt(r["x_bandwidth"], ".1f"))]
+    if with_accuracy:
+        cols += [("err numconv", 11, lambda r: _fmt(r.get("err_numconv"), ".1e"))]
+        if with_torch:
+            cols += [("err torch", 9, lambda r: _fmt(r.get("err_torch"), ".1e"))]
+    cols += [("+MiB", 6, lambda r: _fmt(r["extra_mib"], ".1f"))]
+    if with_cf:
+        cols += [("cf/cl", 5, lambda r: _fmt(r["cf_over_cl"], ".2f"))]
+    return cols
+
+
+def _line(cols, values):
+    return "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
+                     for i, ((_, w, _f), v) in enumerate(zip(cols, values)))
+
+
+def run(args):
+    """Run the benchmark described by parsed ``args`` (see ``add_arguments``);
+    print the table, optionally write JSON and a plot. Returns 0."""
+    import numba
+
+    import numconv
+
+    cases = _cases.select(args.cases)
+    if args.plot:
+        _check_plot_backend()  # fail before minutes of measuring, not after
+    threads = args.threads if args.threads is not None else _default_threads()
+    torch = _import_torch(getattr(args, "no_torch", False))
+    accuracy = not getattr(args, "no_accuracy", False)
+    method = getattr(args, "method", "auto")
+    out = sys.stdout
+
+    dtypes = sorted({c.dtype for c in cases})
+    gemm = measure_gemm(dtypes)
+    slow_vars = {k: os.environ[k] for k in SLOW_BLAS_VARS if k in os.environ}
+    gemm_clean = measure_gemm_clean_env(dtypes) if slow_vars else None
+    ceiling = {dt: max(gemm[dt], (gemm_clean or {}).get(dt, 0.0)) for dt in dtypes}
+    bandwidth = measure_bandwidth()
+    ceilings = {"gemm": ceiling, "gemm_this_process": gemm, "gemm_clean_env": gemm_clean,
+                "bandwidth_gbs": bandwidth}
+
+    numconv.set_num_threads(threads)
+    numconv.conv(np.ones((1, 4, 1), np.float32), np.ones((1, 1, 1), np.float32))  # pick the threading layer
+    try:
+        layer = numba.threading_layer()
+    except ValueError:
+        layer = "?"
+    machine = {"cpu": _cpu_name(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+               "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
+               "numconv": numconv.__version__, "torch": getattr(torch, "__version__", None),
+               "threads": threads, "numba_threading_layer": layer, "method": method,
+               "repeat": args.repeat, "slow_blas_env": slow_vars}
+
+    p = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
+    p(f"numconv {numconv.__version__} bench: {threads} threads (Numba {numba.__version__}, "
+      f"{layer} layer), method={method!r}, median of {args.repeat} samples after {WARMUP} warm-up calls, one process")
+    p(f"machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs; Python {machine['python']}, "
+      f"NumPy {np.__version__}")
+    if torch is not None:
+        p(f"peer: torch {torch.__version__} at {threads} threads, torch.nn.functional.conv*d under no_grad; "
+          "NCHW and channels_last (oneDNN) memory formats, 'best' is the faster")
+    else:
+        p("peer: torch not available (or --no-torch): numconv columns only")
+    names = {"float32": "SGEMM", "float64": "DGEMM"}
+    parts = [f"{names.get(dt, dt)} {gemm[dt]:.0f}" + (f" ({gemm_clean[dt]:.0f} with OPENBLAS_* unset)"
+                                                       if gemm_clean and dt in gemm_clean else "")
+             for dt in dtypes]
+    p(f"ceilings: 2048^3 np.matmul GFLOP/s: {', '.join(parts)}; copy bandwidth {bandwidth:.0f} GB/s "
+      "(np.copyto, 1 thread)")
+    if slow_vars:
+        p("WARNING: " + " ".join(f"{k}={v}" for k, v in slow_vars.items())
+          + " set: they slow NumPy's OpenBLAS GEMM in this process; %GEMM uses the faster "
+            "ceiling measured in a subprocess without them.")
+    p("speedup = torch best / numconv; %GEMM = numconv GFLOP/s / ceiling of its dtype; xBW (memory-bound "
+      "cases) = numconv time / compulsory-traffic time at the copy bandwidth; err = max|y - ref| / max|ref| "
+      "against a float64 NumPy reference; +MiB = peak extra memory of one numconv call beyond its output "
+      "(tracemalloc)" + ("; cf/cl = numconv channels_first time / channels_last time" if args.channels_first else ""))
+    p("")
+    cols = _columns(torch is not None, args.channels_first, accuracy)
+    p(_line(cols, [h for h, _, _ in cols]))
+    p(_line(cols, ["-" * w for _, w, _ in cols]))
+    rows = []
+    for case in cases:
+        row = measure_case(case, repeat=args.repeat, threads=threads, torch=torch, method=method,
+                           channels_first=args.channels_first, accuracy=accuracy, ceilings=ceilings)
+        rows.append(row)
+        p(_line(cols, [f(row) for _, _, f in cols]))
+        _cases.inputs.cache_clear()  # big cases: don't keep every array alive
+        _cases.reference.cache_clear()
+        _cases._base_arrays.cache_clear()
+    p("\n" + "\n".join(f"  {c.name:<14}  {c.describe()}  [{c.dtype}, {c.flops / 1e9:.2f} GFLOP]" for c in cases))
+    speedups = [r["speedup"] for r in rows if r.get("speedup")]
+    if speedups:
+        geo = float(np.exp(np.mean(np.log(speedups))))
+        p(f"geometric-mean speedup over torch's best layout: {geo:.2f}x ({len(speedups)} cases)")
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "ceilings": ceilings, "rows": rows}, f, indent=1)
+        p(f"wrote {args.json}")
+    if args.plot:
+        plot(rows, ceilings, machine, args.plot)
+        p(f"wrote {args.plot}")
+    return 0
+
+
+def plot(rows, ceilings, machine, path):
+    """Two panels: speedup over torch's best layout, and numconv GFLOP/s against
+    the GEMM ceilings. Needs matplotlib (imported here only)."""
+    _check_plot_backend()
+    import matplotlib.pyplot as plt
+
+    names = [r["case"] for r in rows]
+    has_torch = any(r.get("speedup") for r in rows)
+    fig, axes = plt.subplots(2 if has_torch else 1, 1, figsize=(max(8, 0.6 * len(rows) + 3), 8 if has_torch else 4.5),
+                             squeeze=False)
+    axes = axes[:, 0]
+    xs = np.arange(len(rows))
+    if has_torch:
+        ax = axes[0]
+        sp = [r.get("speedup") or 0 for r in rows]
+        ax.bar(xs, sp, color=["tab:green" if s >= 1 else "tab:red" for s in sp])
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_ylabel("torch best / numconv")
+        ax.set_title(f"numconv vs torch {machine.get('torch')} ({machine['threads']} threads, "
+                     f"faster of NCHW / channels_last)")
+        ax.set_xticks(xs, names, rotation=45, ha="right")
+        for x, s in zip(xs, sp):
+            ax.annotate(f"{s:.2f}", (x, s), ha="center", va="bottom", fontsize=8)
+    ax = axes[-1]
+    gf = [r["gflops"] for r in rows]
+    ax.bar(xs, gf, color=["tab:blue" if r["dtype"] == "float32" else "tab:purple" for r in rows])
+    styles = {"float32": "--", "float64": ":"}
+    for dt, v in ceilings["gemm"].items():
+        ax.axhline(v, color="gray", ls=styles.get(dt, "-."), lw=1, label=f"{dt} GEMM ceiling {v:.0f}")
+    ax.set_ylabel("numconv GFLOP/s")
+    ax.set_title(f"{machine['cpu']}, {machine['threads']} threads")
+    ax.set_xticks(xs, names, rotation=45, ha="right")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,514 @@
+"""The benchmark case table and the peer registry: one source of truth.
+
+``python -m numconv bench`` (``numconv._bench``) and the asv suite in
+``benchmarks/`` (through ``benchmarks/common.py``) both read this module, so a
+case means the same shapes, arguments, data and FLOP count everywhere.
+
+* ``CASES``: named workloads from issue 3 (items 3 and 4). Append-only, as in
+  NumPy's asv suite: never change an existing entry (asv results stay
+  comparable over time); add a new name instead.
+* ``inputs(name)`` and ``reference(name)``: seeded, ``lru_cache``d data and an
+  independent float64 NumPy result (a loop over kernel taps written from the
+  definition in API.md; it imports nothing from numconv's implementation).
+* ``PEERS``: ``{"numconv", "torch", "scipy"}`` -> ``prepare(case, **options)``
+  returning a ``Prepared`` zero-argument callable, or raising
+  ``NotImplementedError`` when the peer is not installed or has no such op (asv
+  counts that as a skip; the bench prints a dash).
+
+Nothing here imports torch, scipy or matplotlib at import time.
+
+torch notes: ``torch.nn.functional.conv{1,2,3}d`` under ``torch.no_grad()`` at
+``threads`` (default 2) intra-op threads. Two memory formats are prepared:
+``"nchw"`` (contiguous, torch's default) and ``"channels_last"``
+(``torch.channels_last`` / ``channels_last_3d``; for 1-D, which has no
+channels-last memory format, a ``permute`` view of the (N, L, C) array). Torch
+runs its channels-last convolutions through oneDNN (mkldnn), which is usually its
+faster CPU path; the bench reports the faster of the two ("torch's best layout").
+Padding that ``F.conv*d`` cannot express (asymmetric pads from "same"/"causal",
+non-zero padding modes) is applied with ``F.pad`` inside the timed call, as
+``torch.nn.Conv2d(padding_mode=...)`` does.
+"""
+import dataclasses
+import functools
+import math
+import zlib
+
+import numpy as np
+
+# ----------------------------------------------------------------------- cases
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One named workload.
+
+    ``x_shape`` is always given channels-last ``(batch, *spatial, channels)``;
+    ``inputs`` transposes it when ``kwargs`` asks for ``data_format="channels_first"``.
+    ``kernel_shape`` is Keras's ``(*kernel_size, in_channels // groups, filters)``.
+    ``kwargs`` is a tuple of ``(name, value)`` pairs for ``numconv.conv`` (frozen,
+    hashable); ``conv_kwargs`` gives it as a dict.
+    """
+
+    name: str
+    area: str  # benchmark file/class: "conv1d", "conv2d", "conv3d", "depthwise", "variants"
+    x_shape: tuple
+    kernel_shape: tuple
+    kwargs: tuple = ()
+    dtype: str = "float32"
+    slow: bool = False  # skipped by asv when ASV_SKIP_SLOW=1
+    note: str = ""
+
+    @property
+    def conv_kwargs(self):
+        return dict(self.kwargs)
+
+    @property
+    def rank(self):
+        return len(self.kernel_shape) - 2
+
+    @property
+    def data_format(self):
+        return self.conv_kwargs.get("data_format", "channels_last")
+
+    @property
+    def groups(self):
+        g = self.conv_kwargs.get("groups")
+        return self.x_shape[-1] // self.kernel_shape[-2] if g is None else g
+
+    @property
+    def geometry(self):
+        """``(pads, out_spatial)``: explicit (before, after) pads and output lengths."""
+        return _geometry(self)
+
+    @property
+    def out_shape(self):
+        """Output shape, channels-last."""
+        return (self.x_shape[0],) + self.geometry[1] + (self.kernel_shape[-1],)
+
+    @property
+    def flops(self):
+        """2 x multiply-accumulates of the direct computation (no padding waste)."""
+        return 2 * math.prod(self.out_shape) * math.prod(self.kernel_shape[:-1])
+
+    @property
+    def min_bytes(self):
+        """Compulsory memory traffic: read x and the kernel once, write the output once."""
+        item = np.dtype(self.dtype).itemsize
+        return item * (math.prod(self.x_shape) + math.prod(self.kernel_shape) + math.prod(self.out_shape))
+
+    def describe(self):
+        """Short human-readable shape summary, e.g. ``8x56x56x64 -> 64, 3x3 same``."""
+        k = "x".join(map(str, self.kernel_shape[:-2]))
+        kw = {key: v for key, v in self.kwargs if key not in ("padding",)}
+        extra = " ".join(f"{key}={v}" for key, v in kw.items())
+        return (f"{'x'.join(map(str, self.x_shape))} -> {self.kernel_shape[-1]}, {k} "
+                f"{self.conv_kwargs.get('padding', 'valid')}{' ' + extra if extra else ''}")
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def with_kwargs(self, **kwargs):
+        """A copy with some ``numconv.conv`` keyword arguments changed."""
+        merged = dict(self.kwargs)
+        merged.update(kwargs)
+        return self.replace(kwargs=tuple(merged.items()))
+
+    def shrunk(self):
+        """A tiny case with the same arguments, dtype and channels (for smoke tests
+        and for counting compiled specialisations): batch 1, each spatial length cut
+        to a few dilated kernel sizes."""
+        pads, _ = self.geometry
+        d = _tuple(self.conv_kwargs.get("dilation_rate", 1), self.rank)
+        s = _tuple(self.conv_kwargs.get("strides", 1), self.rank)
+        spatial = []
+        for L, k, di, si, (b, a) in zip(self.x_shape[1:-1], self.kernel_shape[:-2], d, s, pads):
+            eff = di * (k - 1) + 1
+            spatial.append(min(L, max(2 * eff + 2 * si, 8, b + 1, a + 1)))
+        return self.replace(name=self.name + "_small", x_shape=(1, *spatial, self.x_shape[-1]), slow=False)
+
+
+def _c(name, area, x_shape, kernel_shape, dtype="float32", slow=False, note="", **kwargs):
+    return Case(name, area, tuple(x_shape), tuple(kernel_shape), tuple(kwargs.items()), dtype, slow, note)
+
+
+#: Append-only. Names are stable identifiers for asv results; keep them ASCII.
+CASE_LIST = [
+    # issue 3, item 3
+    _c("resnet", "conv2d", (8, 56, 56, 64), (3, 3, 64, 64), padding="same"),
+    _c("pointwise", "conv2d", (8, 28, 28, 256), (1, 1, 256, 256)),
+    _c("stem", "conv2d", (1, 224, 224, 3), (7, 7, 3, 64), strides=2, padding=3),
+    _c("dilated", "conv2d", (4, 64, 64, 32), (3, 3, 32, 32), padding="same", dilation_rate=2),
+    _c("imdb", "conv1d", (32, 100, 128), (7, 128, 32)),
+    _c("resnet_f64", "conv2d", (8, 56, 56, 64), (3, 3, 64, 64), dtype="float64", padding="same"),
+    _c("imdb_f64", "conv1d", (32, 100, 128), (7, 128, 32), dtype="float64"),
+    _c("stock", "conv1d", (1000, 50, 1), (5, 1, 16)),
+    _c("wavenet", "conv1d", (16, 16000, 64), (2, 64, 64), slow=True, padding="causal", dilation_rate=8),
+    _c("strided1d", "conv1d", (32, 4096, 64), (9, 64, 128), slow=True, strides=4, padding=4),
+    _c("depthwise2d", "depthwise", (8, 56, 56, 128), (3, 3, 1, 128), padding="same", groups=128,
+       note="memory-bound"),
+    _c("depthwise1d", "depthwise", (16, 16000, 64), (9, 1, 64), slow=True, padding="same", groups=64,
+       note="memory-bound"),
+    _c("conv3d", "conv3d", (2, 16, 32, 32, 32), (3, 3, 3, 32, 32), padding="same"),
+    # issue 3, item 4: padding / stride / dilation / groups keep a fast path
+    _c("resnet_reflect", "variants", (8, 56, 56, 64), (3, 3, 64, 64), padding="same", padding_mode="reflect"),
+    _c("resnet_s2d2", "variants", (8, 56, 56, 64), (3, 3, 64, 64), padding="same", strides=2, dilation_rate=2),
+    _c("resnet_groups4", "variants", (8, 56, 56, 64), (3, 3, 16, 64), padding="same", groups=4),
+    # issue 3, item 3: channels_first input costs at most 1.25x channels_last
+    _c("resnet_cf", "variants", (8, 56, 56, 64), (3, 3, 64, 64), padding="same", data_format="channels_first"),
+]
+
+CASES = {c.name: c for c in CASE_LIST}
+assert len(CASES) == len(CASE_LIST), "duplicate case name"
+
+
+def select(patterns=None):
+    """Cases chosen by ``patterns`` (a comma-separated string or a list), in table
+    order; every case for ``None`` or an empty string.
+
+    A pattern equal to a case name selects that case only; one with ``*``, ``?``
+    or ``[`` is a glob; any other pattern selects every name containing it
+    (``"resnet"`` is one case, ``"resnet*"`` six, ``"1d"`` all conv1d-like ones).
+    A pattern that matches nothing raises ValueError listing the names.
+    """
+    import fnmatch
+
+    if not patterns:
+        return list(CASE_LIST)
+    if isinstance(patterns, str):
+        patterns = patterns.split(",")
+    chosen = set()
+    for p in (p.strip() for p in patterns):
+        if not p:
+            continue
+        if p in CASES:
+            hits = [p]
+        elif any(ch in p for ch in "*?["):
+            hits = fnmatch.filter(CASES, p)
+        else:
+            hits = [n for n in CASES if p in n]
+        if not hits:
+            raise ValueError(f"no benchmark case matches {p!r}; cases are: {', '.join(CASES)}")
+        chosen.update(hits)
+    return [c for c in CASE_LIST if c.name in chosen]
+
+
+def get_case(case):
+    """A ``Case`` from a name or a ``Case``."""
+    return case if isinstance(case, Case) else CASES[case]
+
+
+# ------------------------------------------------------------------- geometry
+# Written from API.md, independently of numconv._spec, so the peers and the
+# reference check numconv's padding arithmetic instead of borrowing it.
+
+def _tuple(v, r):
+    return (int(v),) * r if np.ndim(v) == 0 else tuple(int(i) for i in v)
+
+
+def _explicit_pads(padding, r, spatial, k, s, d):
+    if isinstance(padding, str):
+        out = []
+        for L, ki, si, di in zip(spatial, k, s, d):
+            eff = di * (ki - 1) + 1
+            if padding == "valid":
+                out.append((0, 0))
+            elif padding == "same":
+                total = max((-(-L // si) - 1) * si + eff - L, 0)
+                out.append((total // 2, total - total // 2))
+            elif padding == "causal":
+                out.append((eff - 1, 0))
+            elif padding == "full":
+                out.append((eff - 1, eff - 1))
+            else:
+                raise ValueError(f"unknown padding {padding!r}")
+        return tuple(out)
+    if np.ndim(padding) == 0:
+        return ((int(padding), int(padding)),) * r
+    padding = tuple(padding)
+    if r == 1 and len(padding) == 2 and all(np.ndim(p) == 0 for p in padding):
+        return ((int(padding[0]), int(padding[1])),)
+    return tuple((int(p), int(p)) if np.ndim(p) == 0 else (int(p[0]), int(p[1])) for p in padding)
+
+
+@functools.lru_cache(maxsize=None)
+def _geometry(case):
+    kw = case.conv_kwargs
+    r = case.rank
+    k = case.kernel_shape[:-2]
+    s = _tuple(kw.get("strides", 1), r)
+    d = _tuple(kw.get("dilation_rate", 1), r)
+    spatial = case.x_shape[1:-1]
+    pads = _explicit_pads(kw.get("padding", "valid"), r, spatial, k, s, d)
+    out = tuple((L + b + a - di * (ki - 1) - 1) // si + 1
+                for L, ki, si, di, (b, a) in zip(spatial, k, s, d, pads))
+    return pads, out
+
+
+# ----------------------------------------------------------------------- data
+
+@functools.lru_cache(maxsize=2)
+def _base_arrays(x_shape, kernel_shape):
+    """float64 x ~ N(0, 1) and kernel ~ N(0, 1 / fan_in), seeded by the shapes, so
+    resnet, resnet_f64 and resnet_cf see the same values."""
+    seed = zlib.crc32(repr((x_shape, kernel_shape)).encode())
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(kernel_shape) / math.sqrt(math.prod(kernel_shape[:-1]))
+    return x, w
+
+
+@functools.lru_cache(maxsize=4)
+def inputs(case):
+    """``(x, kernel)`` for ``case`` (a name or a ``Case``) in its dtype and data_format.
+
+    Cached and shared: callers must not modify them. (They are left writable on
+    purpose: numconv copies read-only inputs, which would add a copy to timings.)
+    """
+    case = get_case(case)
+    x, w = _base_arrays(case.x_shape, case.kernel_shape)
+    x = x.astype(case.dtype)
+    if case.data_format == "channels_first":
+        x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    return x, w.astype(case.dtype)
+
+
+@functools.lru_cache(maxsize=2)
+def reference(case):
+    """float64 channels-last result of ``case`` on the float64 base data.
+
+    A loop over kernel taps (each tap one strided window times a small matrix),
+    with the padding done by ``np.pad``; groups are looped over, and one-channel
+    groups (depthwise) are a broadcast multiply. Activations and bias are not used
+    by the case table.
+    """
+    case = get_case(case)
+    kw = case.conv_kwargs
+    unsupported = set(kw) - {"padding", "strides", "dilation_rate", "groups", "padding_mode", "data_format"}
+    if unsupported:
+        raise NotImplementedError(f"reference: {sorted(unsupported)} not supported")
+    x, w = _base_arrays(case.x_shape, case.kernel_shape)
+    return _reference_conv(case, x, w)
+
+
+_NP_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def _reference_conv(case, x, w):
+    r = case.rank
+    kw = case.conv_kwargs
+    pads, out_sp = case.geometry
+    s = _tuple(kw.get("strides", 1), r)
+    d = _tuple(kw.get("dilation_rate", 1), r)
+    G = case.groups
+    C = x.shape[-1]
+    Cg, K = w.shape[-2], w.shape[-1]
+    Kg = K // G
+    xp = np.pad(x, ((0, 0),) + pads + ((0, 0),), mode=_NP_PAD_MODES[kw.get("padding_mode", "zeros")])
+    xp = xp.reshape(xp.shape[:-1] + (G, C // G))
+    wg = w.reshape(w.shape[:-2] + (Cg, G, Kg))
+    y = np.zeros((x.shape[0],) + out_sp + (G, Kg))
+    for tap in np.ndindex(*w.shape[:r]):
+        idx = (slice(None),) + tuple(slice(t * di, t * di + si * (o - 1) + 1, si)
+                                     for t, di, si, o in zip(tap, d, s, out_sp))
+        win = xp[idx]  # (N, *out, G, Cg)
+        wt = wg[tap]   # (Cg, G, Kg)
+        if Cg == 1:
+            y += win * wt[0][None]
+        elif G == 1:
+            y[..., 0, :] += win[..., 0, :] @ wt[:, 0, :]
+        else:
+            for g in range(G):
+                y[..., g, :] += win[..., g, :] @ wt[:, g, :]
+    return y.reshape(y.shape[:-2] + (K,))
+
+
+def rel_error(y, ref):
+    """``max |y - ref| / max |ref|`` in float64 (0 for an all-zero reference)."""
+    y = np.asarray(y, dtype=np.float64)
+    scale = float(np.max(np.abs(ref), initial=0.0))
+    return float(np.max(np.abs(y - ref), initial=0.0)) / (scale or 1.0)
+
+
+# ---------------------------------------------------------------------- peers
+
+class Prepared:
+    """A zero-argument callable running one case, and how to read its result.
+
+    ``fn()`` runs the operation on prepared inputs (layout conversion and
+    weight transposes already done); ``to_numpy(result)`` turns its result into a
+    channels-last ndarray (for accuracy checks, outside any timing).
+    """
+
+    def __init__(self, fn, to_numpy=np.asarray, label=""):
+        self.fn = fn
+        self.to_numpy = to_numpy
+        self.label = label
+
+    def __call__(self):
+        return self.fn()
+
+    def result(self):
+        """Run once and return the channels-last ndarray."""
+        return self.to_numpy(self.fn())
+
+    def __repr__(self):
+        return f"Prepared({self.label})"
+
+
+def _channels_last(case, y):
+    y = np.asarray(y)
+    return np.moveaxis(y, 1, -1) if case.data_format == "channels_first" else y
+
+
+def prepare_numconv(case, method="auto", data_format=None, threads=None):
+    """``numconv.conv`` on the case's inputs.
+
+    ``method``: "auto" or any key of ``numconv._dispatch.METHODS``.
+    ``data_format``: override the case's layout ("channels_first" transposes the
+    input outside the timed call). ``threads``: ``numconv.set_num_threads`` first.
+    """
+    import numconv
+    from numconv._dispatch import METHODS
+
+    case = get_case(case)
+    if method != "auto" and method not in METHODS:
+        raise NotImplementedError(f"numconv has no method {method!r} (methods: {', '.join(METHODS)})")
+    if data_format is not None and data_format != case.data_format:
+        case = case.with_kwargs(data_format=data_format)
+    if threads is not None:
+        numconv.set_num_threads(threads)
+    x, w = inputs(case)
+    kwargs = case.conv_kwargs
+    kwargs["method"] = method
+
+    def fn():
+        return numconv.conv(x, w, **kwargs)
+
+    return Prepared(fn, functools.partial(_channels_last, case), f"numconv {case.name} method={method}")
+
+
+TORCH_LAYOUTS = ("nchw", "channels_last")
+_TORCH_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as e:  # also sys.modules["torch"] = None
+        raise NotImplementedError(f"torch is not installed ({e})") from None
+    return torch
+
+
+def prepare_torch(case, layout="nchw", threads=2):
+    """``torch.nn.functional.conv{r}d`` on the case's inputs, in one memory format.
+
+    ``layout``: "nchw" (contiguous) or "channels_last" (oneDNN's preferred format;
+    for 1-D a permuted view of the channels-last data). Weights are transposed to
+    torch's ``(K, Cin/g, *k)`` and converted to the same memory format.
+    """
+    torch = _import_torch()
+    import torch.nn.functional as F
+
+    case = get_case(case)
+    if layout not in TORCH_LAYOUTS:
+        raise ValueError(f"layout must be one of {TORCH_LAYOUTS}; got {layout!r}")
+    kw = case.conv_kwargs
+    unsupported = set(kw) - {"padding", "strides", "dilation_rate", "groups", "padding_mode", "data_format"}
+    if unsupported:
+        raise NotImplementedError(f"torch peer: {sorted(unsupported)} not mapped")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    r = case.rank
+    x, w = inputs(case)
+    x_cl = _channels_last(case, x)  # view, channels-last
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[r]
+    pads, _ = case.geometry
+    s = _tuple(kw.get("strides", 1), r)
+    d = _tuple(kw.get("dilation_rate", 1), r)
+    mode = kw.get("padding_mode", "zeros")
+    symmetric = all(b == a for b, a in pads)
+    if mode == "zeros" and symmetric:
+        conv_pad, pre_pad = tuple(b for b, _ in pads), None
+    else:
+        conv_pad = 0
+        pre_pad = tuple(p for pair in reversed(pads) for p in pair)  # F.pad: last axis first
+    wt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1))))
+    xt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x_cl, -1, 1)))  # contiguous NC*
+    if layout == "channels_last":
+        if r == 1:
+            xt = torch.from_numpy(np.ascontiguousarray(x_cl)).permute(0, 2, 1)
+        else:
+            fmt = torch.channels_last if r == 2 else torch.channels_last_3d
+            xt = xt.contiguous(memory_format=fmt)
+            wt = wt.contiguous(memory_format=fmt)
+    groups = case.groups
+    pad_mode = _TORCH_PAD_MODES[mode]
+
+    def fn():
+        with torch.no_grad():
+            xi = xt if pre_pad is None else F.pad(xt, pre_pad, mode=pad_mode)
+            return conv(xi, wt, None, s, conv_pad, d, groups)
+
+    def to_numpy(y):
+        return np.moveaxis(y.numpy(), 1, -1)
+
+    return Prepared(fn, to_numpy, f"torch {case.name} {layout}")
+
+
+def prepare_scipy(case, threads=None):
+    """``scipy.signal.fftconvolve`` over the spatial axes, for cases with one
+    input channel per group (depthwise, or a single input channel): SciPy has no
+    channel-contracting convolution, so other cases raise NotImplementedError.
+
+    Cross-correlation is convolution with the flipped kernel; dilation inserts
+    zeros into the kernel, strides subsample the output, and padding is an
+    ``np.pad`` in the timed call.
+    """
+    try:
+        import scipy.signal
+    except ImportError as e:
+        raise NotImplementedError(f"scipy is not installed ({e})") from None
+    case = get_case(case)
+    kw = case.conv_kwargs
+    r = case.rank
+    G, Cg, K = case.groups, case.kernel_shape[-2], case.kernel_shape[-1]
+    if Cg != 1:
+        raise NotImplementedError("scipy.signal has no channel-contracting convolution "
+                                  f"({case.name}: {Cg} input channels per group)")
+    x, w = inputs(case)
+    x = _channels_last(case, x)
+    pads, _ = case.geometry
+    s = _tuple(kw.get("strides", 1), r)
+    d = _tuple(kw.get("dilation_rate", 1), r)
+    np_mode = _NP_PAD_MODES[kw.get("padding_mode", "zeros")]
+    # kernel (*k, 1, K) -> flipped, dilated (1, *k_dil, K)
+    k = w.shape[:r]
+    wd = np.zeros(tuple(di * (ki - 1) + 1 for ki, di in zip(k, d)) + (K,), w.dtype)
+    wd[tuple(slice(None, None, di) for di in d)] = w[..., 0, :]
+    wf = np.ascontiguousarray(wd[(slice(None, None, -1),) * r])[None]
+    m = K // G
+    chan = None if x.shape[-1] == 1 or m == 1 else np.arange(K) // m
+    axes = tuple(range(1, r + 1))
+    stride_idx = (slice(None),) + tuple(slice(None, None, si) for si in s)
+    workers = threads
+
+    def fn():
+        xp = np.pad(x, ((0, 0),) + pads + ((0, 0),), mode=np_mode) if any(any(p) for p in pads) else x
+        if chan is not None:
+            xp = xp[..., chan]
+        y = scipy.signal.fftconvolve(xp, wf, mode="valid", axes=axes)
+        return y[stride_idx] if any(si > 1 for si in s) else y
+
+    if workers is not None:
+        import scipy.fft
+
+        inner = fn
+
+        def fn():
+            with scipy.fft.set_workers(workers):
+                return inner()
+
+    return Prepared(fn, np.asarray, f"scipy {case.name}")
+
+
+PEERS = {"numconv": prepare_numconv, "torch": prepare_torch, "scipy": prepare_scipy}

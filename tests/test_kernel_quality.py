@@ -1,0 +1,74 @@
+"""Guards for properties that fail silently: float32 accuracy on long reductions
+and the vector code the main kernel compiles to."""
+import re
+
+import numba
+import numpy as np
+import pytest
+
+import numconv
+from numconv import _config
+from numconv._kernels.conv import conv_direct_kernel
+from numconv._paths.direct import pack_weights
+from reference import ref_conv
+
+
+def _long_reduction_case():
+    rng = np.random.default_rng(7)
+    # C * kh * kw = 512 * 9 = 4608 terms; positive data is the worst case for
+    # rounding (no cancellation, the running sum only grows).
+    x = rng.random((1, 10, 10, 512)).astype(np.float32)
+    w = rng.random((3, 3, 512, 16)).astype(np.float32)
+    return x, w
+
+
+def _rel_err(got, ref):
+    return np.abs(got - ref).max() / np.abs(ref).max()
+
+
+def test_float32_long_reduction_error_stays_small():
+    x, w = _long_reduction_case()
+    ref = ref_conv(x.astype(np.float64), w.astype(np.float64), padding="same")
+    err = _rel_err(numconv.conv2d(x, w, padding="same"), ref)
+    # One float32 chain of 4608 terms gives ~4e-6 here; partial sums give ~1e-7.
+    assert err < 5e-7, err
+
+
+def test_float32_long_reduction_error_at_most_twice_torchs():
+    torch = pytest.importorskip("torch")
+    x, w = _long_reduction_case()
+    ref = ref_conv(x.astype(np.float64), w.astype(np.float64), padding="same")
+    err = _rel_err(numconv.conv2d(x, w, padding="same"), ref)
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    wt = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
+    errs = []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        with torch.no_grad():
+            y = torch.nn.functional.conv2d(xt.contiguous(memory_format=fmt), wt.contiguous(memory_format=fmt),
+                                           padding=1)
+        errs.append(_rel_err(y.numpy().transpose(0, 2, 3, 1), ref))
+    assert err <= 2 * min(errs), (err, errs)
+
+
+def _has_avx512():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "avx512f" in f.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
+@pytest.mark.parametrize("dtype, fma", [(np.float32, "vfmadd231ps"), (np.float64, "vfmadd231pd")])
+def test_direct_kernel_compiles_to_zmm_fmas_without_gathers(dtype, fma):
+    """A regression here (no 512-bit FMAs, or gathers) silently costs 10-100x."""
+    # Cached code cannot be inspected: compile an uncached twin with the shipped options.
+    opts = {k: v for k, v in _config.PARALLEL.items() if k != "cache"}
+    kern = numba.njit(**opts)(conv_direct_kernel.py_func)
+    x = np.ones((1, 1, 6, 6, 64), dtype)
+    w = pack_weights(np.ones((1, 3, 3, 64, 64), dtype), 1, 256 // np.dtype(dtype).itemsize)
+    kern(x, w, np.zeros(1, dtype), False, np.empty((1, 1, 4, 4, 64), dtype), (1, 1, 1), (1, 1, 1),
+         (0, 0, 0), 4, 0)
+    asm = kern.inspect_asm(kern.signatures[0])
+    assert len(re.findall(fma + r"\s+[^\n]*%zmm", asm)) >= 16
+    assert "gather" not in asm and "scatter" not in asm

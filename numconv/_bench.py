@@ -107,17 +107,21 @@ def measure_gemm(dtypes=("float32",), n=2048, repeat=5):
     return out
 
 
-def measure_gemm_clean_env(dtypes=("float32",), n=2048, repeat=5):
-    """Like ``measure_gemm`` but in a subprocess with ``SLOW_BLAS_VARS`` removed
-    (OpenBLAS reads them once, at load). ``None`` if the subprocess fails."""
+def measure_gemm_subprocess(dtypes=("float32",), threads=None, n=2048, repeat=5):
+    """``measure_gemm`` in a fresh interpreter with ``SLOW_BLAS_VARS`` removed
+    (OpenBLAS reads them once, at load) and BLAS limited to ``threads`` threads.
+    ``None`` if the subprocess fails."""
     env = {k: v for k, v in os.environ.items() if k not in SLOW_BLAS_VARS}
+    if threads is not None:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
     code = ("import json; from numconv._bench import measure_gemm; "
             f"print(json.dumps(measure_gemm({tuple(dtypes)!r}, {n}, {repeat})))")
     try:
         res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                             timeout=120, check=True)
+                             timeout=300, check=True)
         return json.loads(res.stdout)
     except (subprocess.SubprocessError, OSError, ValueError):
         return None
@@ -287,13 +291,12 @@ def run(args):
     out = sys.stdout
 
     dtypes = sorted({c.dtype for c in cases})
-    gemm = measure_gemm(dtypes)
     slow_vars = {k: os.environ[k] for k in SLOW_BLAS_VARS if k in os.environ}
-    gemm_clean = measure_gemm_clean_env(dtypes) if slow_vars else None
-    ceiling = {dt: max(gemm[dt], (gemm_clean or {}).get(dt, 0.0)) for dt in dtypes}
+    gemm_sub = measure_gemm_subprocess(dtypes, threads)
+    gemm_here = measure_gemm(dtypes) if slow_vars or gemm_sub is None else None
+    ceiling = gemm_sub or gemm_here
     bandwidth = measure_bandwidth()
-    ceilings = {"gemm": ceiling, "gemm_this_process": gemm, "gemm_clean_env": gemm_clean,
-                "bandwidth_gbs": bandwidth}
+    ceilings = {"gemm": ceiling, "gemm_this_process": gemm_here, "bandwidth_gbs": bandwidth}
 
     numconv.set_num_threads(threads)
     numconv.conv(np.ones((1, 4, 1), np.float32), np.ones((1, 1, 1), np.float32))  # pick the threading layer
@@ -318,15 +321,16 @@ def run(args):
     else:
         p("peer: torch not available (or --no-torch): numconv columns only")
     names = {"float32": "SGEMM", "float64": "DGEMM"}
-    parts = [f"{names.get(dt, dt)} {gemm[dt]:.0f}" + (f" ({gemm_clean[dt]:.0f} with OPENBLAS_* unset)"
-                                                       if gemm_clean and dt in gemm_clean else "")
-             for dt in dtypes]
-    p(f"ceilings: 2048^3 np.matmul GFLOP/s: {', '.join(parts)}; copy bandwidth {bandwidth:.0f} GB/s "
-      "(np.copyto, 1 thread)")
+    where = (f"fresh process, {threads} BLAS threads" + (", OPENBLAS_CORETYPE/L2_SIZE unset" if slow_vars else "")
+             if gemm_sub else "this process")
+    p(f"ceilings: 2048^3 np.matmul ({where}): "
+      + ", ".join(f"{names.get(dt, dt)} {ceiling[dt]:.0f} GFLOP/s" for dt in dtypes)
+      + f"; copy bandwidth {bandwidth:.0f} GB/s (np.copyto, 1 thread)")
     if slow_vars:
         p("WARNING: " + " ".join(f"{k}={v}" for k, v in slow_vars.items())
-          + " set: they slow NumPy's OpenBLAS GEMM in this process; %GEMM uses the faster "
-            "ceiling measured in a subprocess without them.")
+          + " set: they slow NumPy's OpenBLAS GEMM (in this process: "
+          + ", ".join(f"{names.get(dt, dt)} {gemm_here[dt]:.0f}" for dt in dtypes)
+          + " GFLOP/s); %GEMM uses the ceiling measured without them. numconv itself does not use BLAS.")
     p("speedup = torch best / numconv; %GEMM = numconv GFLOP/s / ceiling of its dtype; xBW (memory-bound "
       "cases) = numconv time / compulsory-traffic time at the copy bandwidth; err = max|y - ref| / max|ref| "
       "against a float64 NumPy reference; +MiB = peak extra memory of one numconv call beyond its output "
@@ -374,15 +378,17 @@ def plot(rows, ceilings, machine, path):
     xs = np.arange(len(rows))
     if has_torch:
         ax = axes[0]
-        sp = [r.get("speedup") or 0 for r in rows]
+        sp = [r.get("speedup") or float("nan") for r in rows]
         ax.bar(xs, sp, color=["tab:green" if s >= 1 else "tab:red" for s in sp])
         ax.axhline(1.0, color="k", lw=0.8)
-        ax.set_ylabel("torch best / numconv")
+        ax.set_yscale("log")
+        ax.set_ylabel("torch best / numconv (log)")
         ax.set_title(f"numconv vs torch {machine.get('torch')} ({machine['threads']} threads, "
                      f"faster of NCHW / channels_last)")
         ax.set_xticks(xs, names, rotation=45, ha="right")
         for x, s in zip(xs, sp):
-            ax.annotate(f"{s:.2f}", (x, s), ha="center", va="bottom", fontsize=8)
+            if s == s:
+                ax.annotate(f"{s:.2f}", (x, s), ha="center", va="bottom", fontsize=8)
     ax = axes[-1]
     gf = [r["gflops"] for r in rows]
     ax.bar(xs, gf, color=["tab:blue" if r["dtype"] == "float32" else "tab:purple" for r in rows])

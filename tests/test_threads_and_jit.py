@@ -8,6 +8,7 @@ import pytest
 import numconv
 from numconv import _config
 from numconv._kernels.conv import conv_direct_kernel
+from numconv._kernels.depthwise import depthwise_kernel
 from numconv._kernels.pad import pad_kernel
 
 
@@ -89,5 +90,7 @@ def test_specialisations_stay_few():
                              padding_mode="reflect", activation=None if dt in dtypes[2:] else "relu")
                 numconv.conv(xx.tolist(), w, dilation_rate=2, padding="full", data_format="channels_last")
                 numconv.conv(np.moveaxis(xx, -1, 1), w, data_format="channels_first")
+                numconv.conv(xx, np.ones((2,) * rank + (1, 8), dt), strides=(1,) * (rank - 1) + (2,))
     assert len(conv_direct_kernel.signatures) <= len(dtypes)
+    assert len(depthwise_kernel.signatures) <= len(dtypes)
     assert len(pad_kernel.signatures) <= len(dtypes)

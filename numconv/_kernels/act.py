@@ -42,10 +42,10 @@ def _sigmoid(v, one):
     return e / (one + e)
 
 
-_sigmoid_jit = njit(inline="always", cache=True)(_sigmoid)
+_sigmoid_jit = njit(cache=True)(_sigmoid)
 
 
-@overload(activate, inline="always")
+@overload(activate)
 def _activate_overload(v, code):
     if isinstance(v, types.Complex):
         return lambda v, code: v

@@ -1,9 +1,16 @@
-"""The direct path: pack weights, pad (non-zero modes only), launch the tile kernel."""
+"""The direct path: pack weights, pad (non-zero modes only), launch a kernel.
+
+Two kernels share the spec: the register-tile kernel (``_kernels/conv.py``) for
+dense and grouped convolutions, and the channel-vectorised depthwise kernel
+(``_kernels/depthwise.py``) when every group has one input channel and few
+filters, where the tile kernel would spend most of its lanes on zero padding.
+"""
 import numba
 import numpy as np
 
 from .._config import kernel_lock
 from .._kernels.conv import conv_direct_kernel
+from .._kernels.depthwise import depthwise_kernel
 from .._kernels.pad import PAD_MODES, pad_kernel
 from .._kernels.tile import TILE_ROWS, block_size
 
@@ -43,13 +50,30 @@ def w_chunk(spec, threads):
     return -(-chunk // TILE_ROWS) * TILE_ROWS
 
 
+#: Depthwise multipliers up to this use the depthwise kernel (the tile kernel
+#: would fill at most MAX_DEPTHWISE_M of its 16-64 lanes).
+MAX_DEPTHWISE_M = 8
+
+
+def is_depthwise(spec):
+    """One input channel per group and a small depth multiplier."""
+    return (spec.channels == spec.groups and spec.groups > 1
+            and spec.filters // spec.groups <= MAX_DEPTHWISE_M)
+
+
 def run(spec, x5, w5, b, out5):
     """Compute ``out5`` (N, OD, OH, OW, K) in place with the fused activation code."""
     xk, pads = padded_input(spec, x5)
-    wp = pack_weights(w5, spec.groups, block_size(x5))
     has_bias = b is not None
     bk = b if has_bias else np.zeros(1, spec.dtype)
     act = spec.activation if isinstance(spec.activation, int) else 0
+    if is_depthwise(spec):
+        KD, KH, KW, _, K = w5.shape
+        wm = np.ascontiguousarray(w5.reshape(KD, KH, KW, spec.channels, K // spec.channels).transpose(0, 1, 2, 4, 3))
+        with kernel_lock():
+            depthwise_kernel(xk, wm, bk, has_bias, out5, spec.strides, spec.dilations, pads, act)
+        return out5
+    wp = pack_weights(w5, spec.groups, block_size(x5))
     with kernel_lock():
         conv_direct_kernel(xk, wp, bk, has_bias, out5, spec.strides, spec.dilations, pads,
                            w_chunk(spec, numba.get_num_threads()), act)

@@ -1,0 +1,94 @@
+"""Depthwise kernel: groups == channels (one input channel per group), any depth
+multiplier M. Output channel ``c * M + m`` is input channel ``c`` with multiplier
+``m`` (Keras order).
+
+Vectorised along input channels: for one output pixel, each tap is one vector
+FMA per block of ``B = block_size(x)`` channels, ``acc[c] += x[iz, iy, ix, c] *
+w[tap, m, c]``. Memory-bound (each input value is used K = kh * kw times but
+there is no reduction over channels), so the design goal is one pass over the
+input and one store per output vector. The tile kernel in ``conv.py`` would
+zero-fill ``B - M`` of its ``B`` lanes here.
+
+Canonical operands: ``x`` (N, D, H, W, C); ``wm`` (KD, KH, KW, M, C), the Keras
+kernel (KD, KH, KW, 1, C*M) regrouped so channels are contiguous; ``out``
+(N, OD, OH, OW, C*M). Zero padding: taps outside the input are skipped (they
+contribute nothing); other modes arrive pre-padded with ``pads == (0, 0, 0)``.
+"""
+import numba
+from numba import njit, prange
+
+from .._config import PARALLEL
+from .act import activate
+from .tile import block_size, flush_terms, stack_tile, wide_tile
+
+
+@njit(**PARALLEL)
+def depthwise_kernel(x, wm, b, has_bias, out, strides, dilations, pads, act):
+    """``out = act(depthwise(x, w) + b)``; parallel over (n, od, oh) output rows,
+    each task writing its own row. Single precision flushes partial sums into a
+    double precision row every ``flush_terms(x)`` taps, as the tile kernel does."""
+    N, D, H, W, C = x.shape
+    _, OD, OH, OW, K = out.shape
+    KD, KH, KW, M, _ = wm.shape
+    sd, sh, sw = strides
+    dd, dh, dw = dilations
+    pd, ph, pw = pads
+    B = block_size(x)
+    F = flush_terms(x)
+    zero = x.dtype.type(0)
+    for t in prange(N * OD * OH):
+        acc = numba.carray(stack_tile(x), (4, B))[0]
+        tot = numba.carray(wide_tile(x), (4, B))[0]
+        n = t // (OD * OH)
+        r = t - n * (OD * OH)
+        od = r // OH
+        oh = r - od * OH
+        for ow in range(OW):
+            orow = out[n, od, oh, ow]
+            for m in range(M):
+                for c0 in range(0, C, B):
+                    cn = min(B, C - c0)
+                    for k in range(B):
+                        acc[k] = zero
+                        tot[k] = 0
+                    cnt = 0
+                    for a in range(KD):
+                        iz = od * sd - pd + a * dd
+                        if iz < 0 or iz >= D:
+                            continue
+                        for bb in range(KH):
+                            iy = oh * sh - ph + bb * dh
+                            if iy < 0 or iy >= H:
+                                continue
+                            for cc in range(KW):
+                                ix = ow * sw - pw + cc * dw
+                                if ix < 0 or ix >= W:
+                                    continue
+                                xv = x[n, iz, iy, ix, c0:]
+                                wv = wm[a, bb, cc, m, c0:]
+                                if cn == B:
+                                    for k in range(B):
+                                        acc[k] += xv[k] * wv[k]
+                                else:
+                                    for k in range(cn):
+                                        acc[k] += xv[k] * wv[k]
+                                if F:
+                                    cnt += 1
+                                    if cnt >= F:
+                                        cnt = 0
+                                        for k in range(B):
+                                            tot[k] += acc[k]
+                                            acc[k] = zero
+                    if M == 1:
+                        for k in range(cn):
+                            v = tot[k] + acc[k] if F else acc[k]
+                            if has_bias:
+                                v += b[c0 + k]
+                            orow[c0 + k] = activate(x.dtype.type(v), act)
+                    else:
+                        for k in range(cn):
+                            kk = (c0 + k) * M + m
+                            v = tot[k] + acc[k] if F else acc[k]
+                            if has_bias:
+                                v += b[kk]
+                            orow[kk] = activate(x.dtype.type(v), act)

@@ -9,6 +9,7 @@ import pytest
 import numconv
 from numconv import _config
 from numconv._kernels.conv import conv_direct_kernel
+from numconv._kernels.tile import VARIANTS, variant_lanes, variant_tag
 from numconv._paths.direct import pack_weights
 from reference import ref_conv
 
@@ -59,16 +60,25 @@ def _has_avx512():
 
 
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("dtype, fma", [(np.float32, "vfmadd231ps"), (np.float64, "vfmadd231pd")])
-def test_direct_kernel_compiles_to_zmm_fmas_without_gathers(dtype, fma):
-    """A regression here (no 512-bit FMAs, or gathers) silently costs 10-100x."""
+def test_direct_kernel_hot_loop_is_zmm_fmas_without_gathers(dtype, fma, variant):
+    """A regression here (no 512-bit FMAs, accumulators spilled, or gathers)
+    silently costs 3-100x."""
     # Cached code cannot be inspected: compile an uncached twin with the shipped options.
     opts = {k: v for k, v in _config.PARALLEL.items() if k != "cache"}
     kern = numba.njit(**opts)(conv_direct_kernel.py_func)
-    x = np.ones((1, 1, 6, 6, 64), dtype)
-    w = pack_weights(np.ones((1, 3, 3, 64, 64), dtype), 1, 256 // np.dtype(dtype).itemsize)
-    kern(x, w, np.zeros(1, dtype), False, np.empty((1, 1, 4, 4, 64), dtype), (1, 1, 1), (1, 1, 1),
-         (0, 0, 0), 4, 0)
+    lanes = variant_lanes(variant, dtype)
+    x = np.ones((1, 1, 6, 40, 64), dtype)
+    w = pack_weights(np.ones((1, 3, 3, 64, lanes), dtype), 1, lanes)
+    kern(x, w, np.zeros(1, dtype), False, np.empty((1, 1, 4, 38, lanes), dtype), (1, 1, 1), (1, 1, 1),
+         (0, 0, 0), 0, 40, 0, variant_tag(variant))
     asm = kern.inspect_asm(kern.signatures[0])
-    assert len(re.findall(fma + r"\s+[^\n]*%zmm", asm)) >= 16
-    assert "gather" not in asm and "scatter" not in asm
+    assert "gather" not in asm
+    # The hottest basic block: FMAs with memory operands for the weights and
+    # nothing stored back (the accumulator tile stays in registers).
+    blocks = re.split(r"\n\.?[\w$.]+:", asm)
+    hot = max(blocks, key=lambda blk: blk.count("vfmadd"))
+    assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= 8, hot
+    stores = re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
+    assert not stores, stores

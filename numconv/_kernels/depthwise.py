@@ -11,34 +11,36 @@ zero-fill ``B - M`` of its ``B`` lanes here.
 
 Canonical operands: ``x`` (N, D, H, W, C); ``wm`` (KD, KH, KW, M, C), the Keras
 kernel (KD, KH, KW, 1, C*M) regrouped so channels are contiguous; ``out``
-(N, OD, OH, OW, C*M). Zero padding: taps outside the input are skipped (they
-contribute nothing); other modes arrive pre-padded with ``pads == (0, 0, 0)``.
+(N, OD, OH, OW, C*M). Padding is index arithmetic: with zeros (``mode`` 0) taps
+outside the input are skipped, other modes read ``pad.source_index``.
 """
 import numba
 from numba import njit, prange
 
 from .._config import PARALLEL
 from .act import activate
-from .tile import block_size, flush_terms, stack_tile, wide_tile
+from .pad import source_index
+from .tile import flush_terms, stack_tile, tile_shape, wide_tile
 
 
 @njit(**PARALLEL)
-def depthwise_kernel(x, wm, b, has_bias, out, strides, dilations, pads, act):
+def depthwise_kernel(x, wm, b, has_bias, out, strides, dilations, pads, mode, act, tag):
     """``out = act(depthwise(x, w) + b)``; parallel over (n, od, oh) output rows,
     each task writing its own row. Single precision flushes partial sums into a
-    double precision row every ``flush_terms(x)`` taps, as the tile kernel does."""
+    double precision row every ``flush_terms(x)`` taps, as the tile kernel does.
+    ``tag`` selects the tile variant whose row width is the channel block."""
     N, D, H, W, C = x.shape
     _, OD, OH, OW, K = out.shape
     KD, KH, KW, M, _ = wm.shape
     sd, sh, sw = strides
     dd, dh, dw = dilations
     pd, ph, pw = pads
-    B = block_size(x)
+    _, B = tile_shape(x, tag)
     F = flush_terms(x)
     zero = x.dtype.type(0)
     for t in prange(N * OD * OH):
-        acc = numba.carray(stack_tile(x), (4, B))[0]
-        tot = numba.carray(wide_tile(x), (4, B))[0]
+        acc = numba.carray(stack_tile(x, tag), (B,))
+        tot = numba.carray(wide_tile(x, tag), (B,))
         n = t // (OD * OH)
         r = t - n * (OD * OH)
         od = r // OH
@@ -55,15 +57,21 @@ def depthwise_kernel(x, wm, b, has_bias, out, strides, dilations, pads, act):
                     for a in range(KD):
                         iz = od * sd - pd + a * dd
                         if iz < 0 or iz >= D:
-                            continue
+                            if mode == 0:
+                                continue
+                            iz = source_index(iz, D, mode)
                         for bb in range(KH):
                             iy = oh * sh - ph + bb * dh
                             if iy < 0 or iy >= H:
-                                continue
+                                if mode == 0:
+                                    continue
+                                iy = source_index(iy, H, mode)
                             for cc in range(KW):
                                 ix = ow * sw - pw + cc * dw
                                 if ix < 0 or ix >= W:
-                                    continue
+                                    if mode == 0:
+                                        continue
+                                    ix = source_index(ix, W, mode)
                                 xv = x[n, iz, iy, ix, c0:]
                                 wv = wm[a, bb, cc, m, c0:]
                                 if cn == B:
@@ -79,16 +87,9 @@ def depthwise_kernel(x, wm, b, has_bias, out, strides, dilations, pads, act):
                                         for k in range(B):
                                             tot[k] += acc[k]
                                             acc[k] = zero
-                    if M == 1:
-                        for k in range(cn):
-                            v = tot[k] + acc[k] if F else acc[k]
-                            if has_bias:
-                                v += b[c0 + k]
-                            orow[c0 + k] = activate(x.dtype.type(v), act)
-                    else:
-                        for k in range(cn):
-                            kk = (c0 + k) * M + m
-                            v = tot[k] + acc[k] if F else acc[k]
-                            if has_bias:
-                                v += b[kk]
-                            orow[kk] = activate(x.dtype.type(v), act)
+                    for k in range(cn):
+                        kk = c0 + k if M == 1 else (c0 + k) * M + m
+                        v = tot[k] + acc[k] if F else acc[k]
+                        if has_bias:
+                            v += b[kk]
+                        orow[kk] = activate(x.dtype.type(v), act)

@@ -1,23 +1,32 @@
-"""Stack-allocated accumulator tiles for register-blocked kernels.
+"""Register tiles for the direct kernels, emitted as explicit LLVM vectors.
 
-A tile allocated with ``np.empty`` lives on the heap; LLVM cannot prove it does not
-alias the inputs and stores it after every FMA (57-73 GFLOP/s measured here). An
-``alloca`` of a fixed-size array in the function's entry block lets LLVM promote the
-whole tile to registers (400+ GFLOP/s): see ../shared/PERF_NOTES.md, item 4.
+Why explicit vectors: the tile kernel keeps ``rows`` output pixels x ``lanes``
+output channels of accumulators in registers and, per input value, does one
+broadcast and one vector FMA per row against a contiguous weight row. Written as
+plain Numba loops this reached the machine's ceiling only for 256-byte rows: with
+32- or 16-lane float32 rows LLVM fully unrolled the lane loop and vectorised the
+channel loop instead, with gathers and scatters (4 GFLOP/s instead of 190; the
+failure PERF_NOTES item 5 records). The intrinsics below emit ``<lanes x T>``
+loads, splats and ``llvm.fma`` directly, so the tile shape is ours, not the
+vectoriser's.
 
-A second, *wide* tile (float64 / complex128) receives the register tile's partial
-sums every ``FLUSH_TERMS`` reduction terms for float32 and complex64 data, so a
-long reduction (C * kh * kw in the thousands) is a sum of short partial sums
-instead of one long float32 chain: the float32 error stops growing with the
-reduction length (measured at 4608 terms on positive data: 4.0e-6 relative with
-one chain, 1.3e-7 with flushes every 128 terms; torch's NCHW path 3.5e-7). The
-flush costs ~10 % of the float32 tile's speed; float64/complex128 skip it at
-compile time (``flush_terms`` is 0).
+The accumulators live in an ``alloca`` in the function's entry block, touched
+*only* through these intrinsics: a heap tile, or mixing scalar and vector accesses
+to the same alloca, made LLVM store every accumulator after every FMA (57-80
+GFLOP/s); vector-only access lets SROA promote the whole tile to registers.
 
-``TILE_BYTES`` is one accumulator row: 256 bytes = 4 zmm registers = 64 float32 /
-32 float64 / 32 complex64 / 16 complex128 lanes. ``TILE_ROWS`` output pixels share
-each weight row; 4 rows x 4 zmm = 16 accumulators, leaving room for the weight row
-and broadcasts in AVX-512's 32 registers (7 rows spill).
+Shapes: ``TILE_BYTES`` (1 KiB = 16 zmm registers) of accumulators, split by the
+variant as (rows x row bytes): 4 x 256 (64 float32 / 32 float64 / 32 complex64 /
+16 complex128 lanes), 8 x 128 and 8 x 64 (half the registers; 16 rows spilled
+their 16 input pointers). A variant is selected by a tag tuple whose *length* is
+the variant id, so it is part of the argument type and survives into the
+outlined ``prange`` body, where literal ints do not.
+
+Single precision: the register tile is flushed into a double-precision tile every
+``FLUSH_TERMS`` reduction terms, so a long reduction is a sum of short partial
+sums. Measured on positive data (the worst case) at 4608 terms: 4.0e-6 relative
+error with one float32 chain, 1.3e-7 with flushes (torch's NCHW path: 3.5e-7).
+Double precision skips it at compile time (``flush_terms`` is 0).
 """
 import numpy as np
 from llvmlite import ir
@@ -25,67 +34,228 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-TILE_BYTES = 256
-TILE_ROWS = 4
+TILE_BYTES = 1024
+#: variant id -> (rows, bytes per row)
+VARIANTS = {1: (4, 256), 2: (8, 128), 3: (8, 64)}
 FLUSH_TERMS = 128
 
 
-def _lanes(dtype):
-    return TILE_BYTES // np.dtype(str(dtype)).itemsize
+def variant_tag(variant):
+    """The argument that selects ``variant`` in a kernel (see module docstring)."""
+    return (0,) * variant
 
 
-def block_size(x):
-    """Lanes per tile row for ``x``'s dtype (a compile-time constant in kernels)."""
-    return _lanes(x.dtype)
+def variant_lanes(variant, dtype):
+    """Output channels per tile row for ``variant`` and ``dtype``."""
+    return VARIANTS[variant][1] // np.dtype(dtype).itemsize
 
 
-@overload(block_size, inline="always")
-def _block_size_overload(x):
-    n = _lanes(x.dtype)
-    return lambda x: n
+def choose_variant(filters_per_group, dtype):
+    """The narrowest-waste variant: wide rows when they are at least half used."""
+    for variant in (1, 2):
+        if filters_per_group > variant_lanes(variant, dtype) // 2:
+            return variant
+    return 3
 
 
-@intrinsic
-def stack_tile(typingctx, like):
-    """Pointer to an uninitialised ``TILE_ROWS x block_size(like)`` array of
-    ``like.dtype``, allocated once in the entry block of the calling function."""
-    dtype = like.dtype
-    n = TILE_ROWS * _lanes(dtype)
+# ------------------------------------------------------------------ typing helpers
 
-    def codegen(context, builder, signature, args):
-        lty = context.get_data_type(dtype)
-        ptr = cgutils.alloca_once(builder, ir.ArrayType(lty, n))
-        return builder.bitcast(ptr, lty.as_pointer())
-
-    return types.CPointer(dtype)(like), codegen
+def _np_dtype(nb_dtype):
+    return np.dtype(str(nb_dtype))
 
 
-def _is_single(dtype):
-    return np.dtype(str(dtype)) in (np.dtype(np.float32), np.dtype(np.complex64))
+def _wide(nb_dtype):
+    return types.complex128 if isinstance(nb_dtype, types.Complex) else types.float64
+
+
+def _shape(tag, nb_dtype):
+    rows, row_bytes = VARIANTS[tag.count]
+    return rows, row_bytes // _np_dtype(nb_dtype).itemsize
+
+
+def tile_shape(x, tag):
+    """(rows, lanes) of the tile for ``x``'s dtype and the variant ``tag``."""
+    rows, row_bytes = VARIANTS[len(tag)]
+    return rows, row_bytes // x.dtype.itemsize
+
+
+@overload(tile_shape, inline="always")
+def _tile_shape_overload(x, tag):
+    shape = _shape(tag, x.dtype)
+    return lambda x, tag: shape
 
 
 def flush_terms(x):
-    """Reduction terms between flushes of the register tile into the wide tile:
-    ``FLUSH_TERMS`` for float32/complex64, 0 (never) for double precision."""
-    return FLUSH_TERMS if _is_single(x.dtype) else 0
+    """Reduction terms between flushes: ``FLUSH_TERMS`` for float32/complex64, else 0."""
+    return FLUSH_TERMS if x.dtype in (np.float32, np.complex64) else 0
 
 
 @overload(flush_terms, inline="always")
 def _flush_terms_overload(x):
-    n = FLUSH_TERMS if _is_single(x.dtype) else 0
+    n = FLUSH_TERMS if _np_dtype(x.dtype) in (np.float32, np.complex64) else 0
     return lambda x: n
 
 
+# ------------------------------------------------------------------ codegen helpers
+
+def _scalar_lanes(nb_dtype, lanes):
+    """(LLVM element type, element count) of a row: complex rows are interleaved re/im."""
+    if isinstance(nb_dtype, types.Complex):
+        return (ir.FloatType() if nb_dtype.bitwidth == 64 else ir.DoubleType()), 2 * lanes
+    return (ir.FloatType() if nb_dtype.bitwidth == 32 else ir.DoubleType()), lanes
+
+
+def _alloca_tile(builder, elem, count):
+    ptr = cgutils.alloca_once(builder, ir.ArrayType(elem, count))
+    ptr.align = 64
+    return ptr
+
+
+def _row(builder, base, row, elem, count):
+    """Pointer to row ``row`` (an i64 value) of ``count`` elements, as a vector pointer."""
+    vty = ir.VectorType(elem, count)
+    first = builder.bitcast(base, elem.as_pointer())
+    return builder.bitcast(builder.gep(first, [builder.mul(row, ir.Constant(row.type, count))]),
+                           vty.as_pointer()), vty
+
+
+def _fma(builder, a, b, c):
+    vty = a.type
+    name = f"llvm.fma.v{vty.count}{'f32' if isinstance(vty.element, ir.FloatType) else 'f64'}"
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3), name)
+    return builder.call(fn, [a, b, c])
+
+
+def _splat(builder, value, vty):
+    undef = ir.Constant(vty, ir.Undefined)
+    v = builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(v, undef, ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count))
+
+
+# ------------------------------------------------------------------ intrinsics
+
 @intrinsic
-def wide_tile(typingctx, like):
-    """Like ``stack_tile`` but in double precision (float64 or complex128): the
-    second-level accumulator for single-precision kernels."""
-    dtype = types.complex128 if isinstance(like.dtype, types.Complex) else types.float64
-    n = TILE_ROWS * _lanes(like.dtype)
+def acc_tile(typingctx, like, tag):
+    """Opaque handle (a pointer) to a ``rows x lanes`` accumulator tile of
+    ``like.dtype`` in the entry block. Access it only with the ``row_*`` intrinsics."""
+    dtype = like.dtype
+    rows, lanes = _shape(tag, dtype)
 
-    def codegen(context, builder, signature, args):
-        lty = context.get_data_type(dtype)
-        ptr = cgutils.alloca_once(builder, ir.ArrayType(lty, n))
-        return builder.bitcast(ptr, lty.as_pointer())
+    def codegen(context, builder, sig, args):
+        elem, count = _scalar_lanes(dtype, lanes)
+        return builder.bitcast(_alloca_tile(builder, elem, rows * count), ir.IntType(8).as_pointer())
 
-    return types.CPointer(dtype)(like), codegen
+    return types.voidptr(like, tag), codegen
+
+
+@intrinsic
+def wide_tile(typingctx, like, tag):
+    """A ``rows x lanes`` tile in double precision (float64/complex128), viewed as a
+    C array so kernels can read it with ordinary indexing."""
+    wide = _wide(like.dtype)
+    rows, lanes = _shape(tag, like.dtype)
+
+    def codegen(context, builder, sig, args):
+        elem, count = _scalar_lanes(wide, lanes)
+        ptr = _alloca_tile(builder, elem, rows * count)
+        return builder.bitcast(ptr, context.get_data_type(wide).as_pointer())
+
+    return types.CPointer(wide)(like, tag), codegen
+
+
+@intrinsic
+def row_zero(typingctx, tile, row, like, tag):
+    """``tile[row, :] = 0``."""
+    rows, lanes = _shape(tag, like.dtype)
+    elem, count = _scalar_lanes(like.dtype, lanes)
+
+    def codegen(context, builder, sig, args):
+        ptr, vty = _row(builder, args[0], args[1], elem, count)
+        builder.store(ir.Constant(vty, None), ptr, align=64)
+        return context.get_dummy_value()
+
+    return types.void(tile, row, like, tag), codegen
+
+
+@intrinsic
+def row_fma(typingctx, tile, row, xv, w, w_offset, tag):
+    """``tile[row, :] += xv * w[w_offset : w_offset + lanes]`` (complex: full complex
+    multiply, kernel not conjugated)."""
+    dtype = w.dtype
+    rows, lanes = _shape(tag, dtype)
+    elem, count = _scalar_lanes(dtype, lanes)
+    is_complex = isinstance(dtype, types.Complex)
+
+    def codegen(context, builder, sig, args):
+        tile_ptr, rowv, xval, warr, woff, _ = args
+        ptr, vty = _row(builder, tile_ptr, rowv, elem, count)
+        wdata = context.make_array(sig.args[3])(context, builder, warr).data
+        wptr = builder.bitcast(builder.gep(wdata, [woff]), vty.as_pointer())
+        wvec = builder.load(wptr, align=elem.width // 8 if hasattr(elem, "width") else 4)
+        acc = builder.load(ptr, align=64)
+        if not is_complex:
+            acc = _fma(builder, _splat(builder, xval, vty), wvec, acc)
+        else:
+            # (xr + i xi)(wr + i wi): [re, im] += xr * [wr, wi] + xi * [-wi, wr]
+            xr = builder.extract_value(xval, 0)
+            xi = builder.extract_value(xval, 1)
+            swap = builder.shuffle_vector(wvec, ir.Constant(vty, ir.Undefined), ir.Constant(
+                ir.VectorType(ir.IntType(32), count), [i ^ 1 for i in range(count)]))
+            neg = builder.fneg(xi)
+            xi_alt = builder.insert_element(ir.Constant(vty, ir.Undefined), neg, ir.Constant(ir.IntType(32), 0))
+            xi_alt = builder.insert_element(xi_alt, xi, ir.Constant(ir.IntType(32), 1))
+            xi_alt = builder.shuffle_vector(xi_alt, ir.Constant(vty, ir.Undefined), ir.Constant(
+                ir.VectorType(ir.IntType(32), count), [i & 1 for i in range(count)]))
+            acc = _fma(builder, _splat(builder, xr, vty), wvec, acc)
+            acc = _fma(builder, xi_alt, swap, acc)
+        builder.store(acc, ptr, align=64)
+        return context.get_dummy_value()
+
+    return types.void(tile, row, xv, w, w_offset, tag), codegen
+
+
+@intrinsic
+def row_flush(typingctx, tile, wide, row, like, tag):
+    """``wide[row, :] += tile[row, :]`` (widened to double precision); ``tile[row, :] = 0``."""
+    rows, lanes = _shape(tag, like.dtype)
+    elem, count = _scalar_lanes(like.dtype, lanes)
+    welem, _ = _scalar_lanes(_wide(like.dtype), lanes)
+
+    def codegen(context, builder, sig, args):
+        ptr, vty = _row(builder, args[0], args[2], elem, count)
+        wptr, wty = _row(builder, args[1], args[2], welem, count)
+        acc = builder.load(ptr, align=64)
+        if elem != welem:
+            acc = builder.fpext(acc, wty)
+        builder.store(builder.fadd(builder.load(wptr, align=64), acc), wptr, align=64)
+        builder.store(ir.Constant(vty, None), ptr, align=64)
+        return context.get_dummy_value()
+
+    return types.void(tile, wide, row, like, tag), codegen
+
+
+@intrinsic
+def index_buffer(typingctx, tag):
+    """An int64 array of ``rows`` entries in the entry block (per-pixel indices)."""
+    rows, _ = VARIANTS[tag.count]
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(_alloca_tile(builder, ir.IntType(64), rows), ir.IntType(64).as_pointer())
+
+    return types.CPointer(types.int64)(tag), codegen
+
+
+@intrinsic
+def stack_tile(typingctx, like, tag):
+    """A ``rows x lanes`` tile of ``like.dtype`` for plain indexed (scalar-loop)
+    access, e.g. through ``numba.carray``; for kernels whose inner loop LLVM
+    vectorises well on its own (elementwise products, as in depthwise)."""
+    dtype = like.dtype
+    rows, lanes = _shape(tag, dtype)
+
+    def codegen(context, builder, sig, args):
+        elem, count = _scalar_lanes(dtype, lanes)
+        ptr = _alloca_tile(builder, elem, rows * count)
+        return builder.bitcast(ptr, context.get_data_type(dtype).as_pointer())
+
+    return types.CPointer(dtype)(like, tag), codegen

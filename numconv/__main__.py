@@ -75,8 +75,13 @@ def main(argv=None):
                             description="Run convolutions on built-in example data, printing shapes, "
                                         "the method used, timings and the difference to a NumPy reference.")
     p_demo.add_argument("--repeat", type=int, default=5, help="timed repetitions per example (default 5)")
+    from . import _bench
+
+    p_bench = sub.add_parser("bench", help="time numconv against torch on the benchmark case table",
+                             description=_bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _bench.add_arguments(p_bench)
     args = parser.parse_args(argv)
-    return {"demo": demo}[args.command](args)
+    return {"demo": demo, "bench": _bench.run}[args.command](args)
 
 
 if __name__ == "__main__":

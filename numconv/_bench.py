@@ -7,12 +7,6 @@ share of the machine's matrix-product ceiling (a 2048^3 ``np.matmul`` measured a
 start-up; DGEMM for float64 cases), float32 error against a float64 reference for
 both libraries, and the peak extra memory of one numconv call.
 
-Wiring (``numconv/__main__.py``)::
-
-    p_bench = sub.add_parser("bench", help=..., description=numconv._bench.__doc__)
-    numconv._bench.add_arguments(p_bench)
-    ... {"demo": demo, "bench": numconv._bench.run}[args.command](args)
-
 ``python -m numconv._bench`` runs the same thing stand-alone. torch, scipy and
 matplotlib are imported only inside ``run``; without torch the table has the
 numconv columns only.
@@ -288,7 +282,13 @@ def run(args):
     torch = _import_torch(getattr(args, "no_torch", False))
     accuracy = not getattr(args, "no_accuracy", False)
     method = getattr(args, "method", "auto")
+    from ._dispatch import METHODS
+
+    if method != "auto" and method not in METHODS:
+        raise SystemExit(f"numconv bench: --method must be 'auto' or one of {', '.join(map(repr, METHODS))}; "
+                         f"got {method!r}")
     out = sys.stdout
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0  # before we add our own
 
     dtypes = sorted({c.dtype for c in cases})
     slow_vars = {k: os.environ[k] for k in SLOW_BLAS_VARS if k in os.environ}
@@ -331,6 +331,10 @@ def run(args):
           + " set: they slow NumPy's OpenBLAS GEMM (in this process: "
           + ", ".join(f"{names.get(dt, dt)} {gemm_here[dt]:.0f}" for dt in dtypes)
           + " GFLOP/s); %GEMM uses the ceiling measured without them. numconv itself does not use BLAS.")
+    machine["load_average_1min"] = load
+    if load > 0.5:
+        p(f"WARNING: 1-minute load average {load:.2f} before this run: other processes are using the CPU, "
+          "so times (numconv's and torch's alike) are inflated and noisy.")
     p("speedup = torch best / numconv; %GEMM = numconv GFLOP/s / ceiling of its dtype; xBW (memory-bound "
       "cases) = numconv time / compulsory-traffic time at the copy bandwidth; err = max|y - ref| / max|ref| "
       "against a float64 NumPy reference; +MiB = peak extra memory of one numconv call beyond its output "

@@ -101,8 +101,9 @@ class Case:
         k = "x".join(map(str, self.kernel_shape[:-2]))
         kw = {key: v for key, v in self.kwargs if key not in ("padding",)}
         extra = " ".join(f"{key}={v}" for key, v in kw.items())
-        return (f"{'x'.join(map(str, self.x_shape))} -> {self.kernel_shape[-1]}, {k} "
-                f"{self.conv_kwargs.get('padding', 'valid')}{' ' + extra if extra else ''}")
+        pad = self.conv_kwargs.get("padding", "valid")
+        pad = pad if isinstance(pad, str) else f"pad {pad}"
+        return f"{'x'.join(map(str, self.x_shape))} -> {self.kernel_shape[-1]}, {k} {pad}{' ' + extra if extra else ''}"
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

@@ -1,0 +1,137 @@
+"""The benchmark machinery: case table, peer registry and ``python -m numconv bench``.
+
+Smoke tests only (small cases, one repeat): no assertion is made on any timing.
+"""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from numconv import _bench, _cases
+
+
+def _peer_results(case):
+    """{peer label: channels-last result} for every peer that supports ``case``."""
+    out = {}
+    for peer, options in [("numconv", {}), ("torch", {"layout": "nchw"}),
+                          ("torch", {"layout": "channels_last"}), ("scipy", {})]:
+        try:
+            fn = _cases.PEERS[peer](case, **options)
+        except NotImplementedError:
+            continue
+        out[" ".join([peer, *options.values()])] = fn.result()
+    return out
+
+
+def test_case_table_is_consistent():
+    assert len(_cases.CASES) == len(_cases.CASE_LIST)
+    for case in _cases.CASE_LIST:
+        assert case.name.isascii() and case.name.isidentifier(), case.name
+        assert case.area in {"conv1d", "conv2d", "conv3d", "depthwise", "variants"}, case
+        assert len(case.x_shape) == case.rank + 2, case
+        assert case.flops > 0 and case.min_bytes > 0, case
+        assert all(o >= 1 for o in case.out_shape), case
+    resnet = _cases.CASES["resnet"]
+    assert resnet.out_shape == (8, 56, 56, 64)
+    assert resnet.flops == 2 * 8 * 56 * 56 * 64 * 9 * 64
+    assert _cases.CASES["stem"].out_shape == (1, 112, 112, 64)
+    assert _cases.CASES["wavenet"].geometry[0] == ((8, 0),)
+    assert _cases.CASES["strided1d"].out_shape == (32, 1024, 128)
+
+
+def test_inputs_are_seeded_and_shared_across_dtype_and_layout():
+    x32, w32 = _cases.inputs("resnet")
+    x64, w64 = _cases.inputs("resnet_f64")
+    xcf, _ = _cases.inputs("resnet_cf")
+    assert x32.dtype == np.float32 and x64.dtype == np.float64
+    np.testing.assert_array_equal(x32, x64.astype(np.float32))
+    np.testing.assert_array_equal(np.moveaxis(xcf, 1, -1), x32)
+    assert _cases.inputs("resnet")[0] is x32  # cached
+
+
+@pytest.mark.parametrize("name", list(_cases.CASES))
+def test_peers_agree_with_the_reference_on_shrunk_cases(name):
+    """Every peer's prepared callable computes the case (same shape, same values)
+    on a tiny version of it: the bench compares like with like."""
+    case = _cases.CASES[name].shrunk()
+    ref = _cases.reference(case)
+    assert ref.shape == case.out_shape
+    results = _peer_results(case)
+    assert "numconv" in results
+    tol = 1e-12 if case.dtype == "float64" else 1e-5
+    for label, y in results.items():
+        assert y.shape == ref.shape, (name, label)
+        assert _cases.rel_error(y, ref) < tol, (name, label, _cases.rel_error(y, ref))
+
+
+def test_scipy_peer_maps_stride_dilation_and_padding_modes():
+    pytest.importorskip("scipy")
+    case = _cases.Case("t", "depthwise", (2, 13, 11, 4), (3, 2, 1, 8),
+                       (("strides", (2, 1)), ("dilation_rate", (1, 2)), ("padding", "same"),
+                        ("padding_mode", "reflect"), ("groups", 4)))
+    y = _cases.prepare_scipy(case).result()
+    assert _cases.rel_error(y, _cases.reference(case)) < 1e-5
+
+
+def test_select():
+    names = lambda sel: [c.name for c in _cases.select(sel)]  # noqa: E731
+    assert names("resnet") == ["resnet"]
+    assert names("resnet*") == [n for n in _cases.CASES if n.startswith("resnet")]
+    assert names("depthwise, stock") == ["stock", "depthwise2d", "depthwise1d"]
+    assert len(names("")) == len(_cases.CASES)
+    with pytest.raises(ValueError, match="no benchmark case matches 'nope'; cases are: resnet"):
+        _cases.select("nope")
+
+
+def test_missing_peer_raises_not_implemented(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(NotImplementedError, match="torch is not installed"):
+        _cases.prepare_torch("stock")
+    with pytest.raises(NotImplementedError, match="channel-contracting"):
+        _cases.prepare_scipy("resnet")
+    with pytest.raises(NotImplementedError, match="no method 'nope'"):
+        _cases.prepare_numconv("stock", method="nope")
+
+
+def test_bench_prints_the_table(capsys):
+    torch_present = _bench._import_torch(False) is not None
+    assert _bench.main(["--cases", "stock", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "ceilings: 2048^3 np.matmul" in out and "SGEMM" in out
+    header = next(line for line in out.splitlines() if line.startswith("case "))
+    for col in ("numconv ms", "GFLOP/s", "%GEMM", "err numconv", "+MiB"):
+        assert col in header
+    assert ("torch best" in header) == torch_present
+    row = next(line for line in out.splitlines() if line.startswith("stock "))
+    assert "float32" in row
+
+
+def test_bench_runs_without_torch(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setattr(_bench, "measure_gemm_subprocess", lambda *a, **k: None)  # in-process fallback
+    path = tmp_path / "bench.json"
+    assert _bench.main(["--cases", "stock", "--repeat", "1", "--channels-first", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "torch not available" in out
+    header = next(line for line in out.splitlines() if line.startswith("case "))
+    assert "torch" not in header and "speedup" not in header and "cf/cl" in header
+    data = json.loads(path.read_text())
+    (row,) = data["rows"]
+    assert row["case"] == "stock" and row["numconv_s"] > 0 and row["cf_over_cl"] > 0
+    assert "torch_best_s" not in row and row["err_numconv"] < 1e-5
+    assert data["machine"]["torch"] is None and data["ceilings"]["gemm"]["float32"] > 0
+
+
+def test_plot_without_matplotlib_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(SystemExit, match=r"--plot needs matplotlib.*pip install"):
+        _bench.main(["--cases", "stock", "--plot", "x.png"])
+
+
+def test_importing_numconv_and_the_bench_does_not_import_torch_or_matplotlib():
+    code = ("import sys, numconv, numconv._bench, numconv._cases; "
+            "bad = [m for m in ('torch', 'matplotlib') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,11 +12,11 @@ identity, and ``numconv._spec`` rejects named non-linear activations on complex 
 import math
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from .._config import PARALLEL
+from .._config import SERIAL
 
 ACTIVATIONS = {
     "linear": 0, "relu": 1, "relu6": 2, "sigmoid": 3, "tanh": 4, "elu": 5, "selu": 6,
@@ -88,8 +88,43 @@ def _activate_overload(v, code):
     return impl
 
 
-@njit(**PARALLEL)
-def activation_kernel(y, code):
-    """In place: ``y[i] = activate(y[i], code)`` over a flat C-contiguous array."""
-    for i in prange(y.size):
-        y[i] = activate(y[i], code)
+def activate_slice(y, code):
+    """In place ``y[i] = activate(y[i], code)`` over a 1-D slice (Numba-only), with
+    the switch on ``code`` outside the loop so the common cases are tight vector
+    loops (a call per element made the epilogue dominate kernels with short
+    reductions). Complex data: the identity, as for ``activate``."""
+    raise NotImplementedError("activate_slice is only callable from Numba kernels")
+
+
+@overload(activate_slice, inline="always")
+def _activate_slice_overload(y, code):
+    if isinstance(y.dtype, types.Complex):
+        return lambda y, code: None
+
+    def impl(y, code):
+        if code == 0:
+            return
+        if code == 1:
+            for i in range(y.size):
+                v = y[i]
+                y[i] = v if not v < 0 else 0
+            return
+        for i in range(y.size):
+            y[i] = activate(y[i], code)
+
+    return impl
+
+
+@njit(inline="always", **SERIAL)
+def write_row(dst, acc, bias, has_bias, code):
+    """The kernels' epilogue: ``dst[:] = activate(T(acc[:n] + bias[:n]), code)``, with
+    ``acc`` in the accumulation precision and the sum rounded once to ``dst``'s
+    dtype. ``bias`` is only read when ``has_bias``."""
+    n = dst.size
+    if has_bias:
+        for i in range(n):
+            dst[i] = acc[i] + bias[i]
+    else:
+        for i in range(n):
+            dst[i] = acc[i]
+    activate_slice(dst, code)

@@ -18,7 +18,7 @@ import numba
 from numba import njit, prange
 
 from .._config import PARALLEL
-from .act import activate
+from .act import write_row
 from .pad import source_index
 from .tile import acc_tile, flush_terms, index_buffer, row_flush, row_fma, row_zero, tile_shape, wide_tile
 
@@ -123,11 +123,6 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
                                                 row_flush(acc, wide, p, x, tag)
                     for p in range(R):
                         row_flush(acc, wide, p, x, tag)
+                    kk = g * KG + k0
                     for p in range(min(R, w_end - ow0)):
-                        orow = out[n, od, oh, ow0 + p]
-                        for k in range(kn):
-                            kk = g * KG + k0 + k
-                            v = res[p, k]
-                            if has_bias:
-                                v += b[kk]
-                            orow[kk] = activate(x.dtype.type(v), act)
+                        write_row(out[n, od, oh, ow0 + p, kk:kk + kn], res[p], b[kk:kk + kn], has_bias, act)

@@ -18,7 +18,7 @@ import numba
 from numba import njit, prange
 
 from .._config import PARALLEL
-from .act import activate
+from .act import write_row
 from .pad import source_index
 from .tile import flush_terms, stack_tile, tile_shape, wide_tile
 
@@ -87,9 +87,11 @@ def depthwise_kernel(x, wm, b, has_bias, out, strides, dilations, pads, mode, ac
                                         for k in range(B):
                                             tot[k] += acc[k]
                                             acc[k] = zero
-                    for k in range(cn):
-                        kk = c0 + k if M == 1 else (c0 + k) * M + m
-                        v = tot[k] + acc[k] if F else acc[k]
-                        if has_bias:
-                            v += b[kk]
-                        orow[kk] = activate(x.dtype.type(v), act)
+                    if F:
+                        for k in range(B):
+                            tot[k] += acc[k]
+                    else:
+                        for k in range(B):
+                            tot[k] = acc[k]
+                    lo = c0 * M + m
+                    write_row(orow[lo:lo + cn * M:M], tot, b[lo:lo + cn * M:M], has_bias, act)

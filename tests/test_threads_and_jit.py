@@ -92,4 +92,4 @@ def test_specialisations_stay_few():
                 numconv.conv(np.moveaxis(xx, -1, 1), w, data_format="channels_first")
                 numconv.conv(xx, np.ones((2,) * rank + (1, 8), dt), strides=(1,) * (rank - 1) + (2,))
     assert len(conv_direct_kernel.signatures) <= 3 * len(dtypes)
-    assert len(depthwise_kernel.signatures) <= len(dtypes)
+    assert len(depthwise_kernel.signatures) <= 3 * len(dtypes)

@@ -96,7 +96,7 @@ def activate_slice(y, code):
     raise NotImplementedError("activate_slice is only callable from Numba kernels")
 
 
-@overload(activate_slice, inline="always")
+@overload(activate_slice)
 def _activate_slice_overload(y, code):
     if isinstance(y.dtype, types.Complex):
         return lambda y, code: None

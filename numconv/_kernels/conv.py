@@ -18,9 +18,10 @@ import numba
 from numba import njit, prange
 
 from .._config import PARALLEL
-from .act import write_row
+from .act import activate_slice
 from .pad import source_index
-from .tile import acc_tile, flush_terms, index_buffer, row_flush, row_fma, row_zero, tile_shape, wide_tile
+from .tile import (acc_tile, flush_terms, index_buffer, row_flush, row_fma, row_store, row_zero, tile_shape,
+                   wide_tile)
 
 
 @njit(**PARALLEL)
@@ -49,10 +50,15 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
     pd, ph, pw = pads
     R, L = tile_shape(x, tag)
     F = flush_terms(x)
+    # Flushing only pays off when a reduction can be longer than F terms; otherwise
+    # the tile is stored straight from registers (no double-precision round trip).
+    if KD * KH * KW * CG <= F:
+        F = 0
     chunk = F if F else CG
     nch = (OW + wchunk - 1) // wchunk
     zero = x.dtype.type(0)
     wflat = wp.reshape(G, NKB, KD * KH * KW * CG * L)
+    outf = out.reshape(out.size)
     for t in prange(N * OD * OH * nch):
         acc = acc_tile(x, tag)
         wide = wide_tile(x, tag)
@@ -73,8 +79,9 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
                 for ow0 in range(ch * wchunk, w_end, R):
                     for p in range(R):
                         row_zero(acc, p, x, tag)
-                        for k in range(L):
-                            res[p, k] = 0
+                        if F:
+                            for k in range(L):
+                                res[p, k] = 0
                     cnt = 0
                     for a in range(KD):
                         iz = od * sd - pd + a * dd
@@ -121,8 +128,12 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
                                             cnt = 0
                                             for p in range(R):
                                                 row_flush(acc, wide, p, x, tag)
-                    for p in range(R):
-                        row_flush(acc, wide, p, x, tag)
                     kk = g * KG + k0
                     for p in range(min(R, w_end - ow0)):
-                        write_row(out[n, od, oh, ow0 + p, kk:kk + kn], res[p], b[kk:kk + kn], has_bias, act)
+                        o = (((n * OD + od) * OH + oh) * OW + ow0 + p) * K + kk
+                        if F:
+                            row_flush(acc, wide, p, x, tag)
+                            row_store(wide, p, outf, o, kn, b, kk, has_bias, tag)
+                        else:
+                            row_store(acc, p, outf, o, kn, b, kk, has_bias, tag)
+                        activate_slice(outf[o:o + kn], act)

@@ -126,6 +126,43 @@ def _fma(builder, a, b, c):
     return builder.call(fn, [a, b, c])
 
 
+def _vname(vty):
+    return f"v{vty.count}{'f32' if isinstance(vty.element, ir.FloatType) else 'f64'}"
+
+
+def _lane_mask(builder, count, vcount, per):
+    """<vcount x i1>: lane j is live when j // per < count (per = 2 for complex),
+    built from an integer bitmask (one k-register move, not vcount compares)."""
+    ity = ir.IntType(vcount)
+    live = builder.mul(count, ir.Constant(count.type, per))
+    full = builder.icmp_signed(">=", live, ir.Constant(count.type, vcount))
+    shift = builder.trunc(builder.select(full, ir.Constant(count.type, 0), live), ity) if vcount < 64 else \
+        builder.select(full, ir.Constant(count.type, 0), live)
+    bits = builder.sub(builder.shl(ir.Constant(ity, 1), shift), ir.Constant(ity, 1))
+    bits = builder.select(full, ir.Constant(ity, (1 << vcount) - 1), bits)
+    return builder.bitcast(bits, ir.VectorType(ir.IntType(1), vcount))
+
+
+def _masked_load(builder, ptr, mask, vty):
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+        vty, [vty.as_pointer(), ir.IntType(32), mask.type, vty]), f"llvm.masked.load.{_vname(vty)}.p0")
+    return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 4), mask, ir.Constant(vty, None)])
+
+
+def _masked_store(builder, value, ptr, mask):
+    vty = value.type
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+        ir.VoidType(), [vty, vty.as_pointer(), ir.IntType(32), mask.type]), f"llvm.masked.store.{_vname(vty)}.p0")
+    builder.call(fn, [value, ptr, ir.Constant(ir.IntType(32), 4), mask])
+
+
+def _array_elem_ptr(context, builder, arrty, arr, offset, elem, per):
+    """Pointer to element ``offset`` of a C-contiguous array, as ``elem*`` (complex
+    elements count as ``per`` = 2 scalars)."""
+    data = builder.bitcast(context.make_array(arrty)(context, builder, arr).data, elem.as_pointer())
+    return builder.gep(data, [builder.mul(offset, ir.Constant(ir.IntType(64), per))])
+
+
 def _splat(builder, value, vty):
     undef = ir.Constant(vty, ir.Undefined)
     v = builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0))
@@ -259,3 +296,79 @@ def stack_tile(typingctx, like, tag):
         return builder.bitcast(ptr, context.get_data_type(dtype).as_pointer())
 
     return types.CPointer(dtype)(like, tag), codegen
+
+
+@intrinsic
+def row_fmav(typingctx, tile, row, x, x_offset, count, w, w_offset, tag):
+    """``tile[row, i] += x[x_offset + i] * w[w_offset + i]`` for ``i < lanes``, an
+    elementwise product (depthwise); ``x`` lanes at ``i >= count`` are not read
+    (a masked load: channel tails need no separate loop), ``w`` is read whole
+    (callers pad it to whole rows)."""
+    dtype = w.dtype
+    rows, lanes = _shape(tag, dtype)
+    elem, vcount = _scalar_lanes(dtype, lanes)
+    is_complex = isinstance(dtype, types.Complex)
+    per = 2 if is_complex else 1
+
+    def codegen(context, builder, sig, args):
+        tile_ptr, rowv, xarr, xoff, cnt, warr, woff, _ = args
+        ptr, vty = _row(builder, tile_ptr, rowv, elem, vcount)
+        i64 = ir.IntType(64)
+        xdata = builder.bitcast(context.make_array(sig.args[2])(context, builder, xarr).data, elem.as_pointer())
+        wdata = builder.bitcast(context.make_array(sig.args[5])(context, builder, warr).data, elem.as_pointer())
+        xptr = builder.bitcast(builder.gep(xdata, [builder.mul(xoff, ir.Constant(i64, per))]), vty.as_pointer())
+        wptr = builder.bitcast(builder.gep(wdata, [builder.mul(woff, ir.Constant(i64, per))]), vty.as_pointer())
+        xv = _masked_load(builder, xptr, _lane_mask(builder, cnt, vcount, per), vty)
+        wv = builder.load(wptr, align=4)
+        acc = builder.load(ptr, align=64)
+        if not is_complex:
+            acc = _fma(builder, xv, wv, acc)
+        else:
+            # [xr, xi] * [wr, wi] per pair: [xr*wr - xi*wi, xr*wi + xi*wr]
+            undef = ir.Constant(vty, ir.Undefined)
+            idx = lambda f: ir.Constant(ir.VectorType(ir.IntType(32), vcount), [f(j) for j in range(vcount)])
+            xre = builder.shuffle_vector(xv, undef, idx(lambda j: j & ~1))
+            xim = builder.shuffle_vector(xv, undef, idx(lambda j: j | 1))
+            wsw = builder.shuffle_vector(wv, undef, idx(lambda j: j ^ 1))
+            sign = ir.Constant(vty, [(-1.0 if j % 2 == 0 else 1.0) for j in range(vcount)])
+            acc = _fma(builder, xre, wv, acc)
+            acc = _fma(builder, builder.fmul(xim, sign), wsw, acc)
+        builder.store(acc, ptr, align=64)
+        return context.get_dummy_value()
+
+    return types.void(tile, row, x, x_offset, count, w, w_offset, tag), codegen
+
+
+@intrinsic
+def row_store(typingctx, src, row, dst, dst_offset, count, bias, bias_offset, has_bias, tag):
+    """``dst[dst_offset + i] = T(src[row, i] + bias[bias_offset + i])`` for
+    ``i < count``: vector loads, one rounding to ``dst``'s dtype and masked stores,
+    the vector epilogue for contiguous output rows. ``src`` is a ``wide_tile``
+    (double precision) or an ``acc_tile`` (``dst``'s dtype; for reductions that
+    never flush). ``bias`` is read only when ``has_bias``."""
+    dtype = dst.dtype
+    rows, lanes = _shape(tag, dtype)
+    elem, vcount = _scalar_lanes(dtype, lanes)
+    from_acc = isinstance(src, types.RawPointer)
+    welem, _ = _scalar_lanes(dtype if from_acc else _wide(dtype), lanes)
+    per = 2 if isinstance(dtype, types.Complex) else 1
+
+    def codegen(context, builder, sig, args):
+        sptr, rowv, darr, doff, cnt, barr, boff, hasb, _ = args
+        srow, wty = _row(builder, sptr, rowv, welem, vcount)
+        vty = ir.VectorType(elem, vcount)
+        mask = _lane_mask(builder, cnt, vcount, per)
+        v = builder.load(srow, align=64)
+        bptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[5], barr, boff, elem, per), vty.as_pointer())
+        # The bias load is masked off entirely when there is no bias (callers pass
+        # a 1-element dummy), keeping the epilogue one straight-line block.
+        bv = _masked_load(builder, bptr, builder.select(hasb, mask, ir.Constant(mask.type, None)), vty)
+        if welem != elem:
+            v = builder.fptrunc(builder.fadd(v, builder.fpext(bv, wty)), vty)
+        else:
+            v = builder.fadd(v, bv)
+        dptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], darr, doff, elem, per), vty.as_pointer())
+        _masked_store(builder, v, dptr, mask)
+        return context.get_dummy_value()
+
+    return types.void(src, row, dst, dst_offset, count, bias, bias_offset, has_bias, tag), codegen

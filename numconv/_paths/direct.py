@@ -57,10 +57,14 @@ def run(spec, x5, w5, b, out5):
     mode = PAD_MODES[spec.padding_mode]
     if is_depthwise(spec):
         KD, KH, KW, _, K = w5.shape
-        wm = np.ascontiguousarray(w5.reshape(KD, KH, KW, spec.channels, K // spec.channels).transpose(0, 1, 2, 4, 3))
+        C = spec.channels
+        variant = choose_variant(C, spec.dtype)
+        lanes = variant_lanes(variant, spec.dtype)
+        wm = np.zeros((KD, KH, KW, K // C, -(-C // lanes) * lanes), spec.dtype)
+        wm[..., :C] = w5.reshape(KD, KH, KW, C, K // C).transpose(0, 1, 2, 4, 3)
         with kernel_lock():
             depthwise_kernel(x5, wm, bk, has_bias, out5, spec.strides, spec.dilations, pads, mode, act,
-                             variant_tag(1))
+                             variant_tag(variant))
         return out5
     variant = choose_variant(spec.filters // spec.groups, spec.dtype)
     wp = pack_weights(w5, spec.groups, variant_lanes(variant, spec.dtype))

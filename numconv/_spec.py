@@ -5,7 +5,6 @@ the arrays leave in canonical form: channels-last, 3 spatial axes (rank 1 and 2
 gain leading singleton axes so the pixel axis is always W), C-contiguous, writable,
 in one of the four kernel dtypes. Later layers trust what leaves this module.
 """
-import math
 import operator
 from dataclasses import dataclass
 
@@ -60,12 +59,6 @@ class ConvSpec:
     @property
     def canonical_output_shape(self):
         return (self.batch,) + self.out_spatial + (self.filters,)
-
-    @property
-    def macs(self):
-        """Multiply-accumulates of the direct computation (useful work, no padding waste)."""
-        return (math.prod(self.canonical_output_shape) * math.prod(self.kernel_spatial)
-                * (self.channels // self.groups))
 
 
 # ---------------------------------------------------------------- arrays and dtypes

@@ -283,22 +283,6 @@ def index_buffer(typingctx, tag):
 
 
 @intrinsic
-def stack_tile(typingctx, like, tag):
-    """A ``rows x lanes`` tile of ``like.dtype`` for plain indexed (scalar-loop)
-    access, e.g. through ``numba.carray``; for kernels whose inner loop LLVM
-    vectorises well on its own (elementwise products, as in depthwise)."""
-    dtype = like.dtype
-    rows, lanes = _shape(tag, dtype)
-
-    def codegen(context, builder, sig, args):
-        elem, count = _scalar_lanes(dtype, lanes)
-        ptr = _alloca_tile(builder, elem, rows * count)
-        return builder.bitcast(ptr, context.get_data_type(dtype).as_pointer())
-
-    return types.CPointer(dtype)(like, tag), codegen
-
-
-@intrinsic
 def row_fmav(typingctx, tile, row, x, x_offset, count, w, w_offset, tag):
     """``tile[row, i] += x[x_offset + i] * w[w_offset + i]`` for ``i < lanes``, an
     elementwise product (depthwise); ``x`` lanes at ``i >= count`` are not read

@@ -17,11 +17,25 @@ reads, so no padded copy of the input is made.
 import numba
 from numba import njit, prange
 
-from .._config import PARALLEL
+from .._config import PARALLEL, SERIAL
 from .act import activate_slice
 from .pad import source_index
 from .tile import (acc_tile, flush_terms, index_buffer, row_flush, row_fma, row_store, row_zero, tile_shape,
                    wide_tile)
+
+
+@njit(inline="always", **SERIAL)
+def _flush_if_due(acc, wide, cnt, terms, F, R, x, tag):
+    """Count ``terms`` more reduction terms; every ``F`` (> 0) of them, add the
+    register tile into the double-precision tile and clear it. Returns the count."""
+    if not F:
+        return 0
+    cnt += terms
+    if cnt >= F:
+        cnt = 0
+        for p in range(R):
+            row_flush(acc, wide, p, x, tag)
+    return cnt
 
 
 @njit(**PARALLEL)
@@ -55,6 +69,8 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
     if KD * KH * KW * CG <= F:
         F = 0
     chunk = F if F else CG
+    merge = G == 1 and dw == 1 and CG < 16  # see the merged loop below
+    xf = x.reshape(x.size)
     nch = (OW + wchunk - 1) // wchunk
     zero = x.dtype.type(0)
     wflat = wp.reshape(G, NKB, KD * KH * KW * CG * L)
@@ -96,6 +112,20 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
                                     continue
                                 iy = source_index(iy, H, mode)
                             xr = x[n, iz, iy]
+                            i0 = ow0 * sw - pw
+                            if merge and i0 >= 0 and i0 + KW - 1 + (R - 1) * sw < W and ow0 + R <= w_end:
+                                # One group, dw == 1, all taps inside: the row's (kw, c)
+                                # pairs are contiguous in x and in the packed weights, so
+                                # one loop of KW * C terms replaces KW loops of C (small C).
+                                xo = (((n * D + iz) * H + iy) * W + i0) * C
+                                wo = (a * KH + bb) * KW * CG * L
+                                for j0 in range(0, KW * CG, chunk):
+                                    jn = min(chunk, KW * CG - j0)
+                                    for j in range(j0, j0 + jn):
+                                        for p in range(R):
+                                            row_fma(acc, p, xf[xo + p * sw * C + j], wg, wo + j * L, tag)
+                                    cnt = _flush_if_due(acc, wide, cnt, jn, F, R, x, tag)
+                                continue
                             for cc in range(KW):
                                 i0 = ow0 * sw - pw + cc * dw
                                 inner = i0 >= 0 and i0 + (R - 1) * sw < W and ow0 + R <= w_end
@@ -122,12 +152,7 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
                                                 j = jx[p]
                                                 xv = xr[j, gc0 + c] if j >= 0 else zero
                                                 row_fma(acc, p, xv, wg, woff + (c0 + c) * L, tag)
-                                    if F:
-                                        cnt += cn
-                                        if cnt >= F:
-                                            cnt = 0
-                                            for p in range(R):
-                                                row_flush(acc, wide, p, x, tag)
+                                    cnt = _flush_if_due(acc, wide, cnt, cn, F, R, x, tag)
                     kk = g * KG + k0
                     for p in range(min(R, w_end - ow0)):
                         o = (((n * OD + od) * OH + oh) * OW + ow0 + p) * K + kk
@@ -136,4 +161,5 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
                             row_store(wide, p, outf, o, kn, b, kk, has_bias, tag)
                         else:
                             row_store(acc, p, outf, o, kn, b, kk, has_bias, tag)
-                        activate_slice(outf[o:o + kn], act)
+                        if act:
+                            activate_slice(outf[o:o + kn], act)

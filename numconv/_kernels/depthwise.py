@@ -112,13 +112,15 @@ def depthwise_kernel(x, wm, b, has_bias, out, strides, dilations, pads, mode, ac
                         if M == 1 and not F:  # contiguous channels: straight from registers
                             o = (((n * OD + od) * OH + oh) * OW + ow0 + p) * K + c0
                             row_store(acc, p, outf, o, cn, b, c0, has_bias, tag)
-                            activate_slice(outf[o:o + cn], act)
+                            if act:
+                                activate_slice(outf[o:o + cn], act)
                             continue
                         row_flush(acc, wide, p, x, tag)
                         if M == 1:
                             o = (((n * OD + od) * OH + oh) * OW + ow0 + p) * K + c0
                             row_store(wide, p, outf, o, cn, b, c0, has_bias, tag)
-                            activate_slice(outf[o:o + cn], act)
+                            if act:
+                                activate_slice(outf[o:o + cn], act)
                         else:
                             write_row(out[n, od, oh, ow0 + p, lo:lo + cn * M:M], res[p], b[lo:lo + cn * M:M],
                                       has_bias, act)

@@ -3,13 +3,19 @@
 ``METHODS`` maps each public ``method=`` string to its path's ``run``; tests and
 benchmarks loop over it. ``choose_conv_method`` looks at shapes only.
 """
-from ._paths import direct
+from ._paths import direct, fft
 
-METHODS = {"direct": direct.run}
+#: public ``method=`` string -> the path's ``run(spec, x5, w5, b, out5)``
+METHODS = {"direct": direct.run, "fft": fft.run}
 
 
 def choose_conv_method(spec):
-    """The method ``method="auto"`` runs for ``spec``: only "direct" exists today."""
+    """The method ``method="auto"`` runs for ``spec``.
+
+    Today always "direct": the FFT path is available by name, and the cost model
+    that picks it for large kernels (fitted on this machine class, with the
+    accuracy guards for integer-valued and non-finite data) is the next step.
+    """
     return "direct"
 
 

@@ -152,7 +152,7 @@ def test_unknown_options():
         numconv.conv2d(X2, W2, activation="rlu")
     with pytest.raises(TypeError, match=r"activation must be None, an activation name or a callable; got 3"):
         numconv.conv2d(X2, W2, activation=3)
-    with pytest.raises(ValueError, match=r"unknown method 'fast'; expected one of 'auto', 'direct'"):
+    with pytest.raises(ValueError, match=r"unknown method 'fast'; expected one of 'auto', 'direct', 'fft'"):
         numconv.conv2d(X2, W2, method="fast")
 
 
@@ -192,3 +192,12 @@ def test_nan_and_inf_propagate_like_plain_arithmetic():
     # Inf - Inf = NaN, as in NumPy
     z = numconv.conv1d(np.full((1, 3, 1), np.inf), np.array([1.0, -1.0, 1.0]).reshape(3, 1, 1))
     assert np.isnan(z).all()
+
+
+def test_fft_path_spreads_nan_as_documented_and_direct_keeps_it_local():
+    x = np.zeros((1, 32, 1))
+    x[0, 5, 0] = np.nan
+    w = np.ones((3, 1, 1))
+    direct = numconv.conv1d(x, w, method="direct")[0, :, 0]
+    assert np.isnan(direct[3:6]).all() and np.isfinite(np.delete(direct, [3, 4, 5])).all()
+    assert np.isnan(numconv.conv1d(x, w, method="fft")).all()

@@ -12,11 +12,11 @@ identity, and ``numconv._spec`` rejects named non-linear activations on complex 
 import math
 
 import numpy as np
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from .._config import SERIAL
+from .._config import PARALLEL, SERIAL
 
 ACTIVATIONS = {
     "linear": 0, "relu": 1, "relu6": 2, "sigmoid": 3, "tanh": 4, "elu": 5, "selu": 6,
@@ -128,3 +128,16 @@ def write_row(dst, acc, bias, has_bias, code):
         for i in range(n):
             dst[i] = acc[i]
     activate_slice(dst, code)
+
+
+@njit(**PARALLEL)
+def bias_activation_kernel(y, b, has_bias, code):
+    """In place over rows of ``y`` (M, K): ``y[i] = activate(y[i] + b, code)``, for
+    paths whose arithmetic does not end in a kernel epilogue (FFT). Parallel over rows."""
+    M, K = y.shape
+    for i in prange(M):
+        row = y[i]
+        if has_bias:
+            for k in range(K):
+                row[k] += b[k]
+        activate_slice(row, code)

@@ -1,0 +1,87 @@
+"""The FFT path: cross-correlation as products of spectra.
+
+One forward transform per input image (all channels at once) and one per kernel
+(the dilated, flipped taps, all filters at once); the channel contraction runs in
+the frequency domain as a batched matrix product per frequency and group, then
+one inverse transform per output. Cost O(n log n) per channel instead of O(n k),
+so it wins for large kernels (``numconv._dispatch`` decides).
+
+Index arithmetic: with ``xp`` the padded input (length ``Lp`` per axis) and ``e``
+the dilated kernel size, the stride-1 correlation is the linear convolution of
+``xp`` with the flipped kernel at offsets ``e - 1 ... Lp - 1``. A circular
+transform of size ``>= Lp`` computes those offsets exactly (wrap-around only
+reaches offsets below ``e - 1``), and strides keep every ``s``-th of them.
+
+NaN and Inf: a transform mixes every input sample into every frequency, so one
+NaN or Inf in ``x`` or the kernel makes the whole output NaN on this path (as with
+``scipy.signal.fftconvolve``); ``method="direct"`` keeps them local.
+"""
+import numpy as np
+
+from .._config import get_num_threads, kernel_lock
+from .._kernels.act import bias_activation_kernel
+
+#: padding_mode -> numpy.pad mode for the padded copy
+_NP_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def dilated_sizes(spec):
+    return tuple(d * (k - 1) + 1 for k, d in zip(spec.kernel_spatial, spec.dilations))
+
+
+def fft_shape(spec):
+    """Transform size per spatial axis: the padded input length, rounded up to a
+    size ``scipy.fft`` transforms fast."""
+    import scipy.fft  # imported on first use: keeps `import numconv` light
+
+    real = spec.dtype.kind != "c"
+    return tuple(scipy.fft.next_fast_len(L + b + a, real=real)
+                 for L, (b, a) in zip(spec.in_spatial, spec.pads))
+
+
+def _padded(spec, x5):
+    pads = ((0, 0),) + tuple(spec.pads) + ((0, 0),)
+    if not any(any(p) for p in spec.pads):
+        return x5
+    return np.pad(x5, pads, mode=_NP_PAD[spec.padding_mode])
+
+
+def _dilated_flipped_kernel(spec, w5):
+    """(KD, KH, KW, Cg, K) -> taps spread by the dilation (zeros between), flipped."""
+    d = spec.dilations
+    wd = np.zeros(dilated_sizes(spec) + w5.shape[3:], w5.dtype)
+    wd[::d[0], ::d[1], ::d[2]] = w5
+    return wd[::-1, ::-1, ::-1]
+
+
+def run(spec, x5, w5, b, out5):
+    """Compute ``out5`` (N, OD, OH, OW, K) with transforms over the spatial axes."""
+    import scipy.fft
+
+    complex_data = spec.dtype.kind == "c"
+    forward = scipy.fft.fftn if complex_data else scipy.fft.rfftn
+    inverse = scipy.fft.ifftn if complex_data else scipy.fft.irfftn
+    workers = get_num_threads()
+    fshape = fft_shape(spec)
+    N, C, K, G = spec.batch, spec.channels, spec.filters, spec.groups
+    CG, KG = C // G, K // G
+
+    X = forward(_padded(spec, x5), s=fshape, axes=(1, 2, 3), workers=workers)      # (N, *F, C)
+    Wf = forward(_dilated_flipped_kernel(spec, w5), s=fshape, axes=(0, 1, 2), workers=workers)  # (*F, Cg, K)
+    F = X.shape[1:4]
+    nf = int(np.prod(F))
+    # Contract channels per frequency and group: (nf, G, N, Cg) @ (nf, G, Cg, Kg)
+    Xr = X.reshape(N, nf, G, CG).transpose(1, 2, 0, 3)
+    Wr = Wf.reshape(nf, CG, G, KG).transpose(0, 2, 1, 3)
+    Y = np.matmul(Xr, Wr).transpose(2, 0, 1, 3).reshape((N,) + F + (K,))
+    del X, Xr
+    y = inverse(Y, s=fshape, axes=(1, 2, 3), workers=workers)
+    region = tuple(slice(e - 1, e - 1 + (o - 1) * s + 1, s)
+                   for e, o, s in zip(dilated_sizes(spec), spec.out_spatial, spec.strides))
+    out5[...] = y[(slice(None),) + region + (slice(None),)]
+    act = spec.activation if isinstance(spec.activation, int) else 0
+    if b is not None or act:
+        with kernel_lock():
+            bias_activation_kernel(out5.reshape(-1, K), b if b is not None else np.zeros(1, spec.dtype),
+                                   b is not None, act)
+    return out5

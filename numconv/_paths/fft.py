@@ -2,8 +2,8 @@
 
 One forward transform per input image (all channels at once) and one per kernel
 (the dilated, flipped taps, all filters at once); the channel contraction runs in
-the frequency domain as a batched matrix product per frequency and group, then
-one inverse transform per output. Cost O(n log n) per channel instead of O(n k),
+the frequency domain (``_kernels/spectral.py``: a small matrix product per
+frequency and group), then one inverse transform per output. Cost O(n log n) per channel instead of O(n k),
 so it wins for large kernels (``numconv._dispatch`` decides).
 
 Index arithmetic: with ``xp`` the padded input (length ``Lp`` per axis) and ``e``
@@ -20,6 +20,7 @@ import numpy as np
 
 from .._config import get_num_threads, kernel_lock
 from .._kernels.act import bias_activation_kernel
+from .._kernels.spectral import contract_kernel
 
 #: padding_mode -> numpy.pad mode for the padded copy
 _NP_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -64,17 +65,16 @@ def run(spec, x5, w5, b, out5):
     workers = get_num_threads()
     fshape = fft_shape(spec)
     N, C, K, G = spec.batch, spec.channels, spec.filters, spec.groups
-    CG, KG = C // G, K // G
+    CG = C // G
 
     X = forward(_padded(spec, x5), s=fshape, axes=(1, 2, 3), workers=workers)      # (N, *F, C)
     Wf = forward(_dilated_flipped_kernel(spec, w5), s=fshape, axes=(0, 1, 2), workers=workers)  # (*F, Cg, K)
     F = X.shape[1:4]
     nf = int(np.prod(F))
-    # Contract channels per frequency and group: (nf, G, N, Cg) @ (nf, G, Cg, Kg)
-    Xr = X.reshape(N, nf, G, CG).transpose(1, 2, 0, 3)
-    Wr = Wf.reshape(nf, CG, G, KG).transpose(0, 2, 1, 3)
-    Y = np.matmul(Xr, Wr).transpose(2, 0, 1, 3).reshape((N,) + F + (K,))
-    del X, Xr
+    Y = np.empty((N,) + F + (K,), X.dtype)
+    with kernel_lock():
+        contract_kernel(X.reshape(N, nf, C), np.ascontiguousarray(Wf.reshape(nf, CG, K)), Y.reshape(N, nf, K), G)
+    del X
     y = inverse(Y, s=fshape, axes=(1, 2, 3), workers=workers)
     region = tuple(slice(e - 1, e - 1 + (o - 1) * s + 1, s)
                    for e, o, s in zip(dilated_sizes(spec), spec.out_spatial, spec.strides))

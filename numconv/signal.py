@@ -1,0 +1,303 @@
+"""A drop-in for ``scipy.signal.convolve`` / ``correlate`` / ``choose_conv_method``.
+
+Same arguments and results as SciPy's: N-d inputs, modes ``"full"``, ``"valid"``
+(inputs swapped when ``in2`` is the larger, as SciPy does) and ``"same"``
+(centred on ``in1``), real and complex data (``correlate`` conjugates ``in2``),
+integer inputs giving SciPy's integer result dtype. Added: ``axes=`` as in
+``scipy.signal.fftconvolve``: the convolution runs over those axes only and the
+other axes broadcast, so a stack of signals is one call; a stack with one kernel
+per signal runs as one depthwise convolution.
+
+The arithmetic is numconv's: ``method="direct"`` runs the direct Numba kernels
+(up to 3 convolution axes at once; further axes loop over the kernel's taps),
+``method="fft"`` multiplies ``scipy.fft`` spectra computed with numconv's thread
+count.
+"""
+import operator
+import time
+
+import numpy as np
+
+from . import _ops
+from ._config import get_num_threads
+from ._errors import shape_str, type_error, unknown_option, value_error
+
+MODES = ("full", "valid", "same")
+METHODS = ("auto", "direct", "fft")
+
+
+# ---------------------------------------------------------------- validation
+
+def _as_input(fn, arg, a):
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biufc":
+        raise type_error(fn, arg, "must have a numeric dtype (bool, int, float or complex)",
+                         f"dtype {arr.dtype}", f"Use np.asarray({arg}, dtype=np.float64) if the values are numbers.")
+    return arr
+
+
+def _normalize(fn, in1, in2, mode, method, axes):
+    in1 = _as_input(fn, "in1", in1)
+    in2 = _as_input(fn, "in2", in2)
+    if not isinstance(mode, str) or mode not in MODES:
+        raise unknown_option(fn, "mode", mode, MODES)
+    if not isinstance(method, str) or method not in METHODS:
+        raise unknown_option(fn, "method", method, METHODS)
+    if in1.ndim != in2.ndim:
+        raise value_error(fn, "in2", f"must have as many dimensions as in1 ({in1.ndim})",
+                          f"shape {shape_str(in2.shape)} (in1 has shape {shape_str(in1.shape)})",
+                          "Add length-1 axes (in2[np.newaxis]) to broadcast a kernel over a stack, with axes=.")
+    if axes is None:
+        conv_axes = list(range(in1.ndim))
+    else:
+        try:
+            listed = [operator.index(axes)] if np.ndim(axes) == 0 else [operator.index(a) for a in axes]
+        except TypeError:
+            raise type_error(fn, "axes", "must be None, an int or a sequence of ints", repr(axes)) from None
+        if not listed:
+            raise value_error(fn, "axes", "must not be empty when given", repr(axes))
+        if any(not -in1.ndim <= a < in1.ndim for a in listed):
+            raise value_error(fn, "axes", f"must be valid axes of {in1.ndim}-d inputs", repr(axes))
+        norm = [a % in1.ndim for a in listed]
+        if len(set(norm)) != len(norm):
+            raise value_error(fn, "axes", "must not repeat an axis", repr(axes))
+        # As fftconvolve: axes where either input has length 1 just broadcast.
+        conv_axes = sorted(a for a in norm if in1.shape[a] != 1 and in2.shape[a] != 1)
+    for a in range(in1.ndim):
+        if a not in conv_axes and not (in1.shape[a] == in2.shape[a] or 1 in (in1.shape[a], in2.shape[a])):
+            raise value_error(fn, "in2", f"must match in1 or be 1 on axis {a}, which is not convolved",
+                              f"shapes {shape_str(in1.shape)} and {shape_str(in2.shape)}")
+    if mode == "valid":
+        s1 = [in1.shape[a] for a in conv_axes]
+        s2 = [in2.shape[a] for a in conv_axes]
+        if not (all(p >= q for p, q in zip(s1, s2)) or all(q >= p for p, q in zip(s1, s2))):
+            raise value_error(fn, "in2", "must be at least as large as in1 in every convolved dimension, or "
+                              "at most as large in every one, for mode='valid'",
+                              f"shapes {shape_str(in1.shape)} and {shape_str(in2.shape)}")
+    return in1, in2, conv_axes
+
+
+# ---------------------------------------------------------------- full convolution
+
+def _compute_dtype(dtype):
+    """The dtype numconv computes in: bool/int -> float64, float16 -> float32."""
+    if dtype.kind in "biu":
+        return np.dtype(np.float64)
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    if dtype.kind == "f" and dtype.itemsize > 8:
+        return np.dtype(np.float64)
+    if dtype.kind == "c" and dtype.itemsize > 16:
+        return np.dtype(np.complex128)
+    return dtype
+
+
+def _full_fft(a, b, axes):
+    import scipy.fft
+
+    shape = [a.shape[ax] + b.shape[ax] - 1 for ax in axes]
+    complex_data = a.dtype.kind == "c" or b.dtype.kind == "c"
+    fshape = [scipy.fft.next_fast_len(n, real=not complex_data) for n in shape]
+    fwd, inv = (scipy.fft.fftn, scipy.fft.ifftn) if complex_data else (scipy.fft.rfftn, scipy.fft.irfftn)
+    workers = get_num_threads()
+    spectrum = fwd(a, fshape, axes=axes, workers=workers) * fwd(b, fshape, axes=axes, workers=workers)
+    full = inv(spectrum, fshape, axes=axes, workers=workers)
+    return full[tuple(slice(0, n) if ax in axes else slice(None) for ax, n in
+                      zip(range(full.ndim), _expand(shape, axes, full.ndim)))]
+
+
+def _expand(values, axes, ndim):
+    out = [None] * ndim
+    for ax, v in zip(axes, values):
+        out[ax] = v
+    return out
+
+
+def _full_direct(a, b, axes):
+    """Full convolution over ``axes`` with numconv's direct kernels: the kernel is
+    flipped (convolution = correlation with the reversed kernel) and zero-padded
+    by ``k - 1`` on both sides; non-convolved axes become the batch (shared
+    kernel) or depthwise channels (one kernel per signal)."""
+    r = len(axes)
+    if r > 3:  # numconv's kernels have at most 3 spatial axes: loop over the leading kernel taps
+        lead, rest = axes[0], axes[1:]
+        full_shape = [p + q - 1 if ax in axes else max(p, q) for ax, (p, q) in enumerate(zip(a.shape, b.shape))]
+        out = np.zeros(full_shape, np.result_type(a, b))
+        for j in range(b.shape[lead]):
+            part = _full_direct(a, np.take(b, [j], axis=lead), rest)  # length a.shape[lead] along lead
+            index = [slice(None)] * out.ndim
+            index[lead] = slice(j, j + a.shape[lead])
+            out[tuple(index)] += part
+        return out
+    nd = a.ndim
+    other = [ax for ax in range(nd) if ax not in axes]
+    a_m = np.moveaxis(a, axes, range(nd - r, nd))
+    b_m = np.moveaxis(b, axes, range(nd - r, nd))
+    batch = np.broadcast_shapes(a_m.shape[:nd - r], b_m.shape[:nd - r])
+    s1, s2 = a_m.shape[nd - r:], b_m.shape[nd - r:]
+    m = int(np.prod(batch))
+    flip = (slice(None),) * (nd - r) + (slice(None, None, -1),) * r
+    if all(n == 1 for n in b_m.shape[:nd - r]):  # one kernel for every signal: batch
+        x = np.broadcast_to(a_m, batch + s1).reshape((m,) + s1 + (1,))
+        w = np.ascontiguousarray(b_m[flip]).reshape(s2 + (1, 1))
+        y = _ops.conv(x, w, padding="full", method="direct")
+    else:  # one kernel per signal: a depthwise convolution, channels = signals
+        x = np.broadcast_to(a_m, batch + s1).reshape((1, m) + s1)
+        w = np.moveaxis(np.broadcast_to(b_m[flip], batch + s2).reshape((m,) + s2), 0, -1)[..., np.newaxis, :]
+        y = _ops.conv(x, w, padding="full", groups=m, data_format="channels_first", method="direct")
+    full = y.reshape(batch + tuple(p + q - 1 for p, q in zip(s1, s2)))
+    return np.moveaxis(full, range(nd - r, nd), axes) if other or r else full
+
+
+def _apply_mode(full, s1, s2, axes, mode):
+    """Slice the full result: "same" centres on in1, "valid" keeps |s1 - s2| + 1."""
+    if mode == "full":
+        return full
+    index = [slice(None)] * full.ndim
+    for ax in axes:
+        n = s1[ax] if mode == "same" else abs(s1[ax] - s2[ax]) + 1
+        start = (full.shape[ax] - n) // 2
+        index[ax] = slice(start, start + n)
+    return full[tuple(index)]
+
+
+def _convolve(fn, in1, in2, mode, method, axes, correlate):
+    in1, in2, conv_axes = _normalize(fn, in1, in2, mode, method, axes)
+    result_dtype = np.result_type(in1, in2)
+    for arg, arr in (("in1", in1), ("in2", in2)):
+        if arr.size == 0:  # as SciPy, which raises for empty inputs
+            raise value_error(fn, arg, "must not be empty", f"shape {shape_str(arr.shape)}")
+    if correlate:  # correlate(a, b) = convolve(a, reversed conj(b)); kernels are not conjugated
+        in2 = np.conj(in2[tuple(slice(None, None, -1) if ax in conv_axes else slice(None)
+                                for ax in range(in2.ndim))])
+    if method == "auto":
+        method = _choose(in1, in2, mode, conv_axes)
+    a = in1.astype(_compute_dtype(in1.dtype), copy=False)
+    b = in2.astype(_compute_dtype(in2.dtype), copy=False)
+    if not conv_axes:
+        full = a * b
+    elif method == "fft":
+        full = _full_fft(a, b, conv_axes)
+    else:
+        full = _full_direct(a, b, conv_axes)
+    out = _apply_mode(full, in1.shape, in2.shape, conv_axes, mode)
+    if result_dtype.kind in "biu":
+        out = np.around(out.real if np.iscomplexobj(out) else out)
+    return np.ascontiguousarray(out).astype(result_dtype, copy=False)
+
+
+# ---------------------------------------------------------------- public API
+
+def convolve(in1, in2, mode="full", method="auto", axes=None):
+    """Convolve two N-d arrays, as ``scipy.signal.convolve`` (plus ``axes``).
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        Inputs with the same number of dimensions.
+    mode : {"full", "valid", "same"}, default "full"
+        ``"full"``: every overlap; ``"valid"``: only complete overlaps (the larger
+        input slides over the smaller); ``"same"``: the size of ``in1``, centred on
+        the full result.
+    method : {"auto", "direct", "fft"}, default "auto"
+        ``"direct"``: numconv's direct kernels, computing integers in float64 (exact
+        while every partial sum stays below 2**53; SciPy's integer direct path is
+        exact to the int64 range); ``"fft"``: products of spectra; ``"auto"``:
+        `choose_conv_method`.
+    axes : int or sequence of int, optional
+        Convolve over these axes only (default: all); the other axes broadcast, as
+        in ``scipy.signal.fftconvolve``.
+
+    Returns
+    -------
+    ndarray
+        ``np.result_type(in1, in2)``; integer inputs give rounded integer results.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from numconv import signal
+    >>> signal.convolve([1, 2, 3], [0, 1, 0.5])
+    array([0. , 1. , 2.5, 4. , 1.5])
+    >>> signal.convolve(np.ones((64, 1000)), np.ones((1, 5)), mode="same", axes=1).shape
+    (64, 1000)
+    """
+    return _convolve("convolve", in1, in2, mode, method, axes, correlate=False)
+
+
+def correlate(in1, in2, mode="full", method="auto", axes=None):
+    """Cross-correlate two N-d arrays, as ``scipy.signal.correlate`` (plus ``axes``).
+
+    ``z[k] = sum_l in1[l] * conj(in2[l - k])`` (SciPy's definition: ``in2`` is
+    conjugated). Parameters and modes as in `convolve`.
+
+    Examples
+    --------
+    >>> from numconv import signal
+    >>> signal.correlate([1, 2, 3], [0, 1, 0.5])
+    array([0.5, 2. , 3.5, 3. , 0. ])
+    """
+    return _convolve("correlate", in1, in2, mode, method, axes, correlate=True)
+
+
+def _direct_cost(in1, in2, axes):
+    """Multiply-adds of the direct method (SciPy's ``_conv_ops`` logic, full output)."""
+    n_out = np.prod([in1.shape[a] + in2.shape[a] - 1 for a in axes]) if axes else 1
+    return float(n_out) * np.prod([min(in1.shape[a], in2.shape[a]) for a in axes])
+
+
+def _fft_cost(in1, in2, axes):
+    n = np.prod([in1.shape[a] + in2.shape[a] - 1 for a in axes]) if axes else 1
+    return 3.0 * n * max(np.log2(max(n, 2)), 1.0)
+
+
+#: Relative cost of one FFT "operation" vs one direct multiply-add, from the
+#: single-channel 2-D crossover measured here (PERF_NOTES: kernel ~17-19 on a
+#: 1024^2 image): 3 * 2^20 * 20 * c = 2^20 * 18^2  ->  c ~ 5.4.
+FFT_OP_COST = 5.4
+
+
+def _choose(in1, in2, mode, axes):
+    """``"fft"`` when its estimated cost is lower and its result is exact enough:
+    never for integer inputs whose exact result could exceed 2**52 (FFT rounding
+    would lose it; scipy#6076 guards the same way), never for bool."""
+    if not axes:
+        return "direct"
+    if in1.dtype.kind in "biu" and in2.dtype.kind in "biu":
+        bound = float(np.abs(in1).max(initial=0)) * float(np.abs(in2).max(initial=0)) * \
+            np.prod([min(in1.shape[a], in2.shape[a]) for a in axes])
+        if in1.dtype.kind == "b" or bound >= 2 ** 52:
+            return "direct"
+    return "fft" if FFT_OP_COST * _fft_cost(in1, in2, axes) < _direct_cost(in1, in2, axes) else "direct"
+
+
+def choose_conv_method(in1, in2, mode="full", measure=False):
+    """The method `convolve` / `correlate` use for ``method="auto"``, as
+    ``scipy.signal.choose_conv_method``.
+
+    A cost model: direct multiply-adds against ``FFT_OP_COST`` times
+    ``3 n log2 n`` for transforms of ``n`` points; the constant places the
+    single-channel 2-D crossover at kernel ~18 on a 1024^2 image, as measured on
+    the development machine (2 Zen 5 cores). Integer inputs whose exact result
+    could pass 2**52 always get ``"direct"``. With ``measure=True`` both methods
+    are timed on these inputs and ``(fastest, {method: seconds})`` is returned.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from numconv import signal
+    >>> signal.choose_conv_method(np.ones(10), np.ones(3))
+    'direct'
+    >>> signal.choose_conv_method(np.ones((512, 512)), np.ones((31, 31)))
+    'fft'
+    """
+    in1, in2, axes = _normalize("choose_conv_method", in1, in2, mode, "auto", None)
+    if not measure:
+        return _choose(in1, in2, mode, axes)
+    times = {}
+    for method in ("direct", "fft"):
+        convolve(in1, in2, mode, method)  # warm up (JIT, FFT plans)
+        t0 = time.perf_counter()
+        convolve(in1, in2, mode, method)
+        times[method] = time.perf_counter() - t0
+    return min(times, key=times.get), times

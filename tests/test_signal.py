@@ -1,0 +1,143 @@
+"""numconv.signal against scipy.signal: same shapes, dtypes and values."""
+import numpy as np
+import pytest
+import scipy.signal as ss
+
+from numconv import signal
+
+
+def _cases(seed=0, n=120):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        nd = int(rng.integers(1, 4))
+        s1 = tuple(int(v) for v in rng.integers(1, 9, nd))
+        s2 = tuple(int(v) for v in rng.integers(1, 9, nd))
+        kind = ["f", "c", "i", "f32"][i % 4]
+        out.append(dict(index=i, s1=s1, s2=s2, kind=kind, seed=int(rng.integers(1 << 30))))
+    return out
+
+
+def _arrays(p):
+    rng = np.random.default_rng(p["seed"])
+
+    def make(shape):
+        if p["kind"] == "i":
+            return rng.integers(-7, 8, shape)
+        if p["kind"] == "c":
+            return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+        if p["kind"] == "f32":
+            return rng.standard_normal(shape).astype(np.float32)
+        return rng.standard_normal(shape)
+
+    return make(p["s1"]), make(p["s2"])
+
+
+@pytest.mark.parametrize("p", _cases(), ids=lambda p: f"{p['index']}-{p['kind']}-{p['s1']}x{p['s2']}")
+@pytest.mark.parametrize("fn", ["convolve", "correlate"])
+def test_matches_scipy(p, fn):
+    a, b = _arrays(p)
+    for mode in ("full", "same", "valid"):
+        for method in ("direct", "fft", "auto"):
+            msg = f"{fn} mode={mode} method={method} {p}"
+            try:
+                ref = getattr(ss, fn)(a, b, mode=mode, method=method)
+            except ValueError:
+                with pytest.raises(ValueError):
+                    getattr(signal, fn)(a, b, mode=mode, method=method)
+                continue
+            got = getattr(signal, fn)(a, b, mode=mode, method=method)
+            assert got.shape == ref.shape and got.dtype == ref.dtype, msg
+            scale = max(1.0, float(np.abs(ref).max(initial=0)))
+            tol = 1e-4 if p["kind"] == "f32" else 1e-10
+            np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * scale, err_msg=msg)
+
+
+@pytest.mark.parametrize("s1, s2, axes", [
+    ((64, 300), (1, 17), 1),            # a stack of signals, one kernel
+    ((64, 300), (64, 17), 1),           # one kernel per signal (depthwise)
+    ((5, 40, 3), (5, 7, 1), 1),
+    ((6, 20, 30), (1, 5, 4), (1, 2)),
+    ((3, 4, 20), (3, 1, 6), -1),
+    ((2, 9, 9, 9, 9), (1, 3, 2, 3, 2), (1, 2, 3, 4)),  # 4 convolved axes on the direct path
+    ((7, 7, 7, 7), (2, 3, 2, 3), None),
+])
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_axes_as_fftconvolve(s1, s2, axes, method):
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal(s1), rng.standard_normal(s2)
+    for mode in ("full", "same", "valid"):
+        try:
+            ref = ss.fftconvolve(a, b, mode=mode, axes=axes)
+        except ValueError:
+            continue
+        got = signal.convolve(a, b, mode=mode, method=method, axes=axes)
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, atol=1e-10 * np.abs(ref).max())
+        # correlate over axes = fftconvolve with in2 reversed and conjugated on those axes
+        ax = [x % a.ndim for x in (range(a.ndim) if axes is None else np.atleast_1d(axes))]
+        rev = np.conj(b[tuple(slice(None, None, -1) if i in ax else slice(None) for i in range(b.ndim))])
+        np.testing.assert_allclose(signal.correlate(a, b, mode=mode, method=method, axes=axes),
+                                   ss.fftconvolve(a, rev, mode=mode, axes=axes), atol=1e-10 * np.abs(ref).max())
+
+
+def test_integers_stay_exact_and_auto_avoids_fft_when_it_would_round():
+    rng = np.random.default_rng(5)
+    # |products| < 2**44 and 300 terms: the bound passes 2**52 (so FFT could round
+    # wrongly), while the actual sums stay exact in float64 (< 2**53).
+    a = rng.integers(-2**22, 2**22, 4000)
+    b = rng.integers(-2**22, 2**22, 300)
+    ref = ss.convolve(a, b, method="direct")
+    assert signal.choose_conv_method(a, b) == "direct"  # |result| may pass 2**52
+    got = signal.convolve(a, b)
+    assert got.dtype == ref.dtype
+    assert np.array_equal(got, ref)
+    small = np.ones((512, 512), int), np.ones((31, 31), int)
+    assert signal.choose_conv_method(*small) == "fft"  # exact in double precision
+
+
+def test_choose_conv_method():
+    assert signal.choose_conv_method(np.ones(10), np.ones(3)) == "direct"
+    assert signal.choose_conv_method(np.ones((1024, 1024)), np.ones((31, 31))) == "fft"
+    assert signal.choose_conv_method(np.ones((1024, 1024)), np.ones((9, 9))) == "direct"
+    assert signal.choose_conv_method(np.ones(2**20), np.ones(1025)) == "fft"
+    best, times = signal.choose_conv_method(np.ones(200), np.ones(9), measure=True)
+    assert best in ("direct", "fft") and set(times) == {"direct", "fft"}
+    assert all(t > 0 for t in times.values())
+
+
+def test_empty_inputs_raise_like_scipy():
+    for fn in ("convolve", "correlate"):
+        with pytest.raises(ValueError):
+            getattr(ss, fn)(np.array([]), np.array([1.0]))
+        with pytest.raises(ValueError, match=r"in1 must not be empty; got shape \(0,\)"):
+            getattr(signal, fn)(np.array([]), np.array([1.0]))
+        with pytest.raises(ValueError, match=r"in2 must not be empty"):
+            getattr(signal, fn)(np.array([1.0]), np.array([]))
+
+
+def test_errors_name_the_argument():
+    with pytest.raises(ValueError, match=r"unknown mode 'foo'; expected one of 'full', 'valid', 'same'"):
+        signal.convolve([1, 2], [1], mode="foo")
+    with pytest.raises(ValueError, match=r"unknown method 'fast'; expected one of 'auto', 'direct', 'fft'"):
+        signal.correlate([1, 2], [1], method="fast")
+    with pytest.raises(ValueError, match=r"in2 must have as many dimensions as in1 \(2\).*in2\[np.newaxis\]"):
+        signal.convolve(np.ones((3, 3)), np.ones(3))
+    with pytest.raises(ValueError, match=r"for mode='valid'"):
+        signal.convolve(np.ones((5, 2)), np.ones((2, 5)), mode="valid")
+    with pytest.raises(TypeError, match=r"in1 must have a numeric dtype"):
+        signal.convolve(np.array(["a", "b"]), [1])
+    with pytest.raises(ValueError, match=r"axes must be valid axes of 2-d inputs"):
+        signal.convolve(np.ones((3, 3)), np.ones((1, 3)), axes=2)
+    with pytest.raises(ValueError, match=r"must match in1 or be 1 on axis 0"):
+        signal.convolve(np.ones((3, 9)), np.ones((2, 3)), axes=1)
+
+
+def test_inputs_are_not_modified():
+    a = np.arange(20.0).reshape(4, 5)
+    b = np.arange(6.0).reshape(2, 3) + 1j
+    a0, b0 = a.copy(), b.copy()
+    for method in ("direct", "fft"):
+        signal.correlate(a, b, method=method)
+        signal.convolve(a, b, mode="same", method=method)
+    assert np.array_equal(a, a0) and np.array_equal(b, b0)

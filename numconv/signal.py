@@ -23,7 +23,7 @@ from ._config import get_num_threads
 from ._errors import shape_str, type_error, unknown_option, value_error
 
 MODES = ("full", "valid", "same")
-METHODS = ("auto", "direct", "fft")
+METHODS = ("auto", "direct", "fft", "oa")
 
 
 # ---------------------------------------------------------------- validation
@@ -106,6 +106,58 @@ def _full_fft(a, b, axes):
                       zip(range(full.ndim), _expand(shape, axes, full.ndim)))]
 
 
+def oa_lengths(n, k):
+    """(block length, transform length) for overlap-add of a length-``n`` axis with
+    a length-``k`` kernel: transforms of ~8 k points (a fast size), each block
+    producing ``nfft - k + 1`` new outputs (PERF_NOTES: blocks of ~8192 for 1025
+    taps beat one long transform)."""
+    import scipy.fft
+
+    nfft = scipy.fft.next_fast_len(max(8 * k, 64), real=True)
+    nfft = min(nfft, scipy.fft.next_fast_len(n + k - 1, real=True))
+    return nfft - k + 1, nfft
+
+
+def _full_oa(a, b, axes):
+    """Overlap-add along the longest convolved axis, full transforms along the
+    others; every block in one batched transform."""
+    import scipy.fft
+
+    ax = max(axes, key=lambda i: max(a.shape[i], b.shape[i]))
+    if b.shape[ax] > a.shape[ax]:  # convolution commutes: block the longer input
+        a, b = b, a
+    n, k = a.shape[ax], b.shape[ax]
+    block, nfft = oa_lengths(n, k)
+    if block >= n:  # a single block: plain FFT
+        return _full_fft(a, b, axes)
+    rest = [i for i in axes if i != ax]
+    complex_data = a.dtype.kind == "c" or b.dtype.kind == "c"
+    fwd, inv = (scipy.fft.fftn, scipy.fft.ifftn) if complex_data else (scipy.fft.rfftn, scipy.fft.irfftn)
+    workers = get_num_threads()
+    nb = -(-n // block)
+    # move the blocked axis last and split it into (nb, block)
+    am = np.moveaxis(a, ax, -1)
+    bm = np.moveaxis(b, ax, -1)
+    pad = [(0, 0)] * (am.ndim - 1) + [(0, nb * block - n)]
+    ab = np.pad(am, pad).reshape(am.shape[:-1] + (nb, block))
+    bb = bm[..., np.newaxis, :]
+    rest_m = [i if i < ax else i - 1 for i in rest]  # positions after moving ax last
+    t_axes = rest_m + [ab.ndim - 1]
+    sizes = [a.shape[i] + b.shape[i] - 1 for i in rest]
+    fsizes = [scipy.fft.next_fast_len(m, real=not complex_data) for m in sizes]
+    spec = fwd(ab, fsizes + [nfft], axes=t_axes, workers=workers) * fwd(bb, fsizes + [nfft], axes=t_axes,
+                                                                         workers=workers)
+    y = inv(spec, fsizes + [nfft], axes=t_axes, workers=workers)
+    y = y[tuple(slice(0, m) if i in rest_m else slice(None) for i, m in
+                zip(range(y.ndim), _expand(sizes, rest_m, y.ndim)))]
+    # overlap-add: block j's outputs start at j * block; tails (k - 1 <= block) spill into block j + 1
+    out = np.zeros(y.shape[:-2] + ((nb + 1) * block,), y.dtype)
+    out[..., :nb * block] = y[..., :block].reshape(y.shape[:-2] + (nb * block,))
+    tail = out[..., block:].reshape(y.shape[:-2] + (nb, block))
+    tail[..., :k - 1] += y[..., block:block + k - 1]
+    return np.moveaxis(out[..., :n + k - 1], -1, ax)
+
+
 def _expand(values, axes, ndim):
     out = [None] * ndim
     for ax, v in zip(axes, values):
@@ -178,6 +230,8 @@ def _convolve(fn, in1, in2, mode, method, axes, correlate):
         full = a * b
     elif method == "fft":
         full = _full_fft(a, b, conv_axes)
+    elif method == "oa":
+        full = _full_oa(a, b, conv_axes)
     else:
         full = _full_direct(a, b, conv_axes)
     out = _apply_mode(full, in1.shape, in2.shape, conv_axes, mode)
@@ -199,11 +253,12 @@ def convolve(in1, in2, mode="full", method="auto", axes=None):
         ``"full"``: every overlap; ``"valid"``: only complete overlaps (the larger
         input slides over the smaller); ``"same"``: the size of ``in1``, centred on
         the full result.
-    method : {"auto", "direct", "fft"}, default "auto"
+    method : {"auto", "direct", "fft", "oa"}, default "auto"
         ``"direct"``: numconv's direct kernels, computing integers in float64 (exact
         while every partial sum stays below 2**53; SciPy's integer direct path is
-        exact to the int64 range); ``"fft"``: products of spectra; ``"auto"``:
-        `choose_conv_method`.
+        exact to the int64 range); ``"fft"``: products of spectra; ``"oa"``:
+        overlap-add, blocks of the longest axis transformed together (as
+        ``scipy.signal.oaconvolve``); ``"auto"``: `choose_conv_method`.
     axes : int or sequence of int, optional
         Convolve over these axes only (default: all); the other axes broadcast, as
         in ``scipy.signal.fftconvolve``.
@@ -241,46 +296,72 @@ def correlate(in1, in2, mode="full", method="auto", axes=None):
 
 
 def _direct_cost(in1, in2, axes):
-    """Multiply-adds of the direct method (SciPy's ``_conv_ops`` logic, full output)."""
-    n_out = np.prod([in1.shape[a] + in2.shape[a] - 1 for a in axes]) if axes else 1
-    return float(n_out) * np.prod([min(in1.shape[a], in2.shape[a]) for a in axes])
+    """Multiply-adds of the direct method (full output x the smaller input)."""
+    n_out = np.prod([in1.shape[a] + in2.shape[a] - 1 for a in axes])
+    return float(n_out) * float(np.prod([min(in1.shape[a], in2.shape[a]) for a in axes]))
 
 
 def _fft_cost(in1, in2, axes):
-    n = np.prod([in1.shape[a] + in2.shape[a] - 1 for a in axes]) if axes else 1
-    return 3.0 * n * max(np.log2(max(n, 2)), 1.0)
+    """Three transforms of the full size: ``3 n log2 n``."""
+    n = float(np.prod([in1.shape[a] + in2.shape[a] - 1 for a in axes]))
+    return 3.0 * n * max(np.log2(n), 1.0)
 
 
-#: Relative cost of one FFT "operation" vs one direct multiply-add, from the
-#: single-channel 2-D crossover measured here (PERF_NOTES: kernel ~17-19 on a
-#: 1024^2 image): 3 * 2^20 * 20 * c = 2^20 * 18^2  ->  c ~ 5.4.
-FFT_OP_COST = 5.4
+def _oa_cost(in1, in2, axes):
+    """Transforms of ``blocks x nfft`` points along the blocked axis (full size
+    along the others), plus ``OA_PASSES`` copies per point (padding, overlap-add);
+    ``inf`` when one block would cover the whole axis."""
+    ax = max(axes, key=lambda i: max(in1.shape[i], in2.shape[i]))
+    n, k = max(in1.shape[ax], in2.shape[ax]), min(in1.shape[ax], in2.shape[ax])
+    block, nfft = oa_lengths(n, k)
+    if block >= n:
+        return np.inf
+    other = float(np.prod([in1.shape[a] + in2.shape[a] - 1 for a in axes if a != ax]))
+    m = -(-n // block) * nfft * other
+    return 3.0 * m * max(np.log2(nfft * other), 1.0) + OA_PASSES * m
+
+
+#: Cost of one FFT "operation" relative to one direct multiply-add, fitted to the
+#: crossovers measured on the development machine (2 Zen 5 cores) against
+#: numconv's direct path for one channel: a 512^2 image crosses from direct to
+#: FFT between 7x7 (6.0 vs 6.2 ms) and 9x9 (12.0 vs 4.3 ms); a 2^18-sample signal
+#: crosses from direct to overlap-add between 33 taps (2.5 vs 4.0 ms) and 65 taps
+#: (6.3 vs 3.6 ms). Both give c ~ 1 (single-channel direct convolution uses one
+#: of the tile kernel's 16 vector lanes, hence the early crossover).
+FFT_OP_COST = 1.0
+#: Overlap-add's extra passes over its blocks (pad, add the tails), in FFT operations.
+OA_PASSES = 8.0
 
 
 def _choose(in1, in2, mode, axes):
-    """``"fft"`` when its estimated cost is lower and its result is exact enough:
-    never for integer inputs whose exact result could exceed 2**52 (FFT rounding
-    would lose it; scipy#6076 guards the same way), never for bool."""
+    """The cheapest of direct / fft / oa by the cost model above, except that the
+    transform paths are never used for integer inputs whose exact result could
+    exceed 2**52 (FFT rounding would lose it; SciPy guards the same way) or for
+    bool inputs."""
     if not axes:
         return "direct"
     if in1.dtype.kind in "biu" and in2.dtype.kind in "biu":
         bound = float(np.abs(in1).max(initial=0)) * float(np.abs(in2).max(initial=0)) * \
-            np.prod([min(in1.shape[a], in2.shape[a]) for a in axes])
-        if in1.dtype.kind == "b" or bound >= 2 ** 52:
+            float(np.prod([min(in1.shape[a], in2.shape[a]) for a in axes]))
+        if in1.dtype.kind == "b" or in2.dtype.kind == "b" or bound >= 2 ** 52:
             return "direct"
-    return "fft" if FFT_OP_COST * _fft_cost(in1, in2, axes) < _direct_cost(in1, in2, axes) else "direct"
+    costs = {"direct": _direct_cost(in1, in2, axes), "fft": FFT_OP_COST * _fft_cost(in1, in2, axes),
+             "oa": FFT_OP_COST * _oa_cost(in1, in2, axes)}
+    return min(costs, key=costs.get)
 
 
 def choose_conv_method(in1, in2, mode="full", measure=False):
     """The method `convolve` / `correlate` use for ``method="auto"``, as
     ``scipy.signal.choose_conv_method``.
 
-    A cost model: direct multiply-adds against ``FFT_OP_COST`` times
-    ``3 n log2 n`` for transforms of ``n`` points; the constant places the
-    single-channel 2-D crossover at kernel ~18 on a 1024^2 image, as measured on
-    the development machine (2 Zen 5 cores). Integer inputs whose exact result
-    could pass 2**52 always get ``"direct"``. With ``measure=True`` both methods
-    are timed on these inputs and ``(fastest, {method: seconds})`` is returned.
+    A cost model: direct multiply-adds against ``FFT_OP_COST`` times ``3 n log2 n``
+    for transforms of ``n`` points (and, for overlap-add, the blocks' transforms
+    plus ``OA_PASSES`` copies per point). ``FFT_OP_COST`` is fitted to the crossovers
+    measured on the development machine (2 Zen 5 cores; see its comment): a first
+    fit from a handful of shapes, not yet a regression over a grid. Integer inputs whose exact result could pass 2**52
+    always get ``"direct"``. Returns ``"direct"``, ``"fft"`` or ``"oa"`` (SciPy's
+    returns only the first two). With ``measure=True`` every method is timed on
+    these inputs and ``(fastest, {method: seconds})`` is returned.
 
     Examples
     --------
@@ -295,7 +376,7 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     if not measure:
         return _choose(in1, in2, mode, axes)
     times = {}
-    for method in ("direct", "fft"):
+    for method in ("direct", "fft", "oa"):
         convolve(in1, in2, mode, method)  # warm up (JIT, FFT plans)
         t0 = time.perf_counter()
         convolve(in1, in2, mode, method)

@@ -145,16 +145,19 @@ def _full_oa(a, b, axes):
     t_axes = rest_m + [ab.ndim - 1]
     sizes = [a.shape[i] + b.shape[i] - 1 for i in rest]
     fsizes = [scipy.fft.next_fast_len(m, real=not complex_data) for m in sizes]
-    spec = fwd(ab, fsizes + [nfft], axes=t_axes, workers=workers) * fwd(bb, fsizes + [nfft], axes=t_axes,
-                                                                         workers=workers)
+    spec = fwd(ab, fsizes + [nfft], axes=t_axes, workers=workers)
+    spec *= fwd(bb, fsizes + [nfft], axes=t_axes, workers=workers)
     y = inv(spec, fsizes + [nfft], axes=t_axes, workers=workers)
+    del spec
     y = y[tuple(slice(0, m) if i in rest_m else slice(None) for i, m in
                 zip(range(y.ndim), _expand(sizes, rest_m, y.ndim)))]
-    # overlap-add: block j's outputs start at j * block; tails (k - 1 <= block) spill into block j + 1
-    out = np.zeros(y.shape[:-2] + ((nb + 1) * block,), y.dtype)
-    out[..., :nb * block] = y[..., :block].reshape(y.shape[:-2] + (nb * block,))
-    tail = out[..., block:].reshape(y.shape[:-2] + (nb, block))
-    tail[..., :k - 1] += y[..., block:block + k - 1]
+    # overlap-add into (nb + 1) rows of `block`: block j's outputs start at row j;
+    # its tail (k - 1 <= block values) spills into the start of row j + 1
+    out = np.empty(y.shape[:-2] + (nb + 1, block), y.dtype)
+    out[..., :nb, :] = y[..., :block]
+    out[..., nb, :] = 0
+    out[..., 1:, :k - 1] += y[..., block:block + k - 1]
+    out = out.reshape(y.shape[:-2] + ((nb + 1) * block,))
     return np.moveaxis(out[..., :n + k - 1], -1, ax)
 
 
@@ -237,7 +240,7 @@ def _convolve(fn, in1, in2, mode, method, axes, correlate):
     out = _apply_mode(full, in1.shape, in2.shape, conv_axes, mode)
     if result_dtype.kind in "biu":
         out = np.around(out.real if np.iscomplexobj(out) else out)
-    return np.ascontiguousarray(out).astype(result_dtype, copy=False)
+    return out.astype(result_dtype, copy=False)  # a view for "same"/"valid", as SciPy's _centered
 
 
 # ---------------------------------------------------------------- public API

@@ -24,11 +24,11 @@ def contract_kernel(X, W, Y, groups):
     for t in prange(nblocks):
         f0 = t * FREQ_BLOCK
         f1 = min(nf, f0 + FREQ_BLOCK)
-        for n in range(N):
-            for f in range(f0, f1):
+        for f in range(f0, f1):  # frequency outside batch: W[f] stays in cache for all n
+            wf = W[f]
+            for n in range(N):
                 yr = Y[n, f]
                 xr = X[n, f]
-                wf = W[f]
                 for k in range(K):
                     yr[k] = 0
                 for g in range(groups):

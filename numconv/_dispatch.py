@@ -2,21 +2,62 @@
 
 ``METHODS`` maps each public ``method=`` string to its path's ``run``; tests and
 benchmarks loop over it. ``choose_conv_method`` looks at shapes only.
+
+Cost model (units: one multiply-add of the direct tile kernel at full lane use):
+
+* direct: multiply-adds / lane efficiency, where the efficiency is the share of
+  the tile's output lanes that hold real filters (filters per group over the
+  lanes of the chosen tile), and depthwise counts ``DEPTHWISE_COST`` per
+  multiply-add (a memory-bound kernel, 10-60 GFLOP/s against 300-400);
+* fft: ``FFT_TRANSFORM_COST`` per ``n log2 n`` operation of each transform (one
+  per input image and channel, per output image and filter, per kernel slice)
+  plus ``FFT_CONTRACT_COST`` per complex multiply-add of the channel contraction.
+
+Fitted on the development machine (2 Zen 5 cores, float32) to three layers:
+4x256x256x8 -> 8 with 25x25 (direct 195 ms, fft 47 ms; model ratio 4.9),
+8x65536x4 -> 4 with 1025 taps (308 vs 20.6 ms; model 15), and 8x56x56x64 -> 64
+with 3x3 (5 vs 75 ms; model picks direct). A grid-wide fit and its accuracy
+figure are still to come (issue 4).
 """
+import math
+
+from ._kernels.tile import choose_variant, variant_lanes
 from ._paths import direct, fft
 
 #: public ``method=`` string -> the path's ``run(spec, x5, w5, b, out5)``
 METHODS = {"direct": direct.run, "fft": fft.run}
 
+FFT_TRANSFORM_COST = 26.0
+FFT_CONTRACT_COST = 8.0
+DEPTHWISE_COST = 10.0
+
+
+def direct_cost(spec):
+    macs = spec.batch * math.prod(spec.out_spatial) * spec.filters * math.prod(spec.kernel_spatial) * (
+        spec.channels // spec.groups)
+    if direct.is_depthwise(spec):
+        return DEPTHWISE_COST * macs
+    kg = spec.filters // spec.groups
+    lanes = variant_lanes(choose_variant(kg, spec.dtype), spec.dtype)
+    return macs * (lanes * -(-kg // lanes)) / kg
+
+
+def fft_cost(spec):
+    n = math.prod(fft.fft_shape(spec))
+    cg = spec.channels // spec.groups
+    transforms = spec.batch * (spec.channels + spec.filters) + cg * spec.filters
+    freqs = n if spec.dtype.kind == "c" else n // 2 + 1
+    return (FFT_TRANSFORM_COST * transforms * n * max(math.log2(n), 1.0)
+            + FFT_CONTRACT_COST * spec.batch * freqs * cg * spec.filters)
+
 
 def choose_conv_method(spec):
-    """The method ``method="auto"`` runs for ``spec``.
-
-    Today always "direct": the FFT path is available by name, and the cost model
-    that picks it for large kernels (fitted on this machine class, with the
-    accuracy guards for integer-valued and non-finite data) is the next step.
-    """
-    return "direct"
+    """The method ``method="auto"`` runs for ``spec``: the cheaper of direct and
+    FFT by the cost model above; never FFT when every input was integer-valued
+    (bool/int dtypes), whose exact results FFT rounding could change."""
+    if spec.integer_inputs:
+        return "direct"
+    return "fft" if fft_cost(spec) < direct_cost(spec) else "direct"
 
 
 def run(spec, x5, w5, b, out5):

@@ -40,8 +40,8 @@ _CONV_DOC = """{summary}
         A Keras activation name (``"relu"``, ``"gelu"``, ...) fused into the
         kernel's output write, or a callable applied to the result array.
     method : {{"auto", "direct", "fft"}}, default "auto"
-        Computation path; ``"auto"`` lets the dispatcher choose (today always
-        ``"direct"``). ``"fft"`` multiplies spectra (``numconv._paths.fft``): cheaper
+        Computation path; ``"auto"`` lets the dispatcher choose by a cost model
+        (`choose_conv_method`; never FFT for integer inputs). ``"fft"`` multiplies spectra (``numconv._paths.fft``): cheaper
         for large kernels, accurate to ~1e-6 (float32) / ~1e-15 (float64) of the
         output scale, and a NaN or Inf anywhere in ``x`` or ``kernel`` makes its
         whole output NaN, as in ``scipy.signal.fftconvolve``.

@@ -47,6 +47,7 @@ class ConvSpec:
     dtype: np.dtype
     activation: object  # int code (see ACTIVATIONS) or a callable applied afterwards
     method: str
+    integer_inputs: bool = False  # x, kernel (and bias) all bool/int: keep results exact
 
     @property
     def output_shape(self):
@@ -67,7 +68,8 @@ def normalize_array(fn, arg, a):
     """``a`` as an ndarray in a kernel-ready precision (not yet the common dtype).
 
     bool and integers -> float64, float16 -> float32; float32/64 and complex64/128
-    stay. Other dtypes raise TypeError.
+    stay. Other dtypes raise TypeError. Returns ``(array, integer_valued)``, the
+    flag saying the input was bool/int (its exact results should stay exact).
     """
     try:
         arr = np.asarray(a)
@@ -75,11 +77,11 @@ def normalize_array(fn, arg, a):
         raise type_error(fn, arg, "must be a numeric array-like", f"{type(a).__name__} ({e})") from None
     dt = arr.dtype
     if dt.kind in "biu":
-        return arr.astype(np.float64)
+        return arr.astype(np.float64), True
     if dt == np.float16:
-        return arr.astype(np.float32)
+        return arr.astype(np.float32), False
     if dt in KERNEL_DTYPES:
-        return arr
+        return arr, False
     if dt.kind in "fc":  # long double: no kernel precision, don't truncate silently
         raise type_error(fn, arg, "must have dtype float32, float64, complex64 or complex128",
                          f"dtype {dt}", f"Convert it explicitly, e.g. {arg}.astype(np.float64).")
@@ -323,10 +325,12 @@ def conv_spec(fn, x, kernel, bias, strides, padding, dilation_rate, groups, data
     ``x5`` is (N, D, H, W, C) and ``w5`` (KD, KH, KW, C // groups, K), both canonical
     (see ``canonical_array``) in ``spec.dtype``; ``b`` is a (K,) array or None.
     """
-    x = normalize_array(fn, "x", x)
-    kernel = normalize_array(fn, "kernel", kernel)
+    x, x_int = normalize_array(fn, "x", x)
+    kernel, k_int = normalize_array(fn, "kernel", kernel)
+    b_int = True
     if bias is not None:
-        bias = normalize_array(fn, "bias", bias)
+        bias, b_int = normalize_array(fn, "bias", bias)
+    integer_inputs = x_int and k_int and b_int
     if rank is None:
         rank = kernel.ndim - 2
         if rank not in (1, 2, 3):
@@ -376,7 +380,7 @@ def conv_spec(fn, x, kernel, bias, strides, padding, dilation_rate, groups, data
         in_spatial=(1,) * lead + tuple(spatial), kernel_spatial=(1,) * lead + tuple(kernel_spatial),
         out_spatial=(1,) * lead + tuple(out_spatial), strides=(1,) * lead + strides,
         dilations=(1,) * lead + dilations, pads=((0, 0),) * lead + tuple(pads), padding_mode=mode,
-        data_format=data_format, dtype=dtype, activation=act, method=method)
+        data_format=data_format, dtype=dtype, activation=act, method=method, integer_inputs=integer_inputs)
     xl = x if data_format == "channels_last" else np.moveaxis(x, 1, -1)
     x5 = canonical_array(xl, dtype, (spec.batch,) + spec.in_spatial + (channels,))
     w5 = canonical_array(kernel, dtype, spec.kernel_spatial + (kernel_in, filters))

@@ -1,0 +1,58 @@
+"""conv's method="auto": what it chooses, and that every choice gives the same answer."""
+import numpy as np
+import pytest
+
+import numconv
+from numconv import _dispatch
+from reference import ref_conv
+
+
+def _pick(x_shape, w_shape, dtype=np.float32, **kw):
+    return numconv.choose_conv_method(np.zeros(x_shape, dtype), np.zeros(w_shape, dtype), **kw)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, expected", [
+    ((8, 56, 56, 64), (3, 3, 64, 64), "direct"),       # resnet layer: direct ~15x faster here
+    ((8, 56, 56, 128), (3, 3, 1, 128), "direct"),      # depthwise
+    ((1, 1024, 1024, 1), (7, 7, 1, 1), "direct"),
+    ((1, 1024, 1024, 1), (31, 31, 1, 1), "fft"),       # large single-channel kernel
+    ((4, 256, 256, 8), (25, 25, 8, 8), "fft"),         # measured 47 vs 195 ms
+    ((8, 65536, 4), (1025, 4, 4), "fft"),              # measured 21 vs 308 ms
+])
+def test_choices(x_shape, w_shape, expected):
+    assert _pick(x_shape, w_shape, padding="same") == expected
+
+
+def test_integer_inputs_never_go_to_fft():
+    x, w = np.ones((1, 300, 300, 1), np.int64), np.ones((31, 31, 1, 1), np.int64)
+    assert numconv.choose_conv_method(x, w) == "direct"
+    assert numconv.choose_conv_method(x.tolist(), w) == "direct"
+    assert numconv.choose_conv_method(x.astype(np.float64), w) == "fft"  # float data: no exactness to keep
+    y = numconv.conv2d(x, w)
+    assert np.array_equal(y, np.full(y.shape, 31.0 * 31.0))
+
+
+def test_auto_choosing_fft_matches_the_reference():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 96, 90, 1))
+    w = rng.standard_normal((31, 29, 1, 2))
+    kw = dict(padding="same", strides=(1, 2))
+    spec = numconv._spec.conv_spec("conv", x, w, None, 1, "same", 1, None, "channels_last", "zeros", None, "auto",
+                                   _dispatch.METHODS)[0]
+    assert _dispatch.choose_conv_method(spec) in _dispatch.METHODS
+    got = numconv.conv2d(x, w, **kw)
+    ref = ref_conv(x, w, **kw)
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+
+
+def test_measure_times_every_method():
+    best, times = numconv.choose_conv_method(np.ones((1, 20, 20, 2)), np.ones((3, 3, 2, 4)), measure=True)
+    assert set(times) == set(_dispatch.METHODS) and best in times
+    assert all(t > 0 for t in times.values())
+
+
+def test_cost_model_is_monotone_in_kernel_size():
+    """Growing the kernel never moves the choice from fft back to direct."""
+    picks = [_pick((1, 512, 512, 1), (k, k, 1, 1), padding="same") for k in range(1, 40, 2)]
+    first_fft = picks.index("fft")
+    assert all(p == "fft" for p in picks[first_fft:])

@@ -56,3 +56,28 @@ def test_cost_model_is_monotone_in_kernel_size():
     picks = [_pick((1, 512, 512, 1), (k, k, 1, 1), padding="same") for k in range(1, 40, 2)]
     first_fft = picks.index("fft")
     assert all(p == "fft" for p in picks[first_fft:])
+
+
+def test_fft_path_bounds_spectrum_memory_by_batch_chunks(monkeypatch):
+    import tracemalloc
+
+    from numconv._paths import fft
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((12, 40, 40, 3))
+    w = rng.standard_normal((9, 9, 3, 5))
+    b = rng.standard_normal(5)
+    whole = numconv.conv2d(x, w, b, padding="same", activation="tanh", method="fft")
+
+    def peak():
+        tracemalloc.start()
+        y = numconv.conv2d(x, w, b, padding="same", activation="tanh", method="fft")
+        used = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return y, used
+
+    _, unbounded = peak()
+    monkeypatch.setattr(fft, "CHUNK_BYTES", 1 << 16)  # one image per chunk
+    chunked, bounded = peak()
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-12)
+    assert bounded < unbounded / 2, (bounded, unbounded)

@@ -16,6 +16,8 @@ NaN and Inf: a transform mixes every input sample into every frequency, so one
 NaN or Inf in ``x`` or the kernel makes the whole output NaN on this path (as with
 ``scipy.signal.fftconvolve``); ``method="direct"`` keeps them local.
 """
+import math
+
 import numpy as np
 
 from .._config import get_num_threads, kernel_lock
@@ -55,8 +57,23 @@ def _dilated_flipped_kernel(spec, w5):
     return wd[::-1, ::-1, ::-1]
 
 
+#: Spectra of one batch chunk (input + output, complex) stay below this; larger
+#: batches are processed in chunks, each one batched transform and one kernel call.
+CHUNK_BYTES = 256 * 2**20
+
+
+def batch_chunk(spec):
+    """Images per chunk so that one chunk's input and output spectra fit in
+    ``CHUNK_BYTES`` (at least one image)."""
+    n = math.prod(fft_shape(spec))
+    item = spec.dtype.itemsize * (1 if spec.dtype.kind == "c" else 2)  # the spectra's complex dtype
+    per_image = n * (spec.channels + spec.filters) * item
+    return max(1, min(spec.batch, CHUNK_BYTES // max(per_image, 1)))
+
+
 def run(spec, x5, w5, b, out5):
-    """Compute ``out5`` (N, OD, OH, OW, K) with transforms over the spatial axes."""
+    """Compute ``out5`` (N, OD, OH, OW, K) with transforms over the spatial axes,
+    in batch chunks of bounded spectrum memory (``batch_chunk``)."""
     import scipy.fft
 
     complex_data = spec.dtype.kind == "c"
@@ -66,19 +83,25 @@ def run(spec, x5, w5, b, out5):
     fshape = fft_shape(spec)
     N, C, K, G = spec.batch, spec.channels, spec.filters, spec.groups
     CG = C // G
-
-    X = forward(_padded(spec, x5), s=fshape, axes=(1, 2, 3), workers=workers)      # (N, *F, C)
     Wf = forward(_dilated_flipped_kernel(spec, w5), s=fshape, axes=(0, 1, 2), workers=workers)  # (*F, Cg, K)
-    F = X.shape[1:4]
+    F = Wf.shape[:3]
     nf = int(np.prod(F))
-    Y = np.empty((N,) + F + (K,), X.dtype)
-    with kernel_lock():
-        contract_kernel(X.reshape(N, nf, C), np.ascontiguousarray(Wf.reshape(nf, CG, K)), Y.reshape(N, nf, K), G)
-    del X
-    y = inverse(Y, s=fshape, axes=(1, 2, 3), workers=workers)
+    Wf = np.ascontiguousarray(Wf.reshape(nf, CG, K))
     region = tuple(slice(e - 1, e - 1 + (o - 1) * s + 1, s)
                    for e, o, s in zip(dilated_sizes(spec), spec.out_spatial, spec.strides))
-    out5[...] = y[(slice(None),) + region + (slice(None),)]
+    step = batch_chunk(spec)
+    for n0 in range(0, N, step):
+        xs = _padded(spec, x5[n0:n0 + step])
+        X = forward(xs, s=fshape, axes=(1, 2, 3), workers=workers)      # (n, *F, C)
+        del xs
+        n = X.shape[0]
+        Y = np.empty((n,) + F + (K,), X.dtype)
+        with kernel_lock():
+            contract_kernel(X.reshape(n, nf, C), Wf, Y.reshape(n, nf, K), G)
+        del X
+        y = inverse(Y, s=fshape, axes=(1, 2, 3), workers=workers)
+        del Y
+        out5[n0:n0 + n] = y[(slice(None),) + region + (slice(None),)]
     act = spec.activation if isinstance(spec.activation, int) else 0
     if b is not None or act:
         with kernel_lock():

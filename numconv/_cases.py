@@ -513,3 +513,59 @@ def prepare_scipy(case, threads=None):
 
 
 PEERS = {"numconv": prepare_numconv, "torch": prepare_torch, "scipy": prepare_scipy}
+
+
+# --------------------------------------------------------------------------- dispatcher grid
+
+def dispatch_grid(n=240, seed=0, max_direct_macs=1.5e8):
+    """A seeded grid of ``n`` conv shapes for judging ``method="auto"``: ranks 1-3,
+    1-32 channels and filters, batch 1-4, kernels from 1 to well past the
+    direct/FFT crossover, "same" or "valid" padding, float32 and float64. Draws
+    whose direct multiply-adds exceed ``max_direct_macs`` are redrawn, so every
+    shape times in milliseconds. Returns ``(x_shape, kernel_shape, kwargs, dtype)``
+    tuples, channels last. Append-only: change ``seed``/``n`` only with the
+    README's dispatcher figure.
+    """
+    rng = np.random.default_rng(seed)
+    spatial = {1: (256, 32768), 2: (16, 384), 3: (8, 40)}
+    kmax = {1: 1025, 2: 41, 3: 13}
+    grid = []
+    while len(grid) < n:
+        rank = int(rng.choice([1, 1, 2, 2, 2, 3]))
+        lo, hi = spatial[rank]
+        size = int(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        k = int(np.exp(rng.uniform(0, np.log(kmax[rank]))))
+        if k > size:
+            continue
+        c = int(rng.choice([1, 1, 2, 4, 8, 16, 32]))
+        f = int(rng.choice([1, 2, 4, 8, 16, 32]))
+        batch = int(rng.choice([1, 2, 4]))
+        padding = str(rng.choice(["same", "valid"]))
+        out = size if padding == "same" else size - k + 1
+        if batch * out ** rank * f * c * k ** rank > max_direct_macs:
+            continue
+        dtype = str(rng.choice(["float32", "float64"]))
+        grid.append(((batch,) + (size,) * rank + (c,), (k,) * rank + (c, f), {"padding": padding}, dtype))
+    return grid
+
+
+def time_methods(x_shape, kernel_shape, kwargs, dtype, repeat=3, seed=0):
+    """{method: best-of-``repeat`` seconds} for every registered conv method, plus
+    the method ``auto`` chose, on seeded data of the given shapes."""
+    import time
+
+    from numconv import _dispatch, choose_conv_method, conv
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(kernel_shape).astype(dtype)
+    times = {}
+    for method in _dispatch.METHODS:
+        conv(x, w, method=method, **kwargs)
+        best = np.inf
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            conv(x, w, method=method, **kwargs)
+            best = min(best, time.perf_counter() - t0)
+        times[method] = best
+    return times, choose_conv_method(x, w, **kwargs)

@@ -4,7 +4,7 @@ goal: >= 95 %). ``benchmarks/fit_dispatch.py`` prints the same figure with the
 worst cases and refits the cost model's constants."""
 import numpy as np
 
-from numconv._cases import dispatch_grid, time_methods
+from numconv import _cases
 
 
 class DispatchAccuracy:
@@ -16,8 +16,8 @@ class DispatchAccuracy:
 
     def setup_cache(self):
         regrets = []
-        for xs, ws, kw, dt in dispatch_grid():
-            times, auto = time_methods(xs, ws, kw, dt)
+        for xs, ws, kw, dt in _cases.dispatch_grid():
+            times, auto = _cases.time_methods(xs, ws, kw, dt)
             regrets.append(times[auto] / min(times.values()))
         return np.array(regrets)
 

@@ -39,12 +39,14 @@ _CONV_DOC = """{summary}
     activation : str or callable, optional
         A Keras activation name (``"relu"``, ``"gelu"``, ...) fused into the
         kernel's output write, or a callable applied to the result array.
-    method : {{"auto", "direct", "fft"}}, default "auto"
+    method : {{"auto", "direct", "fft", "oa"}}, default "auto"
         Computation path; ``"auto"`` lets the dispatcher choose by a cost model
         (`choose_conv_method`; never FFT for integer inputs). ``"fft"`` multiplies spectra (``numconv._paths.fft``): cheaper
         for large kernels, accurate to ~1e-6 (float32) / ~1e-15 (float64) of the
         output scale, and a NaN or Inf anywhere in ``x`` or ``kernel`` makes its
-        whole output NaN, as in ``scipy.signal.fftconvolve``.
+        whole output NaN, as in ``scipy.signal.fftconvolve``. ``"oa"``
+        (overlap-save, ``numconv._paths.oa``): the FFT path on blocks of the
+        longest axis, for long signals; the same accuracy and NaN behaviour.
     out : ndarray, optional
         Preallocated result of the exact shape and dtype; written and returned.
 

@@ -142,7 +142,7 @@ def tolerances(dtype, ref, method="direct"):
     path's rounding grows with the transform size: ~1e-10 / ~1e-4 (issue 4)."""
     scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
     double = np.dtype(dtype) in (np.float64, np.complex128)
-    if method == "fft":
+    if method in ("fft", "oa"):  # transform-based paths
         return dict(rtol=1e-10, atol=1e-10 * scale) if double else dict(rtol=1e-4, atol=1e-4 * scale)
     if double:
         return dict(rtol=1e-11, atol=1e-11 * scale)

@@ -42,7 +42,8 @@ def fft_shape(spec):
                  for L, (b, a) in zip(spec.in_spatial, spec.pads))
 
 
-def _padded(spec, x5):
+def padded(spec, x5):
+    """``x5`` padded on its spatial axes by ``spec.pads`` with ``spec.padding_mode``."""
     pads = ((0, 0),) + tuple(spec.pads) + ((0, 0),)
     if not any(any(p) for p in spec.pads):
         return x5
@@ -91,7 +92,7 @@ def run(spec, x5, w5, b, out5):
                    for e, o, s in zip(dilated_sizes(spec), spec.out_spatial, spec.strides))
     step = batch_chunk(spec)
     for n0 in range(0, N, step):
-        xs = _padded(spec, x5[n0:n0 + step])
+        xs = padded(spec, x5[n0:n0 + step])
         X = forward(xs, s=fshape, axes=(1, 2, 3), workers=workers)      # (n, *F, C)
         del xs
         n = X.shape[0]

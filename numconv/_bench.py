@@ -55,6 +55,10 @@ def add_arguments(parser):
     parser.add_argument("--plot", metavar="FILE.png",
                         help="bar chart of speedups and GFLOP/s (needs matplotlib: pip install 'numconv[plot]')")
     parser.add_argument("--json", metavar="FILE", help="also write every measurement to FILE as JSON")
+    parser.add_argument("--crossover", metavar="FILE.png",
+                        help="instead of the case table: time direct and FFT against kernel size for a "
+                             "single-channel image and a 64-channel layer, mark the dispatcher's choice, "
+                             "and draw it to FILE.png (needs matplotlib)")
     return parser
 
 
@@ -275,6 +279,9 @@ def run(args):
 
     import numconv
 
+    if getattr(args, "crossover", None):
+        _check_plot_backend()
+        return crossover(args.crossover, repeat=args.repeat)
     cases = _cases.select(args.cases)
     if args.plot:
         _check_plot_backend()  # fail before minutes of measuring, not after
@@ -410,3 +417,51 @@ def plot(rows, ceilings, machine, path):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+#: (title, x shape, kernel shape for size k, kernel sizes) of the crossover plot
+CROSSOVER_SCENARIOS = [
+    ("single-channel image 1x512x512x1 -> 1, float32", (1, 512, 512, 1), lambda k: (k, k, 1, 1),
+     (3, 5, 7, 9, 11, 13, 15, 19, 23, 27, 31)),
+    ("64-channel layer 1x56x56x64 -> 64, float32", (1, 56, 56, 64), lambda k: (k, k, 64, 64),
+     (1, 3, 5, 7, 9, 11, 13, 15)),
+]
+
+
+def crossover(path, repeat=5, out=sys.stdout):
+    """Direct vs FFT time against kernel size ("same" padding) for the scenarios
+    above, with ``method="auto"``'s choice marked; prints a table and draws ``path``."""
+    import numconv
+
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    fig, axes = plt.subplots(1, len(CROSSOVER_SCENARIOS), figsize=(12, 4.5))
+    for ax, (title, x_shape, kshape, sizes) in zip(axes, CROSSOVER_SCENARIOS):
+        x = rng.standard_normal(x_shape).astype(np.float32)
+        rows = []
+        print(title, file=out)
+        for k in sizes:
+            w = rng.standard_normal(kshape(k)).astype(np.float32) / k
+            t = {m: time_call(lambda m=m: numconv.conv2d(x, w, padding="same", method=m), repeat)
+                 for m in ("direct", "fft")}
+            choice = numconv.choose_conv_method(x, w, padding="same")
+            rows.append((k, t["direct"], t["fft"], choice))
+            print(f"  k={k:3d}: direct {t['direct'] * 1e3:9.2f} ms  fft {t['fft'] * 1e3:9.2f} ms  auto -> {choice}",
+                  file=out, flush=True)
+        ks = [r[0] for r in rows]
+        ax.plot(ks, [r[1] * 1e3 for r in rows], "o-", label="direct")
+        ax.plot(ks, [r[2] * 1e3 for r in rows], "s-", label="fft")
+        ax.plot(ks, [(r[1] if r[3] == "direct" else r[2]) * 1e3 for r in rows], "k*", markersize=12,
+                label="auto's choice")
+        ax.set_yscale("log")
+        ax.set_xlabel("kernel size k (k x k, padding same)")
+        ax.set_ylabel("ms")
+        ax.set_title(title, fontsize=10)
+        ax.legend()
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle(f"numconv direct vs FFT ({_cpu_name()}, {numconv.get_num_threads()} threads)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}", file=out)
+    return 0

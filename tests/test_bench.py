@@ -135,3 +135,21 @@ def test_importing_numconv_and_the_bench_does_not_import_torch_or_matplotlib():
             "bad = [m for m in ('torch', 'matplotlib') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_crossover_plot_smoke(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import io
+
+    from numconv import _bench
+
+    monkeypatch.setattr(_bench, "CROSSOVER_SCENARIOS", [
+        ("tiny image", (1, 24, 24, 1), lambda k: (k, k, 1, 1), (3, 9)),
+        ("tiny layer", (1, 8, 8, 4), lambda k: (k, k, 4, 4), (1, 3)),
+    ])
+    out = io.StringIO()
+    path = tmp_path / "crossover.png"
+    assert _bench.crossover(str(path), repeat=1, out=out) == 0
+    text = out.getvalue()
+    assert "k=  9: direct" in text and "auto -> " in text
+    assert path.stat().st_size > 1000

@@ -138,8 +138,13 @@ def _full_oa(a, b, axes):
     # move the blocked axis last and split it into (nb, block)
     am = np.moveaxis(a, ax, -1)
     bm = np.moveaxis(b, ax, -1)
-    pad = [(0, 0)] * (am.ndim - 1) + [(0, nb * block - n)]
-    ab = np.pad(am, pad).reshape(am.shape[:-1] + (nb, block))
+    # blocks laid out at the transform length already (zero tails), in one copy:
+    # padding to `block` and letting scipy.fft pad to `nfft` copied twice
+    ab = np.zeros(am.shape[:-1] + (nb, nfft), am.dtype)
+    full = n // block
+    ab[..., :full, :block] = am[..., :full * block].reshape(am.shape[:-1] + (full, block))
+    if full < nb:
+        ab[..., full, :n - full * block] = am[..., full * block:]
     bb = bm[..., np.newaxis, :]
     rest_m = [i if i < ax else i - 1 for i in rest]  # positions after moving ax last
     t_axes = rest_m + [ab.ndim - 1]

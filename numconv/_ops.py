@@ -2,7 +2,8 @@
 import numpy as np
 
 from . import _dispatch
-from ._spec import check_out, conv_spec
+from ._errors import shape_str, value_error
+from ._spec import check_out, conv_spec, normalize_array
 
 _CONV_DOC = """{summary}
 
@@ -197,3 +198,125 @@ def choose_conv_method(x, kernel, bias=None, *, strides=1, padding="valid", dila
         _conv(fn, None, *args, method, None)
         times[method] = time.perf_counter() - t0
     return min(times, key=times.get), times
+
+
+# ---------------------------------------------------------------- depthwise and separable
+
+
+def _depthwise_kernel(fn, x, kernel, data_format, rank=None):
+    """Keras depthwise kernel (*k, C, M) -> the grouped-conv kernel (*k, 1, C*M), after
+    checking it against ``x``'s channels. Output channel ``c*M + m`` is then input channel
+    ``c`` with multiplier ``m`` (Keras order), which is grouped conv's order for groups=C."""
+    kernel, _ = normalize_array(fn, "depthwise_kernel" if fn == "separable_conv" else "kernel", kernel)
+    arg = "depthwise_kernel" if fn == "separable_conv" else "kernel"
+    if kernel.ndim not in (3, 4, 5):
+        raise value_error(fn, arg, "must be 3-D, 4-D or 5-D: (*kernel_size, in_channels, depth_multiplier)",
+                          f"shape {shape_str(kernel.shape)}")
+    if x.ndim == kernel.ndim and isinstance(data_format, str):
+        channels = x.shape[1] if data_format.lower() == "channels_first" else x.shape[-1]
+        if kernel.shape[-2] != channels:
+            raise value_error(fn, arg, f"must have in_channels = {channels} (the channel axis of x, shape "
+                              f"{shape_str(x.shape)}, data_format=\"{data_format}\") on its second-to-last axis; "
+                              "Keras layout (*kernel_size, in_channels, depth_multiplier)",
+                              f"shape {shape_str(kernel.shape)}",
+                              "If x is laid out the other way round, pass the matching data_format.")
+    return kernel.reshape(kernel.shape[:-2] + (1, kernel.shape[-2] * kernel.shape[-1])), kernel.shape[-2]
+
+
+def depthwise_conv(x, kernel, bias=None, *, strides=1, padding="valid", dilation_rate=1,
+                   data_format="channels_last", padding_mode="zeros", activation=None, method="auto", out=None):
+    """Depthwise convolution (Keras ``DepthwiseConv1D`` / ``DepthwiseConv2D``).
+
+    Each input channel is convolved with its own ``depth_multiplier`` filters: a
+    grouped `conv` with ``groups = in_channels`` on the same spec, dispatcher and
+    kernels (the direct path uses its channel-vectorised depthwise kernel).
+
+    Parameters
+    ----------
+    x : array_like
+        ``(batch, *spatial, channels)`` or channels first; rank 1-3.
+    kernel : array_like
+        Keras layout ``(*kernel_size, in_channels, depth_multiplier)``. Output
+        channel ``c * depth_multiplier + m`` is channel ``c`` filtered by
+        ``kernel[..., c, m]``.
+    bias : array_like, optional
+        ``(in_channels * depth_multiplier,)``.
+    strides, padding, dilation_rate, data_format, padding_mode, activation, method, out
+        As for `numconv.conv` (every combination allowed).
+
+    Returns
+    -------
+    ndarray
+        ``(batch, *out_spatial, in_channels * depth_multiplier)`` (or channels first).
+
+    Examples
+    --------
+    >>> import numpy as np, numconv
+    >>> x = np.ones((1, 4, 4, 2))
+    >>> k = np.stack([np.ones((3, 3)), 2 * np.ones((3, 3))], axis=-1)[..., None]  # (3, 3, 2, 1)
+    >>> numconv.depthwise_conv(x, k)[0, 0, 0]
+    array([ 9., 18.])
+    """
+    fn = "depthwise_conv"
+    x, _ = normalize_array(fn, "x", x)
+    w, channels = _depthwise_kernel(fn, x, kernel, data_format)
+    return _conv(fn, None, x, w, bias, strides, padding, dilation_rate, channels, data_format, padding_mode,
+                 activation, method, out)
+
+
+def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, strides=1, padding="valid",
+                   dilation_rate=1, data_format="channels_last", padding_mode="zeros", activation=None,
+                   method="auto", out=None):
+    """Depthwise-separable convolution (Keras ``SeparableConv1D`` / ``SeparableConv2D``).
+
+    `depthwise_conv` (strides, padding, dilation and padding mode apply here) followed
+    by a 1x1 `conv` that mixes channels, then bias and activation, as Keras computes it.
+
+    Parameters
+    ----------
+    x : array_like
+        ``(batch, *spatial, channels)`` or channels first; rank 1-3.
+    depthwise_kernel : array_like
+        ``(*kernel_size, in_channels, depth_multiplier)``.
+    pointwise_kernel : array_like
+        ``(*[1] * rank, in_channels * depth_multiplier, filters)``.
+    bias : array_like, optional
+        ``(filters,)``.
+    strides, padding, dilation_rate, data_format, padding_mode, activation, method, out
+        As for `numconv.conv`.
+
+    Returns
+    -------
+    ndarray
+        ``(batch, *out_spatial, filters)`` (or channels first).
+
+    Examples
+    --------
+    >>> import numpy as np, numconv
+    >>> y = numconv.separable_conv(np.ones((1, 8, 3)), np.ones((3, 3, 2)), np.ones((1, 6, 4)), padding="same")
+    >>> y.shape, float(y[0, 1, 0])
+    ((1, 8, 4), 18.0)
+    """
+    fn = "separable_conv"
+    x, _ = normalize_array(fn, "x", x)
+    w, channels = _depthwise_kernel(fn, x, depthwise_kernel, data_format)
+    pk, _ = normalize_array(fn, "pointwise_kernel", pointwise_kernel)
+    rank = w.ndim - 2
+    expected = (1,) * rank + (w.shape[-1],)
+    if pk.ndim != rank + 2 or pk.shape[:-1] != expected:
+        raise value_error(fn, "pointwise_kernel", f"must have shape {shape_str(expected + ('filters',))}: "
+                          "(*[1] * rank, in_channels * depth_multiplier, filters)", f"shape {shape_str(pk.shape)}")
+    cf = isinstance(data_format, str) and data_format.lower() == "channels_first"
+    if cf and x.ndim == rank + 2:
+        x = np.moveaxis(x, 1, -1)  # run both stages channels-last; one layout change each way
+    mid = _conv(fn, None, x, w, None, strides, padding, dilation_rate, channels,
+                "channels_last" if cf else data_format, padding_mode, None, method, None)
+    if not cf:
+        return _conv(fn, None, mid, pk, bias, 1, "valid", 1, 1, "channels_last", "zeros", activation, method, out)
+    y = _conv(fn, None, mid, pk, bias, 1, "valid", 1, 1, "channels_last", "zeros", activation, method, None)
+    y = np.moveaxis(y, -1, 1)
+    if out is None:
+        return np.ascontiguousarray(y)
+    check_out(fn, out, y.shape, y.dtype)
+    out[...] = y
+    return out

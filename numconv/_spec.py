@@ -330,32 +330,63 @@ def conv_spec(fn, x, kernel, bias, strides, padding, dilation_rate, groups, data
     b_int = True
     if bias is not None:
         bias, b_int = normalize_array(fn, "bias", bias)
-    integer_inputs = x_int and k_int and b_int
+    dtype = np.result_type(x.dtype, kernel.dtype, *(() if bias is None else (bias.dtype,)))
+    spec = spec_from_shapes(fn, x.shape, kernel.shape, None if bias is None else bias.shape, dtype,
+                            strides, padding, dilation_rate, groups, data_format, padding_mode, activation,
+                            method, methods, rank, x_int and k_int and b_int)
+    return (spec, canonical_input(spec, x), canonical_kernel(spec, kernel),
+            None if bias is None else canonical_array(bias, dtype, (spec.filters,)))
+
+
+def canonical_input(spec, x):
+    """``x`` (user layout) as the canonical (N, D, H, W, C) array in ``spec.dtype``."""
+    xl = x if spec.data_format == "channels_last" else np.moveaxis(x, 1, -1)
+    return canonical_array(xl, spec.dtype, (spec.batch,) + spec.in_spatial + (spec.channels,))
+
+
+def canonical_kernel(spec, kernel):
+    """``kernel`` (Keras layout) as the canonical (KD, KH, KW, C // groups, K) array."""
+    return canonical_array(kernel, spec.dtype,
+                           spec.kernel_spatial + (spec.channels // spec.groups, spec.filters))
+
+
+def canonical_output(spec, y):
+    """``y`` in the user-facing layout (``spec.output_shape``) as canonical (N, OD, OH, OW, K)."""
+    yl = y if spec.data_format == "channels_last" else np.moveaxis(y, 1, -1)
+    return canonical_array(yl, spec.dtype, spec.canonical_output_shape)
+
+
+def spec_from_shapes(fn, x_shape, kernel_shape, bias_shape, dtype, strides, padding, dilation_rate, groups,
+                     data_format, padding_mode, activation, method, methods, rank=None, integer_inputs=False):
+    """The validated ``ConvSpec`` for a conv of an ``x_shape`` input with a ``kernel_shape``
+    kernel (Keras layout) in ``dtype``; no array is touched. Raises as ``conv`` does."""
+    x_shape, kernel_shape = tuple(x_shape), tuple(kernel_shape)
+    kndim = len(kernel_shape)
     if rank is None:
-        rank = kernel.ndim - 2
+        rank = kndim - 2
         if rank not in (1, 2, 3):
             raise value_error(fn, "kernel", "must be 3-D, 4-D or 5-D: (*kernel_size, in_channels // groups, "
-                              "filters) for 1, 2 or 3 spatial dimensions", f"shape {shape_str(kernel.shape)}")
-    elif kernel.ndim != rank + 2:
+                              "filters) for 1, 2 or 3 spatial dimensions", f"shape {shape_str(kernel_shape)}")
+    elif kndim != rank + 2:
         names = ", ".join(f"k_{n}" for n in _SPATIAL_NAMES[rank])
         raise value_error(fn, "kernel", f"must be {rank + 2}-D ({names}, in_channels // groups, filters)",
-                          f"shape {shape_str(kernel.shape)}")
+                          f"shape {shape_str(kernel_shape)}")
     if not isinstance(data_format, str) or data_format.lower() not in DATA_FORMATS:
         raise unknown_option(fn, "data_format", data_format, DATA_FORMATS)
     data_format = data_format.lower()
-    kernel_in, filters = kernel.shape[-2], kernel.shape[-1]
-    if 0 in kernel.shape:
+    kernel_in, filters = kernel_shape[-2], kernel_shape[-1]
+    if 0 in kernel_shape:
         raise value_error(fn, "kernel", "must have no zero-length axis (kernel sizes, in_channels "
-                          "and filters are all >= 1)", f"shape {shape_str(kernel.shape)}")
-    if x.ndim != rank + 2:
-        raise _x_ndim_error(fn, x.shape, rank, data_format, kernel_in)
+                          "and filters are all >= 1)", f"shape {shape_str(kernel_shape)}")
+    if len(x_shape) != rank + 2:
+        raise _x_ndim_error(fn, x_shape, rank, data_format, kernel_in)
     if data_format == "channels_last":
-        spatial, channels = x.shape[1:-1], x.shape[-1]
+        spatial, channels = x_shape[1:-1], x_shape[-1]
     else:
-        spatial, channels = x.shape[2:], x.shape[1]
+        spatial, channels = x_shape[2:], x_shape[1]
     if channels == 0:
-        raise value_error(fn, "x", "must have at least one channel", f"shape {shape_str(x.shape)}")
-    kernel_spatial = kernel.shape[:-2]
+        raise value_error(fn, "x", "must have at least one channel", f"shape {shape_str(x_shape)}")
+    kernel_spatial = kernel_shape[:-2]
     strides = normalize_tuple(fn, "strides", strides, rank)
     dilations = normalize_tuple(fn, "dilation_rate", dilation_rate, rank)
     pads = normalize_padding(fn, padding, rank, spatial, kernel_spatial, strides, dilations)
@@ -364,28 +395,22 @@ def conv_spec(fn, x, kernel, bias, strides, padding, dilation_rate, groups, data
     for axis, (L, k, s, d, (before, after)) in enumerate(zip(spatial, kernel_spatial, strides, dilations, pads)):
         n = output_length(L, k, s, d, before, after)
         if n < 1:
-            raise _spatial_error(fn, axis, rank, L, before, after, k, d, x.shape, kernel.shape, data_format)
+            raise _spatial_error(fn, axis, rank, L, before, after, k, d, x_shape, kernel_shape, data_format)
         out_spatial.append(n)
-    groups = _normalize_groups(fn, groups, channels, kernel_in, filters, x.shape, kernel.shape, data_format)
-    if bias is not None and bias.shape != (filters,):
+    groups = _normalize_groups(fn, groups, channels, kernel_in, filters, x_shape, kernel_shape, data_format)
+    if bias_shape is not None and tuple(bias_shape) != (filters,):
         raise value_error(fn, "bias", f"must have shape ({filters},), one value per filter",
-                          f"shape {shape_str(bias.shape)}")
-    dtype = np.result_type(x.dtype, kernel.dtype, *(() if bias is None else (bias.dtype,)))
+                          f"shape {shape_str(bias_shape)}")
     act = normalize_activation(fn, activation, dtype)
     method = normalize_method(fn, method, methods)
 
     lead = 3 - rank
-    spec = ConvSpec(
-        fn=fn, rank=rank, batch=x.shape[0], channels=channels, filters=filters, groups=groups,
+    return ConvSpec(
+        fn=fn, rank=rank, batch=x_shape[0], channels=channels, filters=filters, groups=groups,
         in_spatial=(1,) * lead + tuple(spatial), kernel_spatial=(1,) * lead + tuple(kernel_spatial),
         out_spatial=(1,) * lead + tuple(out_spatial), strides=(1,) * lead + strides,
         dilations=(1,) * lead + dilations, pads=((0, 0),) * lead + tuple(pads), padding_mode=mode,
         data_format=data_format, dtype=dtype, activation=act, method=method, integer_inputs=integer_inputs)
-    xl = x if data_format == "channels_last" else np.moveaxis(x, 1, -1)
-    x5 = canonical_array(xl, dtype, (spec.batch,) + spec.in_spatial + (channels,))
-    w5 = canonical_array(kernel, dtype, spec.kernel_spatial + (kernel_in, filters))
-    b = None if bias is None else canonical_array(bias, dtype, (filters,))
-    return spec, x5, w5, b
 
 
 def _spatial_error(fn, axis, rank, L, before, after, k, d, x_shape, kernel_shape, data_format):

@@ -127,3 +127,53 @@ def ref_conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, 
     if data_format == "channels_first":
         y = np.moveaxis(y, -1, 1)
     return y
+
+
+def ref_conv_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padding=None, dilation_rate=1,
+                       data_format="channels_last"):
+    """Keras 3 `Conv*DTranspose`, computed the way Keras's JAX backend defines it:
+    stuff ``s - 1`` zeros between input samples, pad by Keras's (left, right) rule, and
+    cross-correlate with the spatially flipped kernel (filters <-> in_channels swapped)."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(kernel, dtype=np.float64)
+    r = w.ndim - 2
+    if data_format == "channels_first":
+        x = np.moveaxis(x, 1, -1)
+    strides = _as_tuple(strides, r)
+    dilations = _as_tuple(dilation_rate, r)
+    ops = (None,) * r if output_padding is None else _as_tuple(output_padding, r)
+    N, C = x.shape[0], x.shape[-1]
+    spatial = x.shape[1:-1]
+    stuffed = np.zeros((N,) + tuple((L - 1) * s + 1 for L, s in zip(spatial, strides)) + (C,))
+    stuffed[(slice(None),) + tuple(slice(None, None, s) for s in strides)] = x
+    pads = []
+    for k, s, d, op in zip(w.shape[:r], strides, dilations, ops):
+        ke = (k - 1) * d + 1
+        if padding == "valid":
+            op = max(ke, s) - ke if op is None else op
+            pads.append((ke - 1, ke - 1 + op))
+        else:
+            total = s + ke - 2 if op is None else ke + ke % 2 - 2 + op
+            left = min(total // 2 + total % 2, ke - 1)
+            pads.append((left, total - left))
+    flipped = np.swapaxes(w[(slice(None, None, -1),) * r], -1, -2)  # (*k, in_channels, filters)
+    y = ref_conv(stuffed, flipped, bias, padding=pads if r > 1 else pads[0], dilation_rate=dilations)
+    if data_format == "channels_first":
+        y = np.moveaxis(y, -1, 1)
+    return y
+
+
+def ref_gradient(f, a, h=1e-3):
+    """Central finite differences of the scalar function ``f`` at every entry of ``a``."""
+    a = np.array(a, dtype=np.float64)
+    g = np.zeros_like(a)
+    flat, gflat = a.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        v = flat[i]
+        flat[i] = v + h
+        up = f(a)
+        flat[i] = v - h
+        down = f(a)
+        flat[i] = v
+        gflat[i] = (up - down) / (2 * h)
+    return g

@@ -1,0 +1,485 @@
+"""Transposed convolution and the gradients of ``conv``: one adjoint, many uses.
+
+Per spatial axis, ``conv`` computes ``y[o] = sum_k xpad[o*s + k*d] w[k]``. Its adjoint
+scatters back: ``gpad[j] = sum_{o, k : o*s + k*d = j} y[o] w[k]``. Three public ops are
+this one computation with different output windows ``i = j - pb``, ``0 <= i < Lout``:
+
+* ``conv_backprop_input``: ``pb`` = the forward pad before, ``Lout`` = the input
+  length; for reflect / replicate / circular padding the window is the whole padded
+  input and the padded border is folded back onto the positions it was read from;
+* ``conv_transpose``: Keras's ``Conv*DTranspose`` window (``transpose_window``);
+* ``conv_backprop_kernel`` is the other adjoint (in the kernel), itself a grouped
+  conv of the input by the output gradient (``conv_backprop_kernel``).
+
+The scatter is computed as gathers on the direct / FFT paths (no new loop nest):
+outputs ``i`` split into ``s`` phases by ``(i + pb) mod s``; each phase only meets the
+taps ``k`` with ``k*d = (i + pb) mod s``, which are evenly spaced, and is a stride-1
+conv of ``y`` with those taps reversed (``_phases``). So a stride-2 2-D transpose is
+four small stride-1 convs doing exactly the useful multiply-adds, not one conv of a
+zero-stuffed input doing four times as many.
+"""
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from . import _dispatch
+from ._config import kernel_lock
+from ._errors import shape_str, type_error, value_error
+from ._kernels.act import bias_activation_kernel
+from ._paths.fft import padded
+from ._spec import (ConvSpec, canonical_array, canonical_input, canonical_kernel, check_out, normalize_activation,
+                    normalize_array, normalize_method, normalize_tuple, spec_from_shapes, DATA_FORMATS)
+from ._errors import unknown_option
+
+# ---------------------------------------------------------------- the adjoint core
+
+
+def _axis_phases(s, d, k, pb, lout, o_len):
+    """Phases of one axis: ``(i0, q, taps, dil, base)`` per non-empty output phase.
+
+    Outputs ``i0, i0 + s, ...`` (``q`` of them) read ``y[q' + base + m * dil]`` with the
+    kernel taps ``taps[m]`` (already in gather order), ``q'`` the index within the phase.
+    ``taps`` is empty when no tap reaches the phase (its outputs are zero)."""
+    phases = []
+    for r in range(s):
+        i0 = (r - pb) % s
+        q = len(range(i0, lout, s))
+        if q == 0:
+            continue
+        ks = [t for t in range(k) if (t * d - r) % s == 0]
+        if not ks:
+            phases.append((i0, q, (), 1, 0))
+            continue
+        j0 = i0 + pb
+        offsets = [(j0 - t * d) // s for t in ks]       # decreasing in t, evenly spaced
+        dil = offsets[0] - offsets[1] if len(ks) > 1 else 1
+        phases.append((i0, q, tuple(reversed(ks)), dil, offsets[-1]))
+    return phases
+
+
+def adjoint(spec, g5, wt, pbs, louts, out5, method):
+    """``out5[n, i..., c] = sum over o*s + k*d = i + pb of g5[n, o..., f] * wt[k..., f, c]``.
+
+    ``g5`` (N, O1, O2, O3, F) canonical; ``wt`` (K1, K2, K3, F // G, C) the forward
+    kernel with each group's channel axes swapped (``swap_channels``); ``spec`` gives
+    strides, dilations, groups and dtype; ``out5`` (N, *louts, C) is written in full.
+    Each phase is a stride-1 conv on the chosen path (``method``)."""
+    per_axis = [_axis_phases(s, d, k, pb, lo, o) for s, d, k, pb, lo, o in
+                zip(spec.strides, spec.dilations, wt.shape[:3], pbs, louts, g5.shape[1:4])]
+    N, F, C, G = g5.shape[0], g5.shape[-1], wt.shape[-1], spec.groups
+    single = all(len(p) == 1 and p[0][1] == lo for p, lo in zip(per_axis, louts))
+    if not single:
+        out5[...] = 0
+    for combo in np.ndindex(*[len(p) for p in per_axis]):
+        phase = [per_axis[a][i] for a, i in enumerate(combo)]
+        if any(not taps for _, _, taps, _, _ in phase):
+            continue  # no tap reaches these outputs: they stay zero
+        src, pads, keep = [slice(None)], [], True
+        for (i0, q, taps, dil, base), o_len in zip(phase, g5.shape[1:4]):
+            extent = q + (len(taps) - 1) * dil          # y positions base .. base + extent - 1
+            lo, hi = max(base, 0), min(base + extent, o_len)
+            if lo >= hi:
+                keep = False                              # the window misses y entirely
+                break
+            src.append(slice(lo, hi))
+            pads.append((lo - base, base + extent - hi))
+        if not keep:
+            continue
+        gy = np.ascontiguousarray(g5[tuple(src)])
+        w = np.ascontiguousarray(wt[np.ix_(*(list(t) for _, _, t, _, _ in phase))])
+        sub = replace(spec, batch=N, channels=F, filters=C, in_spatial=gy.shape[1:4],
+                      kernel_spatial=w.shape[:3], out_spatial=tuple(p[1] for p in phase), strides=(1, 1, 1),
+                      dilations=tuple(p[3] for p in phase), pads=tuple(pads), padding_mode="zeros",
+                      activation=0, method=method)
+        if single:
+            _dispatch.run(sub, gy, w, None, out5)
+        else:
+            tmp = np.empty(sub.canonical_output_shape, spec.dtype)
+            _dispatch.run(sub, gy, w, None, tmp)
+            out5[(slice(None),) + tuple(slice(p[0], None, s) for p, s in zip(phase, spec.strides))] = tmp
+    return out5
+
+
+def swap_channels(w5, groups):
+    """(K.., Cg, G*Fg) -> (K.., Fg, G*Cg): within each group, in and out channels swap."""
+    *ks, cg, f = w5.shape
+    fg = f // groups
+    w = w5.reshape(*ks, cg, groups, fg)
+    return np.ascontiguousarray(np.moveaxis(w, (-3, -2, -1), (-1, -2, -3)).reshape(*ks, fg, groups * cg))
+
+
+def fold_padding(spec, gpad):
+    """Gradient w.r.t. the padded input -> w.r.t. the input: each border position of
+    ``gpad`` (N, Lp1, Lp2, Lp3, C) is added onto the input position it copied
+    (``spec.padding_mode``), axis by axis."""
+    g = gpad
+    for axis, ((before, after), L) in enumerate(zip(spec.pads, spec.in_spatial)):
+        if before == 0 and after == 0:
+            continue
+        ax = axis + 1
+        core = np.take(g, range(before, before + L), axis=ax).copy()
+        for j in list(range(before)) + list(range(before + L, before + L + after)):
+            src = _source(j - before, L, spec.padding_mode)
+            idx = [slice(None)] * 5
+            idx[ax] = src
+            jdx = [slice(None)] * 5
+            jdx[ax] = j
+            core[tuple(idx)] += g[tuple(jdx)]
+        g = core
+    return g
+
+
+def _source(i, length, mode):
+    """Python twin of ``_kernels.pad.source_index`` for the fold (border positions only)."""
+    if mode == "reflect":
+        return -i if i < 0 else 2 * (length - 1) - i
+    if mode == "replicate":
+        return 0 if i < 0 else length - 1
+    return i % length
+
+
+# ---------------------------------------------------------------- public ops
+
+
+def _grad_array(fn, arg, a):
+    arr, _ = normalize_array(fn, arg, a)
+    return arr
+
+
+def _shape_arg(fn, arg, shape, ndim):
+    try:
+        shape = tuple(int(v) for v in shape)
+    except TypeError:
+        raise type_error(fn, arg, f"must be a tuple of {ndim} ints", repr(shape)) from None
+    if len(shape) != ndim or any(v < 0 for v in shape):
+        raise value_error(fn, arg, f"must be a tuple of {ndim} non-negative ints", repr(shape))
+    return shape
+
+
+def _user_layout(spec, y5, out_spatial, channels, out):
+    """Canonical (N, *3 spatial, C) -> the user's layout and rank; into ``out`` if given."""
+    y = y5.reshape((y5.shape[0],) + tuple(out_spatial[3 - spec.rank:]) + (channels,))
+    if spec.data_format == "channels_first":
+        y = np.moveaxis(y, -1, 1)
+    if out is None:
+        return np.ascontiguousarray(y)
+    out[...] = y
+    return out
+
+
+def conv_backprop_input(grad_out, kernel, input_shape, *, strides=1, padding="valid", dilation_rate=1,
+                        groups=None, data_format="channels_last", padding_mode="zeros", method="auto", out=None):
+    """Gradient of a loss with respect to ``conv``'s input ``x``.
+
+    For ``y = conv(x, kernel, **conv_args)`` and ``grad_out = dL/dy``, returns ``dL/dx``
+    (shape ``input_shape``). It is the adjoint of ``conv`` in ``x``: for
+    ``padding_mode="zeros"`` a transposed convolution; for reflect / replicate /
+    circular padding the gradient that reached the padded border is added onto the
+    input positions the border copied (as PyTorch's autograd does).
+
+    Parameters
+    ----------
+    grad_out : array_like
+        ``dL/dy``, shaped like ``conv``'s output for ``input_shape``.
+    kernel : array_like
+        The forward kernel, Keras layout ``(*kernel_size, in_channels // groups, filters)``.
+    input_shape : tuple of int
+        Shape of the forward input ``x`` (its layout given by ``data_format``).
+    strides, padding, dilation_rate, groups, data_format, padding_mode
+        The forward call's arguments (see `numconv.conv`).
+    method : {"auto", "direct", "fft", "oa"}, default "auto"
+        Path for the strided-phase convolutions that compute it.
+    out : ndarray, optional
+        Preallocated result of shape ``input_shape``.
+
+    Returns
+    -------
+    ndarray
+        ``dL/dx`` of shape ``input_shape``, dtype NumPy's promotion of the inputs.
+
+    Examples
+    --------
+    >>> import numpy as np, numconv
+    >>> w = np.ones((3, 1, 1))
+    >>> numconv.conv_backprop_input(np.ones((1, 3, 1)), w, (1, 5, 1))[0, :, 0]
+    array([1., 2., 3., 2., 1.])
+    """
+    fn = "conv_backprop_input"
+    g = _grad_array(fn, "grad_out", grad_out)
+    kernel, _ = normalize_array(fn, "kernel", kernel)
+    input_shape = _shape_arg(fn, "input_shape", input_shape, kernel.ndim)
+    dtype = np.result_type(g.dtype, kernel.dtype)
+    spec = spec_from_shapes(fn, input_shape, kernel.shape, None, dtype, strides, padding, dilation_rate, groups,
+                            data_format, padding_mode, None, method, _dispatch.METHODS)
+    _check_grad_out(fn, g, spec)
+    check_out(fn, out, input_shape, dtype)
+    if spec.batch == 0:
+        return np.zeros(input_shape, dtype) if out is None else _fill(out, 0)
+    g5 = canonical_array(g if spec.data_format == "channels_last" else np.moveaxis(g, 1, -1), dtype,
+                         spec.canonical_output_shape)
+    wt = swap_channels(canonical_kernel(spec, kernel), spec.groups)
+    if spec.padding_mode == "zeros":
+        dx = np.empty((spec.batch,) + spec.in_spatial + (spec.channels,), dtype)
+        adjoint(spec, g5, wt, [p[0] for p in spec.pads], spec.in_spatial, dx, spec.method)
+    else:
+        louts = [L + b + a for L, (b, a) in zip(spec.in_spatial, spec.pads)]
+        gpad = np.empty((spec.batch,) + tuple(louts) + (spec.channels,), dtype)
+        adjoint(spec, g5, wt, [0, 0, 0], louts, gpad, spec.method)
+        dx = fold_padding(spec, gpad)
+    return _user_layout(spec, dx, spec.in_spatial, spec.channels, out)
+
+
+def _fill(out, value):
+    out[...] = value
+    return out
+
+
+def _check_grad_out(fn, g, spec):
+    if g.shape != tuple(spec.output_shape):
+        raise value_error(fn, "grad_out", f"must have the forward conv's output shape {shape_str(spec.output_shape)} "
+                          f"for input shape {shape_str(_user_shape(spec))} and these arguments",
+                          f"shape {shape_str(g.shape)}",
+                          "Pass the same strides, padding, dilation_rate, groups and data_format as the forward call.")
+
+
+def _user_shape(spec):
+    spatial = spec.in_spatial[3 - spec.rank:]
+    if spec.data_format == "channels_first":
+        return (spec.batch, spec.channels) + spatial
+    return (spec.batch,) + spatial + (spec.channels,)
+
+
+def conv_backprop_kernel(x, grad_out, kernel_shape, *, strides=1, padding="valid", dilation_rate=1, groups=None,
+                         data_format="channels_last", padding_mode="zeros", method="auto", out=None):
+    """Gradient of a loss with respect to ``conv``'s kernel.
+
+    For ``y = conv(x, kernel, **conv_args)`` and ``grad_out = dL/dy``, returns
+    ``dL/dkernel[k, c, f] = sum over batch and outputs o of xpad[o*s + k*d, c] * grad_out[o, f]``
+    (shape ``kernel_shape``, Keras layout), with ``xpad`` the input padded as the
+    forward call padded it (``padding_mode`` included). Computed as a grouped conv of
+    the input by the output gradient (batch and output positions are its reduction).
+    The bias gradient is ``grad_out`` summed over every axis but the channel axis.
+
+    Parameters
+    ----------
+    x : array_like
+        The forward input.
+    grad_out : array_like
+        ``dL/dy``, shaped like ``conv(x, kernel, **conv_args)``.
+    kernel_shape : tuple of int
+        ``(*kernel_size, in_channels // groups, filters)``.
+    strides, padding, dilation_rate, groups, data_format, padding_mode
+        The forward call's arguments (see `numconv.conv`).
+    method : {"auto", "direct", "fft", "oa"}, default "auto"
+        Path for the convolution that computes it.
+    out : ndarray, optional
+        Preallocated result of shape ``kernel_shape``.
+
+    Returns
+    -------
+    ndarray
+        ``dL/dkernel``, dtype NumPy's promotion of ``x`` and ``grad_out``.
+
+    Examples
+    --------
+    >>> import numpy as np, numconv
+    >>> x = np.arange(5.0).reshape(1, 5, 1)
+    >>> numconv.conv_backprop_kernel(x, np.ones((1, 3, 1)), (3, 1, 1))[:, 0, 0]
+    array([3., 6., 9.])
+    """
+    fn = "conv_backprop_kernel"
+    x, _ = normalize_array(fn, "x", x)
+    g = _grad_array(fn, "grad_out", grad_out)
+    if isinstance(kernel_shape, (int, np.integer)) or not hasattr(kernel_shape, "__len__"):
+        raise type_error(fn, "kernel_shape", "must be a tuple (*kernel_size, in_channels // groups, filters)",
+                         repr(kernel_shape))
+    kernel_shape = _shape_arg(fn, "kernel_shape", kernel_shape, len(kernel_shape))
+    dtype = np.result_type(x.dtype, g.dtype)
+    spec = spec_from_shapes(fn, x.shape, kernel_shape, None, dtype, strides, padding, dilation_rate, groups,
+                            data_format, padding_mode, None, method, _dispatch.METHODS)
+    _check_grad_out(fn, g, spec)
+    check_out(fn, out, kernel_shape, dtype)
+    N, C, F, G = spec.batch, spec.channels, spec.filters, spec.groups
+    cg = C // G
+    dw5 = np.zeros((cg,) + spec.kernel_spatial + (F,), dtype)
+    if N > 0:
+        x5 = canonical_input(spec, x)
+        g5 = canonical_array(g if spec.data_format == "channels_last" else np.moveaxis(g, 1, -1), dtype,
+                             spec.canonical_output_shape)
+        # Only xpad[: (k-1)*d + (o-1)*s + 1] is ever read; zeros padding stays index arithmetic.
+        extents = [d * (k - 1) + (o - 1) * s + 1 for k, d, o, s in
+                   zip(spec.kernel_spatial, spec.dilations, spec.out_spatial, spec.strides)]
+        if spec.padding_mode == "zeros":
+            crop, pads = [], []
+            for (b, _), L, e in zip(spec.pads, spec.in_spatial, extents):
+                keep = min(L, e - b)
+                crop.append(slice(0, max(keep, 0)))
+                pads.append((b, max(e - b - L, 0) if keep > 0 else 0))
+            xs = x5[(slice(None),) + tuple(crop)]
+        else:
+            xs = padded(spec, x5)[(slice(None),) + tuple(slice(0, e) for e in extents)]
+            pads = [(0, 0)] * 3
+        if all(n > 0 for n in xs.shape[1:4]):
+            # batch <- in-channel within group, channels <- (group, image), kernel <- grad_out
+            xt = np.ascontiguousarray(xs.reshape(xs.shape[:4] + (G, cg)).transpose(5, 1, 2, 3, 4, 0)
+                                      .reshape((cg,) + xs.shape[1:4] + (G * N,)))
+            gt = np.ascontiguousarray(g5.transpose(1, 2, 3, 0, 4))
+            sub = replace(spec, batch=cg, channels=G * N, filters=F, in_spatial=xt.shape[1:4],
+                          kernel_spatial=gt.shape[:3], out_spatial=spec.kernel_spatial, strides=spec.dilations,
+                          dilations=spec.strides, pads=tuple(pads), padding_mode="zeros", activation=0)
+            _dispatch.run(sub, xt, gt, None, dw5)
+    dw = np.moveaxis(dw5, 0, 3).reshape(kernel_shape)
+    if out is None:
+        return np.ascontiguousarray(dw)
+    out[...] = dw
+    return out
+
+
+# ---------------------------------------------------------------- conv_transpose
+
+
+def transpose_window(L, k, s, d, padding, output_padding):
+    """Keras's ``Conv*DTranspose`` per axis: ``(pb, Lout)`` where output ``i`` is the
+    adjoint's position ``i + pb``. Keras pads the stride-stuffed input by
+    ``(left, right)`` around the flipped kernel (``keras.src.backend.common.backend_utils``);
+    here ``pb = (ke - 1) - left`` and ``Lout = (L - 1) * s + 1 + left + right - ke + 1``."""
+    ke = d * (k - 1) + 1
+    if padding == "valid":
+        op = max(ke, s) - ke if output_padding is None else output_padding
+        left, right = ke - 1, ke - 1 + op
+    else:
+        total = s + ke - 2 if output_padding is None else ke + ke % 2 - 2 + output_padding
+        left = min(total // 2 + total % 2, ke - 1)
+        right = total - left
+    return ke - 1 - left, (L - 1) * s + 1 + left + right - ke + 1
+
+
+def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_padding=None, dilation_rate=1,
+                   data_format="channels_last", activation=None, method="auto", out=None):
+    """Transposed convolution (Keras ``Conv1DTranspose`` / ``Conv2DTranspose`` / ``Conv3DTranspose``).
+
+    The adjoint of ``conv`` in its input: each input position scatters ``kernel``
+    times its value, stride ``s`` apart, as in Keras (TensorFlow's
+    ``conv2d_transpose``). Output length per axis, as Keras 3 computes it, with
+    ``ke = d * (k - 1) + 1``:
+
+    * ``"valid"``: ``(L - 1) * s + ke + output_padding``, with ``output_padding``
+      defaulting to ``max(ke, s) - ke`` (so ``L * s`` when the kernel is shorter
+      than the stride, where PyTorch gives ``(L - 1) * s + ke``);
+    * ``"same"``: ``L * s`` without ``output_padding``, else
+      ``(L - 1) * s + ke % 2 + output_padding``.
+
+    With ``output_padding=None`` it is the exact adjoint of ``conv`` with the same
+    ``strides``, ``padding`` and ``dilation_rate``:
+    ``<conv(z, kernel), x> == <z, conv_transpose(x, kernel)>``.
+
+    Parameters
+    ----------
+    x : array_like
+        ``(batch, *spatial, in_channels)`` (or channels first).
+    kernel : array_like
+        Keras layout ``(*kernel_size, filters, in_channels)``.
+    bias : array_like, optional
+        ``(filters,)``.
+    strides, dilation_rate : int or tuple of int
+        As in Keras; each >= 1.
+    padding : {"valid", "same"}
+    output_padding : int or tuple of int, optional
+        Extra length per axis (Keras's meaning above); each must be < its stride
+        (or < its dilation, as Keras allows).
+    data_format : {"channels_last", "channels_first"}
+    activation : str or callable, optional
+        As for `numconv.conv`.
+    method : {"auto", "direct", "fft", "oa"}, default "auto"
+        Path for the phase convolutions.
+    out : ndarray, optional
+        Preallocated result.
+
+    Returns
+    -------
+    ndarray
+        ``(batch, *out_spatial, filters)`` (or channels first).
+
+    Examples
+    --------
+    >>> import numpy as np, numconv
+    >>> x = np.array([1.0, 2.0]).reshape(1, 2, 1)
+    >>> numconv.conv_transpose(x, np.ones((3, 1, 1)), strides=2)[0, :, 0]
+    array([1., 1., 3., 2., 2.])
+    """
+    fn = "conv_transpose"
+    x, _ = normalize_array(fn, "x", x)
+    kernel, _ = normalize_array(fn, "kernel", kernel)
+    if bias is not None:
+        bias, _ = normalize_array(fn, "bias", bias)
+    rank = kernel.ndim - 2
+    if rank not in (1, 2, 3):
+        raise value_error(fn, "kernel", "must be 3-D, 4-D or 5-D: (*kernel_size, filters, in_channels)",
+                          f"shape {shape_str(kernel.shape)}")
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise unknown_option(fn, "padding", padding, ("valid", "same"))
+    padding = padding.lower()
+    if not isinstance(data_format, str) or data_format.lower() not in DATA_FORMATS:
+        raise unknown_option(fn, "data_format", data_format, DATA_FORMATS)
+    data_format = data_format.lower()
+    if x.ndim != rank + 2:
+        raise value_error(fn, "x", f"must be {rank + 2}-D for a {kernel.ndim}-D kernel "
+                          f"({'(batch, *spatial, in_channels)' if data_format == 'channels_last' else '(batch, in_channels, *spatial)'})",
+                          f"shape {shape_str(x.shape)}")
+    filters, in_channels = kernel.shape[-2], kernel.shape[-1]
+    channels = x.shape[-1] if data_format == "channels_last" else x.shape[1]
+    spatial = x.shape[1:-1] if data_format == "channels_last" else x.shape[2:]
+    if channels != in_channels:
+        raise value_error(fn, "x", f"must have in_channels = {in_channels} channels (the last axis of kernel shape "
+                          f"{shape_str(kernel.shape)}, Keras layout (*kernel_size, filters, in_channels))",
+                          f"{channels} channels in shape {shape_str(x.shape)} (data_format=\"{data_format}\")")
+    strides = normalize_tuple(fn, "strides", strides, rank)
+    dilations = normalize_tuple(fn, "dilation_rate", dilation_rate, rank)
+    ops = (None,) * rank if output_padding is None else normalize_tuple(fn, "output_padding", output_padding, rank,
+                                                                        minimum=0)
+    for axis, (op, s, d) in enumerate(zip(ops, strides, dilations)):
+        if op is not None and op >= max(s, d):
+            raise value_error(fn, "output_padding", f"must be smaller than the stride or the dilation on every "
+                              f"axis (axis {axis}: stride {s}, dilation {d})", repr(output_padding))
+    if 0 in kernel.shape:
+        raise value_error(fn, "kernel", "must have no zero-length axis", f"shape {shape_str(kernel.shape)}")
+    windows = [transpose_window(L, k, s, d, padding, op)
+               for L, k, s, d, op in zip(spatial, kernel.shape[:-2], strides, dilations, ops)]
+    louts = [lo for _, lo in windows]
+    for axis, lo in enumerate(louts):
+        if lo < 1:
+            raise value_error(fn, "x", f"gives an empty output on spatial axis {axis}", f"output length {lo}",
+                              "Use a larger input or padding=\"valid\".")
+    if bias is not None and bias.shape != (filters,):
+        raise value_error(fn, "bias", f"must have shape ({filters},), one value per filter",
+                          f"shape {shape_str(bias.shape)}")
+    dtype = np.result_type(x.dtype, kernel.dtype, *(() if bias is None else (bias.dtype,)))
+    act = normalize_activation(fn, activation, dtype)
+    method = normalize_method(fn, method, _dispatch.METHODS)
+    lead = 3 - rank
+    N = x.shape[0]
+    out_shape = ((N,) + tuple(louts) + (filters,) if data_format == "channels_last"
+                 else (N, filters) + tuple(louts))
+    check_out(fn, out, out_shape, dtype)
+    if N == 0:
+        return np.empty(out_shape, dtype) if out is None else out
+    # The forward conv whose adjoint this is maps `filters` channels to `in_channels`.
+    spec = ConvSpec(fn=fn, rank=rank, batch=N, channels=filters, filters=in_channels, groups=1,
+                    in_spatial=(1,) * lead + tuple(louts), kernel_spatial=(1,) * lead + kernel.shape[:-2],
+                    out_spatial=(1,) * lead + tuple(spatial), strides=(1,) * lead + strides,
+                    dilations=(1,) * lead + dilations, pads=((0, 0),) * 3, padding_mode="zeros",
+                    data_format=data_format, dtype=dtype, activation=act, method=method)
+    x5 = canonical_array(x if data_format == "channels_last" else np.moveaxis(x, 1, -1), dtype,
+                         (N,) + spec.out_spatial + (in_channels,))
+    wt = swap_channels(canonical_kernel(spec, kernel), 1)
+    y5 = np.empty((N,) + spec.in_spatial + (filters,), dtype)
+    adjoint(spec, x5, wt, [0] * lead + [pb for pb, _ in windows], spec.in_spatial, y5, method)
+    if bias is not None or (isinstance(act, int) and act):
+        b = np.zeros(1, dtype) if bias is None else canonical_array(bias, dtype, (filters,))
+        with kernel_lock():
+            bias_activation_kernel(y5.reshape(-1, filters), b, bias is not None, act if isinstance(act, int) else 0)
+    result = _user_layout(spec, y5, spec.in_spatial, filters, out)
+    if callable(act):
+        result[...] = act(result)
+    return result

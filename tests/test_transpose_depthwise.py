@@ -1,0 +1,231 @@
+"""conv_transpose (Keras Conv*DTranspose), depthwise_conv and separable_conv.
+
+References: ``ref_conv_transpose`` (stuff, pad by Keras's rule, correlate with the
+flipped kernel - a different computation from numconv's strided phases) and the
+grouped reference conv; torch where installed.
+"""
+import itertools
+
+import numpy as np
+import pytest
+
+import numconv
+from reference import ref_conv, ref_conv_transpose
+
+# ---------------------------------------------------------------- conv_transpose
+
+
+def _transpose_cases():
+    rng = np.random.default_rng(21)
+    cases = []
+    for _ in range(80):
+        r = int(rng.integers(1, 4))
+        ks = tuple(int(v) for v in rng.integers(1, 5, r))
+        s = tuple(int(v) for v in rng.integers(1, 4, r))
+        d = tuple(int(v) for v in rng.integers(1, 3, r))
+        padding = str(rng.choice(["valid", "same"]))
+        op = None
+        if rng.random() < 0.4:
+            op = tuple(int(rng.integers(0, max(si, di))) for si, di in zip(s, d))
+        spatial = tuple(int(v) for v in rng.integers(1, {1: 8, 2: 6, 3: 4}[r] + 1, r))
+        fmt = str(rng.choice(["channels_last", "channels_first"]))
+        cases.append(dict(r=r, ks=ks, spatial=spatial, C=int(rng.integers(1, 4)), F=int(rng.integers(1, 4)),
+                          args=dict(strides=s, padding=padding, output_padding=op, dilation_rate=d,
+                                    data_format=fmt)))
+    return cases
+
+
+TRANSPOSE_CASES = _transpose_cases()
+
+
+@pytest.mark.parametrize("i", range(len(TRANSPOSE_CASES)))
+def test_conv_transpose_matches_keras_definition(i):
+    c = TRANSPOSE_CASES[i]
+    rng = np.random.default_rng(i)
+    fmt = c["args"]["data_format"]
+    xs = (2,) + c["spatial"] + (c["C"],) if fmt == "channels_last" else (2, c["C"]) + c["spatial"]
+    x = rng.standard_normal(xs)
+    w = rng.standard_normal(c["ks"] + (c["F"], c["C"]))
+    b = rng.standard_normal(c["F"])
+    ref = ref_conv_transpose(x, w, b, **c["args"])
+    got = numconv.conv_transpose(x, w, b, **c["args"])
+    assert got.shape == ref.shape, c
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12, err_msg=str(c))
+    got32 = numconv.conv_transpose(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), **c["args"])
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(got32, ref, atol=1e-5 * max(1.0, np.abs(ref).max()))
+
+
+@pytest.mark.parametrize("L,k,s,d,padding", list(itertools.product([4, 7], [1, 2, 3, 5], [1, 2, 3], [1, 2],
+                                                                    ["valid", "same"])))
+def test_conv_transpose_is_the_adjoint_of_conv(L, k, s, d, padding):
+    rng = np.random.default_rng(L * 100 + k * 10 + s)
+    x = rng.standard_normal((2, L, L, 3))
+    w = rng.standard_normal((k, 2, 4, 3))  # (*k, filters, in_channels)
+    y = numconv.conv_transpose(x, w, strides=s, dilation_rate=d, padding=padding)
+    z = rng.standard_normal(y.shape)
+    cz = numconv.conv(z, w, strides=s, dilation_rate=d, padding=padding)
+    assert cz.shape == x.shape
+    lhs, rhs = np.vdot(cz, x), np.vdot(z, y)
+    assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
+
+
+def test_conv_transpose_keras_lengths():
+    """Keras 3's output lengths, including where PyTorch differs."""
+    x = np.ones((1, 5, 1))
+    w = np.ones((3, 1, 1))
+    assert numconv.conv_transpose(x, w, strides=2).shape[1] == 11                          # (L-1)s + k
+    assert numconv.conv_transpose(x, w, strides=2, padding="same").shape[1] == 10          # L s
+    assert numconv.conv_transpose(x, w, strides=2, padding="same", output_padding=1).shape[1] == 10  # (L-1)s + k%2 + op
+    assert numconv.conv_transpose(x, w, strides=2, padding="same", output_padding=0).shape[1] == 9
+    assert numconv.conv_transpose(x, np.ones((2, 1, 1)), strides=4).shape[1] == 20         # kernel < stride: L s
+    assert numconv.conv_transpose(x, w, strides=2, output_padding=1).shape[1] == 12
+
+
+def test_conv_transpose_activation_and_out():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 5, 5, 3))
+    w = rng.standard_normal((3, 3, 4, 3))
+    b = rng.standard_normal(4)
+    ref = np.maximum(ref_conv_transpose(x, w, b, strides=2, padding="same"), 0)
+    out = np.empty(ref.shape)
+    got = numconv.conv_transpose(x, w, b, strides=2, padding="same", activation="relu", out=out)
+    assert got is out
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+    got = numconv.conv_transpose(x, w, b, strides=2, padding="same", activation=lambda v: np.maximum(v, 0))
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["direct", "fft", "oa"])
+def test_conv_transpose_methods_agree(method):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 9, 3))
+    w = rng.standard_normal((5, 2, 3))
+    ref = ref_conv_transpose(x, w, strides=3, padding="same", dilation_rate=2)
+    np.testing.assert_allclose(numconv.conv_transpose(x, w, strides=3, padding="same", dilation_rate=2, method=method),
+                               ref, atol=1e-10)
+
+
+def test_conv_transpose_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 6, 7))
+    w = rng.standard_normal((3, 4, 5, 3))  # (kh, kw, filters, in_channels)
+    y = numconv.conv_transpose(x, w, strides=(2, 3), dilation_rate=(1, 2), data_format="channels_first")
+    wt = torch.tensor(np.transpose(w, (3, 2, 0, 1)).copy())  # (in, out, kh, kw)
+    yt = torch.nn.functional.conv_transpose2d(torch.tensor(x), wt, stride=(2, 3), dilation=(1, 2))
+    np.testing.assert_allclose(y, yt.numpy(), atol=1e-10)
+
+
+def test_conv_transpose_errors():
+    x = np.ones((1, 5, 5, 3))
+    with pytest.raises(ValueError, match=r"x must have in_channels = 2 channels.*got 3 channels"):
+        numconv.conv_transpose(x, np.ones((3, 3, 4, 2)))
+    with pytest.raises(ValueError, match="unknown padding 'causal'"):
+        numconv.conv_transpose(x, np.ones((3, 3, 4, 3)), padding="causal")
+    with pytest.raises(ValueError, match="output_padding must be smaller than the stride"):
+        numconv.conv_transpose(x, np.ones((3, 3, 4, 3)), strides=2, output_padding=2)
+    with pytest.raises(ValueError, match="x must be 4-D"):
+        numconv.conv_transpose(np.ones((5, 5, 3)), np.ones((3, 3, 4, 3)))
+    with pytest.raises(ValueError, match="bias must have shape \\(4,\\)"):
+        numconv.conv_transpose(x, np.ones((3, 3, 4, 3)), np.ones(3))
+    assert numconv.conv_transpose(np.ones((0, 5, 5, 3)), np.ones((3, 3, 4, 3))).shape == (0, 7, 7, 4)
+
+
+# ---------------------------------------------------------------- depthwise and separable
+
+
+def _dw_as_grouped(k):
+    """Keras depthwise kernel (*k, C, M) written as a grouped-conv kernel, by loops."""
+    *ks, C, M = k.shape
+    w = np.zeros(tuple(ks) + (1, C * M))
+    for c in range(C):
+        for m in range(M):
+            w[..., 0, c * M + m] = k[..., c, m]
+    return w
+
+
+def _depthwise_cases():
+    rng = np.random.default_rng(31)
+    cases = []
+    for _ in range(40):
+        r = int(rng.integers(1, 4))
+        ks = tuple(int(v) for v in rng.integers(1, 4, r))
+        spatial = tuple(int(v) for v in rng.integers(5, {1: 12, 2: 8, 3: 6}[r] + 1, r))
+        s = tuple(int(v) for v in rng.integers(1, 3, r))
+        d = tuple(int(v) for v in rng.integers(1, 3, r))
+        padding = str(rng.choice(["valid", "same", "full"] + (["causal"] if r == 1 else [])))
+        mode = str(rng.choice(["zeros", "reflect", "replicate", "circular"]))
+        if mode != "zeros" and padding == "full":
+            mode = "zeros"
+        cases.append(dict(r=r, ks=ks, spatial=spatial, C=int(rng.integers(1, 6)), M=int(rng.integers(1, 4)),
+                          F=int(rng.integers(1, 5)),
+                          args=dict(strides=s, padding=padding, dilation_rate=d, padding_mode=mode,
+                                    data_format=str(rng.choice(["channels_last", "channels_first"])))))
+    return cases
+
+
+DW_CASES = _depthwise_cases()
+
+
+@pytest.mark.parametrize("i", range(len(DW_CASES)))
+def test_depthwise_and_separable_match_reference(i):
+    c = DW_CASES[i]
+    rng = np.random.default_rng(100 + i)
+    fmt = c["args"]["data_format"]
+    xs = (2,) + c["spatial"] + (c["C"],) if fmt == "channels_last" else (2, c["C"]) + c["spatial"]
+    x = rng.standard_normal(xs)
+    dk = rng.standard_normal(c["ks"] + (c["C"], c["M"]))
+    pk = rng.standard_normal((1,) * c["r"] + (c["C"] * c["M"], c["F"]))
+    b1, b2 = rng.standard_normal(c["C"] * c["M"]), rng.standard_normal(c["F"])
+    a = c["args"]
+    ref = ref_conv(x, _dw_as_grouped(dk), b1, groups=c["C"], activation="tanh", **a)
+    np.testing.assert_allclose(numconv.depthwise_conv(x, dk, b1, activation="tanh", **a), ref, atol=1e-12)
+    mid = ref_conv(x, _dw_as_grouped(dk), groups=c["C"], **a)
+    ref_sep = ref_conv(mid, pk, b2, data_format=fmt, activation="relu")
+    got = numconv.separable_conv(x, dk, pk, b2, activation="relu", **a)
+    np.testing.assert_allclose(got, ref_sep, atol=1e-11)
+    got32 = numconv.separable_conv(x.astype(np.float32), dk.astype(np.float32), pk.astype(np.float32),
+                                   b2.astype(np.float32), activation="relu", **a)
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(got32, ref_sep, atol=1e-5 * max(1.0, np.abs(ref_sep).max()))
+
+
+def test_depthwise_stride_and_dilation_together_keras_22515():
+    """keras#22515: depthwise / separable with stride > 1 and dilation > 1 together."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 15, 15, 3))
+    dk = rng.standard_normal((3, 3, 3, 2))
+    ref = ref_conv(x, _dw_as_grouped(dk), groups=3, strides=2, dilation_rate=2, padding="same")
+    np.testing.assert_allclose(numconv.depthwise_conv(x, dk, strides=2, dilation_rate=2, padding="same"), ref,
+                               atol=1e-12)
+
+
+def test_depthwise_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 9, 8))
+    dk = rng.standard_normal((3, 3, 4, 2))  # M = 2
+    y = numconv.depthwise_conv(x, dk, strides=2, padding=((1, 1), (1, 1)), data_format="channels_first")
+    wt = torch.tensor(np.transpose(dk.reshape(3, 3, 8), (2, 0, 1))[:, None].copy())  # (C*M, 1, kh, kw)
+    yt = torch.nn.functional.conv2d(torch.tensor(x), wt, stride=2, padding=1, groups=4)
+    np.testing.assert_allclose(y, yt.numpy(), atol=1e-12)
+
+
+def test_depthwise_and_separable_errors():
+    x = np.ones((1, 6, 6, 3))
+    with pytest.raises(ValueError, match=r"depthwise_conv: kernel must have in_channels = 3"):
+        numconv.depthwise_conv(x, np.ones((3, 3, 4, 1)))
+    with pytest.raises(ValueError, match="pass the matching data_format"):
+        numconv.depthwise_conv(np.ones((1, 3, 6, 6)), np.ones((3, 3, 3, 1)))
+    with pytest.raises(ValueError, match=r"pointwise_kernel must have shape \(1, 1, 6, filters\)"):
+        numconv.separable_conv(x, np.ones((3, 3, 3, 2)), np.ones((1, 1, 3, 4)))
+    with pytest.raises(ValueError, match="depthwise_kernel must be 3-D, 4-D or 5-D"):
+        numconv.separable_conv(x, np.ones((3, 3)), np.ones((1, 1, 3, 4)))
+    with pytest.raises(ValueError, match="bias must have shape \\(6,\\)"):
+        numconv.depthwise_conv(x, np.ones((3, 3, 3, 2)), np.ones(3))
+    out = np.empty((1, 4, 4, 6))
+    assert numconv.depthwise_conv(x, np.ones((3, 3, 3, 2)), out=out) is out
+    out = np.empty((1, 5, 4, 4))
+    assert numconv.separable_conv(np.ones((1, 3, 6, 6)), np.ones((3, 3, 3, 2)), np.ones((1, 1, 6, 5)),
+                                  data_format="channels_first", out=out) is out

@@ -18,15 +18,17 @@ conv of ``y`` with those taps reversed (``_phases``). So a stride-2 2-D transpos
 four small stride-1 convs doing exactly the useful multiply-adds, not one conv of a
 zero-stuffed input doing four times as many.
 """
-import math
 from dataclasses import replace
 
+import numba
 import numpy as np
 
 from . import _dispatch
 from ._config import kernel_lock
 from ._errors import shape_str, type_error, value_error
 from ._kernels.act import bias_activation_kernel
+from ._kernels.tile import VARIANTS, choose_variant, variant_lanes, variant_tag
+from ._kernels.wgrad import weight_grad_kernel
 from ._paths.fft import padded
 from ._spec import (ConvSpec, canonical_array, canonical_input, canonical_kernel, check_out, normalize_activation,
                     normalize_array, normalize_method, normalize_tuple, spec_from_shapes, DATA_FORMATS)
@@ -302,7 +304,7 @@ def conv_backprop_kernel(x, grad_out, kernel_shape, *, strides=1, padding="valid
     check_out(fn, out, kernel_shape, dtype)
     N, C, F, G = spec.batch, spec.channels, spec.filters, spec.groups
     cg = C // G
-    dw5 = np.zeros((cg,) + spec.kernel_spatial + (F,), dtype)
+    dw5 = np.zeros(spec.kernel_spatial + (cg, F), dtype)
     if N > 0:
         x5 = canonical_input(spec, x)
         g5 = canonical_array(g if spec.data_format == "channels_last" else np.moveaxis(g, 1, -1), dtype,
@@ -320,7 +322,9 @@ def conv_backprop_kernel(x, grad_out, kernel_shape, *, strides=1, padding="valid
         else:
             xs = padded(spec, x5)[(slice(None),) + tuple(slice(0, e) for e in extents)]
             pads = [(0, 0)] * 3
-        if all(n > 0 for n in xs.shape[1:4]):
+        if all(n > 0 for n in xs.shape[1:4]) and spec.method in ("auto", "direct"):
+            dw5 = _weight_grad_direct(spec, np.ascontiguousarray(xs), g5, pads)
+        elif all(n > 0 for n in xs.shape[1:4]):
             # batch <- in-channel within group, channels <- (group, image), kernel <- grad_out
             xt = np.ascontiguousarray(xs.reshape(xs.shape[:4] + (G, cg)).transpose(5, 1, 2, 3, 4, 0)
                                       .reshape((cg,) + xs.shape[1:4] + (G * N,)))
@@ -328,8 +332,10 @@ def conv_backprop_kernel(x, grad_out, kernel_shape, *, strides=1, padding="valid
             sub = replace(spec, batch=cg, channels=G * N, filters=F, in_spatial=xt.shape[1:4],
                           kernel_spatial=gt.shape[:3], out_spatial=spec.kernel_spatial, strides=spec.dilations,
                           dilations=spec.strides, pads=tuple(pads), padding_mode="zeros", activation=0)
-            _dispatch.run(sub, xt, gt, None, dw5)
-    dw = np.moveaxis(dw5, 0, 3).reshape(kernel_shape)
+            tmp = np.empty((cg,) + spec.kernel_spatial + (F,), dtype)
+            _dispatch.run(sub, xt, gt, None, tmp)
+            dw5 = np.moveaxis(tmp, 0, 3)
+    dw = dw5.reshape(kernel_shape)
     if out is None:
         return np.ascontiguousarray(dw)
     out[...] = dw
@@ -337,6 +343,24 @@ def conv_backprop_kernel(x, grad_out, kernel_shape, *, strides=1, padding="valid
 
 
 # ---------------------------------------------------------------- conv_transpose
+
+
+def _weight_grad_direct(spec, xs, g5, pads):
+    """The kernel gradient on ``_kernels.wgrad`` (KD, KH, KW, Cg, K): a tile of input
+    channels x filters per task, reduced over every image and output position."""
+    cg, F = spec.channels // spec.groups, spec.filters
+    variant = choose_variant(F // spec.groups, spec.dtype)
+    rows, lanes = VARIANTS[variant][0], variant_lanes(variant, spec.dtype)
+    flat = g5.reshape(-1)
+    if (F // spec.groups) % lanes:  # the last filter block's vector loads run past g
+        flat = np.concatenate([flat, np.zeros(lanes, spec.dtype)])
+    blocks = spec.groups * -(-(F // spec.groups) // lanes) * -(-cg // rows)
+    per_task = max(1, blocks // (4 * numba.get_num_threads()))
+    dw5 = np.empty(spec.kernel_spatial + (cg, F), spec.dtype)
+    with kernel_lock():
+        weight_grad_kernel(xs, g5, flat, dw5, spec.strides, spec.dilations, tuple(p[0] for p in pads), per_task,
+                           variant_tag(variant))
+    return dw5
 
 
 def transpose_window(L, k, s, d, padding, output_padding):

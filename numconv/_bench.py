@@ -226,8 +226,11 @@ def measure_case(case, *, repeat, threads, torch, method="auto", channels_first=
             row["torch_best_layout"] = best
             row["torch_best_s"] = times[best]
             row["speedup"] = times[best] / t_nc
-    if accuracy:
-        ref = _cases.reference(case)
+    try:
+        ref = _cases.reference(case) if accuracy else None
+    except NotImplementedError:  # ops checked by the test suite instead
+        ref = None
+    if ref is not None:
         row["err_numconv"] = _cases.rel_error(nc.result(), ref)
         if "torch_best_layout" in row:
             row["err_torch"] = _cases.rel_error(torch_calls[row["torch_best_layout"]].result(), ref)
@@ -246,7 +249,7 @@ def _fmt(v, spec):
 
 
 def _columns(with_torch, with_cf, with_accuracy):
-    cols = [("case", 14, lambda r: r["case"]),
+    cols = [("case", 16, lambda r: r["case"]),
             ("dtype", 7, lambda r: r["dtype"]),
             ("numconv ms", 10, lambda r: _fmt_ms(r["numconv_s"]))]
     if with_torch:
@@ -359,7 +362,7 @@ def run(args):
         _cases.inputs.cache_clear()  # big cases: don't keep every array alive
         _cases.reference.cache_clear()
         _cases._base_arrays.cache_clear()
-    p("\n" + "\n".join(f"  {c.name:<14}  {c.describe()}  [{c.dtype}, {c.flops / 1e9:.2f} GFLOP]" for c in cases))
+    p("\n" + "\n".join(f"  {c.name:<16}  {c.describe()}  [{c.dtype}, {c.flops / 1e9:.2f} GFLOP]" for c in cases))
     speedups = [r["speedup"] for r in rows if r.get("speedup")]
     if speedups:
         geo = float(np.exp(np.mean(np.log(speedups))))

@@ -57,6 +57,10 @@ class Case:
     dtype: str = "float32"
     slow: bool = False  # skipped by asv when ASV_SKIP_SLOW=1
     note: str = ""
+    #: "conv", or an issue-5 op: "separable", "transpose", "backprop_input",
+    #: "backprop_kernel", "max_pool" (see ``OPS``)
+    op: str = "conv"
+    pointwise: int = 0  # separable: filters of the 1x1 stage
 
     @property
     def conv_kwargs(self):
@@ -82,13 +86,35 @@ class Case:
 
     @property
     def out_shape(self):
-        """Output shape, channels-last."""
-        return (self.x_shape[0],) + self.geometry[1] + (self.kernel_shape[-1],)
+        """Output shape, channels-last (for ``transpose``: Keras's transposed length;
+        for the gradients: the gradient's shape)."""
+        if self.op == "transpose":
+            kw = self.conv_kwargs
+            s = _tuple(kw.get("strides", 1), self.rank)
+            d = _tuple(kw.get("dilation_rate", 1), self.rank)
+            same = kw.get("padding", "valid") == "same"
+            out = [L * si if same else (L - 1) * si + max(di * (k - 1) + 1, si)
+                   for L, k, si, di in zip(self.x_shape[1:-1], self.kernel_shape, s, d)]
+            return (self.x_shape[0],) + tuple(out) + (self.kernel_shape[-2],)
+        if self.op == "backprop_input":
+            return self.x_shape
+        if self.op == "backprop_kernel":
+            return self.kernel_shape
+        return (self.x_shape[0],) + self.geometry[1] + (self.pointwise or self.kernel_shape[-1],)
 
     @property
     def flops(self):
-        """2 x multiply-accumulates of the direct computation (no padding waste)."""
-        return 2 * math.prod(self.out_shape) * math.prod(self.kernel_shape[:-1])
+        """2 x multiply-accumulates of the direct computation (no padding waste);
+        for ``max_pool`` one comparison per window element."""
+        if self.op == "transpose":
+            return 2 * math.prod(self.x_shape) * math.prod(self.kernel_shape[:-1])
+        out = (self.x_shape[0],) + self.geometry[1] + (self.kernel_shape[-1],)  # the conv's output
+        if self.op == "max_pool":
+            return math.prod(out) * math.prod(self.kernel_shape[:-2])
+        flops = 2 * math.prod(out) * math.prod(self.kernel_shape[:-1])
+        if self.op == "separable":
+            flops += 2 * math.prod(out) * self.pointwise
+        return flops
 
     @property
     def min_bytes(self):
@@ -103,7 +129,15 @@ class Case:
         extra = " ".join(f"{key}={v}" for key, v in kw.items())
         pad = self.conv_kwargs.get("padding", "valid")
         pad = pad if isinstance(pad, str) else f"pad {pad}"
-        return f"{'x'.join(map(str, self.x_shape))} -> {self.kernel_shape[-1]}, {k} {pad}{' ' + extra if extra else ''}"
+        if self.op == "transpose":
+            return (f"transpose {'x'.join(map(str, self.x_shape))} -> {self.kernel_shape[-2]}, {k} {pad}"
+                    f"{' ' + extra if extra else ''}")
+        if self.op == "max_pool":
+            return f"max_pool {'x'.join(map(str, self.x_shape))}, {k} {pad}{' ' + extra if extra else ''}"
+        base = f"{'x'.join(map(str, self.x_shape))} -> {self.kernel_shape[-1]}, {k} {pad}{' ' + extra if extra else ''}"
+        if self.op == "separable":
+            return f"separable {base} -> 1x1 -> {self.pointwise}"
+        return base if self.op == "conv" else f"{self.op} {base}"
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -128,8 +162,16 @@ class Case:
         return self.replace(name=self.name + "_small", x_shape=(1, *spatial, self.x_shape[-1]), slow=False)
 
 
-def _c(name, area, x_shape, kernel_shape, dtype="float32", slow=False, note="", **kwargs):
-    return Case(name, area, tuple(x_shape), tuple(kernel_shape), tuple(kwargs.items()), dtype, slow, note)
+def _c(name, area, x_shape, kernel_shape, dtype="float32", slow=False, note="", op="conv", pointwise=0, **kwargs):
+    return Case(name, area, tuple(x_shape), tuple(kernel_shape), tuple(kwargs.items()), dtype, slow, note, op,
+                pointwise)
+
+
+#: Issue-5 ops a case can name; "conv" is numconv.conv. For ``transpose`` the kernel
+#: is Keras's ``(*k, filters, in_channels)``; for ``max_pool`` it is ``(*pool, 1, C)``
+#: (only its shape is used: the pool window); for ``separable`` it is the depthwise
+#: kernel as a grouped-conv kernel ``(*k, 1, C)`` and ``pointwise`` the 1x1 filters.
+OPS = ("conv", "separable", "transpose", "backprop_input", "backprop_kernel", "max_pool")
 
 
 #: Append-only. Names are stable identifiers for asv results; keep them ASCII.
@@ -156,6 +198,13 @@ CASE_LIST = [
     _c("resnet_groups4", "variants", (8, 56, 56, 64), (3, 3, 16, 64), padding="same", groups=4),
     # issue 3, item 3: channels_first input costs at most 1.25x channels_last
     _c("resnet_cf", "variants", (8, 56, 56, 64), (3, 3, 64, 64), padding="same", data_format="channels_first"),
+    # issue 5, item 6 (depthwise 8x56x56x128 3x3 is "depthwise2d" above)
+    _c("separable2d", "ops", (8, 56, 56, 128), (3, 3, 1, 128), op="separable", pointwise=128, padding="same",
+       groups=128),
+    _c("transpose2d", "ops", (8, 28, 28, 64), (3, 3, 64, 64), op="transpose", strides=2, padding="same"),
+    _c("backprop_input", "ops", (8, 56, 56, 64), (3, 3, 64, 64), op="backprop_input", padding="same"),
+    _c("backprop_kernel", "ops", (8, 56, 56, 64), (3, 3, 64, 64), op="backprop_kernel", padding="same"),
+    _c("maxpool2d", "ops", (8, 112, 112, 64), (3, 3, 1, 64), op="max_pool", strides=2, note="memory-bound"),
 ]
 
 CASES = {c.name: c for c in CASE_LIST}
@@ -273,6 +322,22 @@ def inputs(case):
     return x, w.astype(case.dtype)
 
 
+@functools.lru_cache(maxsize=4)
+def op_inputs(case):
+    """The op's extra operand in the case's dtype: the 1x1 kernel (``separable``),
+    the output gradient (``backprop_*``: shaped like the conv's output), else None."""
+    case = get_case(case)
+    seed = zlib.crc32(repr((case.name, case.x_shape)).encode())
+    rng = np.random.default_rng(seed)
+    if case.op == "separable":
+        C = case.kernel_shape[-1]
+        return (rng.standard_normal((1,) * case.rank + (C, case.pointwise)) / math.sqrt(C)).astype(case.dtype)
+    if case.op.startswith("backprop"):
+        conv_out = (case.x_shape[0],) + case.geometry[1] + (case.kernel_shape[-1],)
+        return rng.standard_normal(conv_out).astype(case.dtype)
+    return None
+
+
 @functools.lru_cache(maxsize=2)
 def reference(case):
     """float64 channels-last result of ``case`` on the float64 base data.
@@ -288,7 +353,26 @@ def reference(case):
     if unsupported:
         raise NotImplementedError(f"reference: {sorted(unsupported)} not supported")
     x, w = _base_arrays(case.x_shape, case.kernel_shape)
+    if case.op == "separable":
+        return _reference_conv(case, x, w) @ op_inputs(case).astype(np.float64).reshape(case.kernel_shape[-1], -1)
+    if case.op == "max_pool":
+        return _reference_max_pool(case, x)
+    if case.op != "conv":
+        raise NotImplementedError(f"reference: no table reference for op {case.op!r} (tests/test_grad.py and "
+                                  "tests/test_transpose_depthwise.py check it against finite differences and Keras)")
     return _reference_conv(case, x, w)
+
+
+def _reference_max_pool(case, x):
+    """Max over each window (valid padding), as the element-wise max of strided views."""
+    pool = case.kernel_shape[:-2]
+    s = _tuple(case.conv_kwargs.get("strides", 1), case.rank)
+    _, out_sp = case.geometry
+    y = np.full((x.shape[0],) + out_sp + (x.shape[-1],), -np.inf)
+    for tap in np.ndindex(*pool):
+        idx = (slice(None),) + tuple(slice(t, t + si * (o - 1) + 1, si) for t, si, o in zip(tap, s, out_sp))
+        y = np.maximum(y, x[idx])
+    return y
 
 
 _NP_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -381,11 +465,32 @@ def prepare_numconv(case, method="auto", data_format=None, threads=None):
     x, w = inputs(case)
     kwargs = case.conv_kwargs
     kwargs["method"] = method
-
-    def fn():
-        return numconv.conv(x, w, **kwargs)
+    extra = op_inputs(case)
+    fn = _numconv_op(numconv, case, x, w, extra, kwargs)
 
     return Prepared(fn, functools.partial(_channels_last, case), f"numconv {case.name} method={method}")
+
+
+def _numconv_op(numconv, case, x, w, extra, kwargs):
+    """A zero-argument call of ``case.op`` with numconv's public functions."""
+    op = case.op
+    if op == "conv":
+        return lambda: numconv.conv(x, w, **kwargs)
+    if op == "separable":
+        dk = w.reshape(w.shape[:-2] + (w.shape[-1], 1))  # (*k, 1, C) -> Keras (*k, C, 1)
+        kw = {k: v for k, v in kwargs.items() if k != "groups"}
+        return lambda: numconv.separable_conv(x, dk, extra, **kw)
+    if op == "transpose":
+        return lambda: numconv.conv_transpose(x, w, **kwargs)
+    if op == "backprop_input":
+        return lambda: numconv.conv_backprop_input(extra, w, x.shape, **kwargs)
+    if op == "backprop_kernel":
+        return lambda: numconv.conv_backprop_kernel(x, extra, w.shape, **kwargs)
+    if op == "max_pool":
+        pool = case.kernel_shape[:-2]
+        fmt = kwargs.get("data_format", "channels_last")
+        return lambda: numconv.max_pool(x, pool, kwargs.get("strides"), kwargs.get("padding", "valid"), fmt)
+    raise NotImplementedError(f"unknown op {op!r}")
 
 
 TORCH_LAYOUTS = ("nchw", "channels_last")
@@ -450,10 +555,83 @@ def prepare_torch(case, layout="nchw", threads=2):
             xi = xt if pre_pad is None else F.pad(xt, pre_pad, mode=pad_mode)
             return conv(xi, wt, None, s, conv_pad, d, groups)
 
+    if case.op != "conv":
+        fn = _torch_op(torch, case, xt, wt, layout, s, d, pads, pre_pad, conv_pad)
+        if case.op.startswith("backprop"):
+            return Prepared(fn, lambda y: np.asarray(y), f"torch {case.name} {layout}")
+
     def to_numpy(y):
         return np.moveaxis(y.numpy(), 1, -1)
 
     return Prepared(fn, to_numpy, f"torch {case.name} {layout}")
+
+
+def _torch_op(torch, case, xt, wt, layout, s, d, pads, pre_pad, conv_pad):
+    """torch's counterpart of an issue-5 op (``torch.nn.grad`` for the gradients: the
+    same ``convolution_backward`` autograd runs)."""
+    import torch.nn.functional as F
+
+    r = case.rank
+    op = case.op
+    fmt = None if layout != "channels_last" or r == 1 else (torch.channels_last if r == 2 else torch.channels_last_3d)
+    if op == "max_pool":
+        pool = F.max_pool1d if r == 1 else F.max_pool2d if r == 2 else F.max_pool3d
+        if case.conv_kwargs.get("padding", "valid") != "valid":
+            raise NotImplementedError("torch peer: max_pool with padding='same' not mapped")
+        k = case.kernel_shape[:-2]
+        return lambda: pool(xt, k, s)
+    if pre_pad is not None and op != "transpose":
+        raise NotImplementedError(f"torch peer: asymmetric / non-zero padding not mapped for op {op!r}")
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[r]
+    if op == "separable":
+        pw = np.moveaxis(op_inputs(case), (-1, -2), (0, 1))
+        pwt = torch.from_numpy(np.ascontiguousarray(pw))
+        if fmt is not None:
+            pwt = pwt.contiguous(memory_format=fmt)
+        G = case.groups
+
+        def fn():
+            with torch.no_grad():
+                return conv(conv(xt, wt, None, s, conv_pad, d, G), pwt)
+        return fn
+    if op == "transpose":
+        tconv = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[r]
+        w = inputs(case)[1]  # Keras (*k, filters, in) -> torch (in, filters, *k)
+        wtt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1))))
+        if fmt is not None:
+            wtt = wtt.contiguous(memory_format=fmt)
+        same = case.conv_kwargs.get("padding", "valid") == "same"
+        tp, top = [], []
+        for k, si, di in zip(case.kernel_shape[:-2], s, d):  # Keras -> torch padding (Keras's own rule)
+            ke = di * (k - 1) + 1
+            if same:
+                op_ = si - ke % 2
+                p = max(-((ke % 2 - ke + op_) // 2), 0)
+                tp.append(p)
+                top.append(2 * p + ke % 2 - ke + op_)
+            else:
+                tp.append(0)
+                top.append(max(ke, si) - ke)
+
+        def fn():
+            with torch.no_grad():
+                return tconv(xt, wtt, None, s, tuple(tp), tuple(top), 1, d)
+        return fn
+    g = op_inputs(case)
+    gt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(g, -1, 1)))
+    if fmt is not None:
+        gt = gt.contiguous(memory_format=fmt)
+    elif r == 1 and layout == "channels_last":
+        gt = torch.from_numpy(np.ascontiguousarray(g)).permute(0, 2, 1)
+    grad = {1: (torch.nn.grad.conv1d_input, torch.nn.grad.conv1d_weight),
+            2: (torch.nn.grad.conv2d_input, torch.nn.grad.conv2d_weight),
+            3: (torch.nn.grad.conv3d_input, torch.nn.grad.conv3d_weight)}[r]
+    G = case.groups
+    if op == "backprop_input":
+        shape = tuple(xt.shape)
+        return lambda: np.moveaxis(grad[0](shape, wt, gt, s, conv_pad, d, G).numpy(), 1, -1)
+    shape = tuple(wt.shape)
+    return lambda: np.moveaxis(grad[1](xt, shape, gt, s, conv_pad, d, G).numpy(), (0, 1), (-1, -2))
 
 
 def prepare_scipy(case, threads=None):
@@ -465,6 +643,8 @@ def prepare_scipy(case, threads=None):
     zeros into the kernel, strides subsample the output, and padding is an
     ``np.pad`` in the timed call.
     """
+    if get_case(case).op != "conv":
+        raise NotImplementedError(f"scipy has no {get_case(case).op}")
     try:
         import scipy.signal
     except ImportError as e:

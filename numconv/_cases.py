@@ -600,22 +600,23 @@ def _torch_op(torch, case, xt, wt, layout, s, d, pads, pre_pad, conv_pad):
         wtt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1))))
         if fmt is not None:
             wtt = wtt.contiguous(memory_format=fmt)
-        same = case.conv_kwargs.get("padding", "valid") == "same"
-        tp, top = [], []
-        for k, si, di in zip(case.kernel_shape[:-2], s, d):  # Keras -> torch padding (Keras's own rule)
-            ke = di * (k - 1) + 1
-            if same:
-                op_ = si - ke % 2
-                p = max(-((ke % 2 - ke + op_) // 2), 0)
-                tp.append(p)
-                top.append(2 * p + ke % 2 - ke + op_)
-            else:
-                tp.append(0)
-                top.append(max(ke, si) - ke)
+        # Keras (TF / JAX backends) crops the full transposed output at pb = (ke - 1) - left;
+        # torch's padding= crops symmetrically, which Keras itself warns differs for
+        # "same" with a stride (its torch backend): take torch's full output and crop.
+        from numconv._adjoint import transpose_window
+
+        padding = case.conv_kwargs.get("padding", "valid")
+        crop = [slice(None), slice(None)]
+        for L, k, si, di in zip(case.x_shape[1:-1], case.kernel_shape[:-2], s, d):
+            pb, lout = transpose_window(L, k, si, di, padding, None)
+            crop.append(slice(pb, pb + lout))
+        crop = tuple(crop)
+        top = tuple(max(0, sl.stop - ((L - 1) * si + di * (k - 1) + 1))
+                    for sl, L, k, si, di in zip(crop[2:], case.x_shape[1:-1], case.kernel_shape[:-2], s, d))
 
         def fn():
             with torch.no_grad():
-                return tconv(xt, wtt, None, s, tuple(tp), tuple(top), 1, d)
+                return tconv(xt, wtt, None, s, 0, top, 1, d)[crop]
         return fn
     g = op_inputs(case)
     gt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(g, -1, 1)))

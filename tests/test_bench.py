@@ -29,7 +29,8 @@ def test_case_table_is_consistent():
     assert len(_cases.CASES) == len(_cases.CASE_LIST)
     for case in _cases.CASE_LIST:
         assert case.name.isascii() and case.name.isidentifier(), case.name
-        assert case.area in {"conv1d", "conv2d", "conv3d", "depthwise", "variants"}, case
+        assert case.area in {"conv1d", "conv2d", "conv3d", "depthwise", "variants", "ops"}, case
+        assert case.op in _cases.OPS, case
         assert len(case.x_shape) == case.rank + 2, case
         assert case.flops > 0 and case.min_bytes > 0, case
         assert all(o >= 1 for o in case.out_shape), case
@@ -56,10 +57,16 @@ def test_peers_agree_with_the_reference_on_shrunk_cases(name):
     """Every peer's prepared callable computes the case (same shape, same values)
     on a tiny version of it: the bench compares like with like."""
     case = _cases.CASES[name].shrunk()
-    ref = _cases.reference(case)
-    assert ref.shape == case.out_shape
     results = _peer_results(case)
     assert "numconv" in results
+    try:
+        ref = _cases.reference(case)
+    except NotImplementedError:  # transpose / gradients: tests/test_grad.py has their references
+        assert case.op in ("transpose", "backprop_input", "backprop_kernel")
+        if len(results) == 1:
+            pytest.skip("no peer to compare with (torch not installed)")
+        ref = results["numconv"].astype(np.float64)
+    assert ref.shape == case.out_shape
     tol = 1e-12 if case.dtype == "float64" else 1e-5
     for label, y in results.items():
         assert y.shape == ref.shape, (name, label)

@@ -1,0 +1,356 @@
+"""Pooling kernel: windowed max / average (``pool_kernel``), also used for global
+pooling (one window over every spatial position).
+
+Canonical operands: ``x`` (N, D, H, W, C) C-contiguous, ``out`` (N, OD, OH, OW, C);
+ranks 1 and 2 lead with singleton spatial axes. Padding is index arithmetic: a
+window's taps are clipped to the input, so padded positions never contribute to
+a max and are not counted by an average (``count_include_pad=False``, as Keras).
+Under "valid" every window lies inside the input and the count is the full
+window; under "same" (TensorFlow's pads, each < the pool size) every window
+holds at least one input position.
+
+Separable order. A task is one output row (n, od, oh), or a piece of one along
+W when rows are few. It first folds the ``kd * kh`` input rows its windows
+cover into a row buffer (the *row pass*: long contiguous runs, read once, in
+order, with software prefetch ahead of the hardware prefetcher, which stops at
+every 4 KiB page; 35 % faster than letting the hardware alone fetch on the 8 x
+112 x 112 x 64 benchmark), then folds ``kw`` buffer pixels per output pixel
+(the *column pass*). When the stride exceeds the pool width the row pass runs
+per window, skipping columns no window reads. Max and sum are associative, so
+this equals the window reduction; the order of every output's reduction is
+fixed by the loop nest (never by the work split), so results do not depend on
+the thread count.
+
+Register tiles. Both passes keep ``R`` x ``L`` accumulators (``R`` pixels, or
+``R`` consecutive blocks of a run, by ``L`` channels) in an ``alloca`` that is
+touched only through the intrinsics below, so LLVM's SROA promotes it to vector
+registers (as in ``tile.py``): per tap, one masked vector load and one max or
+add per tile row. The same loops written as plain Numba loops over channels
+spent more in loop set-up (alias checks, remainder loops, slice objects) than
+in work at typical channel counts (64 float32 channels = 4 vectors).
+
+Max propagates NaN (a window holding a NaN gives NaN, as ``np.max`` and
+PyTorch) through ``llvm.maximum`` (NaN-propagating; x86: ``vmaxps``, an
+unordered compare and a masked move); the first tap is loaded, not compared with
+a sentinel, so +-inf are ordinary values. Average accumulates in float64 (also
+for float32 data) and rounds once: ``float32(sum / count)``.
+"""
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .._config import PARALLEL, SERIAL
+from .tile import _alloca_tile, _array_elem_ptr, _lane_mask, _masked_load, _masked_store, _row, _splat, _vname
+
+#: ``op`` tags of ``pool_kernel``. As with the tile
+#: variants in ``tile.py``, the tag's *length* selects the op, so it is part of the
+#: argument type: each op compiles to its own specialisation with the other op's
+#: code folded away (a runtime flag kept both ops' accumulator tiles live in one
+#: loop nest, spilled to the stack: 2x slower).
+MAX = (0,)
+AVG = (0, 0)
+
+#: tile rows (pixels, or blocks of a run) and lanes per row: one zmm of float32
+#: (the float64 sum tile takes two per row, 16 zmm in all)
+R = 8
+L = 16
+#: how far ahead of the row pass's reads to prefetch, per input row
+PREFETCH_BYTES = 1024
+
+
+# ------------------------------------------------------------------ intrinsics
+
+def _elem(nb_dtype):
+    return ir.FloatType() if nb_dtype == types.float32 else ir.DoubleType()
+
+
+@intrinsic
+def max_tile(typingctx, like):
+    """``R x L`` accumulators of ``like``'s dtype in the entry block (max pooling)."""
+    dtype = like.dtype
+
+    def codegen(context, builder, sig, args):
+        elem = _elem(dtype)
+        return builder.bitcast(_alloca_tile(builder, elem, R * L), elem.as_pointer())
+
+    return types.CPointer(dtype)(like), codegen
+
+
+@intrinsic
+def sum_tile(typingctx, like):
+    """``R x L`` float64 accumulators in the entry block (average pooling)."""
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(_alloca_tile(builder, ir.DoubleType(), R * L), ir.DoubleType().as_pointer())
+
+    return types.CPointer(types.float64)(like), codegen
+
+
+@intrinsic
+def tile_fill(typingctx, tile, row, value):
+    """``tile[row, :] = value``."""
+    dtype = tile.dtype
+
+    def codegen(context, builder, sig, args):
+        elem = _elem(dtype)
+        ptr, vty = _row(builder, args[0], args[1], elem, L)
+        v = context.cast(builder, args[2], sig.args[2], dtype)
+        builder.store(_splat(builder, v, vty), ptr, align=64)
+        return context.get_dummy_value()
+
+    return types.void(tile, row, value), codegen
+
+
+def _convert(builder, v, vty):
+    """``v`` (a float vector) as ``vty``: widened or rounded. Kernels only ever
+    widen float32 to float64 or round back once; the other direction is compiled
+    only in branches the op tag folds away, but must still be valid IR."""
+    src, dst = v.type.element, vty.element
+    if src == dst:
+        return v
+    return builder.fpext(v, vty) if isinstance(src, ir.FloatType) else builder.fptrunc(v, vty)
+
+
+def _load_lanes(context, builder, arrty, arr, off, cnt, vty):
+    """Lanes ``arr[off : off + cnt]`` (a masked load; others are 0) as ``vty``."""
+    xty = ir.VectorType(_elem(arrty.dtype), L)
+    xptr = builder.bitcast(_array_elem_ptr(context, builder, arrty, arr, off, xty.element, 1), xty.as_pointer())
+    return _convert(builder, _masked_load(builder, xptr, _lane_mask(builder, cnt, L, 1), xty), vty)
+
+
+@intrinsic
+def tile_load(typingctx, tile, row, x, offset, count):
+    """``tile[row, i] = x[offset + i]`` for ``i < count`` (widened to the tile's dtype;
+    lanes past ``count`` are zero): a window's first tap, so no fill is needed."""
+    dtype = tile.dtype
+
+    def codegen(context, builder, sig, args):
+        tptr, rowv, xarr, off, cnt = args
+        ptr, vty = _row(builder, tptr, rowv, _elem(dtype), L)
+        builder.store(_load_lanes(context, builder, sig.args[2], xarr, off, cnt, vty), ptr, align=64)
+        return context.get_dummy_value()
+
+    return types.void(tile, row, x, offset, count), codegen
+
+
+@intrinsic
+def tile_max(typingctx, tile, row, x, offset, count):
+    """``tile[row, i] = max(tile[row, i], x[offset + i])`` for ``i < count`` (lanes past
+    ``count`` are not read), NaN-propagating (``llvm.maximum``: a NaN on either
+    side gives NaN)."""
+    dtype = tile.dtype
+
+    def codegen(context, builder, sig, args):
+        tptr, rowv, xarr, off, cnt = args
+        ptr, vty = _row(builder, tptr, rowv, _elem(dtype), L)
+        a = _load_lanes(context, builder, sig.args[2], xarr, off, cnt, vty)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty]),
+                                            f"llvm.maximum.{_vname(vty)}")
+        # nsz: max(-0.0, +0.0) may be either zero (as np.maximum's order dependence)
+        builder.store(builder.call(fn, [builder.load(ptr, align=64), a], fastmath=("nsz",)), ptr, align=64)
+        return context.get_dummy_value()
+
+    return types.void(tile, row, x, offset, count), codegen
+
+
+@intrinsic
+def tile_add(typingctx, tile, row, x, offset, count):
+    """``tile[row, i] += x[offset + i]`` for ``i < count``, in the tile's dtype (float64)."""
+    dtype = tile.dtype
+
+    def codegen(context, builder, sig, args):
+        tptr, rowv, xarr, off, cnt = args
+        ptr, vty = _row(builder, tptr, rowv, _elem(dtype), L)
+        a = _load_lanes(context, builder, sig.args[2], xarr, off, cnt, vty)
+        builder.store(builder.fadd(builder.load(ptr, align=64), a), ptr, align=64)
+        return context.get_dummy_value()
+
+    return types.void(tile, row, x, offset, count), codegen
+
+
+@intrinsic
+def tile_store(typingctx, tile, row, out, offset, count, divisor):
+    """``out[offset + i] = T(tile[row, i] / divisor)`` for ``i < count`` (masked store,
+    one rounding to ``out``'s dtype); a ``divisor`` of None stores the tile as is."""
+    dtype = tile.dtype
+    divide = not isinstance(divisor, types.NoneType)
+
+    def codegen(context, builder, sig, args):
+        tptr, rowv, oarr, off, cnt, div = args
+        ptr, vty = _row(builder, tptr, rowv, _elem(dtype), L)
+        v = builder.load(ptr, align=64)
+        if divide:
+            v = builder.fdiv(v, _splat(builder, context.cast(builder, div, sig.args[5], dtype), vty))
+        oty = ir.VectorType(_elem(sig.args[2].dtype), L)
+        optr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], oarr, off, oty.element, 1),
+                               oty.as_pointer())
+        _masked_store(builder, _convert(builder, v, oty), optr, _lane_mask(builder, cnt, L, 1))
+        return context.get_dummy_value()
+
+    return types.void(tile, row, out, offset, count, divisor), codegen
+
+
+@intrinsic
+def prefetch(typingctx, x, offset):
+    """Hint the cache to fetch the line holding ``x[offset]`` (never faults)."""
+
+    def codegen(context, builder, sig, args):
+        arr, off = args
+        i8p = ir.IntType(8).as_pointer()
+        ptr = _array_elem_ptr(context, builder, sig.args[0], arr, off, _elem(sig.args[0].dtype), 1)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.VoidType(), [i8p, ir.IntType(32), ir.IntType(32), ir.IntType(32)]), "llvm.prefetch.p0")
+        i32 = ir.IntType(32)
+        # read, highest temporal locality (all cache levels), data cache
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(x, offset), codegen
+
+
+# ------------------------------------------------------------------ helpers
+
+@njit(inline="always", **SERIAL)
+def _lanes(total, e0, p):
+    """Live lanes of tile row ``p`` for a run of ``total`` elements from ``e0``."""
+    return max(0, min(L, total - e0 - p * L))
+
+
+@njit(inline="always", **SERIAL)
+def _fold_run(tm, ts, op, first, x, off, e0, total):
+    """Fold ``x[off : off + R * L]`` (the part of a run from ``e0``, clipped to
+    ``total``) into the tile: row ``p`` takes ``L`` consecutive elements."""
+    full = e0 + R * L <= total
+    for p in range(R):
+        cnt = L if full else _lanes(total, e0, p)
+        if len(op) == 1:
+            if first:
+                tile_load(tm, p, x, off + p * L, cnt)
+            else:
+                tile_max(tm, p, x, off + p * L, cnt)
+        else:
+            if first:
+                tile_load(ts, p, x, off + p * L, cnt)
+            else:
+                tile_add(ts, p, x, off + p * L, cnt)
+
+
+@njit(inline="always", **SERIAL)
+def _store_run(tm, ts, op, dst, off, e0, total, divisor):
+    full = e0 + R * L <= total
+    for p in range(R):
+        cnt = L if full else _lanes(total, e0, p)
+        if len(op) == 1:
+            tile_store(tm, p, dst, off + p * L, cnt, None)
+        else:
+            tile_store(ts, p, dst, off + p * L, cnt, divisor)
+
+
+# ------------------------------------------------------------------ kernels
+
+@njit(**PARALLEL)
+def pool_kernel(x, out, pool, strides, pads, op, chunk):
+    """``out[n, od, oh, ow, c]`` = max (``op`` MAX) or mean (``op`` AVG) of ``x`` over
+    the window ``pool`` at ``(od, oh, ow) * strides - pads``, clipped to the input.
+
+    ``pool``, ``strides`` and ``pads`` (the "before" pads) are 3-tuples. Parallel
+    over (n, od, oh, piece of ``chunk`` output pixels along W) tasks, each
+    writing only its own pixels. ``chunk`` only spreads short rows over threads.
+    """
+    N, D, H, W, C = x.shape
+    _, OD, OH, OW, _ = out.shape
+    kd, kh, kw = pool
+    sd, sh, sw = strides
+    pd, ph, pw = pads
+    xf = x.reshape(x.size)
+    outf = out.reshape(out.size)
+    pieces = (OW + chunk - 1) // chunk
+    gaps = sw > kw  # columns between windows: one row-pass segment per window
+    # the row buffer holds tap j of output pixel ow at buffer pixel (ow - ow_lo) * bstride + j
+    bstride = kw if gaps else sw
+    ahead = PREFETCH_BYTES // xf.itemsize
+    line = 64 // xf.itemsize
+    for t in prange(N * OD * OH * pieces):
+        tm = max_tile(x)
+        ts = sum_tile(x)
+        q = t // pieces
+        ow_lo = (t - q * pieces) * chunk
+        ow_hi = min(ow_lo + chunk, OW)
+        n = q // (OD * OH)
+        r = q - n * (OD * OH)
+        od = r // OH
+        oh = r - od * OH
+        z0 = max(od * sd - pd, 0)
+        z1 = min(od * sd - pd + kd, D)
+        y0 = max(oh * sh - ph, 0)
+        y1 = min(oh * sh - ph + kh, H)
+        nseg = ow_hi - ow_lo if gaps else 1
+        seglen = kw if gaps else (ow_hi - ow_lo - 1) * sw + kw
+        nbuf = (nseg - 1) * bstride + seglen
+        bufm = np.empty(nbuf * C if len(op) == 1 else 0, x.dtype)
+        bufs = np.empty(nbuf * C if len(op) != 1 else 0, np.float64)
+        # row pass: fold the input rows into the buffer, one contiguous run per segment
+        for k in range(nseg):
+            start = (ow_lo + k) * sw - pw if gaps else ow_lo * sw - pw
+            a = max(start, 0)
+            total = (min(start + seglen, W) - a) * C
+            dst = (k * bstride + a - start) * C
+            for e0 in range(0, total, R * L):
+                first = True
+                for iz in range(z0, z1):
+                    for iy in range(y0, y1):
+                        src = (((n * D + iz) * H + iy) * W + a) * C + e0
+                        _fold_run(tm, ts, op, first, xf, src, e0, total)
+                        first = False
+                        if e0 + ahead + R * L <= total:
+                            for e in range(0, R * L, line):
+                                prefetch(xf, src + ahead + e)
+                if len(op) == 1:
+                    _store_run(tm, ts, op, bufm, dst + e0, e0, total, None)
+                else:
+                    _store_run(tm, ts, op, bufs, dst + e0, e0, total, None)
+        # column pass: R output pixels x L channels per tile
+        rows = (z1 - z0) * (y1 - y0)
+        obase = ((n * OD + od) * OH + oh) * OW
+        for ow0 in range(ow_lo, ow_hi, R):
+            # every tap of every pixel of the tile inside the input along W: no checks
+            interior = ow0 * sw - pw >= 0 and ow0 + R <= ow_hi and (ow0 + R - 1) * sw - pw + kw <= W
+            b0 = (ow0 - ow_lo) * bstride * C
+            for c0 in range(0, C, L):
+                cn = min(L, C - c0)
+                if interior:
+                    for p in range(R):
+                        if len(op) == 1:
+                            tile_load(tm, p, bufm, b0 + p * bstride * C + c0, cn)
+                        else:
+                            tile_load(ts, p, bufs, b0 + p * bstride * C + c0, cn)
+                    for j in range(1, kw):
+                        for p in range(R):
+                            if len(op) == 1:
+                                tile_max(tm, p, bufm, b0 + (p * bstride + j) * C + c0, cn)
+                            else:
+                                tile_add(ts, p, bufs, b0 + (p * bstride + j) * C + c0, cn)
+                else:
+                    for p in range(R):
+                        if len(op) == 1:
+                            tile_fill(tm, p, -np.inf)
+                        else:
+                            tile_fill(ts, p, 0.0)
+                    for j in range(kw):
+                        for p in range(R):
+                            ix = (ow0 + p) * sw - pw + j
+                            if ow0 + p < ow_hi and ix >= 0 and ix < W:
+                                if len(op) == 1:
+                                    tile_max(tm, p, bufm, b0 + (p * bstride + j) * C + c0, cn)
+                                else:
+                                    tile_add(ts, p, bufs, b0 + (p * bstride + j) * C + c0, cn)
+                for p in range(R):
+                    if ow0 + p < ow_hi:
+                        o = (obase + ow0 + p) * C + c0
+                        if len(op) == 1:
+                            tile_store(tm, p, outf, o, cn, None)
+                        else:
+                            ix = (ow0 + p) * sw - pw
+                            tile_store(ts, p, outf, o, cn, rows * (min(ix + kw, W) - max(ix, 0)))

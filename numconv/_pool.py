@@ -101,14 +101,14 @@ def _pool_args(fn, x, pool_size, strides, padding, data_format):
     same = padding.lower() == "same"
     spatial, channels = _spatial(x, data_format)
     out_spatial, pads = [], []
-    for axis, (L, k, s) in enumerate(zip(spatial, pool, strides)):
+    for axis, (size, k, s) in enumerate(zip(spatial, pool, strides)):
         if same:
-            pads.append(same_pads(L, k, s, 1)[0])
-            out_spatial.append(-(-L // s))
+            pads.append(same_pads(size, k, s, 1)[0])
+            out_spatial.append(-(-size // s))
         else:
-            n = (L - k) // s + 1
+            n = (size - k) // s + 1
             if n < 1:
-                raise _valid_error(fn, axis, rank, L, k, x.shape, data_format, pool)
+                raise _valid_error(fn, axis, rank, size, k, x.shape, data_format, pool)
             pads.append(0)
             out_spatial.append(n)
     lead = 3 - rank

@@ -447,3 +447,41 @@ def test_errors_leave_no_partial_work_and_public_names():
     for name in ("max_pool", "average_pool", "global_max_pool", "global_average_pool"):
         assert name in numconv.__all__ and callable(getattr(numconv, name))
         assert "Examples" in getattr(numconv, name).__doc__
+
+
+# ---------------------------------------------------------------- JIT and threads
+
+def test_one_specialisation_per_op_and_dtype():
+    """Ranks, layouts, strides, padding, read-only and non-contiguous inputs and
+    global pooling all reuse the same compiled kernels: op tag x float32/float64."""
+    from numconv._kernels.pool import pool_kernel
+
+    rng = np.random.default_rng(12)
+    for dtype in (np.float32, np.float64, np.int16, np.float16, bool):
+        for shape in [(2, 9, 3), (1, 5, 7, 4), (1, 3, 4, 5, 2)]:
+            x = (rng.standard_normal(shape) > 0).astype(dtype)
+            ro = x.copy()
+            ro.setflags(write=False)
+            for a in (x, ro, np.asfortranarray(x), x[..., ::-1]):
+                numconv.max_pool(a, 2, 1, "same")
+                numconv.average_pool(a, 2, 1, "same", "channels_first")
+                numconv.global_max_pool(a)
+                numconv.global_average_pool(a, keepdims=True)
+    assert len(pool_kernel.signatures) <= 4, pool_kernel.signatures
+
+
+def test_concurrent_calls_from_python_threads():
+    """Safe from a thread pool whatever Numba's threading layer (the kernel launch
+    goes through numconv's kernel_lock on the non-thread-safe workqueue layer)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(13)
+    xs = [rng.standard_normal((2, 20, 20, 8)).astype(np.float32) for _ in range(8)]
+    want = [(numconv.max_pool(x, 3, 2, "same"), numconv.average_pool(x, 2), numconv.global_average_pool(x))
+            for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda x: (numconv.max_pool(x, 3, 2, "same"), numconv.average_pool(x, 2),
+                                       numconv.global_average_pool(x)), xs * 3))
+    for i, g in enumerate(got):
+        for a, b in zip(g, want[i % len(xs)]):
+            np.testing.assert_array_equal(a, b)

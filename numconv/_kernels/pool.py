@@ -57,7 +57,7 @@ AVG = (0, 0)
 R = 8
 L = 16
 #: how far ahead of the row pass's reads to prefetch, per input row
-PREFETCH_BYTES = 1024
+PREFETCH_BYTES = 4096
 
 
 # ------------------------------------------------------------------ intrinsics

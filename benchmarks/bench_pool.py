@@ -167,7 +167,8 @@ def main(rounds=9):
         t = {k: statistics.median(v) for k, v in times.items()}
         row = f"{case:22s} {t['numconv']:11.3f}"
         if len(t) == 3:
-            row += f" {t['nchw']:11.3f} {t['channels_last']:11.3f} {min(t['nchw'], t['channels_last']) / t['numconv']:7.2f}x"
+            best = min(t["nchw"], t["channels_last"])
+            row += f" {t['nchw']:11.3f} {t['channels_last']:11.3f} {best / t['numconv']:7.2f}x"
         print(row)
 
 

@@ -102,7 +102,11 @@ def test_sweep_covers_the_grid():
     assert {k for c in SWEEP for k in c["k"]} == {1, 2, 3, 4}
 
 
-@pytest.mark.parametrize("case", SWEEP, ids=lambda c: "r{rank}-k{k}-s{strides}-{padding}-{data_format}-{op}-{dtype}".format(**c))
+def _case_id(c):
+    return "r{rank}-k{k}-s{strides}-{padding}-{data_format}-{op}-{dtype}".format(**c)
+
+
+@pytest.mark.parametrize("case", SWEEP, ids=_case_id)
 def test_sweep_against_reference(case):
     rng = np.random.default_rng(case["seed"])
     shape = (case["batch"],) + case["spatial"] + (case["channels"],)

@@ -25,14 +25,15 @@ import numpy as np
 
 from . import _dispatch
 from ._config import kernel_lock
-from ._errors import shape_str, type_error, value_error
+from ._errors import shape_str, type_error, unknown_option, value_error
 from ._kernels.act import bias_activation_kernel
+from ._kernels.pad import PAD_MODES, source_index
 from ._kernels.tile import VARIANTS, choose_variant, variant_lanes, variant_tag
 from ._kernels.wgrad import weight_grad_kernel
 from ._paths.fft import padded
-from ._spec import (ConvSpec, canonical_array, canonical_input, canonical_kernel, check_out, normalize_activation,
-                    normalize_array, normalize_method, normalize_tuple, spec_from_shapes, DATA_FORMATS)
-from ._errors import unknown_option
+from ._spec import (DATA_FORMATS, ConvSpec, canonical_array, canonical_input, canonical_kernel, canonical_output,
+                    check_out, deliver, normalize_activation, normalize_array, normalize_method, normalize_tuple,
+                    spec_from_shapes, user_layout)
 
 # ---------------------------------------------------------------- the adjoint core
 
@@ -122,7 +123,7 @@ def fold_padding(spec, gpad):
         ax = axis + 1
         core = np.take(g, range(before, before + L), axis=ax).copy()
         for j in list(range(before)) + list(range(before + L, before + L + after)):
-            src = _source(j - before, L, spec.padding_mode)
+            src = source_index.py_func(j - before, L, PAD_MODES[spec.padding_mode])
             idx = [slice(None)] * 5
             idx[ax] = src
             jdx = [slice(None)] * 5
@@ -132,21 +133,7 @@ def fold_padding(spec, gpad):
     return g
 
 
-def _source(i, length, mode):
-    """Python twin of ``_kernels.pad.source_index`` for the fold (border positions only)."""
-    if mode == "reflect":
-        return -i if i < 0 else 2 * (length - 1) - i
-    if mode == "replicate":
-        return 0 if i < 0 else length - 1
-    return i % length
-
-
 # ---------------------------------------------------------------- public ops
-
-
-def _grad_array(fn, arg, a):
-    arr, _ = normalize_array(fn, arg, a)
-    return arr
 
 
 def _shape_arg(fn, arg, shape, ndim):
@@ -157,17 +144,6 @@ def _shape_arg(fn, arg, shape, ndim):
     if len(shape) != ndim or any(v < 0 for v in shape):
         raise value_error(fn, arg, f"must be a tuple of {ndim} non-negative ints", repr(shape))
     return shape
-
-
-def _user_layout(spec, y5, out_spatial, channels, out):
-    """Canonical (N, *3 spatial, C) -> the user's layout and rank; into ``out`` if given."""
-    y = y5.reshape((y5.shape[0],) + tuple(out_spatial[3 - spec.rank:]) + (channels,))
-    if spec.data_format == "channels_first":
-        y = np.moveaxis(y, -1, 1)
-    if out is None:
-        return np.ascontiguousarray(y)
-    out[...] = y
-    return out
 
 
 def conv_backprop_input(grad_out, kernel, input_shape, *, strides=1, padding="valid", dilation_rate=1,
@@ -208,7 +184,7 @@ def conv_backprop_input(grad_out, kernel, input_shape, *, strides=1, padding="va
     array([1., 2., 3., 2., 1.])
     """
     fn = "conv_backprop_input"
-    g = _grad_array(fn, "grad_out", grad_out)
+    g, _ = normalize_array(fn, "grad_out", grad_out)
     kernel, _ = normalize_array(fn, "kernel", kernel)
     input_shape = _shape_arg(fn, "input_shape", input_shape, kernel.ndim)
     dtype = np.result_type(g.dtype, kernel.dtype)
@@ -218,8 +194,7 @@ def conv_backprop_input(grad_out, kernel, input_shape, *, strides=1, padding="va
     check_out(fn, out, input_shape, dtype)
     if spec.batch == 0:
         return np.zeros(input_shape, dtype) if out is None else _fill(out, 0)
-    g5 = canonical_array(g if spec.data_format == "channels_last" else np.moveaxis(g, 1, -1), dtype,
-                         spec.canonical_output_shape)
+    g5 = canonical_output(spec, g)
     wt = swap_channels(canonical_kernel(spec, kernel), spec.groups)
     if spec.padding_mode == "zeros":
         dx = np.empty((spec.batch,) + spec.in_spatial + (spec.channels,), dtype)
@@ -229,7 +204,7 @@ def conv_backprop_input(grad_out, kernel, input_shape, *, strides=1, padding="va
         gpad = np.empty((spec.batch,) + tuple(louts) + (spec.channels,), dtype)
         adjoint(spec, g5, wt, [0, 0, 0], louts, gpad, spec.method)
         dx = fold_padding(spec, gpad)
-    return _user_layout(spec, dx, spec.in_spatial, spec.channels, out)
+    return user_layout(spec, dx, spec.in_spatial, spec.channels, out)
 
 
 def _fill(out, value):
@@ -292,7 +267,7 @@ def conv_backprop_kernel(x, grad_out, kernel_shape, *, strides=1, padding="valid
     """
     fn = "conv_backprop_kernel"
     x, _ = normalize_array(fn, "x", x)
-    g = _grad_array(fn, "grad_out", grad_out)
+    g, _ = normalize_array(fn, "grad_out", grad_out)
     if isinstance(kernel_shape, (int, np.integer)) or not hasattr(kernel_shape, "__len__"):
         raise type_error(fn, "kernel_shape", "must be a tuple (*kernel_size, in_channels // groups, filters)",
                          repr(kernel_shape))
@@ -307,8 +282,7 @@ def conv_backprop_kernel(x, grad_out, kernel_shape, *, strides=1, padding="valid
     dw5 = np.zeros(spec.kernel_spatial + (cg, F), dtype)
     if N > 0:
         x5 = canonical_input(spec, x)
-        g5 = canonical_array(g if spec.data_format == "channels_last" else np.moveaxis(g, 1, -1), dtype,
-                             spec.canonical_output_shape)
+        g5 = canonical_output(spec, g)
         # Only xpad[: (k-1)*d + (o-1)*s + 1] is ever read; zeros padding stays index arithmetic.
         extents = [d * (k - 1) + (o - 1) * s + 1 for k, d, o, s in
                    zip(spec.kernel_spatial, spec.dilations, spec.out_spatial, spec.strides)]
@@ -322,9 +296,11 @@ def conv_backprop_kernel(x, grad_out, kernel_shape, *, strides=1, padding="valid
         else:
             xs = padded(spec, x5)[(slice(None),) + tuple(slice(0, e) for e in extents)]
             pads = [(0, 0)] * 3
-        if all(n > 0 for n in xs.shape[1:4]) and spec.method in ("auto", "direct"):
+        if not all(n > 0 for n in xs.shape[1:4]):
+            pass  # every tap reads only padding: the gradient is zero
+        elif spec.method in ("auto", "direct"):
             dw5 = _weight_grad_direct(spec, np.ascontiguousarray(xs), g5, pads)
-        elif all(n > 0 for n in xs.shape[1:4]):
+        else:
             # batch <- in-channel within group, channels <- (group, image), kernel <- grad_out
             xt = np.ascontiguousarray(xs.reshape(xs.shape[:4] + (G, cg)).transpose(5, 1, 2, 3, 4, 0)
                                       .reshape((cg,) + xs.shape[1:4] + (G * N,)))
@@ -336,10 +312,7 @@ def conv_backprop_kernel(x, grad_out, kernel_shape, *, strides=1, padding="valid
             _dispatch.run(sub, xt, gt, None, tmp)
             dw5 = np.moveaxis(tmp, 0, 3)
     dw = dw5.reshape(kernel_shape)
-    if out is None:
-        return np.ascontiguousarray(dw)
-    out[...] = dw
-    return out
+    return deliver(dw, out)
 
 
 # ---------------------------------------------------------------- conv_transpose
@@ -494,8 +467,7 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
                     out_spatial=(1,) * lead + tuple(spatial), strides=(1,) * lead + strides,
                     dilations=(1,) * lead + dilations, pads=((0, 0),) * 3, padding_mode="zeros",
                     data_format=data_format, dtype=dtype, activation=act, method=method)
-    x5 = canonical_array(x if data_format == "channels_last" else np.moveaxis(x, 1, -1), dtype,
-                         (N,) + spec.out_spatial + (in_channels,))
+    x5 = canonical_output(spec, x)  # x is the output side of the conv this is the adjoint of
     wt = swap_channels(canonical_kernel(spec, kernel), 1)
     y5 = np.empty((N,) + spec.in_spatial + (filters,), dtype)
     adjoint(spec, x5, wt, [0] * lead + [pb for pb, _ in windows], spec.in_spatial, y5, method)
@@ -503,7 +475,7 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
         b = np.zeros(1, dtype) if bias is None else canonical_array(bias, dtype, (filters,))
         with kernel_lock():
             bias_activation_kernel(y5.reshape(-1, filters), b, bias is not None, act if isinstance(act, int) else 0)
-    result = _user_layout(spec, y5, spec.in_spatial, filters, out)
+    result = user_layout(spec, y5, spec.in_spatial, filters, out)
     if callable(act):
         result[...] = act(result)
     return result

@@ -3,7 +3,7 @@ import numpy as np
 
 from . import _dispatch
 from ._errors import shape_str, value_error
-from ._spec import check_out, conv_spec, normalize_array
+from ._spec import check_out, conv_spec, deliver, normalize_array, user_layout
 
 _CONV_DOC = """{summary}
 
@@ -89,14 +89,7 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     if direct_out:
         result = out
     else:
-        y = out5.reshape((spec.batch,) + spec.out_spatial[3 - spec.rank:] + (spec.filters,))
-        if spec.data_format == "channels_first":
-            y = np.moveaxis(y, -1, 1)
-        if out is None:
-            result = np.ascontiguousarray(y)
-        else:
-            out[...] = y
-            result = out
+        result = user_layout(spec, out5, spec.out_spatial, spec.filters, out)
     if callable(spec.activation):
         result[...] = spec.activation(result)
     return result
@@ -207,8 +200,8 @@ def _depthwise_kernel(fn, x, kernel, data_format, rank=None):
     """Keras depthwise kernel (*k, C, M) -> the grouped-conv kernel (*k, 1, C*M), after
     checking it against ``x``'s channels. Output channel ``c*M + m`` is then input channel
     ``c`` with multiplier ``m`` (Keras order), which is grouped conv's order for groups=C."""
-    kernel, _ = normalize_array(fn, "depthwise_kernel" if fn == "separable_conv" else "kernel", kernel)
     arg = "depthwise_kernel" if fn == "separable_conv" else "kernel"
+    kernel, _ = normalize_array(fn, arg, kernel)
     if kernel.ndim not in (3, 4, 5):
         raise value_error(fn, arg, "must be 3-D, 4-D or 5-D: (*kernel_size, in_channels, depth_multiplier)",
                           f"shape {shape_str(kernel.shape)}")
@@ -311,12 +304,10 @@ def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, strides=
         x = np.moveaxis(x, 1, -1)  # run both stages channels-last; one layout change each way
     mid = _conv(fn, None, x, w, None, strides, padding, dilation_rate, channels,
                 "channels_last" if cf else data_format, padding_mode, None, method, None)
+    y = _conv(fn, None, mid, pk, bias, 1, "valid", 1, 1, "channels_last", "zeros", activation, method,
+              None if cf else out)
     if not cf:
-        return _conv(fn, None, mid, pk, bias, 1, "valid", 1, 1, "channels_last", "zeros", activation, method, out)
-    y = _conv(fn, None, mid, pk, bias, 1, "valid", 1, 1, "channels_last", "zeros", activation, method, None)
+        return y
     y = np.moveaxis(y, -1, 1)
-    if out is None:
-        return np.ascontiguousarray(y)
     check_out(fn, out, y.shape, y.dtype)
-    out[...] = y
-    return out
+    return deliver(y, out)

@@ -356,6 +356,24 @@ def canonical_output(spec, y):
     return canonical_array(yl, spec.dtype, spec.canonical_output_shape)
 
 
+def deliver(y, out):
+    """The result ``y`` as a new C-contiguous array, or copied into ``out`` (checked
+    by ``check_out``) and ``out`` returned."""
+    if out is None:
+        return np.ascontiguousarray(y)
+    out[...] = y
+    return out
+
+
+def user_layout(spec, y5, spatial, channels, out):
+    """Canonical (N, 3 spatial, C) ``y5`` in the user's rank and ``spec.data_format``,
+    delivered (``deliver``) as a new array or into ``out``."""
+    y = y5.reshape((y5.shape[0],) + tuple(spatial[3 - spec.rank:]) + (channels,))
+    if spec.data_format == "channels_first":
+        y = np.moveaxis(y, -1, 1)
+    return deliver(y, out)
+
+
 def spec_from_shapes(fn, x_shape, kernel_shape, bias_shape, dtype, strides, padding, dilation_rate, groups,
                      data_format, padding_mode, activation, method, methods, rank=None, integer_inputs=False):
     """The validated ``ConvSpec`` for a conv of an ``x_shape`` input with a ``kernel_shape``

@@ -61,13 +61,18 @@ def _arrays(c, rng):
     return x, w
 
 
-@pytest.mark.parametrize("i", range(N_CASES))
-def test_gradients_match_finite_differences(i):
+def _case_data(i, seed):
+    """Case ``i``'s parameters, x, kernel, conv arguments and a random output gradient."""
     c = CASES[i]
-    rng = np.random.default_rng(1000 + i)
+    rng = np.random.default_rng(seed + i)
     x, w = _arrays(c, rng)
     a = c["args"]
-    g = rng.standard_normal(ref_conv(x, w, **a).shape)
+    return c, x, w, a, rng.standard_normal(ref_conv(x, w, **a).shape)
+
+
+@pytest.mark.parametrize("i", range(N_CASES))
+def test_gradients_match_finite_differences(i):
+    c, x, w, a, g = _case_data(i, 1000)
     dx = numconv.conv_backprop_input(g, w, x.shape, **a)
     dw = numconv.conv_backprop_kernel(x, g, w.shape, **a)
     dx_fd = ref_gradient(lambda v: np.vdot(ref_conv(v, w, **a), g), x)
@@ -79,11 +84,7 @@ def test_gradients_match_finite_differences(i):
 
 @pytest.mark.parametrize("i", range(0, N_CASES, 6))
 def test_float32_gradients_close_to_float64(i):
-    c = CASES[i]
-    rng = np.random.default_rng(2000 + i)
-    x, w = _arrays(c, rng)
-    a = c["args"]
-    g = rng.standard_normal(ref_conv(x, w, **a).shape)
+    c, x, w, a, g = _case_data(i, 2000)
     dx64 = numconv.conv_backprop_input(g, w, x.shape, **a)
     dx32 = numconv.conv_backprop_input(g.astype(np.float32), w.astype(np.float32), x.shape, **a)
     dw64 = numconv.conv_backprop_kernel(x, g, w.shape, **a)

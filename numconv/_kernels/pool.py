@@ -47,7 +47,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._config import PARALLEL, SERIAL
-from .tile import _alloca_tile, _array_elem_ptr, _lane_mask, _masked_load, _masked_store, _row, _splat, _vname
+from .tile import _alloca_tile, _array_elem_ptr, _lane_mask, _masked_load, _masked_store, _row, _splat, _vname, \
+    prefetch, prefetch_write
 
 #: ``op`` tags of ``pool_kernel``. As with the tile
 #: variants in ``tile.py``, the tag's *length* selects the op, so it is part of the
@@ -195,34 +196,6 @@ def tile_store(typingctx, tile, row, out, offset, count, divisor):
         return context.get_dummy_value()
 
     return types.void(tile, row, out, offset, count, divisor), codegen
-
-
-def _prefetch_codegen(write):
-    def codegen(context, builder, sig, args):
-        arr, off = args
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        ptr = _array_elem_ptr(context, builder, sig.args[0], arr, off, _elem(sig.args[0].dtype), 1)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
-            ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
-        # (address, read 0 / write 1, highest temporal locality: all cache levels, data cache)
-        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, int(write)), ir.Constant(i32, 3),
-                          ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return codegen
-
-
-@intrinsic
-def prefetch(typingctx, x, offset):
-    """Hint the cache to fetch the line holding ``x[offset]`` for reading (never faults)."""
-    return types.void(x, offset), _prefetch_codegen(False)
-
-
-@intrinsic
-def prefetch_write(typingctx, x, offset):
-    """Hint the cache to fetch the line holding ``x[offset]`` for writing (never faults)."""
-    return types.void(x, offset), _prefetch_codegen(True)
 
 
 # ------------------------------------------------------------------ helpers

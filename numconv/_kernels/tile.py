@@ -361,3 +361,37 @@ def row_store(typingctx, src, row, dst, dst_offset, count, bias, bias_offset, ha
         return context.get_dummy_value()
 
     return types.void(src, row, dst, dst_offset, count, bias, bias_offset, has_bias, tag), codegen
+
+
+# ------------------------------------------------------------------ software prefetch
+# The hardware prefetcher stops at each 4 KiB page, and a fresh output line costs a
+# read-for-ownership: the memory-bound kernels (pooling, depthwise) fetch ahead.
+
+def _prefetch_codegen(write):
+    def codegen(context, builder, sig, args):
+        arr, off = args
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        dtype = sig.args[0].dtype
+        per = 2 if isinstance(dtype, types.Complex) else 1
+        ptr = _array_elem_ptr(context, builder, sig.args[0], arr, off, _scalar_lanes(dtype, 1)[0], per)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+        # (address, read 0 / write 1, highest temporal locality: all cache levels, data cache)
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, int(write)), ir.Constant(i32, 3),
+                          ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return codegen
+
+
+@intrinsic
+def prefetch(typingctx, x, offset):
+    """Hint the cache to fetch the line holding ``x[offset]`` for reading (never faults)."""
+    return types.void(x, offset), _prefetch_codegen(False)
+
+
+@intrinsic
+def prefetch_write(typingctx, x, offset):
+    """Hint the cache to fetch the line holding ``x[offset]`` for writing (never faults)."""
+    return types.void(x, offset), _prefetch_codegen(True)

@@ -20,8 +20,8 @@ from numba import njit, prange
 from .._config import PARALLEL, SERIAL
 from .act import activate_slice
 from .pad import source_index
-from .tile import (acc_tile, flush_terms, index_buffer, row_flush, row_fma, row_store, row_zero, tile_shape,
-                   wide_tile)
+from .tile import (acc_tile, flush_terms, index_buffer, prefetch_write, row_flush, row_fma, row_store, row_zero,
+                   tile_shape, wide_tile)
 
 
 @njit(inline="always", **SERIAL)
@@ -48,7 +48,11 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
     are index arithmetic on the broadcast loads. Tiles whose pixels all lie inside
     the input take a branch-free loop; border tiles map each pixel's index through
     the padding mode (zeros: the pixel reads 0). Single precision flushes into a
-    double-precision tile every ``flush_terms(x)`` terms.
+    double-precision tile every ``flush_terms(x)`` terms. Each tile fetches the
+    next tile's output lines for writing (their read-for-ownership otherwise
+    stalls the stores: 1 thread, pointwise 8 x 28 x 28 x 256 -> 256 8.3 -> 6.3 ms,
+    8 x 56 x 56 x 128 -> 128 8.4 -> 6.1 ms, resnet 11.2 -> 10.2 ms; prefetching the
+    input rows as well changed nothing).
 
     Parallel over tasks (n, od, oh, W-chunk of ``wchunk`` pixels, a multiple of
     ``R``); each task writes only its own output pixels, and every output's
@@ -75,6 +79,7 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
     zero = x.dtype.type(0)
     wflat = wp.reshape(G, NKB, KD * KH * KW * CG * L)
     outf = out.reshape(out.size)
+    line = 64 // x.itemsize
     for t in prange(N * OD * OH * nch):
         acc = acc_tile(x, tag)
         wide = wide_tile(x, tag)
@@ -93,6 +98,11 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
                 kn = min(L, KG - k0)
                 wg = wflat[g, kb]
                 for ow0 in range(ch * wchunk, w_end, R):
+                    if ow0 + R < w_end:  # the next tile's output lines, fetched for writing
+                        nxt = (((n * OD + od) * OH + oh) * OW + ow0 + R) * K + g * KG + k0
+                        for p in range(min(R, w_end - ow0 - R)):
+                            for e in range(0, kn, line):
+                                prefetch_write(outf, nxt + p * K + e)
                     for p in range(R):
                         row_zero(acc, p, x, tag)
                         if F:

@@ -1,0 +1,149 @@
+"""``Sequential``: a stack of numconv layers with Keras's weight list and summary."""
+import numpy as np
+
+from ._base import Layer, _shape_tuple, format_shape
+
+
+class Sequential:
+    """A linear stack of layers, as ``keras.Sequential`` for inference.
+
+    Parameters
+    ----------
+    layers : list of Layer, optional
+        Applied in order. If the first was given ``input_shape=``, every layer is
+        built as it is added, so shapes are checked at once.
+    name : str, optional
+
+    Notes
+    -----
+    ``get_weights()`` / ``set_weights()`` use the flat list Keras's
+    ``model.get_weights()`` returns (each layer's weights in order), so weights
+    saved from a Keras model of the same layers load unchanged, e.g.
+    ``np.savez("w.npz", *keras_model.get_weights())`` there and
+    ``model.set_weights(list(np.load("w.npz").values()))`` here.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from numconv.layers import Sequential, Conv1D, MaxPooling1D, GlobalMaxPooling1D
+    >>> model = Sequential([Conv1D(16, 5, activation="relu", input_shape=(50, 1), seed=0),
+    ...                     MaxPooling1D(4), GlobalMaxPooling1D()])
+    >>> model.output_shape, model.count_params()
+    ((None, 16), 96)
+    >>> model(np.zeros((2, 50, 1))).shape
+    (2, 16)
+    """
+
+    def __init__(self, layers=None, name="sequential"):
+        self.name = name
+        self.layers = []
+        self._shape = None
+        for layer in layers or ():
+            self.add(layer)
+
+    def add(self, layer):
+        """Append ``layer``; build it if the model's current output shape is known."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add: expected a numconv.layers layer; got {type(layer).__name__}.")
+        if not self.layers and layer.input_shape is not None:
+            self._shape = layer.input_shape
+        if self._shape is not None:
+            if not layer.built:
+                layer.build(self._shape)
+            self._shape = layer.compute_output_shape(self._shape)
+        self.layers.append(layer)
+
+    def build(self, input_shape):
+        """Build every layer for ``input_shape`` (batch first, may be None)."""
+        shape = _shape_tuple("Sequential", "input_shape", input_shape)
+        self._input = shape
+        for layer in self.layers:
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self._shape = shape
+
+    @property
+    def built(self):
+        return bool(self.layers) and all(layer.built for layer in self.layers)
+
+    @property
+    def input_shape(self):
+        return self.layers[0].input_shape if self.layers else None
+
+    @property
+    def output_shape(self):
+        if self._shape is None:
+            raise AttributeError("Sequential has no output_shape yet: build it, call it, or give the first "
+                                 "layer input_shape=.")
+        return self._shape
+
+    def compute_output_shape(self, input_shape):
+        shape = _shape_tuple("Sequential", "input_shape", input_shape)
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        if self._shape is None:
+            self._shape = (None,) + tuple(x.shape[1:])
+        return x
+
+    predict = __call__
+
+    def count_params(self):
+        return sum(layer.count_params() for layer in self.layers)
+
+    def get_weights(self):
+        """Every layer's weights, in order: the list Keras's ``model.get_weights()`` gives."""
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        """Load the flat list Keras's ``model.get_weights()`` gives."""
+        weights = [np.asarray(w) for w in weights]
+        if not self.built:
+            raise ValueError("Sequential.set_weights: build the model first (give the first layer input_shape=, "
+                             "call model.build(input_shape) or call it on data) so each layer's weight count is "
+                             "known.")
+        counts = [len(layer.weights) for layer in self.layers]
+        if len(weights) != sum(counts):
+            per = ", ".join(f"{layer.name}: {c}" for layer, c in zip(self.layers, counts))
+            raise ValueError(f"Sequential.set_weights: expected {sum(counts)} arrays ({per}); got {len(weights)}.")
+        i = 0
+        for layer, c in zip(self.layers, counts):
+            layer.set_weights(weights[i:i + c])
+            i += c
+
+    def summary(self, print_fn=None):
+        """Print Keras's table: layer (type), output shape, parameter count."""
+        print_fn = print_fn or print
+        rows, shape = [], getattr(self, "_input", None) or self.input_shape
+        for layer in self.layers:
+            try:
+                shape = layer.compute_output_shape(shape) if shape is not None else None
+            except ValueError:
+                shape = None
+            params = layer.count_params() if layer.built else 0
+            rows.append((f"{layer.name} ({type(layer).__name__})", "?" if shape is None else format_shape(shape),
+                         f"{params:,}"))
+        for line in format_table(("Layer (type)", "Output Shape", "Param #"), rows, title=f'Model: "{self.name}"'):
+            print_fn(line)
+        total = self.count_params() if self.built else 0
+        trainable = sum(w.size for layer in self.layers if layer.built for w in layer.trainable_weights)
+        print_fn(f" Total params: {total:,}")
+        print_fn(f" Trainable params: {trainable:,}")
+        print_fn(f" Non-trainable params: {total - trainable:,}")
+
+
+def format_table(header, rows, title=None):
+    """Keras 2 style summary lines: a rule, the header, '=' rule, rows, '=' rule."""
+    widths = [max(len(str(r[i])) for r in [header] + list(rows)) + 3 for i in range(len(header))]
+    width = sum(widths) + 1
+    line = lambda r: " " + "".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    out = [title] if title else []
+    out += ["_" * width, line(header), "=" * width]
+    out += [line(r) for r in rows]
+    out.append("=" * width)
+    return out

@@ -18,12 +18,14 @@ conv of ``y`` with those taps reversed (``_phases``). So a stride-2 2-D transpos
 four small stride-1 convs doing exactly the useful multiply-adds, not one conv of a
 zero-stuffed input doing four times as many.
 """
+import math
 from dataclasses import replace
 
 import numba
 import numpy as np
 
 from . import _dispatch
+from ._paths import direct
 from ._config import kernel_lock
 from ._errors import shape_str, type_error, unknown_option, value_error
 from ._kernels.act import bias_activation_kernel
@@ -72,23 +74,24 @@ def adjoint(spec, g5, wt, pbs, louts, out5, method):
                 zip(spec.strides, spec.dilations, wt.shape[:3], pbs, louts, g5.shape[1:4])]
     N, F, C, G = g5.shape[0], g5.shape[-1], wt.shape[-1], spec.groups
     single = all(len(p) == 1 and p[0][1] == lo for p, lo in zip(per_axis, louts))
-    if not single:
-        out5[...] = 0
+    runs = []
     for combo in np.ndindex(*[len(p) for p in per_axis]):
         phase = [per_axis[a][i] for a, i in enumerate(combo)]
         if any(not taps for _, _, taps, _, _ in phase):
             continue  # no tap reaches these outputs: they stay zero
-        src, pads, keep = [slice(None)], [], True
+        src, pads = [slice(None)], []
         for (i0, q, taps, dil, base), o_len in zip(phase, g5.shape[1:4]):
             extent = q + (len(taps) - 1) * dil          # y positions base .. base + extent - 1
             lo, hi = max(base, 0), min(base + extent, o_len)
             if lo >= hi:
-                keep = False                              # the window misses y entirely
-                break
+                break                                     # the window misses y entirely
             src.append(slice(lo, hi))
             pads.append((lo - base, base + extent - hi))
-        if not keep:
-            continue
+        else:
+            runs.append((phase, src, pads))
+    if len(runs) < math.prod(len(p) for p in per_axis):
+        out5[...] = 0                                     # outputs no phase writes stay zero
+    for phase, src, pads in runs:
         gy = np.ascontiguousarray(g5[tuple(src)])
         w = np.ascontiguousarray(wt[np.ix_(*(list(t) for _, _, t, _, _ in phase))])
         sub = replace(spec, batch=N, channels=F, filters=C, in_spatial=gy.shape[1:4],
@@ -97,6 +100,9 @@ def adjoint(spec, g5, wt, pbs, louts, out5, method):
                       activation=0, method=method)
         if single:
             _dispatch.run(sub, gy, w, None, out5)
+        elif _dispatch.resolve(sub) == "direct":
+            # the dense kernel writes the phase straight into its interleaved positions
+            direct.run(sub, gy, w, None, out5, lattice=(spec.strides, tuple(p[0] for p in phase)))
         else:
             tmp = np.empty(sub.canonical_output_shape, spec.dtype)
             _dispatch.run(sub, gy, w, None, tmp)

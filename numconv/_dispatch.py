@@ -67,6 +67,10 @@ def choose_conv_method(spec):
     return "fft" if fft_cost(spec) < direct_cost(spec) else "direct"
 
 
+def resolve(spec):
+    """The path ``spec`` runs on: its ``method``, or the dispatcher's choice for ``"auto"``."""
+    return choose_conv_method(spec) if spec.method == "auto" else spec.method
+
+
 def run(spec, x5, w5, b, out5):
-    method = choose_conv_method(spec) if spec.method == "auto" else spec.method
-    return METHODS[method](spec, x5, w5, b, out5)
+    return METHODS[resolve(spec)](spec, x5, w5, b, out5)

@@ -8,7 +8,12 @@ Canonical operands (prepared by ``numconv._paths.direct``):
 * ``wp``: weights packed once per call into blocks of ``lanes`` output channels,
   (G, NKB, KD, KH, KW, Cg, lanes), zero-filled past each group's ``Kg`` filters:
   each (tap, c) is one contiguous weight row.
-* ``out``: (N, OD, OH, OW, K), C-contiguous, K = G * Kg.
+* ``out``: (N, OD', OH', OW', K), C-contiguous, K = G * Kg. The kernel computes
+  the (OD, OH, OW) grid of ``lattice`` = (OD, OH, OW, step_d, step_h, step_w,
+  first_d, first_h, first_w): output pixel ``o`` along an axis is stored at
+  ``first + o * step`` of ``out``. A plain conv passes its own shape, steps 1 and
+  origin 0; a transposed conv's stride phases write straight into their
+  interleaved positions of one output (no per-phase array and scatter).
 
 Padding is folded into the index arithmetic: ``pads`` are the leading pads and
 ``mode`` (``pad.PAD_MODES``, 0 for zeros) says what a position outside the input
@@ -39,7 +44,7 @@ def _flush_if_due(acc, wide, cnt, terms, F, R, x, tag):
 
 
 @njit(**PARALLEL)
-def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, wchunk, act, tag):
+def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pads, mode, wchunk, act, tag):
     """Direct cross-correlation ``out = act(conv(x, w) + b)``.
 
     Register tile (``tile.py``): ``R`` output pixels along W x ``L`` output
@@ -60,7 +65,8 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
     any thread count.
     """
     N, D, H, W, C = x.shape
-    _, OD, OH, OW, K = out.shape
+    _, ODF, OHF, OWF, K = out.shape
+    OD, OH, OW, ed, eh, ew, fd, fh, fw = lattice
     G, NKB, KD, KH, KW, CG, _ = wp.shape
     KG = K // G
     sd, sh, sw = strides
@@ -92,6 +98,7 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
         od = r // OH
         oh = r - od * OH
         w_end = min(OW, (ch + 1) * wchunk)
+        obase = ((n * ODF + fd + od * ed) * OHF + fh + oh * eh) * OWF + fw  # pixel index of (od, oh, 0)
         for g in range(G):
             for kb in range(NKB):
                 k0 = kb * L
@@ -99,10 +106,10 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
                 wg = wflat[g, kb]
                 for ow0 in range(ch * wchunk, w_end, R):
                     if ow0 + R < w_end:  # the next tile's output lines, fetched for writing
-                        nxt = (((n * OD + od) * OH + oh) * OW + ow0 + R) * K + g * KG + k0
                         for p in range(min(R, w_end - ow0 - R)):
+                            nxt = (obase + (ow0 + R + p) * ew) * K + g * KG + k0
                             for e in range(0, kn, line):
-                                prefetch_write(outf, nxt + p * K + e)
+                                prefetch_write(outf, nxt + e)
                     for p in range(R):
                         row_zero(acc, p, x, tag)
                         if F:
@@ -165,7 +172,7 @@ def conv_direct_kernel(x, wp, b, has_bias, out, strides, dilations, pads, mode, 
                                     cnt = _flush_if_due(acc, wide, cnt, cn, F, R, x, tag)
                     kk = g * KG + k0
                     for p in range(min(R, w_end - ow0)):
-                        o = (((n * OD + od) * OH + oh) * OW + ow0 + p) * K + kk
+                        o = (obase + (ow0 + p) * ew) * K + kk
                         if F:
                             row_flush(acc, wide, p, x, tag)
                             row_store(wide, p, outf, o, kn, b, kk, has_bias, tag)

@@ -48,14 +48,18 @@ def is_depthwise(spec):
             and spec.filters // spec.groups <= MAX_DEPTHWISE_M)
 
 
-def run(spec, x5, w5, b, out5):
-    """Compute ``out5`` (N, OD, OH, OW, K) in place with the fused activation code."""
+def run(spec, x5, w5, b, out5, lattice=None):
+    """Compute ``out5`` (N, OD, OH, OW, K) in place with the fused activation code.
+
+    ``lattice`` = (steps, firsts), per spatial axis, writes the result's pixel
+    ``o`` to ``first + o * step`` of a larger ``out5`` instead (the dense kernel's
+    output lattice; used by the transposed conv's stride phases)."""
     has_bias = b is not None
     bk = b if has_bias else np.zeros(1, spec.dtype)
     act = spec.activation if isinstance(spec.activation, int) else 0
     pads = tuple(p[0] for p in spec.pads)
     mode = PAD_MODES[spec.padding_mode]
-    if is_depthwise(spec):
+    if is_depthwise(spec) and lattice is None:
         KD, KH, KW, _, K = w5.shape
         C = spec.channels
         variant = choose_variant(C, spec.dtype)
@@ -68,7 +72,9 @@ def run(spec, x5, w5, b, out5):
         return out5
     variant = choose_variant(spec.filters // spec.groups, spec.dtype)
     wp = pack_weights(w5, spec.groups, variant_lanes(variant, spec.dtype))
+    steps, firsts = lattice if lattice is not None else ((1, 1, 1), (0, 0, 0))
+    grid = tuple(spec.out_spatial) + tuple(steps) + tuple(firsts)
     with kernel_lock():
-        conv_direct_kernel(x5, wp, bk, has_bias, out5, spec.strides, spec.dilations, pads, mode,
+        conv_direct_kernel(x5, wp, bk, has_bias, out5, grid, spec.strides, spec.dilations, pads, mode,
                            w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()), act, variant_tag(variant))
     return out5

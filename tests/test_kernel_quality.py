@@ -71,8 +71,8 @@ def test_direct_kernel_hot_loop_is_zmm_fmas_without_gathers(dtype, fma, variant)
     lanes = variant_lanes(variant, dtype)
     x = np.ones((1, 1, 6, 40, 64), dtype)
     w = pack_weights(np.ones((1, 3, 3, 64, lanes), dtype), 1, lanes)
-    kern(x, w, np.zeros(1, dtype), False, np.empty((1, 1, 4, 38, lanes), dtype), (1, 1, 1), (1, 1, 1),
-         (0, 0, 0), 0, 40, 0, variant_tag(variant))
+    kern(x, w, np.zeros(1, dtype), False, np.empty((1, 1, 4, 38, lanes), dtype), (1, 4, 38, 1, 1, 1, 0, 0, 0),
+         (1, 1, 1), (1, 1, 1), (0, 0, 0), 0, 40, 0, variant_tag(variant))
     asm = kern.inspect_asm(kern.signatures[0])
     assert "gather" not in asm
     # The hottest basic block: FMAs with memory operands for the weights and

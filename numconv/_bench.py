@@ -59,6 +59,10 @@ def add_arguments(parser):
                         help="instead of the case table: time direct and FFT against kernel size for a "
                              "single-channel image and a 64-channel layer, mark the dispatcher's choice, "
                              "and draw it to FILE.png (needs matplotlib)")
+    parser.add_argument("--dask", action="store_true",
+                        help="instead of the case table: numconv.dask on a LocalCluster of 2 worker processes "
+                             "against the in-memory op (needs pip install 'numconv[dask]'; "
+                             "see numconv/dask/_bench.py)")
     return parser
 
 
@@ -282,6 +286,10 @@ def run(args):
 
     import numconv
 
+    if getattr(args, "dask", False):
+        from .dask._bench import run as run_dask
+
+        return run_dask(args)
     if getattr(args, "crossover", None):
         _check_plot_backend()
         return crossover(args.crossover, repeat=args.repeat)

@@ -325,7 +325,8 @@ def inputs(case):
 @functools.lru_cache(maxsize=4)
 def op_inputs(case):
     """The op's extra operand in the case's dtype: the 1x1 kernel (``separable``),
-    the output gradient (``backprop_*``: shaped like the conv's output), else None."""
+    the output gradient (``backprop_*``: shaped like the conv's output, in the
+    case's data_format), else None."""
     case = get_case(case)
     seed = zlib.crc32(repr((case.name, case.x_shape)).encode())
     rng = np.random.default_rng(seed)
@@ -334,7 +335,8 @@ def op_inputs(case):
         return (rng.standard_normal((1,) * case.rank + (C, case.pointwise)) / math.sqrt(C)).astype(case.dtype)
     if case.op.startswith("backprop"):
         conv_out = (case.x_shape[0],) + case.geometry[1] + (case.kernel_shape[-1],)
-        return rng.standard_normal(conv_out).astype(case.dtype)
+        g = rng.standard_normal(conv_out).astype(case.dtype)
+        return np.ascontiguousarray(np.moveaxis(g, -1, 1)) if case.data_format == "channels_first" else g
     return None
 
 
@@ -442,7 +444,8 @@ class Prepared:
 
 def _channels_last(case, y):
     y = np.asarray(y)
-    return np.moveaxis(y, 1, -1) if case.data_format == "channels_first" else y
+    layout_free = case.op == "backprop_kernel"  # a kernel gradient has Keras's kernel layout in both formats
+    return np.moveaxis(y, 1, -1) if case.data_format == "channels_first" and not layout_free else y
 
 
 def prepare_numconv(case, method="auto", data_format=None, threads=None):

@@ -73,6 +73,16 @@ def test_peers_agree_with_the_reference_on_shrunk_cases(name):
         assert _cases.rel_error(y, ref) < tol, (name, label, _cases.rel_error(y, ref))
 
 
+@pytest.mark.parametrize("name", [n for n, c in _cases.CASES.items() if c.data_format == "channels_last"])
+def test_channels_first_variant_computes_the_same_case(name):
+    """``bench --channels-first`` times every case in both layouts: the
+    channels_first variant must take its inputs in that layout and agree."""
+    case = _cases.CASES[name].shrunk()
+    cl = _cases.prepare_numconv(case)
+    cf = _cases.prepare_numconv(case, data_format="channels_first")
+    np.testing.assert_allclose(cf.result(), cl.result(), rtol=1e-5, atol=1e-5 * np.abs(cl.result()).max())
+
+
 def test_scipy_peer_maps_stride_dilation_and_padding_modes():
     pytest.importorskip("scipy")
     case = _cases.Case("t", "depthwise", (2, 13, 11, 4), (3, 2, 1, 8),

@@ -25,8 +25,8 @@ from numba import njit, prange
 from .._config import PARALLEL, SERIAL
 from .act import activate_slice
 from .pad import source_index
-from .tile import (acc_tile, flush_terms, index_buffer, prefetch_write, row_flush, row_fma, row_store, row_zero,
-                   tile_shape, wide_tile)
+from .tile import (LINE_BYTES, acc_tile, flush_terms, index_buffer, prefetch_write, row_flush, row_fma, row_store,
+                   row_zero, tile_shape, wide_tile)
 
 
 @njit(inline="always", **SERIAL)
@@ -85,7 +85,7 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
     zero = x.dtype.type(0)
     wflat = wp.reshape(G, NKB, KD * KH * KW * CG * L)
     outf = out.reshape(out.size)
-    line = 64 // x.itemsize
+    line = LINE_BYTES // x.itemsize
     for t in prange(N * OD * OH * nch):
         acc = acc_tile(x, tag)
         wide = wide_tile(x, tag)

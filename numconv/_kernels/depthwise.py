@@ -27,12 +27,8 @@ from numba import njit, prange
 from .._config import PARALLEL
 from .act import activate_slice, write_row
 from .pad import source_index
-from .tile import (acc_tile, flush_terms, prefetch, prefetch_write, row_flush, row_fmav, row_store, row_zero,
-                   tile_shape, wide_tile)
-
-
-#: how far ahead of its reads each input row is prefetched (see ``pool.py``)
-PREFETCH_BYTES = 4096
+from .tile import (LINE_BYTES, PREFETCH_BYTES, acc_tile, flush_terms, prefetch, prefetch_write, row_flush,
+                   row_fmav, row_store, row_zero, tile_shape, wide_tile)
 
 
 @njit(**PARALLEL)
@@ -60,7 +56,7 @@ def depthwise_kernel(x, wm, b, has_bias, out, strides, dilations, pads, mode, ac
     xf = x.reshape(x.size)
     outf = out.reshape(out.size)
     wf = wm.reshape(wm.size)
-    line = 64 // x.itemsize
+    line = LINE_BYTES // x.itemsize
     ahead = PREFETCH_BYTES // x.itemsize
     for t in prange(N * OD * OH):
         acc = acc_tile(x, tag)

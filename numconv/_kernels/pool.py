@@ -47,8 +47,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._config import PARALLEL, SERIAL
-from .tile import _alloca_tile, _array_elem_ptr, _lane_mask, _masked_load, _masked_store, _row, _splat, _vname, \
-    prefetch, prefetch_write
+from .tile import LINE_BYTES, PREFETCH_BYTES, _alloca_tile, _array_elem_ptr, _lane_mask, _masked_load, \
+    _masked_store, _row, _splat, _vname, prefetch, prefetch_write
 
 #: ``op`` tags of ``pool_kernel``. As with the tile
 #: variants in ``tile.py``, the tag's *length* selects the op, so it is part of the
@@ -62,8 +62,6 @@ AVG = (0, 0)
 #: (the float64 sum tile takes two per row, 16 zmm in all)
 R = 8
 L = 16
-#: how far ahead of the row pass's reads to prefetch, per input row
-PREFETCH_BYTES = 4096
 
 
 # ------------------------------------------------------------------ intrinsics
@@ -259,7 +257,7 @@ def pool_kernel(x, out, pool, strides, pads, op, chunk):
     # the row buffer holds tap j of output pixel ow at buffer pixel (ow - ow_lo) * bstride + j
     bstride = kw if gaps else sw
     ahead = PREFETCH_BYTES // xf.itemsize
-    line = 64 // xf.itemsize
+    line = LINE_BYTES // xf.itemsize
     for t in prange(N * OD * OH * pieces):
         tm = max_tile(x)
         ts = sum_tile(x)

@@ -367,6 +367,11 @@ def row_store(typingctx, src, row, dst, dst_offset, count, bias, bias_offset, ha
 # The hardware prefetcher stops at each 4 KiB page, and a fresh output line costs a
 # read-for-ownership: the memory-bound kernels (pooling, depthwise) fetch ahead.
 
+#: bytes per cache line: the step between prefetches
+LINE_BYTES = 64
+#: how far ahead of its reads an input row is prefetched (pooling: 4 KiB beat 1, 2 and 8 KiB)
+PREFETCH_BYTES = 4096
+
 def _prefetch_codegen(write):
     def codegen(context, builder, sig, args):
         arr, off = args

@@ -8,6 +8,7 @@ import pytest
 
 import numconv
 from numconv import _config
+from numconv._kernels import winograd as wk
 from numconv._kernels.conv import conv_direct_kernel
 from numconv._kernels.tile import VARIANTS, variant_lanes, variant_tag
 from numconv._paths.direct import pack_weights
@@ -82,3 +83,24 @@ def test_direct_kernel_hot_loop_is_zmm_fmas_without_gathers(dtype, fma, variant)
     assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= 8, hot
     stores = re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
     assert not stores, stores
+
+
+@pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
+@pytest.mark.parametrize("dtype, fma, suffix", [(np.float32, "vfmadd231ps", "ps"), (np.float64, "vfmadd231pd", "pd")])
+def test_winograd_kernel_is_zmm_fmas_and_vector_transforms(dtype, fma, suffix):
+    """The contraction's hot block is register-tile FMAs with nothing stored back,
+    and the transforms are 512-bit adds, never gathers."""
+    opts = {k: v for k, v in _config.PARALLEL.items() if k != "cache"}
+    kern = numba.njit(**opts)(wk.winograd_kernel.py_func)
+    x5 = np.ones((1, 1, 8, 8, 64), dtype)
+    lanes = variant_lanes(1, dtype)
+    up = wk.transform_weights(np.ones((1, 3, 3, 64, lanes), dtype), 1, lanes, dtype)
+    kern(x5, up, np.zeros(1, dtype), False, np.empty((1, 1, 8, 8, lanes), dtype), (1, 1, 1), (1, 1, 1), (0, 1, 1), 0,
+         4, 1, 0, variant_tag(1))
+    asm = kern.inspect_asm(kern.signatures[0])
+    assert "gather" not in asm and "scatter" not in asm
+    blocks = re.split(r"\n\.?[\w$.]+:", asm)
+    hot = max(blocks, key=lambda blk: blk.count("vfmadd"))
+    assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= 8, hot
+    assert not re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
+    assert len(re.findall(r"v(add|sub)" + suffix + r"\s+[^\n]*%zmm", asm)) >= 24  # 2 x 2 x 12 transform adds

@@ -30,7 +30,7 @@ from .tile import (LINE_BYTES, acc_tile, flush_terms, index_buffer, prefetch_wri
 
 
 @njit(inline="always", **SERIAL)
-def _flush_if_due(acc, wide, cnt, terms, F, R, x, tag):
+def flush_if_due(acc, wide, cnt, terms, F, R, x, tag):
     """Count ``terms`` more reduction terms; every ``F`` (> 0) of them, add the
     register tile into the double-precision tile and clear it. Returns the count."""
     if not F:
@@ -41,6 +41,16 @@ def _flush_if_due(acc, wide, cnt, terms, F, R, x, tag):
         for p in range(R):
             row_flush(acc, wide, p, x, tag)
     return cnt
+
+
+@njit(inline="always", **SERIAL)
+def clear_tile(acc, res, F, R, L, x, tag):
+    """Zero the register tile and, when flushing (``F`` > 0), its double-precision tile ``res`` (R x L)."""
+    for p in range(R):
+        row_zero(acc, p, x, tag)
+        if F:
+            for k in range(L):
+                res[p, k] = 0
 
 
 @njit(**PARALLEL)
@@ -110,11 +120,7 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
                             nxt = (obase + (ow0 + R + p) * ew) * K + g * KG + k0
                             for e in range(0, kn, line):
                                 prefetch_write(outf, nxt + e)
-                    for p in range(R):
-                        row_zero(acc, p, x, tag)
-                        if F:
-                            for k in range(L):
-                                res[p, k] = 0
+                    clear_tile(acc, res, F, R, L, x, tag)
                     cnt = 0
                     for a in range(KD):
                         iz = od * sd - pd + a * dd
@@ -141,7 +147,7 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
                                     for j in range(j0, j0 + jn):
                                         for p in range(R):
                                             row_fma(acc, p, xf[xo + p * sw * C + j], wg, wo + j * L, tag)
-                                    cnt = _flush_if_due(acc, wide, cnt, jn, F, R, x, tag)
+                                    cnt = flush_if_due(acc, wide, cnt, jn, F, R, x, tag)
                                 continue
                             for cc in range(KW):
                                 i0 = ow0 * sw - pw + cc * dw
@@ -169,7 +175,7 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
                                                 j = jx[p]
                                                 xv = xr[j, gc0 + c] if j >= 0 else zero
                                                 row_fma(acc, p, xv, wg, woff + (c0 + c) * L, tag)
-                                    cnt = _flush_if_due(acc, wide, cnt, cn, F, R, x, tag)
+                                    cnt = flush_if_due(acc, wide, cnt, cn, F, R, x, tag)
                     kk = g * KG + k0
                     for p in range(min(R, w_end - ow0)):
                         o = (obase + (ow0 + p) * ew) * K + kk

@@ -1,0 +1,353 @@
+"""Winograd F(2x2, 3x3): 3x3 windows at stride 1 with 2.25x fewer multiply-adds.
+
+Each 2 x 2 block of outputs (a *tile*) reads a 4 x 4 input patch ``d``. With the
+Winograd / Toom-Cook matrices of Lavin & Gray (2016)
+
+    V = B^T d B        (per input channel)
+    U = G g G^T        (per filter and channel; ``transform_weights``, once per call)
+    M[xi] = sum_c V[xi, c] U[xi, c, :]      for the 16 positions xi of the 4 x 4 grid
+    Y = A^T M A        (the 2 x 2 outputs, per filter)
+
+the 36 multiply-adds per output and channel pair of a direct 3x3 window become 16
+per 4 outputs. The channel contraction ``M`` is the bulk of the work and runs on the
+direct kernel's register tile (``tile.py``): R tiles x L filters of accumulators,
+one broadcast and one vector FMA per (tile, channel). The transforms are explicit
+vector code emitted by the intrinsics below (16 masked loads, the additions, 16
+masked stores per vector of channels), so positions outside the input need no
+padded copy: they load as zeros or through the padding mode's index map.
+
+Work is split into tasks of (image, depth position, tile row, run of ``tc`` tiles);
+a task transforms its input patches into ``V`` (KD x 16 x tc x Cg), contracts them
+into ``M`` (16 x tc x L) per block of L filters, and transforms ``M`` into its
+outputs, so both scratch arrays stay in the core's L2 (``tile_run`` bounds ``V``).
+Rank 3 sums the 2-D Winograd contraction over the depth taps (the contraction runs
+over (kd, c)); dilation in H/W pairs outputs ``dilation`` apart into one tile.
+
+Accuracy, float32, max |error| / max |y| against float64 on 64 -> 64 channels with
+He-scaled weights (``/tmp``-style NumPy simulation, then this kernel): direct
+1.9e-7, F(2x2, 3x3) 3.3e-7, torch's oneDNN 9.4e-7. Larger tiles were measured and
+rejected: F(3x3, 3x3) 2.6e-6 and F(4x4, 3x3) 2.3e-6 (best interpolation points
+0, +-1, 1/2, -2) to 7.0e-6 (Lavin's 0, +-1, +-2), over issue 3's bound of 2x torch.
+
+Single precision flushes the register tile into double precision every
+``flush_terms`` contraction terms, as the direct kernel does. Each output's
+arithmetic is fixed by its tile alone, so results are identical for any thread
+count and any task split.
+"""
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .._config import PARALLEL, SERIAL
+from .act import activate_slice
+from .conv import clear_tile, flush_if_due
+from .pad import source_index
+from .tile import (_fma, _lane_mask, _masked_load, _masked_store, _scalar_lanes, acc_tile, flush_terms, row_flush,
+                   row_fma, row_store, tile_shape, wide_tile)
+
+#: outputs per tile side (m), window (r), input patch side (alpha = m + r - 1)
+M_OUT, R_WIN, ALPHA = 2, 3, 4
+#: Lavin & Gray's F(2, 3): B^T (alpha x alpha), G (alpha x r), A^T (m x alpha)
+BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
+G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))
+AT = ((1, 1, 1, 0), (0, 1, -1, -1))
+#: L2 bytes a task's V and M scratch may take (of the core's 1 MiB, next to a block of U)
+SCRATCH_BYTES = 512 << 10
+#: bytes of channels one transform call handles (one zmm register per patch value)
+VEC_BYTES = 64
+
+
+@njit(inline="always", **SERIAL)
+def _g3(w0, w1, w2):
+    """G @ (w0, w1, w2) for F(2, 3)'s G."""
+    return w0, 0.5 * (w0 + w1 + w2), 0.5 * (w0 - w1 + w2), w2
+
+
+@njit(**PARALLEL)
+def _transform_weights_kernel(w5, up):
+    """up[g, kb, 4 * r + s, kd, c, lane] = (G g G^T)[r, s] of filter g * KG + kb * lanes + lane,
+    in float64, rounded once; parallel over (kd, c)."""
+    KD, _, _, CG, K = w5.shape
+    G_, NKB, _, _, _, L = up.shape
+    KG = K // G_
+    for ac in prange(KD * CG):
+        a = ac // CG
+        c = ac - a * CG
+        t = np.empty((4, 3))
+        for k in range(K):
+            g = k // KG
+            kb = (k - g * KG) // L
+            lane = k - g * KG - kb * L
+            for j in range(3):
+                t[0, j], t[1, j], t[2, j], t[3, j] = _g3(np.float64(w5[a, 0, j, c, k]), np.float64(w5[a, 1, j, c, k]),
+                                                         np.float64(w5[a, 2, j, c, k]))
+            for r in range(4):
+                u0, u1, u2, u3 = _g3(t[r, 0], t[r, 1], t[r, 2])
+                up[g, kb, 4 * r, a, c, lane] = u0
+                up[g, kb, 4 * r + 1, a, c, lane] = u1
+                up[g, kb, 4 * r + 2, a, c, lane] = u2
+                up[g, kb, 4 * r + 3, a, c, lane] = u3
+
+
+def transform_weights(w5, groups, lanes, dtype):
+    """(KD, 3, 3, Cg, K) -> U packed as (G, NKB, 16, KD, Cg, lanes): ``G g G^T``
+    computed in float64 and rounded once, each group's filters in blocks of
+    ``lanes`` zero-filled past ``K // groups``; each (xi, kd, c) is one contiguous row."""
+    KD, _, _, CG, K = w5.shape
+    up = np.zeros((groups, -(-(K // groups) // lanes), ALPHA * ALPHA, KD, CG, lanes), dtype)
+    _transform_weights_kernel(w5, up)
+    return up
+
+
+def tile_run(kd, cg, lanes, rows, tiles, dtype, threads, budget=SCRATCH_BYTES):
+    """Tiles per task: ``V`` (kd x 16 x run x cg) and ``M`` (16 x run x lanes) within
+    ``budget`` bytes, a multiple of the register tile's ``rows``, and short enough
+    for >= 4 tasks per thread when there are few ``tiles`` in all."""
+    per_tile = ALPHA * ALPHA * (kd * cg + lanes) * np.dtype(dtype).itemsize
+    run = max(1, budget // per_tile)
+    run = min(run, max(1, -(-tiles // (4 * threads))))
+    return -(-run // rows) * rows
+
+
+# ------------------------------------------------------------------ transform intrinsics
+
+def _lincomb(builder, coefs, vecs, vty):
+    """sum(c * v): additions for +-1, FMAs by a constant otherwise, zeros skipped."""
+    acc = None
+    for c, v in zip(coefs, vecs):
+        if c == 0:
+            continue
+        k = ir.Constant(vty, [float(c)] * vty.count)
+        if acc is None:
+            acc = v if c == 1 else (builder.fneg(v) if c == -1 else builder.fmul(k, v))
+        elif c == 1:
+            acc = builder.fadd(acc, v)
+        elif c == -1:
+            acc = builder.fsub(acc, v)
+        else:
+            acc = _fma(builder, k, v, acc)
+    return acc if acc is not None else ir.Constant(vty, None)
+
+
+def _sandwich(builder, mat, d, vty):
+    """``mat @ d @ mat^T`` for a square grid ``d`` of vectors: rows first, then columns."""
+    rows = [[_lincomb(builder, coefs, d[i], vty) for coefs in mat] for i in range(len(d))]
+    return [[_lincomb(builder, coefs, [rows[i][j] for i in range(len(d))], vty) for j in range(len(mat))]
+            for coefs in mat]
+
+
+def _vector_type(dtype):
+    elem, count = _scalar_lanes(dtype, VEC_BYTES // (dtype.bitwidth // 8))
+    return elem, count, ir.VectorType(elem, count)
+
+
+def _offset_ptr(builder, data, offsets, index, shift, vty):
+    """(pointer to data[offsets[index] + shift] as a vector, offsets[index] >= 0); a
+    negative offset gives a pointer to ``data[shift]`` and False."""
+    i64 = ir.IntType(64)
+    o = builder.load(builder.gep(offsets, [ir.Constant(i64, index)]))
+    ok = builder.icmp_signed(">=", o, ir.Constant(i64, 0))
+    p = builder.gep(data, [builder.add(builder.select(ok, o, ir.Constant(i64, 0)), shift)])
+    return builder.bitcast(p, vty.as_pointer()), ok
+
+
+@intrinsic
+def transform_input(typingctx, x, offsets, shift, count, v, v_offset, v_stride):
+    """One vector of channels of one tile's input transform:
+    ``v[v_offset + xi * v_stride + i] = (B^T d B)[xi]`` for lanes ``i < count``, where
+    ``d[p] = x[offsets[p] + shift + i]`` for the 16 patch positions p (row-major), and
+    0 where ``offsets[p] < 0`` (zero padding: no load)."""
+    elem, vl, vty = _vector_type(x.dtype)
+
+    def codegen(context, builder, sig, args):
+        xa, oa, sh, cnt, va, vo, vs = args
+        i64 = ir.IntType(64)
+        mask = _lane_mask(builder, cnt, vl, 1)
+        none = ir.Constant(mask.type, None)
+        xdata = context.make_array(sig.args[0])(context, builder, xa).data
+        offs = context.make_array(sig.args[1])(context, builder, oa).data
+        d = []
+        for i in range(ALPHA):
+            row = []
+            for j in range(ALPHA):
+                ptr, ok = _offset_ptr(builder, xdata, offs, i * ALPHA + j, sh, vty)
+                row.append(_masked_load(builder, ptr, builder.select(ok, mask, none), vty))
+            d.append(row)
+        vals = _sandwich(builder, BT, d, vty)
+        vdata = context.make_array(sig.args[4])(context, builder, va).data
+        for i in range(ALPHA):
+            for j in range(ALPHA):
+                p = builder.gep(vdata, [builder.add(vo, builder.mul(vs, ir.Constant(i64, i * ALPHA + j)))])
+                _masked_store(builder, vals[i][j], builder.bitcast(p, vty.as_pointer()), mask)
+        return context.get_dummy_value()
+
+    return types.void(x, offsets, shift, count, v, v_offset, v_stride), codegen
+
+
+@intrinsic
+def transform_output(typingctx, mm, m_offset, m_stride, out, offsets, shift, count, bias, b_offset, has_bias):
+    """One vector of filters of one tile's output transform:
+    ``out[offsets[p] + shift + i] = (A^T M A)[p] + bias[b_offset + i]`` for the 4
+    outputs p with ``offsets[p] >= 0`` and lanes ``i < count``, where
+    ``M[xi] = mm[m_offset + xi * m_stride + i]``; ``bias`` is read only when ``has_bias``."""
+    elem, vl, vty = _vector_type(out.dtype)
+
+    def codegen(context, builder, sig, args):
+        ma, mo, ms, oa, offa, sh, cnt, ba, bo, hb = args
+        i64 = ir.IntType(64)
+        mask = _lane_mask(builder, cnt, vl, 1)
+        none = ir.Constant(mask.type, None)
+        mdata = context.make_array(sig.args[0])(context, builder, ma).data
+        grid = [[builder.load(builder.bitcast(builder.gep(mdata, [
+            builder.add(mo, builder.mul(ms, ir.Constant(i64, i * ALPHA + j)))]), vty.as_pointer()), align=4)
+            for j in range(ALPHA)] for i in range(ALPHA)]
+        vals = _sandwich(builder, AT, grid, vty)
+        bdata = context.make_array(sig.args[7])(context, builder, ba).data
+        bv = _masked_load(builder, builder.bitcast(builder.gep(bdata, [bo]), vty.as_pointer()),
+                          builder.select(hb, mask, none), vty)
+        odata = context.make_array(sig.args[3])(context, builder, oa).data
+        offs = context.make_array(sig.args[4])(context, builder, offa).data
+        for i in range(M_OUT):
+            for j in range(M_OUT):
+                ptr, ok = _offset_ptr(builder, odata, offs, i * M_OUT + j, sh, vty)
+                _masked_store(builder, builder.fadd(vals[i][j], bv), ptr, builder.select(ok, mask, none))
+        return context.get_dummy_value()
+
+    return types.void(mm, m_offset, m_stride, out, offsets, shift, count, bias, b_offset, has_bias), codegen
+
+
+@intrinsic
+def _index_buffer16(typingctx):
+    """16 int64 in the entry block (patch or output offsets of one tile)."""
+    def codegen(context, builder, sig, args):
+        p = cgutils.alloca_once(builder, ir.ArrayType(ir.IntType(64), 16))
+        return builder.bitcast(p, ir.IntType(64).as_pointer())
+
+    return types.CPointer(types.int64)(), codegen
+
+
+# ------------------------------------------------------------------ the kernel
+
+@njit(inline="always", **SERIAL)
+def _tile_origin(q, OD, TY, TX, dh, dw):
+    """(n, od, first output row, first output column) of tile ``q`` of the flattened
+    (N, OD, TY, TX) tile grid; outputs o and o + dilation share a tile, in blocks of
+    2 * dilation."""
+    tx = q % TX
+    q //= TX
+    ty = q % TY
+    q //= TY
+    return q // OD, q % OD, (ty // dh) * 2 * dh + ty % dh, (tx // dw) * 2 * dw + tx % dw
+
+
+@njit(**PARALLEL)
+def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run, threads, act, tag):
+    """``out = act(conv(x, w) + b)`` for 3x3 windows at H/W stride 1 (see module
+    docstring); ``up`` from ``transform_weights``. Depth: any kernel size, stride
+    and dilation. Operands as in ``conv.conv_direct_kernel``.
+
+    A task is a run of ``run`` consecutive tiles of the flattened (N, OD, TY, TX)
+    tile grid (runs cross tile rows, so small images still share each block of
+    ``U`` among ``run`` tiles). Parallel over ``threads`` workers, each with its own
+    ``V``/``M`` scratch and a contiguous range of tasks."""
+    N, D, H, W, C = x.shape
+    _, OD, OH, OW, K = out.shape
+    G, NKB, A2, KD, CG, _ = up.shape
+    KG = K // G
+    sd = strides[0]
+    dd, dh, dw = dilations
+    pd, ph, pw = pads
+    R, L = tile_shape(x, tag)
+    F = flush_terms(x)
+    if KD * CG <= F:
+        F = 0
+    chunk = F if F else CG
+    VL = VEC_BYTES // x.itemsize
+    TY = dh * ((-(-OH // dh) + 1) // 2)
+    TX = dw * ((-(-OW // dw) + 1) // 2)
+    ntile = N * OD * TY * TX
+    ntask = (ntile + run - 1) // run
+    workers = max(1, min(threads, ntask))
+    per = (ntask + workers - 1) // workers
+    xf = x.reshape(x.size)
+    outf = out.reshape(out.size)
+    uf = up.reshape(G, NKB, A2 * KD * CG * L)
+    vscr = np.empty((workers, KD * A2 * run * CG + VL), x.dtype)
+    mscr = np.empty((workers, A2 * run * L + VL), x.dtype)
+    for s in prange(workers):
+        acc = acc_tile(x, tag)
+        wide = wide_tile(x, tag)
+        res = numba.carray(wide, (R, L))
+        offs = numba.carray(_index_buffer16(), (16,))
+        oo = numba.carray(_index_buffer16(), (16,))
+        V = vscr[s]
+        M = mscr[s]
+        for t in range(s * per, min(ntask, (s + 1) * per)):
+            q0 = t * run
+            tn = min(run, ntile - q0)
+            for g in range(G):
+                # input transform: V[kd, xi, tile, c] (zeros for depth taps in zero padding)
+                for ti in range(tn):
+                    n, od, oy0, ox0 = _tile_origin(q0 + ti, OD, TY, TX, dh, dw)
+                    for a in range(KD):
+                        iz = od * sd - pd + a * dd
+                        if iz < 0 or iz >= D:
+                            iz = source_index(iz, D, mode) if mode else -1
+                        for i in range(ALPHA):
+                            iy = oy0 - ph + i * dh
+                            if iy < 0 or iy >= H:
+                                iy = source_index(iy, H, mode) if mode else -1
+                            for j in range(ALPHA):
+                                ix = ox0 - pw + j * dw
+                                if ix < 0 or ix >= W:
+                                    ix = source_index(ix, W, mode) if mode else -1
+                                offs[i * ALPHA + j] = -1 if iz < 0 or iy < 0 or ix < 0 else (
+                                    ((n * D + iz) * H + iy) * W + ix) * C + g * CG
+                        for c0 in range(0, CG, VL):
+                            transform_input(xf, offs, c0, min(VL, CG - c0), V,
+                                            (a * A2 * run + ti) * CG + c0, run * CG)
+                for kb in range(NKB):
+                    k0 = kb * L
+                    kn = min(L, KG - k0)
+                    ug = uf[g, kb]
+                    # contraction: M[xi, tile, :] = sum over (kd, c) of V[kd, xi, tile, c] U[xi, kd, c, :]
+                    for xi in range(A2):
+                        for t0 in range(0, tn, R):
+                            clear_tile(acc, res, F, R, L, x, tag)
+                            cnt = 0
+                            for a in range(KD):
+                                vb = ((a * A2 + xi) * run + t0) * CG
+                                ub = (xi * KD + a) * CG * L
+                                for c0 in range(0, CG, chunk):
+                                    cn = min(chunk, CG - c0)
+                                    for c in range(c0, c0 + cn):
+                                        for p in range(R):
+                                            row_fma(acc, p, V[vb + p * CG + c], ug, ub + c * L, tag)
+                                    cnt = flush_if_due(acc, wide, cnt, cn, F, R, x, tag)
+                            for p in range(R):
+                                mo = (xi * run + t0 + p) * L
+                                if F:
+                                    row_flush(acc, wide, p, x, tag)
+                                    row_store(wide, p, M, mo, L, b, 0, False, tag)
+                                else:
+                                    row_store(acc, p, M, mo, L, b, 0, False, tag)
+                    # output transform, bias and activation
+                    kk = g * KG + k0
+                    for ti in range(tn):
+                        n, od, oy0, ox0 = _tile_origin(q0 + ti, OD, TY, TX, dh, dw)
+                        for i in range(M_OUT):
+                            oy = oy0 + i * dh
+                            for j in range(M_OUT):
+                                ox = ox0 + j * dw
+                                oo[i * M_OUT + j] = (((n * OD + od) * OH + oy) * OW + ox) * K + kk \
+                                    if oy < OH and ox < OW else -1
+                        for e0 in range(0, kn, VL):
+                            transform_output(M, ti * L + e0, run * L, outf, oo, e0, min(VL, kn - e0), b, kk + e0,
+                                             has_bias)
+                        if act:
+                            for q in range(M_OUT * M_OUT):
+                                if oo[q] >= 0:
+                                    activate_slice(outf[oo[q]:oo[q] + kn], act)

@@ -1,0 +1,192 @@
+"""The Winograd F(2x2, 3x3) path: results against the float64 reference over its
+whole argument space, invariance to threads and task splits, accuracy, non-finite
+inputs and the fallback for convolutions it does not compute (its vector code:
+``test_kernel_quality.py``)."""
+import numba
+import numpy as np
+import pytest
+
+import numconv
+from numconv._kernels import winograd as wk
+from numconv._kernels.tile import VARIANTS, choose_variant, variant_lanes, variant_tag
+from numconv._paths import winograd as wpath
+from reference import ref_conv
+
+
+def _cases():
+    rng = np.random.default_rng(20261123)
+    cases = []
+    for i in range(48):
+        rank = 2 if i % 3 else 3
+        groups = int(rng.choice([1, 1, 2, 4]))
+        cg = int(rng.choice([1, 3, 16, 33, 70]))  # 70 * kd > 64 terms: float32 flushes to double
+        kg = int(rng.choice([1, 7, 16, 33, 64, 70]))  # 70 > 64 lanes: two filter blocks
+        dil = [1, 1, 2, 3, (1, 2)][int(rng.integers(5))] if rank == 2 else int(rng.choice([1, 2]))
+        mode = str(rng.choice(["zeros", "zeros", "reflect", "replicate", "circular"]))
+        padding = str(rng.choice(["same", "valid", "explicit"]))
+        spatial = tuple(int(v) for v in rng.integers(1, 12, rank))
+        kd = int(rng.integers(1, 4))
+        cases.append(dict(
+            rank=rank, groups=groups, cg=cg, kg=kg, dilation=dil, mode=mode, padding=padding,
+            spatial=spatial, kd=kd, batch=int(rng.integers(1, 3)), dtype=[np.float32, np.float64][i % 2],
+            bias=bool(i % 4), activation=[None, "relu", "tanh"][i % 3],
+            data_format="channels_first" if i % 5 == 0 else "channels_last",
+            depth_stride=int(rng.choice([1, 2])), seed=i))
+    return cases
+
+
+def _arrays(c):
+    rng = np.random.default_rng(c["seed"])
+    ks = (3, 3) if c["rank"] == 2 else (c["kd"], 3, 3)
+    dil = np.broadcast_to(c["dilation"], (c["rank"],))
+    # big enough for the window (and for reflect's pad < length)
+    spatial = tuple(max(s, d * (k - 1) + 2) for s, k, d in zip(c["spatial"], ks, dil))
+    C, K = c["cg"] * c["groups"], c["kg"] * c["groups"]
+    shape = (c["batch"], C) + spatial if c["data_format"] == "channels_first" else (c["batch"],) + spatial + (C,)
+    x = rng.standard_normal(shape).astype(c["dtype"])
+    w = (rng.standard_normal(ks + (c["cg"], K)) / np.sqrt(9 * c["cg"])).astype(c["dtype"])
+    b = rng.standard_normal(K).astype(c["dtype"]) if c["bias"] else None
+    if c["padding"] == "explicit":
+        padding = tuple((int(d), int(d) + 1) if i % 2 else (0, int(d)) for i, d in enumerate(dil))
+    else:
+        padding = c["padding"]
+    if c["mode"] != "zeros" and padding == "valid":
+        padding = "same"
+    strides = 1 if c["rank"] == 2 else (c["depth_stride"], 1, 1)
+    kw = dict(strides=strides, padding=padding, dilation_rate=c["dilation"], groups=c["groups"],
+              data_format=c["data_format"], padding_mode=c["mode"], activation=c["activation"])
+    return x, w, b, kw
+
+
+@pytest.mark.parametrize("c", _cases(), ids=lambda c: "r{rank}-g{groups}-c{cg}-k{kg}-{mode}-{padding}-{seed}".format(**c))
+def test_winograd_matches_reference(c):
+    x, w, b, kw = _arrays(c)
+    args = (x, w) if b is None else (x, w, b)
+    spec = numconv._spec.conv_spec("conv", *args, *([None] if b is None else []), kw["strides"], kw["padding"],
+                                   kw["dilation_rate"], kw["groups"], kw["data_format"], kw["padding_mode"],
+                                   kw["activation"], "winograd", numconv._dispatch.METHODS)[0]
+    assert wpath.applies(spec) == (c["cg"] > 1 or c["groups"] == 1 or c["kg"] > 8)
+    got = numconv.conv(x, w, b, method="winograd", **kw)
+    ref = ref_conv(x, w, b, **kw)
+    scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
+    tol = 1e-5 if c["dtype"] == np.float32 else 1e-12
+    assert got.dtype == c["dtype"] and got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * scale)
+
+
+def test_dispatcher_runs_winograd_on_a_resnet_layer_and_matches():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 40, 38, 64)).astype(np.float32)
+    w = (rng.standard_normal((3, 3, 64, 64)) / 24).astype(np.float32)
+    assert numconv.choose_conv_method(x, w, padding="same") == "winograd"
+    got = numconv.conv2d(x, w, padding="same")
+    np.testing.assert_allclose(got, ref_conv(x, w, padding="same"), rtol=1e-5, atol=1e-5)
+
+
+def _kernel_call(x5, up, out, run, threads, variant):
+    wk.winograd_kernel(x5, up, np.zeros(1, x5.dtype), False, out, (1, 1, 1), (1, 1, 1), (0, 1, 1), 0, run, threads, 0,
+                       variant_tag(variant))
+    return out.copy()
+
+
+def test_results_do_not_depend_on_threads_or_task_runs():
+    rng = np.random.default_rng(3)
+    x5 = rng.standard_normal((3, 1, 13, 15, 70)).astype(np.float32)  # 70 channels: flushes
+    w5 = rng.standard_normal((1, 3, 3, 70, 40)).astype(np.float32)
+    variant = choose_variant(40, np.float32)
+    up = wk.transform_weights(w5, 1, variant_lanes(variant, np.float32), np.float32)
+    out = np.empty((3, 1, 13, 15, 40), np.float32)
+    rows = VARIANTS[variant][0]
+    first = _kernel_call(x5, up, out, rows, 1, variant)
+    for run, threads in [(rows, 2), (2 * rows, 1), (3 * rows, 2), (16 * rows, 2)]:
+        assert np.array_equal(_kernel_call(x5, up, out, run, threads, variant), first), (run, threads)
+    x = x5[:, 0]
+    w = w5[0]
+    before = numba.get_num_threads()
+    try:
+        numconv.set_num_threads(1)
+        one = numconv.conv2d(x, w, padding="same", method="winograd")
+        numconv.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = numconv.conv2d(x, w, padding="same", method="winograd")
+    finally:
+        numconv.set_num_threads(before)
+    assert np.array_equal(one, many)
+    assert np.array_equal(one, first[:, 0])
+
+
+def test_weight_transform_is_g_w_gt_in_float64():
+    rng = np.random.default_rng(4)
+    w5 = rng.standard_normal((2, 3, 3, 5, 12)).astype(np.float32)
+    up = wk.transform_weights(w5, 2, 16, np.float32)  # 2 groups of 6 filters, 16 lanes
+    g = np.array(wk.G)
+    ref = np.einsum("ai,zijck,bj->zabck", g, w5.astype(np.float64), g).reshape(2, 16, 5, 2, 6)
+    assert up.shape == (2, 1, 16, 2, 5, 16)
+    for grp in range(2):
+        got = up[grp, 0][..., :6].transpose(1, 0, 2, 3)  # (kd, xi, c, k)
+        np.testing.assert_array_equal(got, ref[:, :, :, grp].astype(np.float32))
+        assert not up[grp, 0][..., 6:].any()
+
+
+def test_float32_error_on_a_long_reduction():
+    rng = np.random.default_rng(7)
+    x = rng.random((1, 10, 10, 512)).astype(np.float32)  # positive data: no cancellation
+    w = rng.random((3, 3, 512, 16)).astype(np.float32)
+    ref = ref_conv(x.astype(np.float64), w.astype(np.float64), padding="same")
+    err = np.abs(numconv.conv2d(x, w, padding="same", method="winograd") - ref).max() / np.abs(ref).max()
+    assert err < 1e-6, err
+
+
+def test_float32_error_at_most_twice_torchs_on_the_resnet_layer():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 56, 56, 64)).astype(np.float32)
+    w = (rng.standard_normal((3, 3, 64, 64)) * np.sqrt(2 / 576)).astype(np.float32)
+    ref = ref_conv(x.astype(np.float64), w.astype(np.float64), padding="same")
+    err = np.abs(numconv.conv2d(x, w, padding="same", method="winograd") - ref).max() / np.abs(ref).max()
+    with torch.no_grad():
+        yt = torch.nn.functional.conv2d(torch.from_numpy(x).permute(0, 3, 1, 2),
+                                        torch.from_numpy(w).permute(3, 2, 0, 1), padding=1)
+    terr = np.abs(yt.permute(0, 2, 3, 1).numpy() - ref).max() / np.abs(ref).max()
+    assert err <= 2 * terr, (err, terr)
+
+
+def test_non_finite_inputs_stay_within_their_tiles():
+    x = np.zeros((1, 12, 12, 32), np.float32)
+    x[0, 5, 6, 3] = np.nan
+    x[0, 1, 1, 0] = np.inf
+    w = np.ones((3, 3, 32, 32), np.float32)
+    got = numconv.conv2d(x, w, padding="same", method="winograd")
+    direct = numconv.conv2d(x, w, padding="same", method="direct")
+    bad = ~np.isfinite(got[0, ..., 0])
+    # each bad input reaches at most the 2 x 2 tiles whose 4 x 4 patch holds it (rows/cols within 3)
+    rows, cols = np.nonzero(bad)
+    near = ((np.abs(rows - 5) <= 3) & (np.abs(cols - 6) <= 3)) | ((rows <= 4) & (cols <= 4))
+    assert near.all()
+    assert (~np.isfinite(direct[0, ..., 0]) <= bad).all()  # every non-finite direct output is non-finite too
+    assert np.isfinite(got[0, 10:, :, 0]).all()
+
+
+@pytest.mark.parametrize("kw, w_shape", [
+    (dict(strides=2, padding="same"), (3, 3, 8, 8)),
+    (dict(padding="same"), (5, 5, 8, 8)),
+    (dict(padding="same"), (3, 1, 8, 8)),
+])
+def test_other_convolutions_run_the_direct_kernel(kw, w_shape):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 11, 9, 8)).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    assert np.array_equal(numconv.conv2d(x, w, method="winograd", **kw), numconv.conv2d(x, w, method="direct", **kw))
+    xc = (x + 1j * x[..., ::-1]).astype(np.complex64)
+    wc = np.ones((3, 3, 8, 8), np.complex64)
+    assert np.array_equal(numconv.conv2d(xc, wc, method="winograd"), numconv.conv2d(xc, wc, method="direct"))
+
+
+def test_inputs_are_not_modified():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 9, 9, 20)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 20, 24)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    copies = [a.copy() for a in (x, w, b)]
+    numconv.conv2d(x, w, b, padding="same", method="winograd", activation="relu")
+    for a, c in zip((x, w, b), copies):
+        assert np.array_equal(a, c)

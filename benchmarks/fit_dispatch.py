@@ -7,7 +7,7 @@
 2. Reports the share of shapes where ``auto``'s choice is within 1.2x of the
    fastest method (issue 4's goal: >= 95 %), and the worst regrets.
 3. Grid-searches ``FFT_TRANSFORM_COST`` and ``FFT_CONTRACT_COST`` of
-   ``numconv._dispatch`` for the pair with the highest such share (ties: lowest
+   ``numconv._dispatch`` (the Winograd constants held as they are) for the pair with the highest such share (ties: lowest
    mean log-regret) and prints it, to be copied into ``_dispatch.py``.
 """
 import argparse
@@ -29,7 +29,7 @@ def spec_for(x_shape, kernel_shape, kwargs, dtype):
 
 
 def cost_parts(spec):
-    """(direct cost, fft transform ops, fft contraction multiply-adds) of the model."""
+    """(direct cost, fft transform ops, fft contraction multiply-adds, Winograd cost) of the model."""
     from numconv import _dispatch
     from numconv._paths import fft
 
@@ -38,14 +38,15 @@ def cost_parts(spec):
     transforms = spec.batch * (spec.channels + spec.filters) + cg * spec.filters
     freqs = n if spec.dtype.kind == "c" else n // 2 + 1
     return (_dispatch.direct_cost(spec), transforms * n * max(math.log2(n), 1.0),
-            spec.batch * freqs * cg * spec.filters)
+            spec.batch * freqs * cg * spec.filters, _dispatch.winograd_cost(spec))
 
 
 def share_within(rows, a, b, factor=1.2):
     regrets = []
     for row in rows:
-        direct, transform, contract = row["parts"]
-        pick = "fft" if a * transform + b * contract < direct else "direct"
+        direct, transform, contract, winograd = row["parts"]
+        costs = {"direct": direct, "fft": a * transform + b * contract, "winograd": winograd}
+        pick = min(costs, key=costs.get)
         regrets.append(row["times"][pick] / min(row["times"].values()))
     regrets = np.array(regrets)
     return float(np.mean(regrets <= factor)), float(np.mean(np.log(regrets))), regrets

@@ -191,7 +191,7 @@ def choose_conv_method(x, kernel, bias=None, *, strides=1, padding="valid", dila
     import time
 
     times = {}
-    for method in _dispatch.METHODS:
+    for method in _dispatch.candidates(spec):
         _conv(fn, None, *args, method, None)  # compile / warm caches
         t0 = time.perf_counter()
         _conv(fn, None, *args, method, None)

@@ -61,6 +61,9 @@ def test_measure_times_every_method():
     best, times = numconv.choose_conv_method(np.ones((1, 20, 20, 2)), np.ones((3, 3, 2, 4)), measure=True)
     assert set(times) == set(_dispatch.METHODS) and best in times
     assert all(t > 0 for t in times.values())
+    # a 5x5 window: "winograd" would run the direct kernel again, so it is not a candidate
+    best, times = numconv.choose_conv_method(np.ones((1, 20, 20, 2)), np.ones((5, 5, 2, 4)), measure=True)
+    assert set(times) == set(_dispatch.METHODS) - {"winograd"} and best in times
 
 
 def test_cost_model_is_monotone_in_kernel_size():

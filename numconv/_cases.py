@@ -735,26 +735,20 @@ def dispatch_grid(n=240, seed=0, max_direct_macs=1.5e8):
 
 def time_methods(x_shape, kernel_shape, kwargs, dtype, repeat=3, seed=0):
     """{method: best-of-``repeat`` seconds} for every conv method with a path of its
-    own for these shapes (``_dispatch.candidates``), plus
-    the method ``auto`` chose, on seeded data of the given shapes."""
+    own for these shapes (the methods ``choose_conv_method(measure=True)`` times,
+    whose warm-up and timed call are the first sample), plus the method ``auto``
+    chose, on seeded data of the given shapes."""
     import time
 
-    from numconv import _dispatch, choose_conv_method, conv
-    from numconv._spec import conv_spec
+    from numconv import choose_conv_method, conv
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(kernel_shape).astype(dtype)
-    times = {}
-    spec = conv_spec("time_methods", x, w, None, kwargs.get("strides", 1), kwargs.get("padding", "valid"),
-                     kwargs.get("dilation_rate", 1), kwargs.get("groups"), kwargs.get("data_format", "channels_last"),
-                     kwargs.get("padding_mode", "zeros"), None, "auto", _dispatch.METHODS)[0]
-    for method in _dispatch.candidates(spec):
-        conv(x, w, method=method, **kwargs)
-        best = np.inf
-        for _ in range(repeat):
+    times = choose_conv_method(x, w, measure=True, **kwargs)[1]
+    for method in times:
+        for _ in range(repeat - 1):
             t0 = time.perf_counter()
             conv(x, w, method=method, **kwargs)
-            best = min(best, time.perf_counter() - t0)
-        times[method] = best
+            times[method] = min(times[method], time.perf_counter() - t0)
     return times, choose_conv_method(x, w, **kwargs)

@@ -78,9 +78,7 @@ def winograd_cost(spec):
     if not winograd.applies(spec):
         return math.inf
     kd = spec.kernel_spatial[0]
-    _, oh, ow = spec.out_spatial
-    dh, dw = spec.dilations[1:]
-    tiles = spec.batch * spec.out_spatial[0] * dh * ((-(-oh // dh) + 1) // 2) * dw * ((-(-ow // dw) + 1) // 2)
+    tiles = winograd.tile_count(spec)
     cg = spec.channels // spec.groups
     kg = spec.filters // spec.groups
     lanes = variant_lanes(choose_variant(kg, spec.dtype), spec.dtype)

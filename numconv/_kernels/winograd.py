@@ -42,15 +42,14 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._config import PARALLEL, SERIAL
 from .act import activate_slice
 from .conv import clear_tile, flush_if_due
 from .pad import source_index
-from .tile import (_fma, _lane_mask, _masked_load, _masked_store, _scalar_lanes, acc_tile, flush_terms, row_flush,
-                   row_fma, row_store, tile_shape, wide_tile)
+from .tile import (_alloca_tile, _fma, _lane_mask, _masked_load, _masked_store, _scalar_lanes, acc_tile, flush_terms,
+                   row_flush, row_fma, row_store, tile_shape, wide_tile)
 
 #: outputs per tile side (m), window (r), input patch side (alpha = m + r - 1)
 M_OUT, R_WIN, ALPHA = 2, 3, 4
@@ -227,8 +226,7 @@ def transform_output(typingctx, mm, m_offset, m_stride, out, offsets, shift, cou
 def _index_buffer16(typingctx):
     """16 int64 in the entry block (patch or output offsets of one tile)."""
     def codegen(context, builder, sig, args):
-        p = cgutils.alloca_once(builder, ir.ArrayType(ir.IntType(64), 16))
-        return builder.bitcast(p, ir.IntType(64).as_pointer())
+        return builder.bitcast(_alloca_tile(builder, ir.IntType(64), 16), ir.IntType(64).as_pointer())
 
     return types.CPointer(types.int64)(), codegen
 

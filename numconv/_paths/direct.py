@@ -48,15 +48,22 @@ def is_depthwise(spec):
             and spec.filters // spec.groups <= MAX_DEPTHWISE_M)
 
 
+def epilogue(spec, b):
+    """The kernels' epilogue arguments: (bias array, has_bias, activation code).
+    Without a bias the kernels take a 1-element dummy they never read; a callable
+    activation is applied after the kernel (code 0 here)."""
+    has_bias = b is not None
+    return (b if has_bias else np.zeros(1, spec.dtype)), has_bias, (
+        spec.activation if isinstance(spec.activation, int) else 0)
+
+
 def run(spec, x5, w5, b, out5, lattice=None):
     """Compute ``out5`` (N, OD, OH, OW, K) in place with the fused activation code.
 
     ``lattice`` = (steps, firsts), per spatial axis, writes the result's pixel
     ``o`` to ``first + o * step`` of a larger ``out5`` instead (the dense kernel's
     output lattice; used by the transposed conv's stride phases)."""
-    has_bias = b is not None
-    bk = b if has_bias else np.zeros(1, spec.dtype)
-    act = spec.activation if isinstance(spec.activation, int) else 0
+    bk, has_bias, act = epilogue(spec, b)
     pads = tuple(p[0] for p in spec.pads)
     mode = PAD_MODES[spec.padding_mode]
     if is_depthwise(spec) and lattice is None:

@@ -23,6 +23,7 @@ import numpy as np
 from .._config import get_num_threads, kernel_lock
 from .._kernels.act import bias_activation_kernel
 from .._kernels.spectral import contract_kernel
+from .direct import epilogue
 
 #: padding_mode -> numpy.pad mode for the padded copy
 _NP_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -103,9 +104,8 @@ def run(spec, x5, w5, b, out5):
         y = inverse(Y, s=fshape, axes=(1, 2, 3), workers=workers)
         del Y
         out5[n0:n0 + n] = y[(slice(None),) + region + (slice(None),)]
-    act = spec.activation if isinstance(spec.activation, int) else 0
-    if b is not None or act:
+    bk, has_bias, act = epilogue(spec, b)
+    if has_bias or act:
         with kernel_lock():
-            bias_activation_kernel(out5.reshape(-1, K), b if b is not None else np.zeros(1, spec.dtype),
-                                   b is not None, act)
+            bias_activation_kernel(out5.reshape(-1, K), bk, has_bias, act)
     return out5

@@ -27,22 +27,25 @@ def applies(spec):
             and spec.kernel_spatial[0] <= MAX_DEPTH_TAPS and not direct.is_depthwise(spec))
 
 
+def tile_count(spec):
+    """2 x 2 output tiles of ``spec``: outputs ``dilation`` apart share a tile, so
+    each axis has ``dilation`` interleaved rows of half as many tiles."""
+    _, oh, ow = spec.out_spatial
+    dh, dw = spec.dilations[1:]
+    return spec.batch * spec.out_spatial[0] * dh * ((-(-oh // dh) + 1) // 2) * dw * ((-(-ow // dw) + 1) // 2)
+
+
 def run(spec, x5, w5, b, out5):
     """Compute ``out5`` in place (the direct kernel where ``applies`` is False)."""
     if not applies(spec):
         return direct.run(spec, x5, w5, b, out5)
-    has_bias = b is not None
-    bk = b if has_bias else np.zeros(1, spec.dtype)
-    act = spec.activation if isinstance(spec.activation, int) else 0
+    bk, has_bias, act = direct.epilogue(spec, b)
     variant = choose_variant(spec.filters // spec.groups, spec.dtype)
-    rows, _ = VARIANTS[variant]
-    up = transform_weights(w5, spec.groups, variant_lanes(variant, spec.dtype), spec.dtype)
-    _, oh, ow = spec.out_spatial
-    dh, dw = spec.dilations[1:]
-    tiles = spec.batch * spec.out_spatial[0] * dh * ((-(-oh // dh) + 1) // 2) * dw * ((-(-ow // dw) + 1) // 2)
-    threads = numba.get_num_threads()
     lanes = variant_lanes(variant, spec.dtype)
-    run_ = tile_run(w5.shape[0], spec.channels // spec.groups, lanes, rows, tiles, spec.dtype, threads)
+    up = transform_weights(w5, spec.groups, lanes, spec.dtype)
+    threads = numba.get_num_threads()
+    run_ = tile_run(w5.shape[0], spec.channels // spec.groups, lanes, VARIANTS[variant][0], tile_count(spec),
+                    spec.dtype, threads)
     with kernel_lock():
         winograd_kernel(x5, up, bk, has_bias, out5, spec.strides, spec.dilations, tuple(p[0] for p in spec.pads),
                         PAD_MODES[spec.padding_mode], run_, threads, act, variant_tag(variant))

@@ -1,21 +1,30 @@
 """Fit and judge ``conv``'s ``method="auto"`` on this machine.
 
     python benchmarks/fit_dispatch.py [--n 240] [--seed 0] [--json FILE]
+    python benchmarks/fit_dispatch.py --load A.json B.json      # refit saved timings
 
-1. Times every registered method on ``numconv._cases.dispatch_grid()`` (best of
-   3, one process, numconv's default threads).
+1. Times every method with a path of its own (``numconv._dispatch.candidates``)
+   on ``numconv._cases.dispatch_grid()`` (best of 5 interleaved rounds, one
+   process, numconv's default threads), or loads such timings saved by ``--json``.
 2. Reports the share of shapes where ``auto``'s choice is within 1.2x of the
    fastest method (issue 4's goal: >= 95 %), and the worst regrets.
-3. Grid-searches ``FFT_TRANSFORM_COST`` and ``FFT_CONTRACT_COST`` of
-   ``numconv._dispatch`` (the Winograd constants held as they are) for the pair with the highest such share (ties: lowest
-   mean log-regret) and prints it, to be copied into ``_dispatch.py``.
+3. Grid-searches ``FFT_TRANSFORM_COST``, ``FFT_CONTRACT_COST``,
+   ``FFT_CALL_COST`` and ``DIRECT_TAP_COST`` of ``numconv._dispatch`` (the other constants held as they
+   are) for the highest such share (ties: lowest mean log-regret) and prints
+   them, to be copied into ``_dispatch.py``. Judge a fit on a grid it was not
+   fitted on (another ``--seed``).
 """
 import argparse
+import itertools
 import json
 import math
 import sys
 
 import numpy as np
+
+FITTED = {"FFT_TRANSFORM_COST": np.geomspace(10, 100, 21), "FFT_CONTRACT_COST": np.geomspace(0.5, 64, 8),
+          "FFT_CALL_COST": np.array([0, 1e6, 3e6, 1e7]),
+          "DIRECT_TAP_COST": np.array([0, 10, 25, 50, 75, 100, 150, 200, 300])}
 
 
 def spec_for(x_shape, kernel_shape, kwargs, dtype):
@@ -28,28 +37,44 @@ def spec_for(x_shape, kernel_shape, kwargs, dtype):
                      None, "auto", _dispatch.METHODS)[0]
 
 
-def cost_parts(spec):
-    """(direct cost, fft transform ops, fft contraction multiply-adds, Winograd cost) of the model."""
+def regrets(rows, constants=None):
+    """auto's time / the fastest time per row, under ``constants``."""
     from numconv import _dispatch
-    from numconv._paths import fft
 
-    n = math.prod(fft.fft_shape(spec))
-    cg = spec.channels // spec.groups
-    transforms = spec.batch * (spec.channels + spec.filters) + cg * spec.filters
-    freqs = n if spec.dtype.kind == "c" else n // 2 + 1
-    return (_dispatch.direct_cost(spec), transforms * n * max(math.log2(n), 1.0),
-            spec.batch * freqs * cg * spec.filters, _dispatch.winograd_cost(spec))
-
-
-def share_within(rows, a, b, factor=1.2):
-    regrets = []
+    out = []
     for row in rows:
-        direct, transform, contract, winograd = row["parts"]
-        costs = {"direct": direct, "fft": a * transform + b * contract, "winograd": winograd}
+        costs = {m: _dispatch.weigh(t, constants) for m, t in row["terms"].items()}
         pick = min(costs, key=costs.get)
-        regrets.append(row["times"][pick] / min(row["times"].values()))
-    regrets = np.array(regrets)
-    return float(np.mean(regrets <= factor)), float(np.mean(np.log(regrets))), regrets
+        out.append(row["times"][pick] / min(row["times"].values()))
+    return np.array(out)
+
+
+def score(r):
+    return float(np.mean(r <= 1.2)), float(np.mean(np.log(r)))
+
+
+def report(rows, label, constants=None):
+    r = regrets(rows, constants)
+    share, logr = score(r)
+    print(f"{label}: auto within 1.2x of the fastest on {100 * share:.1f} % "
+          f"(mean regret {math.exp(logr):.3f}x, worst {r.max():.2f}x)")
+    for reg, row in sorted(zip(r, rows), key=lambda t: -t[0])[:5]:
+        print(f"  {reg:5.2f}x  x{tuple(row['x_shape'])} k{tuple(row['kernel_shape'])} {row['kwargs']} "
+              f"{row['dtype']}: " + ", ".join(f"{m} {t * 1e3:.2f} ms" for m, t in row["times"].items()))
+
+
+def measure(n, seed):
+    from numconv import _dispatch
+    from numconv._cases import dispatch_grid, time_methods
+
+    rows = []
+    grid = dispatch_grid(n, seed)
+    for i, (xs, ws, kw, dt) in enumerate(grid):
+        times, auto = time_methods(xs, ws, kw, dt)
+        rows.append(dict(x_shape=xs, kernel_shape=ws, kwargs=kw, dtype=dt, times=times, auto=auto))
+        print(f"\r{i + 1}/{len(grid)} shapes timed", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return rows
 
 
 def main(argv=None):
@@ -57,38 +82,31 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=240)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the measurements here")
+    parser.add_argument("--load", nargs="+", metavar="FILE", help="refit timings saved by --json instead of timing")
     args = parser.parse_args(argv)
 
     from numconv import _dispatch
-    from numconv._cases import dispatch_grid, time_methods
 
-    rows = []
-    grid = dispatch_grid(args.n, args.seed)
-    for i, (xs, ws, kw, dt) in enumerate(grid):
-        times, auto = time_methods(xs, ws, kw, dt)
-        rows.append(dict(x_shape=xs, kernel_shape=ws, kwargs=kw, dtype=dt, times=times, auto=auto,
-                         parts=cost_parts(spec_for(xs, ws, kw, dt))))
-        print(f"\r{i + 1}/{len(grid)} shapes timed", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+    if args.load:
+        rows = [row for name in args.load for row in json.load(open(name))]
+        label = " + ".join(args.load)
+    else:
+        rows = measure(args.n, args.seed)
+        label = f"seed {args.seed}"
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1, default=str)
+    for row in rows:
+        spec = spec_for(tuple(row["x_shape"]), tuple(row["kernel_shape"]), row["kwargs"], row["dtype"])
+        # the terms of the methods timed (Winograd only where it applies)
+        row["terms"] = {m: t for m, t in _dispatch.cost_terms(spec).items() if m in row["times"]}
 
-    current = (_dispatch.FFT_TRANSFORM_COST, _dispatch.FFT_CONTRACT_COST)
-    share, logr, regrets = share_within(rows, *current)
-    print(f"grid: {len(rows)} shapes (seed {args.seed}); fft fastest on "
-          f"{sum(r['times']['fft'] < r['times']['direct'] for r in rows)}")
-    print(f"current constants {current}: auto within 1.2x of the fastest on {100 * share:.1f} % "
-          f"(mean regret {math.exp(logr):.3f}x, worst {regrets.max():.2f}x)")
-    worst = sorted(zip(regrets, rows), key=lambda t: -t[0])[:5]
-    for r, row in worst:
-        print(f"  {r:5.2f}x  x{row['x_shape']} k{row['kernel_shape']} {row['kwargs']} {row['dtype']}: "
-              + ", ".join(f"{m} {t * 1e3:.2f} ms" for m, t in row["times"].items()))
-    best = max(((a, b) for a in np.geomspace(2, 200, 41) for b in np.geomspace(0.5, 64, 15)),
-               key=lambda ab: (share_within(rows, *ab)[0], -share_within(rows, *ab)[1]))
-    bshare, blogr, _ = share_within(rows, *best)
-    print(f"best fit FFT_TRANSFORM_COST={best[0]:.1f}, FFT_CONTRACT_COST={best[1]:.1f}: within 1.2x on "
-          f"{100 * bshare:.1f} % (mean regret {math.exp(blogr):.3f}x)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1, default=str)
+    print(f"grid: {len(rows)} shapes ({label}); fastest: " + ", ".join(
+        f"{m} {sum(min(r['times'], key=r['times'].get) == m for r in rows)}" for m in _dispatch.METHODS))
+    report(rows, "current constants " + ", ".join(f"{k}={getattr(_dispatch, k)}" for k in FITTED))
+    best = max((dict(zip(FITTED, values)) for values in itertools.product(*FITTED.values())),
+               key=lambda c: (lambda s: (s[0], -s[1]))(score(regrets(rows, c))))
+    report(rows, "best fit " + ", ".join(f"{k}={v:.3g}" for k, v in best.items()), best)
     return 0
 
 

@@ -733,11 +733,13 @@ def dispatch_grid(n=240, seed=0, max_direct_macs=1.5e8):
     return grid
 
 
-def time_methods(x_shape, kernel_shape, kwargs, dtype, repeat=3, seed=0):
+def time_methods(x_shape, kernel_shape, kwargs, dtype, repeat=5, seed=0):
     """{method: best-of-``repeat`` seconds} for every conv method with a path of its
     own for these shapes (the methods ``choose_conv_method(measure=True)`` times,
     whose warm-up and timed call are the first sample), plus the method ``auto``
-    chose, on seeded data of the given shapes."""
+    chose, on seeded data of the given shapes. The later samples run in rounds
+    (one call of each method per round), so a burst of load on this shared
+    machine slows every method alike instead of one method's samples."""
     import time
 
     from numconv import choose_conv_method, conv
@@ -746,8 +748,8 @@ def time_methods(x_shape, kernel_shape, kwargs, dtype, repeat=3, seed=0):
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(kernel_shape).astype(dtype)
     times = choose_conv_method(x, w, measure=True, **kwargs)[1]
-    for method in times:
-        for _ in range(repeat - 1):
+    for _ in range(repeat - 1):
+        for method in times:
             t0 = time.perf_counter()
             conv(x, w, method=method, **kwargs)
             times[method] = min(times[method], time.perf_counter() - t0)

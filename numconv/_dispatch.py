@@ -36,7 +36,7 @@ regret 1.031x, worst 2.41x on a 16^3 volume with a 9^3 kernel, FFT 1.05 vs direc
 """
 import math
 
-from ._kernels.tile import choose_variant, variant_lanes
+from ._kernels.tile import VARIANTS, choose_variant, variant_lanes
 from ._paths import direct, fft, oa, winograd
 
 #: public ``method=`` string -> the path's ``run(spec, x5, w5, b, out5)``
@@ -44,57 +44,108 @@ METHODS = {"direct": direct.run, "fft": fft.run, "oa": oa.run, "winograd": winog
 
 FFT_TRANSFORM_COST = 40.0
 FFT_CONTRACT_COST = 0.5
+FFT_CALL_COST = 0.0
+DIRECT_TAP_COST = 0.0
 DEPTHWISE_COST = 10.0
 WINOGRAD_TRANSFORM_COST = 13.0
 WINOGRAD_TILE_COST = 2700.0
 WINOGRAD_WEIGHT_COST = 150.0
 
+#: cost term -> name of its constant in this module (None: the unit itself)
+CONSTANTS = {"direct_mac": None, "direct_tap": "DIRECT_TAP_COST", "depthwise_mac": "DEPTHWISE_COST",
+             "fft_transform": "FFT_TRANSFORM_COST", "fft_contract": "FFT_CONTRACT_COST",
+             "fft_call": "FFT_CALL_COST",
+             "winograd_mac": None, "winograd_transform": "WINOGRAD_TRANSFORM_COST",
+             "winograd_tile": "WINOGRAD_TILE_COST", "winograd_weight": "WINOGRAD_WEIGHT_COST"}
 
-def direct_cost(spec):
-    macs = spec.batch * math.prod(spec.out_spatial) * spec.filters * math.prod(spec.kernel_spatial) * (
-        spec.channels // spec.groups)
+
+def _direct_terms(spec):
+    """The direct kernel's work: lane-slot multiply-adds (filters padded to whole
+    tile rows, output pixels to whole tiles along W) and tile-taps (one per tile,
+    filter block and inner loop over channels: per kernel tap, or per kernel row
+    where the kernel merges a row's taps into one loop; the overhead that
+    dominates when a tap has few channels). Depthwise: its own multiply-adds."""
+    cg = spec.channels // spec.groups
+    taps = math.prod(spec.kernel_spatial)
     if direct.is_depthwise(spec):
-        return DEPTHWISE_COST * macs
+        return {"depthwise_mac": spec.batch * math.prod(spec.out_spatial) * spec.filters * taps * cg}
     kg = spec.filters // spec.groups
-    lanes = variant_lanes(choose_variant(kg, spec.dtype), spec.dtype)
-    return macs * (lanes * -(-kg // lanes)) / kg
+    variant = choose_variant(kg, spec.dtype)
+    rows, lanes = VARIANTS[variant][0], variant_lanes(variant, spec.dtype)
+    blocks = spec.groups * -(-kg // lanes)
+    od, oh, ow = spec.out_spatial
+    tiles = spec.batch * od * oh * -(-ow // rows) * blocks
+    merged = spec.groups == 1 and spec.dilations[2] == 1 and cg < 16  # conv_direct_kernel's `merge`
+    loops = taps // spec.kernel_spatial[2] if merged else taps
+    return {"direct_mac": tiles * rows * lanes * taps * cg, "direct_tap": tiles * loops}
 
 
-def fft_cost(spec):
+def _fft_terms(spec):
+    """One transform per input image and channel, per output image and filter and
+    per kernel slice (``n log2 n`` operations each), and the frequency-domain
+    channel contraction (complex multiply-adds)."""
     n = math.prod(fft.fft_shape(spec))
     cg = spec.channels // spec.groups
     transforms = spec.batch * (spec.channels + spec.filters) + cg * spec.filters
     freqs = n if spec.dtype.kind == "c" else n // 2 + 1
-    return (FFT_TRANSFORM_COST * transforms * n * max(math.log2(n), 1.0)
-            + FFT_CONTRACT_COST * spec.batch * freqs * cg * spec.filters)
+    return {"fft_transform": transforms * n * max(math.log2(n), 1.0),
+            "fft_contract": spec.batch * freqs * cg * spec.filters, "fft_call": 1}
 
 
-def winograd_cost(spec):
-    """Cost of the Winograd path (``direct_cost`` units), or infinity where it does
-    not apply: the contraction's 16 multiply-adds per 2 x 2 tile (at the direct
-    tile's lane efficiency), ``WINOGRAD_TRANSFORM_COST`` per transformed input and
-    output value, ``WINOGRAD_TILE_COST`` per tile and ``WINOGRAD_WEIGHT_COST`` per
-    transformed weight."""
+def _oa_terms(spec):
+    """The FFT path's terms for the stacked blocks overlap-save runs."""
+    p = oa.plan(spec)
+    return _fft_terms(spec if p is None else p[-1])
+
+
+def _winograd_terms(spec):
+    """The contraction's 16 multiply-adds per 2 x 2 tile (at the direct tile's lane
+    efficiency), the transformed input and output values, the tiles and the
+    transformed weights; None where the path does not apply."""
     if not winograd.applies(spec):
-        return math.inf
+        return None
     kd = spec.kernel_spatial[0]
     tiles = winograd.tile_count(spec)
     cg = spec.channels // spec.groups
     kg = spec.filters // spec.groups
     lanes = variant_lanes(choose_variant(kg, spec.dtype), spec.dtype)
-    contraction = tiles * 16 * kd * cg * spec.groups * lanes * -(-kg // lanes)
-    return (contraction + WINOGRAD_TRANSFORM_COST * tiles * 16 * (kd * spec.channels + spec.filters)
-            + WINOGRAD_TILE_COST * tiles + WINOGRAD_WEIGHT_COST * 16 * kd * cg * spec.filters)
+    return {"winograd_mac": tiles * 16 * kd * cg * spec.groups * lanes * -(-kg // lanes),
+            "winograd_transform": tiles * 16 * (kd * spec.channels + spec.filters),
+            "winograd_tile": tiles, "winograd_weight": 16 * kd * cg * spec.filters}
 
 
-def choose_conv_method(spec):
-    """The method ``method="auto"`` runs for ``spec``: the cheapest of direct, FFT
-    and Winograd by the cost model above (``"oa"`` is selectable by name; on the measured
-    layers it did not beat one FFT, e.g. 47 vs 33 ms for 1025 taps on 8x65536x4); never FFT or Winograd when every input was
-    integer-valued (bool/int dtypes), whose exact results their rounding could change."""
+def cost_terms(spec):
+    """{method: {term: amount}} for the methods ``auto`` chooses among (those that
+    apply to ``spec``); a method's cost is the sum of each amount times its
+    constant (``CONSTANTS``)."""
+    terms = {"direct": _direct_terms(spec), "fft": _fft_terms(spec), "oa": _oa_terms(spec)}
+    w = _winograd_terms(spec)
+    if w is not None:
+        terms["winograd"] = w
+    return terms
+
+
+def weigh(terms, constants=None):
+    """A method's cost: ``terms`` weighted by ``constants`` ({constant name: value},
+    defaulting to this module's values)."""
+    total = 0.0
+    for term, amount in terms.items():
+        name = CONSTANTS[term]
+        if name is None:
+            total += amount
+        else:
+            total += amount * (constants[name] if constants and name in constants else globals()[name])
+    return total
+
+
+def choose_conv_method(spec, constants=None):
+    """The method ``method="auto"`` runs for ``spec``: the cheapest of direct, FFT,
+    overlap-save and Winograd by the cost model above (``constants`` override the
+    module's, for fitting); never FFT, overlap-save or Winograd when every input
+    was integer-valued (bool/int dtypes), whose exact results their rounding could change."""
     if spec.integer_inputs:
         return "direct"
-    costs = {"direct": direct_cost(spec), "fft": fft_cost(spec), "winograd": winograd_cost(spec)}
+    costs = {m: weigh(t, constants) for m, t in cost_terms(spec).items()}
     return min(costs, key=costs.get)
 
 

@@ -3,7 +3,8 @@ import numpy as np
 
 from . import _dispatch
 from ._errors import shape_str, value_error
-from ._spec import check_out, conv_spec, deliver, normalize_array, user_layout
+from ._kernels.layout import to_channels_first, to_channels_last
+from ._spec import check_out, conv_spec, normalize_array, user_layout
 
 _CONV_DOC = """{summary}
 
@@ -307,13 +308,12 @@ def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, strides=
                           "(*[1] * rank, in_channels * depth_multiplier, filters)", f"shape {shape_str(pk.shape)}")
     cf = isinstance(data_format, str) and data_format.lower() == "channels_first"
     if cf and x.ndim == rank + 2:
-        x = np.moveaxis(x, 1, -1)  # run both stages channels-last; one layout change each way
+        x = to_channels_last(x)  # run both stages channels-last; one layout change each way
     mid = _conv(fn, None, x, w, None, strides, padding, dilation_rate, channels,
                 "channels_last" if cf else data_format, padding_mode, None, method, None)
     y = _conv(fn, None, mid, pk, bias, 1, "valid", 1, 1, "channels_last", "zeros", activation, method,
               None if cf else out)
     if not cf:
         return y
-    y = np.moveaxis(y, -1, 1)
-    check_out(fn, out, y.shape, y.dtype)
-    return deliver(y, out)
+    check_out(fn, out, (y.shape[0], y.shape[-1]) + y.shape[1:-1], y.dtype)
+    return to_channels_first(y, out)

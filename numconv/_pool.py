@@ -9,6 +9,7 @@ import numpy as np
 
 from ._config import kernel_lock
 from ._errors import shape_str, type_error, unknown_option, value_error
+from ._kernels.layout import to_channels_first, to_channels_last
 from ._kernels.pool import AVG, MAX, L, R, pool_kernel
 from ._spec import DATA_FORMATS, canonical_array, normalize_array, normalize_tuple, same_pads
 
@@ -112,7 +113,7 @@ def _pool_args(fn, x, pool_size, strides, padding, data_format):
             pads.append(0)
             out_spatial.append(n)
     lead = 3 - rank
-    xl = x if data_format == "channels_last" else np.moveaxis(x, 1, -1)
+    xl = x if data_format == "channels_last" else to_channels_last(x)
     x5 = canonical_array(xl, x.dtype, (x.shape[0],) + (1,) * lead + tuple(spatial) + (channels,))
     return (x5, rank, data_format, tuple(out_spatial), (1,) * lead + pool, (1,) * lead + strides,
             (0,) * lead + tuple(pads))
@@ -156,7 +157,7 @@ def _pool(fn, op, x, pool_size, strides, padding, data_format):
             pool_kernel(x5, out5, pool, strides, pads, op, _chunk(out5.shape))
     y = out5.reshape((N,) + out_spatial + (C,))
     if data_format == "channels_first":
-        y = np.ascontiguousarray(np.moveaxis(y, -1, 1))
+        y = to_channels_first(y)
     return y
 
 
@@ -276,7 +277,7 @@ def _global(fn, op, x, data_format, keepdims):
     # spread over threads when the batch is small. Each output is still one
     # reduction over all S pixels in order: results do not depend on G's split.
     G = _channel_groups(channels)
-    xl = x if data_format == "channels_last" else np.moveaxis(x, 1, -1)
+    xl = x if data_format == "channels_last" else to_channels_last(x)
     x5 = canonical_array(xl, x.dtype, (N, 1, S, G, channels // G))
     out = np.empty((N, 1, 1, G, channels // G), x.dtype)
     if out.size:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ._errors import shape_str, type_error, unknown_option, value_error
 from ._kernels.act import ACTIVATIONS
+from ._kernels.layout import to_channels_first, to_channels_last
 
 PADDINGS = ("valid", "same", "causal", "full")
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -340,8 +341,9 @@ def conv_spec(fn, x, kernel, bias, strides, padding, dilation_rate, groups, data
 
 def canonical_input(spec, x):
     """``x`` (user layout) as the canonical (N, D, H, W, C) array in ``spec.dtype``."""
-    xl = x if spec.data_format == "channels_last" else np.moveaxis(x, 1, -1)
-    return canonical_array(xl, spec.dtype, (spec.batch,) + spec.in_spatial + (spec.channels,))
+    if spec.data_format == "channels_first":
+        return to_channels_last(x, spec.dtype).reshape((spec.batch,) + spec.in_spatial + (spec.channels,))
+    return canonical_array(x, spec.dtype, (spec.batch,) + spec.in_spatial + (spec.channels,))
 
 
 def canonical_kernel(spec, kernel):
@@ -352,8 +354,9 @@ def canonical_kernel(spec, kernel):
 
 def canonical_output(spec, y):
     """``y`` in the user-facing layout (``spec.output_shape``) as canonical (N, OD, OH, OW, K)."""
-    yl = y if spec.data_format == "channels_last" else np.moveaxis(y, 1, -1)
-    return canonical_array(yl, spec.dtype, spec.canonical_output_shape)
+    if spec.data_format == "channels_first":
+        return to_channels_last(y, spec.dtype).reshape(spec.canonical_output_shape)
+    return canonical_array(y, spec.dtype, spec.canonical_output_shape)
 
 
 def deliver(y, out):
@@ -370,7 +373,7 @@ def user_layout(spec, y5, spatial, channels, out):
     delivered (``deliver``) as a new array or into ``out``."""
     y = y5.reshape((y5.shape[0],) + tuple(spatial[3 - spec.rank:]) + (channels,))
     if spec.data_format == "channels_first":
-        y = np.moveaxis(y, -1, 1)
+        return to_channels_first(y, out)
     return deliver(y, out)
 
 

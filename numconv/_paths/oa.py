@@ -30,17 +30,37 @@ def long_axis(spec):
     return max(range(3), key=lambda a: spec.out_spatial[a])
 
 
-def run(spec, x5, w5, b, out5):
-    """Compute ``out5`` (N, OD, OH, OW, K) by overlap-save along the longest axis."""
+def plan(spec):
+    """``(axis, block, nb, slab, sub)``: the axis cut into ``nb`` blocks of ``block``
+    outputs, each read from a ``slab`` of input, and ``sub``, the valid-padding
+    spec the FFT path runs on the stacked slabs; None where one block covers the
+    axis (then ``run`` is the plain FFT path)."""
     axis = long_axis(spec)
     n_out = spec.out_spatial[axis]
     block = block_outputs(spec, axis)
-    if block >= n_out:  # one block: plain FFT
-        return fft.run(spec, x5, w5, b, out5)
+    if block >= n_out:
+        return None
     s = spec.strides[axis]
     e = spec.dilations[axis] * (spec.kernel_spatial[axis] - 1) + 1
     nb = -(-n_out // block)
     slab = (block - 1) * s + e
+    in_spatial = [L + b + a for L, (b, a) in zip(spec.in_spatial, spec.pads)]  # padded sizes
+    in_spatial[axis] = slab
+    out_spatial = list(spec.out_spatial)
+    out_spatial[axis] = block
+    sub = dataclasses.replace(spec, batch=spec.batch * nb, in_spatial=tuple(in_spatial),
+                              out_spatial=tuple(out_spatial), pads=((0, 0),) * 3, padding_mode="zeros")
+    return axis, block, nb, slab, sub
+
+
+def run(spec, x5, w5, b, out5):
+    """Compute ``out5`` (N, OD, OH, OW, K) by overlap-save along the longest axis."""
+    p = plan(spec)
+    if p is None:  # one block: plain FFT
+        return fft.run(spec, x5, w5, b, out5)
+    axis, block, nb, slab, sub = p
+    n_out = spec.out_spatial[axis]
+    s = spec.strides[axis]
     # Pad once with the padding mode, then with zeros up to the last slab's end.
     xp = fft.padded(spec, x5)
     need = (nb - 1) * block * s + slab
@@ -55,11 +75,7 @@ def run(spec, x5, w5, b, out5):
     view = np.lib.stride_tricks.as_strided(xp, shape=[shape[0], nb] + shape[1:],
                                            strides=[st[0], block * s * st[1 + axis]] + st[1:], writeable=False)
     slabs = np.ascontiguousarray(view).reshape([shape[0] * nb] + shape[1:])
-    in_spatial = slabs.shape[1:4]  # padded sizes: the sub-problem has no padding left
-    out_spatial = list(spec.out_spatial)
-    out_spatial[axis] = block
-    sub = dataclasses.replace(spec, batch=spec.batch * nb, in_spatial=tuple(in_spatial),
-                              out_spatial=tuple(out_spatial), pads=((0, 0),) * 3, padding_mode="zeros")
+    assert slabs.shape[1:4] == sub.in_spatial
     y = np.empty((sub.batch,) + sub.out_spatial + (spec.filters,), spec.dtype)
     fft.run(sub, slabs, w5, b, y)
     # (N * nb, ..., block, ...) -> (N, ..., nb * block, ...) -> trim to n_out

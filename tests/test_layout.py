@@ -1,0 +1,78 @@
+"""The channels_first <-> channels_last layout kernel (numconv._kernels.layout)
+against NumPy's moveaxis, over shapes that exercise whole 64-byte blocks, ragged
+edges, bands and the NumPy fallbacks, and through the public ops."""
+import numpy as np
+import pytest
+
+import numconv
+from numconv._kernels.layout import swap_last_axes, to_channels_first, to_channels_last
+
+# (N, A, B): multiples of 16 and 8, ragged A and B, A or B below one block,
+# B over one band (16 blocks), a singleton axis, and the small-array fallback.
+SHAPES = [(2, 16, 256), (3, 64, 300), (1, 17, 33), (2, 5, 5000), (4, 40, 7), (1, 128, 129),
+          (2, 1, 4097), (2, 4097, 1), (1, 8, 8), (0, 16, 300), (3, 33, 270)]
+DTYPES = [np.float32, np.float64, np.complex64, np.int32, np.uint8, np.complex128, np.bool_]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_swap_last_axes_matches_numpy(shape, dtype):
+    rng = np.random.default_rng(sum(shape))
+    a = (rng.standard_normal(shape) * 100).astype(dtype)
+    keep = a.copy()
+    got = swap_last_axes(a)
+    assert got.dtype == a.dtype and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, a.transpose(0, 2, 1))
+    np.testing.assert_array_equal(a, keep)
+
+
+def test_swap_last_axes_bit_patterns_survive():
+    """The kernel moves raw bits: NaN payloads, -0.0 and infinities come through."""
+    a = np.full((2, 32, 48), np.nan, np.float32)
+    a.view(np.uint32)[0, ::3] = 0x7FC01234
+    a[1, 5] = -0.0
+    a[1, 7] = np.inf
+    got = swap_last_axes(a)
+    np.testing.assert_array_equal(got.view(np.uint32), a.transpose(0, 2, 1).view(np.uint32))
+
+
+@pytest.mark.parametrize("spatial", [(37,), (20, 33), (5, 6, 17)])
+@pytest.mark.parametrize("channels", [1, 3, 16, 24])
+def test_round_trip_and_out(spatial, channels):
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal((2, channels) + spatial)
+    xl = to_channels_last(x, np.float32)
+    assert xl.dtype == np.float32
+    np.testing.assert_array_equal(xl, np.moveaxis(x, 1, -1).astype(np.float32))
+    out = np.empty_like(x)
+    assert to_channels_first(np.moveaxis(x, 1, -1), out) is out
+    np.testing.assert_array_equal(out, x)
+    strided = np.empty((2, channels) + spatial + (2,))[..., 0]  # a non-contiguous out
+    assert to_channels_first(np.moveaxis(x, 1, -1), strided) is strided
+    np.testing.assert_array_equal(strided, x)
+
+
+def test_non_contiguous_input():
+    x = np.arange(2 * 32 * 40 * 2, dtype=np.float64).reshape(2, 32, 40, 2)[..., 1]
+    np.testing.assert_array_equal(to_channels_last(x), np.moveaxis(x, 1, -1))
+
+
+def test_channels_first_ops_use_it_and_agree_with_channels_last():
+    """conv, max_pool and separable_conv in channels_first equal their channels_last
+    results transposed, bit for bit (same kernels, only the layout moves)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 20, 21, 24)).astype(np.float32)
+    xf = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    w = rng.standard_normal((3, 3, 24, 40)).astype(np.float32)
+    y = numconv.conv(x, w, padding="same")
+    np.testing.assert_array_equal(numconv.conv(xf, w, padding="same", data_format="channels_first"),
+                                  np.moveaxis(y, -1, 1))
+    p = numconv.max_pool(x, 3, strides=2, padding="same")
+    np.testing.assert_array_equal(numconv.max_pool(xf, 3, strides=2, padding="same", data_format="channels_first"),
+                                  np.moveaxis(p, -1, 1))
+    dw = rng.standard_normal((3, 3, 24, 2)).astype(np.float32)
+    pw = rng.standard_normal((1, 1, 48, 32)).astype(np.float32)
+    s = numconv.separable_conv(x, dw, pw)
+    out = np.empty((2, 32, 18, 19), np.float32)
+    assert numconv.separable_conv(xf, dw, pw, data_format="channels_first", out=out) is out
+    np.testing.assert_array_equal(out, np.moveaxis(s, -1, 1))

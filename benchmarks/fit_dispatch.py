@@ -22,9 +22,9 @@ import sys
 
 import numpy as np
 
-FITTED = {"FFT_TRANSFORM_COST": np.geomspace(10, 100, 21), "FFT_CONTRACT_COST": np.geomspace(0.5, 64, 8),
-          "FFT_CALL_COST": np.array([0, 1e6, 3e6, 1e7]),
-          "DIRECT_TAP_COST": np.array([0, 10, 25, 50, 75, 100, 150, 200, 300])}
+FITTED = {"FFT_TRANSFORM_COST": np.geomspace(5, 100, 14), "FFT_CONTRACT_COST": np.geomspace(0.5, 4096, 14),
+          "FFT_CALL_COST": np.array([0, 1e6, 3e6, 1e7, 3e7]),
+          "DIRECT_TAP_COST": np.array([0, 50, 100, 200, 400, 800, 1200, 1600, 2400])}
 
 
 def spec_for(x_shape, kernel_shape, kwargs, dtype):

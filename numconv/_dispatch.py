@@ -3,36 +3,39 @@
 ``METHODS`` maps each public ``method=`` string to its path's ``run``; tests and
 benchmarks loop over it. ``choose_conv_method`` looks at shapes only.
 
-Cost model (units: one multiply-add of the direct tile kernel at full lane use):
+Cost model (units: one multiply-add of the direct tile kernel at full lane use),
+each method's cost a sum of terms (``cost_terms``) times constants (``CONSTANTS``):
 
-* direct: multiply-adds / lane efficiency, where the efficiency is the share of
-  the tile's output lanes that hold real filters (filters per group over the
-  lanes of the chosen tile), and depthwise counts ``DEPTHWISE_COST`` per
-  multiply-add (a memory-bound kernel, 10-60 GFLOP/s against 300-400);
+* direct: lane-slot multiply-adds (filters padded to the tile's lanes, pixels to
+  whole tiles of rows along W) plus ``DIRECT_TAP_COST`` per tile and inner
+  channel loop (per kernel tap, or per kernel row where the kernel merges a row's
+  taps): the fixed cost that dominates single-channel and small 3-D layers.
+  Depthwise counts ``DEPTHWISE_COST`` per multiply-add (a memory-bound kernel,
+  10-60 GFLOP/s against 300-400);
 * fft: ``FFT_TRANSFORM_COST`` per ``n log2 n`` operation of each transform (one
-  per input image and channel, per output image and filter, per kernel slice)
-  plus ``FFT_CONTRACT_COST`` per complex multiply-add of the channel contraction.
+  per input image and channel, per output image and filter, per kernel slice),
+  ``FFT_CONTRACT_COST`` per complex multiply-add of the channel contraction and
+  ``FFT_CALL_COST`` per call;
+* oa (overlap-save): the FFT terms of the stacked blocks it transforms (``oa.plan``);
 * winograd (3x3 windows at stride 1 only, ``_paths/winograd.py``): see
-  ``winograd_cost``. Its three constants were fitted by hand to single-thread
+  ``_winograd_terms``. Its three constants were fitted by hand to single-thread
   timings of eleven float32 layers against the direct kernel (8 x 56 x 56 with 16,
   32 and 64 channels, groups 4, 28 x 28 x 128, 14 x 14 x 256, 1 x 224 x 224 x 8 -> 16,
   dilation 2, reflect padding, 3-D 32 -> 32, float64): it picks the faster path
   on all eleven, and Winograd is 1.25-1.65x faster than direct where it is picked.
 
-Fitted by ``benchmarks/fit_dispatch.py`` on the development machine (2 Zen 5
-cores, AVX-512): it times both methods on ``numconv._cases.dispatch_grid()``
-(240 seeded shapes: ranks 1-3, 1-32 channels and filters, kernels 1 to 1025 taps
-/ 41^2 / 13^3, float32 and float64) and grid-searches the two constants for the
-largest share of shapes where ``auto`` is within 1.2x of the faster method. On
-the fitting grid (seed 0) 97.1 %; on a held-out grid (seed 1) 97.1 %, mean
-regret 1.019x, worst 2.4x (small 3-D volumes with 6-8^3 kernels, where both
-methods take under 1.1 ms). The contraction constant sits at its search bound
-(0.5): the grid's channel counts are too small for it to matter, and layers with
-many channels are decided by the transform term. The hand fit on three layers
-before it (26, 8) scored 95.0 %. Re-run the script on a new machine class.
-After Winograd joined the choice, the same script on seed 0 gave 93.3 % (mean
-regret 1.031x, worst 2.41x on a 16^3 volume with a 9^3 kernel, FFT 1.05 vs direct
-2.52 ms), timing "winograd" only where it applies (``candidates``).
+``DIRECT_TAP_COST`` and the three FFT constants were fitted by
+``benchmarks/fit_dispatch.py`` on the development machine (2 Zen 5 cores,
+AVX-512): it times every method on ``numconv._cases.dispatch_grid()`` (240 seeded
+shapes per seed: ranks 1-3, 1-32 channels and filters, kernels 1 to 1025 taps /
+41^2 / 13^3, float32 and float64; best of 5 interleaved rounds) and grid-searches
+the constants for the largest share of shapes where ``auto`` is within 1.2x of
+the fastest method. Fitted on seeds 0 and 1 (480 shapes): 97.1 %; held-out seed
+2: 96.7 % (mean regret 1.018x, worst 2.05x: a 30 x 30 single-channel image with a
+26 x 26 kernel, direct 3.2 vs overlap-save 1.6 ms); all three seeds 96.9 %. The
+previous model (no tap, call or overlap-save terms) scored 92.5-94.6 % on the
+same timings, its worst misses 3-4x on small 3-D volumes with one channel.
+Re-run the script on a new machine class.
 """
 import math
 
@@ -42,10 +45,10 @@ from ._paths import direct, fft, oa, winograd
 #: public ``method=`` string -> the path's ``run(spec, x5, w5, b, out5)``
 METHODS = {"direct": direct.run, "fft": fft.run, "oa": oa.run, "winograd": winograd.run}
 
-FFT_TRANSFORM_COST = 40.0
-FFT_CONTRACT_COST = 0.5
-FFT_CALL_COST = 0.0
-DIRECT_TAP_COST = 0.0
+FFT_TRANSFORM_COST = 12.6
+FFT_CONTRACT_COST = 512.0
+FFT_CALL_COST = 3e6
+DIRECT_TAP_COST = 800.0
 DEPTHWISE_COST = 10.0
 WINOGRAD_TRANSFORM_COST = 13.0
 WINOGRAD_TILE_COST = 2700.0
@@ -100,7 +103,7 @@ def _oa_terms(spec):
 
 def _winograd_terms(spec):
     """The contraction's 16 multiply-adds per 2 x 2 tile (at the direct tile's lane
-    efficiency), the transformed input and output values, the tiles and the
+    efficiency), the transformed input and output values, the tile passes and the
     transformed weights; None where the path does not apply."""
     if not winograd.applies(spec):
         return None
@@ -109,9 +112,10 @@ def _winograd_terms(spec):
     cg = spec.channels // spec.groups
     kg = spec.filters // spec.groups
     lanes = variant_lanes(choose_variant(kg, spec.dtype), spec.dtype)
-    return {"winograd_mac": tiles * 16 * kd * cg * spec.groups * lanes * -(-kg // lanes),
+    blocks = spec.groups * -(-kg // lanes)  # the kernel's (group, filter block) passes over each tile
+    return {"winograd_mac": tiles * 16 * kd * cg * blocks * lanes,
             "winograd_transform": tiles * 16 * (kd * spec.channels + spec.filters),
-            "winograd_tile": tiles, "winograd_weight": 16 * kd * cg * spec.filters}
+            "winograd_tile": tiles * blocks, "winograd_weight": 16 * kd * cg * spec.filters}
 
 
 def cost_terms(spec):
@@ -140,7 +144,7 @@ def weigh(terms, constants=None):
 
 def choose_conv_method(spec, constants=None):
     """The method ``method="auto"`` runs for ``spec``: the cheapest of direct, FFT,
-    overlap-save and Winograd by the cost model above (``constants`` override the
+    overlap-save and Winograd by the cost model above (ties: that order) (``constants`` override the
     module's, for fitting); never FFT, overlap-save or Winograd when every input
     was integer-valued (bool/int dtypes), whose exact results their rounding could change."""
     if spec.integer_inputs:

@@ -134,7 +134,6 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
                                 if mode == 0:
                                     continue
                                 iy = source_index(iy, H, mode)
-                            xr = x[n, iz, iy]
                             i0 = ow0 * sw - pw
                             if merge and i0 >= 0 and i0 + KW - 1 + (R - 1) * sw < W and ow0 + R <= w_end:
                                 # One group, dw == 1, all taps inside: the row's (kw, c)
@@ -149,6 +148,12 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
                                             row_fma(acc, p, xf[xo + p * sw * C + j], wg, wo + j * L, tag)
                                     cnt = flush_if_due(acc, wide, cnt, jn, F, R, x, tag)
                                 continue
+                            # A row view for the per-tap loops (their indexing compiled
+                            # ~12 % faster through it than through flat offsets on the imdb
+                            # layer); made only here, as a view costs reference-count
+                            # atomics that dominated the merged loop's small-C rows
+                            # (112 x 28 x 28 x 1, 5 x 5: 1.96 ms with it, 0.72 without).
+                            xr = x[n, iz, iy]
                             for cc in range(KW):
                                 i0 = ow0 * sw - pw + cc * dw
                                 inner = i0 >= 0 and i0 + (R - 1) * sw < W and ow0 + R <= w_end

@@ -23,7 +23,7 @@ import sys
 import numpy as np
 
 FITTED = {"FFT_TRANSFORM_COST": np.geomspace(5, 100, 14), "FFT_CONTRACT_COST": np.geomspace(0.5, 4096, 14),
-          "FFT_CALL_COST": np.array([0, 1e6, 3e6, 1e7, 3e7]),
+          "FFT_CALL_COST": np.array([0, 3e6, 1e7, 3e7, 6e7, 1e8]),
           "DIRECT_TAP_COST": np.array([0, 50, 100, 200, 400, 800, 1200, 1600, 2400])}
 
 

@@ -32,7 +32,7 @@ from ._kernels.act import bias_activation_kernel
 from ._kernels.pad import PAD_MODES, source_index
 from ._kernels.tile import VARIANTS, choose_variant, variant_lanes, variant_tag
 from ._kernels.wgrad import weight_grad_kernel
-from ._paths.fft import padded
+from ._paths.direct import padded
 from ._spec import (DATA_FORMATS, ConvSpec, canonical_array, canonical_input, canonical_kernel, canonical_output,
                     check_out, deliver, normalize_activation, normalize_array, normalize_method, normalize_tuple,
                     spec_from_shapes, user_layout)

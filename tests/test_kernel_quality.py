@@ -127,3 +127,24 @@ def test_layout_kernel_moves_zmm_rows(dtype):
     assert "gather" not in hot and "scatter" not in hot
     assert len(re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)) >= rows, hot  # one store per row
     assert len(re.findall(shuffle, hot)) >= rows, hot
+
+
+@pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
+@pytest.mark.parametrize("dtype, fma", [(np.float32, "vfmadd231ps"), (np.float64, "vfmadd231pd")])
+def test_narrow_kernel_is_zmm_fmas_on_pixel_runs(dtype, fma):
+    """The few-filter kernel's hot block: 512-bit FMAs on contiguous input runs
+    (memory operands or plain loads), no gathers, nothing stored back."""
+    from numconv._kernels.narrow import narrow_kernel
+    from numconv._paths.direct import NARROW_VARIANT
+
+    opts = {k: v for k, v in _config.PARALLEL.items() if k != "cache"}
+    kern = numba.njit(**opts)(narrow_kernel.py_func)
+    xp = np.ones(2 * 10 * 80 + 64, dtype)
+    kern(xp, (2, 1, 10, 80), np.ones((1, 3, 3, 2, 1), dtype), np.zeros(1, dtype), False,
+         np.empty((1, 1, 8, 78, 1), dtype), (1, 1, 1), (1, 1, 1), 0, variant_tag(NARROW_VARIANT))
+    asm = kern.inspect_asm(kern.signatures[0])
+    blocks = re.split(r"\n\.?[\w$.]+:", asm)
+    hot = max(blocks, key=lambda blk: blk.count("vfmadd"))
+    assert "gather" not in hot
+    assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= 4, hot
+    assert not re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)

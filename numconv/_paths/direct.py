@@ -1,9 +1,12 @@
 """The direct path: pack weights, pad (non-zero modes only), launch a kernel.
 
-Two kernels share the spec: the register-tile kernel (``_kernels/conv.py``) for
-dense and grouped convolutions, and the channel-vectorised depthwise kernel
+Three kernels share the spec: the register-tile kernel (``_kernels/conv.py``) for
+dense and grouped convolutions; the channel-vectorised depthwise kernel
 (``_kernels/depthwise.py``) when every group has one input channel and few
-filters, where the tile kernel would spend most of its lanes on zero padding.
+filters; and the pixel-vectorised narrow kernel (``_kernels/narrow.py``) for
+ungrouped convolutions with at most ``MAX_FILTERS`` filters at stride 1 along W,
+on a channels-first padded copy of the input. The last two exist where the
+tile kernel, whose lanes are filters, would spend most of them on zero padding.
 """
 import numba
 import numpy as np
@@ -11,8 +14,15 @@ import numpy as np
 from .._config import kernel_lock
 from .._kernels.conv import conv_direct_kernel
 from .._kernels.depthwise import depthwise_kernel
+from .._kernels.layout import swap_last_axes
+from .._kernels.narrow import MAX_FILTERS, narrow_kernel
 from .._kernels.pad import PAD_MODES
 from .._kernels.tile import VARIANTS, choose_variant, variant_lanes, variant_tag
+
+#: padding_mode -> numpy.pad mode for padded copies
+_NP_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+#: the tile variant of the narrow kernel (4 rows x 256 bytes of output pixels)
+NARROW_VARIANT = 1
 
 
 def pack_weights(w5, groups, lanes):
@@ -48,6 +58,50 @@ def is_depthwise(spec):
             and spec.filters // spec.groups <= MAX_DEPTHWISE_M)
 
 
+def padded(spec, x5):
+    """``x5`` padded on its spatial axes by ``spec.pads`` with ``spec.padding_mode``."""
+    pads = ((0, 0),) + tuple(spec.pads) + ((0, 0),)
+    if not any(any(p) for p in spec.pads):
+        return x5
+    return np.pad(x5, pads, mode=_NP_PAD[spec.padding_mode])
+
+
+def narrow_lanes(spec):
+    """Output pixels per row of the narrow kernel's tile."""
+    return variant_lanes(NARROW_VARIANT, spec.dtype)
+
+
+def is_narrow(spec):
+    """Whether the narrow kernel computes ``spec``: one group, at most
+    ``MAX_FILTERS`` filters, stride 1 along W, real floats, and a larger share of
+    its lanes in use (output pixels of its 64- or 32-pixel runs) than the tile
+    kernel would use (filters of its narrowest rows)."""
+    if (spec.groups != 1 or spec.filters > MAX_FILTERS or spec.strides[2] != 1
+            or spec.dtype not in (np.float32, np.float64)):
+        return False
+    L = narrow_lanes(spec)
+    ow = spec.out_spatial[2]
+    return ow / (L * -(-ow // L)) > spec.filters / variant_lanes(3, spec.dtype)
+
+
+def run_narrow(spec, x5, w5, b, out5):
+    """The narrow kernel on a channels-first copy of ``x5``, padded, with one tile
+    row of zeros after it (the last run's vector loads read past the end)."""
+    bk, has_bias, act = epilogue(spec, b)
+    if has_bias:
+        bk = np.repeat(bk, narrow_lanes(spec))  # each filter's bias across a run's lanes
+    xp = padded(spec, x5)
+    N, DP, HP, WP, C = xp.shape
+    size = N * C * DP * HP * WP
+    flat = np.empty(size + narrow_lanes(spec), spec.dtype)
+    flat[size:] = 0
+    swap_last_axes(xp.reshape(N, DP * HP * WP, C), flat[:size].reshape(N, C, DP * HP * WP))
+    with kernel_lock():
+        narrow_kernel(flat, (C, DP, HP, WP), w5, bk, has_bias, out5, spec.strides, spec.dilations, act,
+                      variant_tag(NARROW_VARIANT))
+    return out5
+
+
 def epilogue(spec, b):
     """The kernels' epilogue arguments: (bias array, has_bias, activation code).
     Without a bias the kernels take a 1-element dummy they never read; a callable
@@ -77,6 +131,8 @@ def run(spec, x5, w5, b, out5, lattice=None):
             depthwise_kernel(x5, wm, bk, has_bias, out5, spec.strides, spec.dilations, pads, mode, act,
                              variant_tag(variant))
         return out5
+    if lattice is None and is_narrow(spec):
+        return run_narrow(spec, x5, w5, b, out5)
     variant = choose_variant(spec.filters // spec.groups, spec.dtype)
     wp = pack_weights(w5, spec.groups, variant_lanes(variant, spec.dtype))
     steps, firsts = lattice if lattice is not None else ((1, 1, 1), (0, 0, 0))

@@ -23,10 +23,8 @@ import numpy as np
 from .._config import get_num_threads, kernel_lock
 from .._kernels.act import bias_activation_kernel
 from .._kernels.spectral import contract_kernel
-from .direct import epilogue
+from .direct import epilogue, padded
 
-#: padding_mode -> numpy.pad mode for the padded copy
-_NP_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
 def dilated_sizes(spec):
@@ -41,14 +39,6 @@ def fft_shape(spec):
     real = spec.dtype.kind != "c"
     return tuple(scipy.fft.next_fast_len(L + b + a, real=real)
                  for L, (b, a) in zip(spec.in_spatial, spec.pads))
-
-
-def padded(spec, x5):
-    """``x5`` padded on its spatial axes by ``spec.pads`` with ``spec.padding_mode``."""
-    pads = ((0, 0),) + tuple(spec.pads) + ((0, 0),)
-    if not any(any(p) for p in spec.pads):
-        return x5
-    return np.pad(x5, pads, mode=_NP_PAD[spec.padding_mode])
 
 
 def _dilated_flipped_kernel(spec, w5):

@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 
 from . import fft
+from .direct import padded
 
 #: Transform length per block, in dilated kernel lengths (PERF_NOTES: ~8).
 BLOCK_FACTOR = 8
@@ -62,7 +63,7 @@ def run(spec, x5, w5, b, out5):
     n_out = spec.out_spatial[axis]
     s = spec.strides[axis]
     # Pad once with the padding mode, then with zeros up to the last slab's end.
-    xp = fft.padded(spec, x5)
+    xp = padded(spec, x5)
     need = (nb - 1) * block * s + slab
     if xp.shape[1 + axis] < need:
         extra = [(0, 0)] * 5

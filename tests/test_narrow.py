@@ -1,0 +1,144 @@
+"""The narrow direct kernel (``_kernels/narrow.py``: one to four filters, lanes
+over output pixels): results against the float64 reference over its argument
+space, when ``direct`` uses it, invariance to threads, float32 accuracy on a long
+reduction, non-finite inputs and untouched inputs."""
+import numba
+import numpy as np
+import pytest
+
+import numconv
+from numconv._paths import direct
+from numconv._spec import conv_spec
+from numconv._dispatch import METHODS
+from reference import ref_conv
+
+
+def _spec(x, w, **kw):
+    return conv_spec("conv", x, w, None, kw.get("strides", 1), kw.get("padding", "valid"),
+                     kw.get("dilation_rate", 1), None, "channels_last", "zeros", None, "direct", METHODS)[0]
+
+
+def _cases():
+    rng = np.random.default_rng(1123)
+    cases = []
+    for i in range(40):
+        rank = (1, 2, 3)[i % 3]
+        # output widths below one run, at one run (64 float32 / 32 float64), past
+        # it with a tail, and several runs
+        width = int(rng.choice([1, 5, 31, 32, 33, 64, 65, 130]))
+        spatial = tuple(int(v) for v in rng.integers(3, 9, rank - 1)) + (width + 6,)
+        ks = tuple(int(v) for v in rng.integers(1, 5, rank))
+        strides = tuple(int(v) for v in rng.integers(1, 3, rank - 1)) + (1,)
+        dil = tuple(int(v) for v in rng.integers(1, 3, rank))
+        cases.append(dict(
+            spatial=spatial, ks=ks, strides=strides, dilation=dil, batch=int(rng.integers(1, 3)),
+            channels=int(rng.choice([1, 2, 3, 5, 70])),  # 70 * taps > 64 terms: float32 flushes to double
+            filters=1 + i % 4, dtype=(np.float32, np.float64)[i % 2],
+            padding=str(rng.choice(["valid", "same", "explicit"])),
+            mode=str(rng.choice(["zeros", "zeros", "reflect", "replicate", "circular"])),
+            bias=bool(i % 3), activation=(None, "relu", "tanh", "gelu")[i % 4],
+            data_format="channels_first" if i % 5 == 0 else "channels_last", seed=i))
+    return cases
+
+
+@pytest.mark.parametrize("c", _cases(), ids=lambda c: f"r{len(c['spatial'])}-k{c['filters']}-c{c['channels']}-"
+                                                      f"w{c['spatial'][-1]}-{np.dtype(c['dtype']).name}-s{c['seed']}")
+def test_matches_reference(c):
+    rng = np.random.default_rng(c["seed"])
+    rank = len(c["spatial"])
+    x = rng.standard_normal((c["batch"],) + c["spatial"] + (c["channels"],)).astype(c["dtype"])
+    w = rng.standard_normal(c["ks"] + (c["channels"], c["filters"])).astype(c["dtype"])
+    b = rng.standard_normal(c["filters"]).astype(c["dtype"]) if c["bias"] else None
+    padding = c["padding"]
+    if padding == "explicit":
+        padding = tuple((int(p), int(q)) for p, q in rng.integers(0, 3, (rank, 2)))
+    if c["mode"] != "zeros" and padding == "valid":
+        padding = "same"
+    kw = dict(strides=c["strides"], padding=padding, dilation_rate=c["dilation"], padding_mode=c["mode"],
+              activation=c["activation"])
+    xin = x if c["data_format"] == "channels_last" else np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    keep = xin.copy()
+    try:
+        got = numconv.conv(xin, w, b, data_format=c["data_format"], method="direct", **kw)
+    except ValueError as e:
+        assert "empty" in str(e) or "larger" in str(e) or "smaller" in str(e), e
+        pytest.skip("no output for this window")
+    ref = ref_conv(x, w, b, **kw)
+    # the scale of the sums before the activation (tanh/gelu compress them)
+    scale = np.abs(ref_conv(x, w, b, **dict(kw, activation=None))).max()
+    np.testing.assert_array_equal(xin, keep)
+    if c["data_format"] == "channels_first":
+        got = np.moveaxis(got, 1, -1)
+    tol = 1e-5 if c["dtype"] == np.float32 else 1e-12
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * max(1.0, scale))
+
+
+def test_when_it_applies():
+    x = np.zeros((1, 40, 70, 3), np.float32)
+    assert direct.is_narrow(_spec(x, np.zeros((3, 3, 3, 1), np.float32)))
+    assert direct.is_narrow(_spec(x, np.zeros((3, 3, 3, 4), np.float32)))
+    assert direct.is_narrow(_spec(x, np.zeros((3, 3, 3, 2), np.float32), strides=(2, 1)))
+    assert not direct.is_narrow(_spec(x, np.zeros((3, 3, 3, 5), np.float32)))  # 5 filters: the tile kernel
+    assert not direct.is_narrow(_spec(x, np.zeros((3, 3, 3, 1), np.float32), strides=(1, 2)))  # W stride
+    assert not direct.is_narrow(_spec(x.astype(np.complex64), np.zeros((3, 3, 3, 1), np.complex64)))
+    # 3 output pixels: 3 of a 64-pixel run (5 %) beat 1 of 16 filter lanes (6 %) no more
+    assert not direct.is_narrow(_spec(np.zeros((1, 40, 5, 3), np.float32), np.zeros((3, 3, 3, 1), np.float32)))
+
+
+def test_identical_for_any_thread_count():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 37, 150, 9)).astype(np.float32)
+    w = rng.standard_normal((5, 5, 9, 3)).astype(np.float32)
+    results = []
+    for n in (1, numba.config.NUMBA_NUM_THREADS):
+        numconv.set_num_threads(n)
+        results.append(numconv.conv2d(x, w, padding="same", method="direct"))
+    numconv.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert np.array_equal(results[0], results[1])
+
+
+def test_float32_long_reduction_stays_accurate():
+    """512 channels x 3 x 3 = 4608 positive terms per output (the worst case for
+    rounding): partial sums flushed to double keep the error near 1e-7."""
+    rng = np.random.default_rng(7)
+    x = rng.random((1, 10, 70, 512)).astype(np.float32)
+    w = rng.random((3, 3, 512, 1)).astype(np.float32)
+    assert direct.is_narrow(_spec(x, w, padding="same"))
+    ref = ref_conv(x.astype(np.float64), w.astype(np.float64), padding="same")
+    got = numconv.conv2d(x, w, padding="same", method="direct")
+    assert np.abs(got - ref).max() / np.abs(ref).max() < 5e-7
+
+
+def test_non_finite_inputs_stay_local():
+    x = np.ones((1, 20, 100, 2))
+    x[0, 10, 50, 1] = np.nan
+    x[0, 3, 7, 0] = np.inf
+    y = numconv.conv2d(x, np.ones((3, 3, 2, 1)), padding="same", method="direct")[0, :, :, 0]
+    nan = np.isnan(y)
+    assert nan[9:12, 49:52].all() and nan.sum() == 9
+    assert np.isposinf(y[2:5, 6:9]).all() and np.isinf(y).sum() == 9
+    assert (y[15:19, 60:99] == 18).all()  # interior: 3 x 3 x 2 ones
+
+
+def test_matches_the_tile_kernel_on_one_filter():
+    """The layer the kernel exists for: a single-filter 2-D image conv, against
+    the same conv computed with five filters on the tile kernel."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 200, 300, 1))
+    w = rng.standard_normal((7, 7, 1, 5))
+    many = numconv.conv2d(x, w, padding="same", method="direct")
+    one = numconv.conv2d(x, w[..., 2:3], padding="same", method="direct")
+    np.testing.assert_allclose(one[..., 0], many[..., 2], rtol=1e-12, atol=1e-12)
+
+
+def test_the_sweep_runs_the_narrow_kernel():
+    """Most sweep cases take the narrow kernel (the rest, 1- and 5-pixel rows, the tile kernel)."""
+    narrow = 0
+    for c in _cases():
+        x = np.zeros((c["batch"],) + c["spatial"] + (c["channels"],), c["dtype"])
+        w = np.zeros(c["ks"] + (c["channels"], c["filters"]), c["dtype"])
+        try:
+            narrow += direct.is_narrow(_spec(x, w, strides=c["strides"], dilation_rate=c["dilation"], padding="same"))
+        except ValueError:
+            pass
+    assert narrow >= 30, narrow

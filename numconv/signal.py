@@ -329,14 +329,25 @@ def _oa_cost(in1, in2, axes):
     return 3.0 * m * max(np.log2(nfft * other), 1.0) + OA_PASSES * m
 
 
-#: Cost of one FFT "operation" relative to one direct multiply-add, fitted to the
-#: crossovers measured on the development machine (2 Zen 5 cores) against
-#: numconv's direct path for one channel: a 512^2 image crosses from direct to
-#: FFT between 7x7 (6.0 vs 6.2 ms) and 9x9 (12.0 vs 4.3 ms); a 2^18-sample signal
-#: crosses from direct to overlap-add between 33 taps (2.5 vs 4.0 ms) and 65 taps
-#: (6.3 vs 3.6 ms). Both give c ~ 1 (single-channel direct convolution uses one
-#: of the tile kernel's 16 vector lanes, hence the early crossover).
-FFT_OP_COST = 1.0
+#: Relative cost of one direct multiply-add by the dtype computed in: float32 and
+#: float64 run on the narrow pixel-vectorised kernel (measured 0.02-0.06 and
+#: 0.04-0.07 ns per multiply-add on 512^2 images and 2^18-sample signals with 7-513
+#: taps), complex on the register-tile kernel with one of its lanes in use
+#: (0.23-0.55 ns).
+DIRECT_DTYPE_COST = {"f4": 1.0, "f8": 1.5, "c8": 12.0, "c16": 12.0}
+#: Cost of one FFT "operation" (of ``3 n log2 n``) in float32 direct multiply-adds:
+#: 0.14-0.47 ns per operation against ~0.03 ns per multiply-add. Fitted to the
+#: crossovers measured on the development machine (2 Zen 5 cores, 2026-11-23):
+#: a 512^2 float32 image goes from direct to FFT between 15 x 15 (1.7 vs 2.2 ms)
+#: and 31 x 31 (5.8 vs 2.2 ms), float64 between 15 x 15 (2.8 vs 7.0 ms) and 31 x 31
+#: (10.3 vs 5.0 ms), complex64 already at 7 x 7 (6.8 vs 2.2 ms).
+FFT_OP_COST = 8.0
+#: The same for overlap-add's operations, which are cheaper per point (short
+#: transforms that stay in cache): a 2^18-sample float32 signal goes from direct to
+#: overlap-add between 33 taps (0.5 vs 1.2 ms) and 129 (1.2 vs 0.8 ms), float64 the
+#: same, complex64 by 33 taps (4.7 vs 1.2 ms). Overlap-add is chosen only for one
+#: convolved axis: on 512^2 images it was 1.1-2.9x slower than one FFT at 7-31 taps.
+OA_OP_COST = 3.0
 #: Overlap-add's extra passes over its blocks (pad, add the tails), in FFT operations.
 OA_PASSES = 8.0
 
@@ -353,8 +364,11 @@ def _choose(in1, in2, mode, axes):
             float(np.prod([min(in1.shape[a], in2.shape[a]) for a in axes]))
         if in1.dtype.kind == "b" or in2.dtype.kind == "b" or bound >= 2 ** 52:
             return "direct"
-    costs = {"direct": _direct_cost(in1, in2, axes), "fft": FFT_OP_COST * _fft_cost(in1, in2, axes),
-             "oa": FFT_OP_COST * _oa_cost(in1, in2, axes)}
+    dtype = np.result_type(in1, in2, np.float32)
+    costs = {"direct": DIRECT_DTYPE_COST.get(dtype.kind + str(dtype.itemsize), 1.5) * _direct_cost(in1, in2, axes),
+             "fft": FFT_OP_COST * _fft_cost(in1, in2, axes)}
+    if len(axes) == 1:
+        costs["oa"] = OA_OP_COST * _oa_cost(in1, in2, axes)
     return min(costs, key=costs.get)
 
 
@@ -362,11 +376,12 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     """The method `convolve` / `correlate` use for ``method="auto"``, as
     ``scipy.signal.choose_conv_method``.
 
-    A cost model: direct multiply-adds against ``FFT_OP_COST`` times ``3 n log2 n``
-    for transforms of ``n`` points (and, for overlap-add, the blocks' transforms
-    plus ``OA_PASSES`` copies per point). ``FFT_OP_COST`` is fitted to the crossovers
-    measured on the development machine (2 Zen 5 cores; see its comment): a first
-    fit from a handful of shapes, not yet a regression over a grid. Integer inputs whose exact result could pass 2**52
+    A cost model: direct multiply-adds (weighted by dtype, ``DIRECT_DTYPE_COST``)
+    against ``FFT_OP_COST`` times ``3 n log2 n`` for transforms of ``n`` points and,
+    for one convolved axis, ``OA_OP_COST`` times overlap-add's block transforms
+    plus ``OA_PASSES`` copies per point. The constants are fitted to crossovers
+    measured on the development machine (2 Zen 5 cores; see their comments): a
+    fit from 24 shapes, not a regression over a grid. Integer inputs whose exact result could pass 2**52
     always get ``"direct"``. Returns ``"direct"``, ``"fft"`` or ``"oa"`` (SciPy's
     returns only the first two). With ``measure=True`` every method is timed on
     these inputs and ``(fastest, {method: seconds})`` is returned.

@@ -90,12 +90,20 @@ def run_narrow(spec, x5, w5, b, out5):
     bk, has_bias, act = epilogue(spec, b)
     if has_bias:
         bk = np.repeat(bk, narrow_lanes(spec))  # each filter's bias across a run's lanes
-    xp = padded(spec, x5)
-    N, DP, HP, WP, C = xp.shape
+    N, C = x5.shape[0], x5.shape[-1]
+    DP, HP, WP = (L + b + a for L, (b, a) in zip(spec.in_spatial, spec.pads))
     size = N * C * DP * HP * WP
-    flat = np.empty(size + narrow_lanes(spec), spec.dtype)
-    flat[size:] = 0
-    swap_last_axes(xp.reshape(N, DP * HP * WP, C), flat[:size].reshape(N, C, DP * HP * WP))
+    if C == 1 and spec.padding_mode == "zeros":
+        # channels first is channels last: copy x5 into the interior of a zeroed
+        # buffer (one pass over the input instead of a padded copy and a layout copy)
+        flat = np.zeros(size + narrow_lanes(spec), spec.dtype)
+        (bd, _), (bh, _), (bw, _) = spec.pads
+        interior = flat[:size].reshape(N, DP, HP, WP)
+        interior[:, bd:bd + x5.shape[1], bh:bh + x5.shape[2], bw:bw + x5.shape[3]] = x5[..., 0]
+    else:
+        flat = np.empty(size + narrow_lanes(spec), spec.dtype)
+        flat[size:] = 0
+        swap_last_axes(padded(spec, x5).reshape(N, DP * HP * WP, C), flat[:size].reshape(N, C, DP * HP * WP))
     with kernel_lock():
         narrow_kernel(flat, (C, DP, HP, WP), w5, bk, has_bias, out5, spec.strides, spec.dilations, act,
                       variant_tag(NARROW_VARIANT))

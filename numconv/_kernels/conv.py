@@ -93,7 +93,7 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
     xf = x.reshape(x.size)
     nch = (OW + wchunk - 1) // wchunk
     zero = x.dtype.type(0)
-    wflat = wp.reshape(G, NKB, KD * KH * KW * CG * L)
+    wflat = wp.reshape(wp.size)
     outf = out.reshape(out.size)
     line = LINE_BYTES // x.itemsize
     for t in prange(N * OD * OH * nch):
@@ -113,7 +113,7 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
             for kb in range(NKB):
                 k0 = kb * L
                 kn = min(L, KG - k0)
-                wg = wflat[g, kb]
+                wg0 = (g * NKB + kb) * (KD * KH * KW * CG * L)  # flat offset of this block's weights
                 for ow0 in range(ch * wchunk, w_end, R):
                     if ow0 + R < w_end:  # the next tile's output lines, fetched for writing
                         for p in range(min(R, w_end - ow0 - R)):
@@ -145,7 +145,7 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
                                     jn = min(chunk, KW * CG - j0)
                                     for j in range(j0, j0 + jn):
                                         for p in range(R):
-                                            row_fma(acc, p, xf[xo + p * sw * C + j], wg, wo + j * L, tag)
+                                            row_fma(acc, p, xf[xo + p * sw * C + j], wflat, wg0 + wo + j * L, tag)
                                     cnt = flush_if_due(acc, wide, cnt, jn, F, R, x, tag)
                                 continue
                             # A row view for the per-tap loops (their indexing compiled
@@ -173,13 +173,13 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
                                     if inner:
                                         for c in range(cn):
                                             for p in range(R):
-                                                row_fma(acc, p, xr[i0 + p * sw, gc0 + c], wg, woff + (c0 + c) * L, tag)
+                                                row_fma(acc, p, xr[i0 + p * sw, gc0 + c], wflat, wg0 + woff + (c0 + c) * L, tag)
                                     else:
                                         for c in range(cn):
                                             for p in range(R):
                                                 j = jx[p]
                                                 xv = xr[j, gc0 + c] if j >= 0 else zero
-                                                row_fma(acc, p, xv, wg, woff + (c0 + c) * L, tag)
+                                                row_fma(acc, p, xv, wflat, wg0 + woff + (c0 + c) * L, tag)
                                     cnt = flush_if_due(acc, wide, cnt, cn, F, R, x, tag)
                     kk = g * KG + k0
                     for p in range(min(R, w_end - ow0)):

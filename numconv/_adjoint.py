@@ -28,7 +28,7 @@ from . import _dispatch
 from ._paths import direct
 from ._config import kernel_lock
 from ._errors import shape_str, type_error, unknown_option, value_error
-from ._kernels.act import bias_activation_kernel
+from ._kernels.act import DEFERRED, apply_deferred, bias_activation_kernel, fused_code
 from ._kernels.pad import PAD_MODES, source_index
 from ._kernels.tile import VARIANTS, choose_variant, variant_lanes, variant_tag
 from ._kernels.wgrad import weight_grad_kernel
@@ -480,7 +480,10 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
     if bias is not None or (isinstance(act, int) and act):
         b = np.zeros(1, dtype) if bias is None else canonical_array(bias, dtype, (filters,))
         with kernel_lock():
-            bias_activation_kernel(y5.reshape(-1, filters), b, bias is not None, act if isinstance(act, int) else 0)
+            bias_activation_kernel(y5.reshape(-1, filters), b, bias is not None,
+                                   fused_code(act) if isinstance(act, int) else 0)
+        if isinstance(act, int) and act in DEFERRED:
+            apply_deferred(y5, act)
     result = user_layout(spec, y5, spec.in_spatial, filters, out)
     if callable(act):
         result[...] = act(result)

@@ -45,6 +45,7 @@ machine class.
 """
 import math
 
+from ._kernels.act import DEFERRED, apply_deferred
 from ._kernels.tile import VARIANTS, choose_variant, variant_lanes
 from ._paths import direct, fft, oa, winograd
 
@@ -178,4 +179,9 @@ def resolve(spec):
 
 
 def run(spec, x5, w5, b, out5):
-    return METHODS[resolve(spec)](spec, x5, w5, b, out5)
+    """Compute ``out5`` on the resolved path; activations the kernels do not fuse
+    (``act.DEFERRED``) are applied here, vectorised, after it."""
+    METHODS[resolve(spec)](spec, x5, w5, b, out5)
+    if isinstance(spec.activation, int) and spec.activation in DEFERRED:
+        apply_deferred(out5, spec.activation)
+    return out5

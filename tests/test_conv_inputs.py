@@ -318,3 +318,46 @@ def test_padding_mode_at_the_limit_is_allowed():
     for mode, pad in [("reflect", 3), ("circular", 4)]:
         _close(numconv.conv(x, w, padding=pad, padding_mode=mode),
                ref_conv(x, w, padding=pad, padding_mode=mode))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_deferred_activations_match_the_fused_formulas(dtype):
+    """The transcendental activations run after the kernels as NumPy passes
+    (``act.apply_deferred``): the same values as the kernels' scalar ``activate``
+    within 4 ulp (NumPy's SIMD exp/tanh and libm differ by an ulp or two), on both branches, huge and tiny inputs, +-0, +-inf and NaN, across
+    chunk boundaries."""
+    import numba
+
+    from numconv._kernels import act
+
+    @numba.njit
+    def scalar(y, code):
+        out = np.empty_like(y)
+        for i in range(y.size):
+            out[i] = act.activate(y[i], code)
+        return out
+
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 100.0, -100.0, 1e-30, -1e-30, 88.0, -88.0, 700.0, -700.0]
+    y = np.concatenate([np.random.default_rng(0).standard_normal(3 * act._CHUNK + 5) * 6, special]).astype(dtype)
+    for code in sorted(act.DEFERRED):
+        with np.errstate(all="ignore"):
+            ref = scalar(y, code)
+            got = y.copy()
+            act.apply_deferred(got, code)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        finite = np.isfinite(ref)
+        np.testing.assert_array_equal(got[~finite], ref[~finite])
+        np.testing.assert_array_max_ulp(got[finite], ref[finite], maxulp=4)
+
+
+@pytest.mark.parametrize("method", ["direct", "fft", "winograd"])
+def test_deferred_activation_on_every_path(method):
+    x = _data((2, 12, 11, 4), 31)
+    w = _data((3, 3, 4, 6), 32)
+    b = _data((6,), 33)
+    lin = ref_conv(x, w, b, padding="same")
+    for activation in ("tanh", "swish", "selu"):
+        _close(numconv.conv(x, w, b, padding="same", activation=activation, method=method),
+               ref_activation(activation, lin))
+    y = numconv.conv_transpose(x, w.transpose(0, 1, 3, 2), b, strides=2, padding="same", activation="sigmoid")
+    _close(y, 1 / (1 + np.exp(-numconv.conv_transpose(x, w.transpose(0, 1, 3, 2), b, strides=2, padding="same"))))

@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from .._config import kernel_lock
+from .._kernels.act import fused_code
 from .._kernels.conv import conv_direct_kernel
 from .._kernels.depthwise import depthwise_kernel
 from .._kernels.layout import swap_last_axes
@@ -113,10 +114,11 @@ def run_narrow(spec, x5, w5, b, out5):
 def epilogue(spec, b):
     """The kernels' epilogue arguments: (bias array, has_bias, activation code).
     Without a bias the kernels take a 1-element dummy they never read; a callable
-    activation is applied after the kernel (code 0 here)."""
+    activation, and the transcendental ones (``act.DEFERRED``, which
+    ``_dispatch.run`` applies after the path), are code 0 here."""
     has_bias = b is not None
     return (b if has_bias else np.zeros(1, spec.dtype)), has_bias, (
-        spec.activation if isinstance(spec.activation, int) else 0)
+        fused_code(spec.activation) if isinstance(spec.activation, int) else 0)
 
 
 def run(spec, x5, w5, b, out5, lattice=None):

@@ -182,6 +182,12 @@ def run(spec, x5, w5, b, out5):
     """Compute ``out5`` on the resolved path; activations the kernels do not fuse
     (``act.DEFERRED``) are applied here, vectorised, after it."""
     METHODS[resolve(spec)](spec, x5, w5, b, out5)
+    return finish(spec, out5)
+
+
+def finish(spec, out):
+    """Apply ``spec``'s activation if the kernels deferred it (``act.DEFERRED``) to
+    the C-contiguous result ``out``; return ``out``."""
     if isinstance(spec.activation, int) and spec.activation in DEFERRED:
-        apply_deferred(out5, spec.activation)
-    return out5
+        apply_deferred(out, spec.activation)
+    return out

@@ -4,7 +4,8 @@ import numpy as np
 from . import _dispatch
 from ._errors import shape_str, value_error
 from ._kernels.layout import to_channels_first, to_channels_last
-from ._spec import check_out, conv_spec, normalize_array, user_layout
+from ._paths import direct
+from ._spec import canonical_input, check_out, conv_spec, normalize_array, user_layout
 
 _CONV_DOC = """{summary}
 
@@ -82,24 +83,38 @@ _CONV_DOC = """{summary}
 
 def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
           padding_mode, activation, method, out):
-    spec, x5, w5, b = conv_spec(fn, x, kernel, bias, strides, padding, dilation_rate, groups,
-                                data_format, padding_mode, activation, method, _dispatch.METHODS, rank)
+    spec, xu, w5, b = conv_spec(fn, x, kernel, bias, strides, padding, dilation_rate, groups,
+                                data_format, padding_mode, activation, method, _dispatch.METHODS, rank,
+                                layout=False)
     shape = spec.output_shape
     check_out(fn, out, shape, spec.dtype)
     if spec.batch == 0:
         return np.empty(shape, spec.dtype) if out is None else out
+    if direct.is_narrow_channels_first(spec) and _dispatch.resolve(spec) == "direct":
+        # channels_first in and out, no layout changes (few filters, or depthwise)
+        result = out if out is not None and out.flags.c_contiguous else np.empty(shape, spec.dtype)
+        direct.run_narrow(spec, xu, w5, b, result, channels_first=True)
+        _dispatch.finish(spec, result)
+        if out is not None and result is not out:
+            out[...] = result
+            result = out
+    else:
+        result = _run_channels_last(spec, canonical_input(spec, xu), w5, b, out)
+    if callable(spec.activation):
+        result[...] = spec.activation(result)
+    return result
+
+
+def _run_channels_last(spec, x5, w5, b, out):
+    """``conv`` on canonical channels-last operands, delivered in the user's layout."""
     canonical = spec.canonical_output_shape
     direct_out = (out is not None and spec.data_format == "channels_last"
                   and out.flags.c_contiguous)
     out5 = out.reshape(canonical) if direct_out else np.empty(canonical, spec.dtype)
     _dispatch.run(spec, x5, w5, b, out5)
     if direct_out:
-        result = out
-    else:
-        result = user_layout(spec, out5, spec.out_spatial, spec.filters, out)
-    if callable(spec.activation):
-        result[...] = spec.activation(result)
-    return result
+        return out
+    return user_layout(spec, out5, spec.out_spatial, spec.filters, out)
 
 
 def conv(x, kernel, bias=None, *, strides=1, padding="valid", dilation_rate=1, groups=None,

@@ -320,11 +320,13 @@ def _x_ndim_error(fn, x_shape, rank, data_format, kernel_in):
 
 
 def conv_spec(fn, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
-              padding_mode, activation, method, methods, rank=None):
+              padding_mode, activation, method, methods, rank=None, layout=True):
     """Validate ``conv``'s arguments; return ``(spec, x5, w5, b)``.
 
     ``x5`` is (N, D, H, W, C) and ``w5`` (KD, KH, KW, C // groups, K), both canonical
     (see ``canonical_array``) in ``spec.dtype``; ``b`` is a (K,) array or None.
+    With ``layout=False``, ``x5`` is ``x`` as an array in its own layout and dtype
+    (``canonical_input`` converts it), for paths that read channels_first directly.
     """
     x, x_int = normalize_array(fn, "x", x)
     kernel, k_int = normalize_array(fn, "kernel", kernel)
@@ -335,7 +337,7 @@ def conv_spec(fn, x, kernel, bias, strides, padding, dilation_rate, groups, data
     spec = spec_from_shapes(fn, x.shape, kernel.shape, None if bias is None else bias.shape, dtype,
                             strides, padding, dilation_rate, groups, data_format, padding_mode, activation,
                             method, methods, rank, x_int and k_int and b_int)
-    return (spec, canonical_input(spec, x), canonical_kernel(spec, kernel),
+    return (spec, canonical_input(spec, x) if layout else x, canonical_kernel(spec, kernel),
             None if bias is None else canonical_array(bias, dtype, (spec.filters,)))
 
 

@@ -76,3 +76,20 @@ def test_channels_first_ops_use_it_and_agree_with_channels_last():
     out = np.empty((2, 32, 18, 19), np.float32)
     assert numconv.separable_conv(xf, dw, pw, data_format="channels_first", out=out) is out
     np.testing.assert_array_equal(out, np.moveaxis(s, -1, 1))
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pad_kernel_matches_numpy_pad(mode, dtype):
+    """The parallel padded copy the narrow kernel reads (``pad.pad_kernel``)."""
+    from numconv._kernels.pad import PAD_MODES, pad_kernel
+
+    np_mode = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[mode]
+    rng = np.random.default_rng(len(mode))
+    for shape, pads in [((2, 3, 1, 5, 7), ((0, 0), (2, 1), (3, 2))), ((1, 2, 4, 6, 9), ((1, 2), (0, 3), (4, 4))),
+                        ((1, 1, 1, 1, 70), ((0, 0), (0, 0), (1, 0)))]:
+        x = rng.standard_normal(shape).astype(dtype)
+        ref = np.pad(x, ((0, 0), (0, 0)) + pads, mode=np_mode)
+        got = np.full(ref.shape, np.nan, dtype)
+        pad_kernel(x, got, tuple(p[0] for p in pads), PAD_MODES[mode])
+        np.testing.assert_array_equal(got, ref)

@@ -10,9 +10,15 @@ pixels' inputs are contiguous: one vector load serves a whole run, and each
 weight is one broadcast scalar.
 
 Tile (``tile.py``'s 4 x 256-byte variant): 4 rows of ``L`` output pixels (64
-float32 / 32 float64), row ``r`` holding filter ``r // J`` on output row
-``oh + r % J``, where ``J`` = 4 // K rows share each weight (K = 1: 4 output
-rows; K = 2: 2; K = 3, 4: 1). Per (channel, tap): one broadcast and ``L / lanes``
+float32 / 32 float64), row ``r`` holding filter ``r // J`` (of its group) on
+output row ``oh + r % J``, where ``J`` = 4 // K rows share each weight (K = 1: 4
+output rows; K = 2: 2; K = 3, 4: 1).
+
+Channels-first data needs no layout change here: the input is read as it is
+(padded), and a channels-first output is written directly, its rows as
+contiguous runs. So depthwise convolutions in channels_first (one channel per
+group) run on this kernel without the two transposes the channels-last
+depthwise kernel (``depthwise.py``) would need. Per (channel, tap): one broadcast and ``L / lanes``
 vector FMAs per row. float32 flushes into the double-precision tile every
 ``flush_terms`` terms, as the tile kernel does; each output's reduction runs in
 one task in a fixed order (channel, then taps), so results do not depend on the
@@ -30,29 +36,48 @@ MAX_FILTERS = 4
 
 
 @njit(**PARALLEL)
-def narrow_kernel(xp, geom, w, b, has_bias, out, strides, dilations, act, tag):
-    """``out`` (N, OD, OH, OW, K) = act(conv(x, w) + b) for ``w`` (KD, KH, KW, C, K),
-    K <= 4, stride 1 along W; ``b`` holds each filter's bias ``L`` times in a row
-    (``b[k * L + i]``, the lanes of a vector store), read only when ``has_bias``.
+def narrow_kernel(xp, geom, w, b, has_bias, out, strides, dilations, cf_out, act, tag):
+    """``out`` = act(conv(x, w) + b), K <= 4 filters per group, stride 1 along W.
+
+    ``w`` is the canonical kernel (KD, KH, KW, Cg, K), ``geom`` = (C, G, DP, HP, WP):
+    C input channels in G groups of Cg = C // G (the kernel serves G = 1 and one
+    channel per group, i.e. depthwise). ``out`` is (N, OD, OH, OW, K), or
+    (N, K, OD, OH, OW) when ``cf_out``; output pixels along W are then
+    contiguous and stored as vectors (as they are for K = 1). ``b`` holds each
+    filter's bias ``L`` times in a row (``b[k * L + i]``, the lanes of a vector
+    store), read only when ``has_bias``.
 
     ``xp`` is the padded input, channels first, flat: element (n, c, z, y, x) at
-    ``(((n * C + c) * DP + z) * HP + y) * WP + x`` for ``geom`` = (C, DP, HP, WP),
-    with at least ``L`` readable elements after the last (vector loads of a row's
-    last run read past it; those lanes are never stored)."""
-    N, OD, OH, OW, K = out.shape
-    KD, KH, KW, C, _ = w.shape
-    _, DP, HP, WP = geom
+    ``(((n * C + c) * DP + z) * HP + y) * WP + x``, with at least ``L`` readable
+    elements after the last (vector loads of a row's last run read past it;
+    those lanes are never stored)."""
+    KD, KH, KW, CG, K = w.shape
+    C, G, DP, HP, WP = geom
+    KG = K // G
+    if cf_out:
+        N, _, OD, OH, OW = out.shape
+        step = 1  # between neighbouring output pixels along W
+    else:
+        N, OD, OH, OW, _ = out.shape
+        step = K
     sd, sh, _ = strides
     dd, dh, dw = dilations
     R, L = tile_shape(out, tag)
     F = flush_terms(out)
-    J = R // (1 if K == 1 else 2 if K == 2 else 4)  # output rows per weight
+    if CG * KD * KH * KW <= F:
+        F = 0  # no partial sums to flush: contiguous runs are stored from registers
+    wide_store = F > 0 or step != 1
+    J = R // (1 if KG == 1 else 2 if KG == 2 else 4)  # tile rows per weight
+    # The J rows of a weight cover J output rows, or, on outputs with fewer rows
+    # than J (1-D signals), J consecutive runs along W.
+    runs = OH < J
     wf = w.reshape(w.size)
     outf = out.reshape(out.size)
-    nyb = (OH + J - 1) // J
-    nxb = (OW + L - 1) // L
+    nyb = OH if runs else (OH + J - 1) // J
+    span = L * J if runs else L  # output pixels along W per task
+    nxb = (OW + span - 1) // span
     zero = out.dtype.type(0)
-    for t in prange(N * OD * nyb * nxb):
+    for t in prange(N * G * OD * nyb * nxb):
         acc = acc_tile(out, tag)
         wide = wide_tile(out, tag)
         res = numba.carray(wide, (R, L))
@@ -61,31 +86,40 @@ def narrow_kernel(xp, geom, w, b, has_bias, out, strides, dilations, act, tag):
         yb = rest % nyb
         rest = rest // nyb
         od = rest % OD
-        n = rest // OD
-        oh0 = yb * J
-        ow0 = xb * L
-        jn = min(J, OH - oh0)  # output rows of this task (the last row block may be short)
-        # per tile row: its filter, its input offset, whether it is live (computed
-        # here once: r // J and r % J in the tap loop cost an integer division each)
+        rest = rest // OD
+        g = rest % G
+        n = rest // G
+        oh0 = yb if runs else yb * J
+        ow0 = xb * span
+        # per tile row: its filter, input offset, output row and column offsets
+        # and whether it is live (set once here: r // J and r % J in the tap loop
+        # cost an integer division each)
         rk = numba.carray(index_buffer(tag), (R,))
         ro = numba.carray(index_buffer(tag), (R,))
+        ry = numba.carray(index_buffer(tag), (R,))
+        rx = numba.carray(index_buffer(tag), (R,))
         rl = numba.carray(index_buffer(tag), (R,))
         for r in range(R):
-            rk[r] = r // J
-            ro[r] = (r % J) * sh * WP
-            rl[r] = r // J < K and r % J < jn
+            j = r % J
+            rk[r] = g * KG + r // J
+            ry[r] = 0 if runs else j
+            rx[r] = j * L if runs else 0
+            ro[r] = rx[r] + ry[r] * sh * WP
+            rl[r] = r // J < KG and oh0 + ry[r] < OH and ow0 + rx[r] < OW
             row_zero(acc, r, out, tag)
-            for i in range(L):
-                res[r, i] = 0
+            if wide_store:
+                for i in range(L):
+                    res[r, i] = 0
         cnt = 0
-        for c in range(C):
+        for cl in range(CG):
+            c = g * CG + cl
             for a in range(KD):
                 z = od * sd + a * dd
                 for bb in range(KH):
-                    # tile row r reads the input row (r % J) * sh below row 0's
+                    # tile row r reads ro[r] past row 0's input
                     base = (((n * C + c) * DP + z) * HP + oh0 * sh + bb * dh) * WP + ow0
                     for cc in range(KW):
-                        wo = (((a * KH + bb) * KW + cc) * C + c) * K
+                        wo = (((a * KH + bb) * KW + cc) * CG + cl) * K
                         xo = base + cc * dw
                         for r in range(R):
                             if rl[r]:
@@ -96,21 +130,29 @@ def narrow_kernel(xp, geom, w, b, has_bias, out, strides, dilations, act, tag):
                                 cnt = 0
                                 for r in range(R):
                                     row_flush(acc, wide, r, out, tag)
+        if wide_store:
+            for r in range(R):
+                row_flush(acc, wide, r, out, tag)
         for r in range(R):
-            row_flush(acc, wide, r, out, tag)
-        for r in range(J * K):
-            k = rk[r]
-            j = r % J
-            if j >= jn:
+            if not rl[r]:
                 continue
-            o = (((n * OD + od) * OH + oh0 + j) * OW + ow0) * K + k
-            cnt = min(L, OW - ow0)
-            if K == 1:  # a contiguous output run: vector stores
-                row_store(wide, r, outf, o, cnt, b, 0, has_bias, tag)
+            k = rk[r]
+            oh = oh0 + ry[r]
+            ow = ow0 + rx[r]
+            if cf_out:
+                o = (((n * K + k) * OD + od) * OH + oh) * OW + ow
+            else:
+                o = (((n * OD + od) * OH + oh) * OW + ow) * K + k
+            cnt = min(L, OW - ow)
+            if step == 1:  # a contiguous output run: vector stores
+                if wide_store:
+                    row_store(wide, r, outf, o, cnt, b, k * L, has_bias, tag)
+                else:
+                    row_store(acc, r, outf, o, cnt, b, k * L, has_bias, tag)
                 if act:
                     for i in range(cnt):
                         outf[o + i] = activate(outf[o + i], act)
             else:
                 bk = b[k * L] if has_bias else zero
                 for i in range(cnt):
-                    outf[o + i * K] = activate(out.dtype.type(res[r, i] + bk), act)
+                    outf[o + i * step] = activate(out.dtype.type(res[r, i] + bk), act)

@@ -17,7 +17,7 @@ from .._kernels.conv import conv_direct_kernel
 from .._kernels.depthwise import depthwise_kernel
 from .._kernels.layout import swap_last_axes
 from .._kernels.narrow import MAX_FILTERS, narrow_kernel
-from .._kernels.pad import PAD_MODES
+from .._kernels.pad import PAD_MODES, pad_kernel
 from .._kernels.tile import VARIANTS, choose_variant, variant_lanes, variant_tag
 
 #: padding_mode -> numpy.pad mode for padded copies
@@ -72,43 +72,62 @@ def narrow_lanes(spec):
     return variant_lanes(NARROW_VARIANT, spec.dtype)
 
 
-def is_narrow(spec):
-    """Whether the narrow kernel computes ``spec``: one group, at most
-    ``MAX_FILTERS`` filters, stride 1 along W, real floats, and a larger share of
-    its lanes in use (output pixels of its 64- or 32-pixel runs) than the tile
-    kernel would use (filters of its narrowest rows)."""
-    if (spec.groups != 1 or spec.filters > MAX_FILTERS or spec.strides[2] != 1
-            or spec.dtype not in (np.float32, np.float64)):
+def _narrow_fits(spec):
+    """Filters per group, W stride, dtype and lane use allow the narrow kernel: at
+    most ``MAX_FILTERS`` filters per group, stride 1 along W, real floats, and a
+    larger share of its lanes in use (output pixels of its 64- or 32-pixel runs)
+    than the tile kernel would use (filters of its narrowest rows)."""
+    kg = spec.filters // spec.groups
+    if kg > MAX_FILTERS or spec.strides[2] != 1 or spec.dtype not in (np.float32, np.float64):
         return False
     L = narrow_lanes(spec)
     ow = spec.out_spatial[2]
-    return ow / (L * -(-ow // L)) > spec.filters / variant_lanes(3, spec.dtype)
+    return ow / (L * -(-ow // L)) > kg / variant_lanes(3, spec.dtype)
 
 
-def run_narrow(spec, x5, w5, b, out5):
-    """The narrow kernel on a channels-first copy of ``x5``, padded, with one tile
-    row of zeros after it (the last run's vector loads read past the end)."""
+def is_narrow(spec):
+    """Whether ``run`` computes ``spec`` (canonical channels-last operands) on the
+    narrow kernel: one group and ``_narrow_fits``."""
+    return spec.groups == 1 and _narrow_fits(spec)
+
+
+def is_narrow_channels_first(spec):
+    """Whether ``run_narrow`` computes a channels_first ``spec`` straight from the
+    user's array into a channels_first result (no layout changes): ``is_narrow``.
+    (The kernel also computes one channel per group, i.e. depthwise, but measured
+    slower than the transposes around the channel-vectorised depthwise kernel:
+    8 x 128 x 56 x 56, 3 x 3: 2.4 ms for the kernel alone, its tasks of 9-term
+    reductions dominated by their set-up.)"""
+    return spec.data_format == "channels_first" and is_narrow(spec)
+
+
+def run_narrow(spec, x, w5, b, out, channels_first=False):
+    """The narrow kernel on a padded channels-first copy of the input, with one
+    tile row of zeros after it (the last run's vector loads read past the end).
+
+    ``x`` and ``out`` are canonical channels-last (N, D, H, W, C) and
+    (N, OD, OH, OW, K), or with ``channels_first`` the user's (N, C, *spatial)
+    input and a C-contiguous (N, K, *out_spatial) result."""
     bk, has_bias, act = epilogue(spec, b)
     if has_bias:
         bk = np.repeat(bk, narrow_lanes(spec))  # each filter's bias across a run's lanes
-    N, C = x5.shape[0], x5.shape[-1]
+    N, C = spec.batch, spec.channels
     DP, HP, WP = (L + b + a for L, (b, a) in zip(spec.in_spatial, spec.pads))
     size = N * C * DP * HP * WP
-    if C == 1 and spec.padding_mode == "zeros":
-        # channels first is channels last: copy x5 into the interior of a zeroed
-        # buffer (one pass over the input instead of a padded copy and a layout copy)
-        flat = np.zeros(size + narrow_lanes(spec), spec.dtype)
-        (bd, _), (bh, _), (bw, _) = spec.pads
-        interior = flat[:size].reshape(N, DP, HP, WP)
-        interior[:, bd:bd + x5.shape[1], bh:bh + x5.shape[2], bw:bw + x5.shape[3]] = x5[..., 0]
+    flat = np.empty(size + narrow_lanes(spec), spec.dtype)
+    flat[size:] = 0
+    if channels_first or C == 1:  # x is channels-first already (C == 1: either layout)
+        xc = np.ascontiguousarray(x, spec.dtype).reshape((N, C) + spec.in_spatial)
+        with kernel_lock():
+            pad_kernel(xc, flat[:size].reshape(N, C, DP, HP, WP), tuple(p[0] for p in spec.pads),
+                       PAD_MODES[spec.padding_mode])
     else:
-        flat = np.empty(size + narrow_lanes(spec), spec.dtype)
-        flat[size:] = 0
-        swap_last_axes(padded(spec, x5).reshape(N, DP * HP * WP, C), flat[:size].reshape(N, C, DP * HP * WP))
+        swap_last_axes(padded(spec, x).reshape(N, DP * HP * WP, C), flat[:size].reshape(N, C, DP * HP * WP))
+    out5 = out.reshape((N, spec.filters) + spec.out_spatial) if channels_first else out
     with kernel_lock():
-        narrow_kernel(flat, (C, DP, HP, WP), w5, bk, has_bias, out5, spec.strides, spec.dilations, act,
-                      variant_tag(NARROW_VARIANT))
-    return out5
+        narrow_kernel(flat, (C, spec.groups, DP, HP, WP), w5, bk, has_bias, out5, spec.strides, spec.dilations,
+                      channels_first, act, variant_tag(NARROW_VARIANT))
+    return out
 
 
 def epilogue(spec, b):

@@ -33,9 +33,11 @@ shapes per seed: ranks 1-3, 1-32 channels and filters, kernels 1 to 1025 taps /
 the constants for the largest share of shapes where ``auto`` is within 1.2x of
 the fastest method. Fitted on seeds 0 and 1 (480 shapes): 97.7 %; held-out seed
 2: 96.2 % (mean regret 1.015x, worst 2.0x: a 39 x 39 x 8 image with a 37 x 37
-kernel in float64, direct 3.0 vs overlap-save 1.5 ms). Re-timed after the narrow
-kernel's vector stores (2026-11-23): seeds 0 / 1 / 2 at 98.3 / 97.5 / 96.2 %
-(a refit on seeds 0 and 1 would reach 98.1 %, so the constants were kept). The
+kernel in float64, direct 3.0 vs overlap-save 1.5 ms). Re-timed with the final
+narrow kernel (vector stores, runs along W for 1-D signals; 2026-11-23): seeds
+0 / 1 / 2 at 97.9 / 97.9 / 97.5 % (mean regret 1.011-1.013x, worst 2.7x: a
+16^3 x 2 volume with a 6^3 kernel, direct 1.16 vs FFT 0.43 ms); a refit on seeds
+0 and 1 would reach 98.1 %, so the constants were kept. The
 tap term's fitted weight fell from 800 to 0 when the narrow kernel
 (``_kernels/narrow.py``) took over the one-to-four-filter layers whose per-tap
 overhead it modelled; it stays in the search. The model before this refit (no
@@ -84,7 +86,10 @@ def _direct_terms(spec):
         rows, lanes = VARIANTS[direct.NARROW_VARIANT][0], direct.narrow_lanes(spec)
         per_weight = rows // (1 if spec.filters == 1 else 2 if spec.filters == 2 else 4)
         od, oh, ow = spec.out_spatial
-        tiles = spec.batch * od * -(-oh // per_weight) * -(-ow // lanes)
+        if oh < per_weight:  # rows of a weight on consecutive runs along W (1-D signals)
+            tiles = spec.batch * od * oh * -(-ow // (lanes * per_weight))
+        else:
+            tiles = spec.batch * od * -(-oh // per_weight) * -(-ow // lanes)
         return {"direct_mac": tiles * rows * lanes * taps * cg, "direct_tap": tiles * taps * cg}
     kg = spec.filters // spec.groups
     variant = choose_variant(kg, spec.dtype)

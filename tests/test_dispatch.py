@@ -107,8 +107,8 @@ def test_auto_can_choose_overlap_save_and_it_matches_direct():
     """A long signal with a moderately long kernel goes to overlap-save (its cost is
     the FFT path's on the stacked blocks, ``oa.plan``), with direct's results."""
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 60000, 1))
-    w = rng.standard_normal((301, 1, 2))
+    x = rng.standard_normal((1, 2 ** 19, 1))  # measured: overlap-save 24, direct 34, FFT 35 ms
+    w = rng.standard_normal((2049, 1, 1))
     assert numconv.choose_conv_method(x, w, padding="same") == "oa"
     np.testing.assert_allclose(numconv.conv1d(x, w, padding="same"),
                                numconv.conv1d(x, w, padding="same", method="direct"), rtol=1e-9, atol=1e-9)

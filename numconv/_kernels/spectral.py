@@ -16,24 +16,30 @@ FREQ_BLOCK = 64
 @njit(**PARALLEL)
 def contract_kernel(X, W, Y, groups):
     """X (N, nf, C), W (nf, Cg, K), Y (N, nf, K), all C-contiguous, complex.
-    Each task owns a block of frequencies and writes only its ``Y[:, block]``."""
+    Each task owns a block of frequencies and writes only its ``Y[:, block]``.
+    Indexed flat: a row view per (frequency, image) cost reference counting that
+    dominated one-channel layers (512^2 x 1 -> 1: 1.9 ms)."""
     N, nf, C = X.shape
     _, CG, K = W.shape
     KG = K // groups
+    xf = X.reshape(X.size)
+    wf = W.reshape(W.size)
+    yf = Y.reshape(Y.size)
+    zero = Y.dtype.type(0)
     nblocks = (nf + FREQ_BLOCK - 1) // FREQ_BLOCK
     for t in prange(nblocks):
         f0 = t * FREQ_BLOCK
         f1 = min(nf, f0 + FREQ_BLOCK)
         for f in range(f0, f1):  # frequency outside batch: W[f] stays in cache for all n
-            wf = W[f]
+            w0 = f * CG * K
             for n in range(N):
-                yr = Y[n, f]
-                xr = X[n, f]
+                y0 = (n * nf + f) * K
+                x0 = (n * nf + f) * C
                 for k in range(K):
-                    yr[k] = 0
+                    yf[y0 + k] = zero
                 for g in range(groups):
                     for c in range(CG):
-                        xv = xr[g * CG + c]
-                        wr = wf[c]
+                        xv = xf[x0 + g * CG + c]
+                        wr = w0 + c * K
                         for k in range(g * KG, (g + 1) * KG):
-                            yr[k] += xv * wr[k]
+                            yf[y0 + k] += xv * wf[wr + k]

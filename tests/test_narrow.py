@@ -142,3 +142,25 @@ def test_the_sweep_runs_the_narrow_kernel():
         except ValueError:
             pass
     assert narrow >= 30, narrow
+
+
+def test_channels_first_reads_the_users_array():
+    """channels_first convs on the narrow kernel read the input as it is and write
+    the result in place: integer, non-contiguous and ``out=`` inputs included."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(-5, 5, (2, 3, 30, 70))
+    w = rng.integers(-3, 3, (5, 5, 3, 2))
+    ref = np.moveaxis(ref_conv(np.moveaxis(x, 1, -1), w, padding="same"), -1, 1)
+    spec = conv_spec("conv", x, w, None, 1, "same", 1, None, "channels_first", "zeros", None, "direct", METHODS)[0]
+    assert direct.is_narrow_channels_first(spec)
+    np.testing.assert_array_equal(numconv.conv2d(x, w, padding="same", data_format="channels_first"), ref)
+    xs = np.repeat(x, 2, axis=-1)[..., ::2]  # a non-contiguous view equal to x
+    assert not xs.flags.c_contiguous
+    out = np.empty(ref.shape)
+    assert numconv.conv2d(xs, w, padding="same", data_format="channels_first", out=out) is out
+    np.testing.assert_array_equal(out, ref)
+    strided_out = np.empty(ref.shape + (2,))[..., 0]
+    assert numconv.conv2d(xs, w, padding="same", data_format="channels_first", out=strided_out) is strided_out
+    np.testing.assert_array_equal(strided_out, ref)
+    assert numconv.conv2d(x.astype(np.float32), w.astype(np.float32), padding="same", data_format="channels_first",
+                          activation="sigmoid").dtype == np.float32

@@ -324,8 +324,9 @@ def test_padding_mode_at_the_limit_is_allowed():
 def test_deferred_activations_match_the_fused_formulas(dtype):
     """The transcendental activations run after the kernels as NumPy passes
     (``act.apply_deferred``): the same values as the kernels' scalar ``activate``
-    within 4 ulp (NumPy's SIMD exp/tanh and libm differ by an ulp or two), on both branches, huge and tiny inputs, +-0, +-inf and NaN, across
-    chunk boundaries."""
+    within 4 ulp (NumPy's SIMD exp/tanh and libm differ by an ulp or two), on
+    both branches, huge and tiny inputs, +-0, +-inf and NaN, across chunk
+    boundaries."""
     import numba
 
     from numconv._kernels import act

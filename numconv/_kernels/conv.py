@@ -172,8 +172,9 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
                                     gc0 = g * CG + c0
                                     if inner:
                                         for c in range(cn):
+                                            wo = wg0 + woff + (c0 + c) * L
                                             for p in range(R):
-                                                row_fma(acc, p, xr[i0 + p * sw, gc0 + c], wflat, wg0 + woff + (c0 + c) * L, tag)
+                                                row_fma(acc, p, xr[i0 + p * sw, gc0 + c], wflat, wo, tag)
                                     else:
                                         for c in range(cn):
                                             for p in range(R):

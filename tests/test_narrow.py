@@ -164,3 +164,19 @@ def test_channels_first_reads_the_users_array():
     np.testing.assert_array_equal(strided_out, ref)
     assert numconv.conv2d(x.astype(np.float32), w.astype(np.float32), padding="same", data_format="channels_first",
                           activation="sigmoid").dtype == np.float32
+
+
+def test_kernel_groups_of_one_channel():
+    """The kernel's grouped form (one input channel per group: depthwise, which
+    ``direct`` keeps on its own kernel) against the reference, called directly."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 6, 20, 70))  # channels_first
+    w = rng.standard_normal((3, 5, 1, 12))   # depth multiplier 2
+    b = rng.standard_normal(12)
+    spec, xu, w5, b5 = conv_spec("conv", x, w, b, (2, 1), "same", (1, 2), 6, "channels_first", "reflect", None,
+                                 "direct", METHODS, layout=False)
+    out = np.empty(spec.output_shape)
+    direct.run_narrow(spec, xu, w5, b5, out, channels_first=True)
+    ref = ref_conv(np.moveaxis(x, 1, -1), w, b, strides=(2, 1), padding="same", dilation_rate=(1, 2), groups=6,
+                   padding_mode="reflect")
+    np.testing.assert_allclose(np.moveaxis(out, 1, -1), ref, rtol=1e-12, atol=1e-12)

@@ -16,10 +16,13 @@ output rows; K = 2: 2; K = 3, 4: 1).
 
 Channels-first data needs no layout change here: the input is read as it is
 (padded), and a channels-first output is written directly, its rows as
-contiguous runs. So depthwise convolutions in channels_first (one channel per
-group) run on this kernel without the two transposes the channels-last
-depthwise kernel (``depthwise.py``) would need. Per (channel, tap): one broadcast and ``L / lanes``
-vector FMAs per row. float32 flushes into the double-precision tile every
+contiguous runs. The kernel also computes one channel per group (depthwise), but
+``_paths/direct.py`` does not use it for that: its 9-term reductions measured
+slower than the transposes around the channel-vectorised depthwise kernel.
+
+Per (channel, tap): one broadcast and ``L / lanes`` vector FMAs per row, and
+1-D outputs (fewer output rows than ``J``) give a weight's ``J`` rows to
+consecutive runs along W instead. float32 flushes into the double-precision tile every
 ``flush_terms`` terms, as the tile kernel does; each output's reduction runs in
 one task in a fixed order (channel, then taps), so results do not depend on the
 thread count.

@@ -145,3 +145,18 @@ def test_inputs_are_not_modified():
         signal.correlate(a, b, method=method)
         signal.convolve(a, b, mode="same", method=method)
     assert np.array_equal(a, a0) and np.array_equal(b, b0)
+
+
+@pytest.mark.parametrize("b_rows", [1, 5])
+def test_overlap_add_chunks_a_stack_of_signals(monkeypatch, b_rows):
+    """A stack of signals goes through overlap-add in chunks along its first axis
+    (``OA_CHUNK_BYTES``, made tiny here): the same result as one pass and as SciPy,
+    with a shared kernel or one kernel per signal."""
+    rng = np.random.default_rng(21)
+    a = rng.standard_normal((5, 3000))
+    v = rng.standard_normal((b_rows, 65))
+    whole = signal.convolve(a, v, method="oa", axes=1)
+    monkeypatch.setattr(signal, "OA_CHUNK_BYTES", 1)
+    chunked = signal.convolve(a, v, method="oa", axes=1)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(chunked, ss.oaconvolve(a, v, axes=1), rtol=1e-10, atol=1e-10)

@@ -26,6 +26,7 @@ from numba import njit, prange
 
 from .._config import PARALLEL
 from .act import activate_slice, write_row
+from .conv import flush_if_due
 from .pad import source_index
 from .tile import (LINE_BYTES, PREFETCH_BYTES, acc_tile, flush_terms, prefetch, prefetch_write, row_flush,
                    row_fmav, row_store, row_zero, tile_shape, wide_tile)
@@ -119,12 +120,7 @@ def depthwise_kernel(x, wm, b, has_bias, out, strides, dilations, pads, mode, ac
                                             continue
                                         ix = source_index(ix, W, mode)
                                     row_fmav(acc, p, xf, (base + ix) * C + c0, cn, wf, woff, tag)
-                                if F:
-                                    cnt += 1
-                                    if cnt >= F:
-                                        cnt = 0
-                                        for p in range(R):
-                                            row_flush(acc, wide, p, x, tag)
+                                cnt = flush_if_due(acc, wide, cnt, 1, F, R, x, tag)
                     for p in range(min(R, OW - ow0)):
                         lo = c0 * M + m
                         if M == 1 and not F:  # contiguous channels: straight from registers

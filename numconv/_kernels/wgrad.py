@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import PARALLEL
+from .conv import flush_if_due
 from .tile import acc_tile, flush_terms, row_flush, row_fma, row_zero, tile_shape, wide_tile
 
 #: A row chunk holds about 4x this many positions: each (tap, channel block) runs over
@@ -101,12 +102,7 @@ def weight_grad_kernel(x, g, gf, out, strides, dilations, pads, cb_per_task, tag
                                     go = grow + ow * K
                                     for p in range(R):
                                         row_fma(acc, p, xf[xo + min(p, last)], gf, go, tag)
-                                    if F:
-                                        cnt += 1
-                                        if cnt == F:
-                                            cnt = 0
-                                            for p in range(R):
-                                                row_flush(acc, wide, p, x, tag)
+                                    cnt = flush_if_due(acc, wide, cnt, 1, F, R, x, tag)
                             for p in range(R):
                                 row_flush(acc, wide, p, x, tag)
                             t0 = (tap * ncb + j) * R * L

@@ -84,7 +84,7 @@ def _direct_terms(spec):
     if direct.is_narrow(spec):
         # the narrow kernel: lanes are output pixels along W, rows (filter, output row) pairs
         rows, lanes = VARIANTS[direct.NARROW_VARIANT][0], direct.narrow_lanes(spec)
-        per_weight = rows // (1 if spec.filters == 1 else 2 if spec.filters == 2 else 4)
+        per_weight = direct.narrow_rows_per_weight(spec)
         od, oh, ow = spec.out_spatial
         if oh < per_weight:  # rows of a weight on consecutive runs along W (1-D signals)
             tiles = spec.batch * od * oh * -(-ow // (lanes * per_weight))

@@ -91,7 +91,7 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     if spec.batch == 0:
         return np.empty(shape, spec.dtype) if out is None else out
     if direct.is_narrow_channels_first(spec) and _dispatch.resolve(spec) == "direct":
-        # channels_first in and out, no layout changes (few filters, or depthwise)
+        # channels_first in and out, no layout changes (the narrow kernel)
         result = out if out is not None and out.flags.c_contiguous else np.empty(shape, spec.dtype)
         direct.run_narrow(spec, xu, w5, b, result, channels_first=True)
         _dispatch.finish(spec, result)

@@ -131,7 +131,7 @@ def _full_oa(a, b, axes):
 
     if 0 not in axes and a.shape[0] > 1:
         n = max(a.shape[i] + b.shape[i] - 1 for i in axes)
-        per_signal = 3 * n * np.dtype(np.result_type(a, b, np.float32)).itemsize * \
+        per_signal = 3 * n * np.result_type(a, b, np.float32).itemsize * \
             int(np.prod([max(a.shape[i], b.shape[i]) for i in range(1, a.ndim) if i not in axes]))
         step = max(1, OA_CHUNK_BYTES // max(per_signal, 1))
         if step < a.shape[0]:

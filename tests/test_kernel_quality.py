@@ -141,7 +141,7 @@ def test_narrow_kernel_is_zmm_fmas_on_pixel_runs(dtype, fma):
     kern = numba.njit(**opts)(narrow_kernel.py_func)
     xp = np.ones(2 * 10 * 80 + 64, dtype)
     kern(xp, (2, 1, 1, 10, 80), np.ones((1, 3, 3, 2, 1), dtype), np.zeros(1, dtype), False,
-         np.empty((1, 1, 8, 78, 1), dtype), (1, 1, 1), (1, 1, 1), False, 0, variant_tag(NARROW_VARIANT))
+         np.empty((1, 1, 8, 78, 1), dtype), (1, 1, 1), (1, 1, 1), False, 4, 0, variant_tag(NARROW_VARIANT))
     asm = kern.inspect_asm(kern.signatures[0])
     blocks = re.split(r"\n\.?[\w$.]+:", asm)
     hot = max(blocks, key=lambda blk: blk.count("vfmadd"))

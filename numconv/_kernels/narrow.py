@@ -40,7 +40,7 @@ MAX_FILTERS = 4
 
 
 @njit(**PARALLEL)
-def narrow_kernel(xp, geom, w, b, has_bias, out, strides, dilations, cf_out, act, tag):
+def narrow_kernel(xp, geom, w, b, has_bias, out, strides, dilations, cf_out, J, act, tag):
     """``out`` = act(conv(x, w) + b), K <= 4 filters per group, stride 1 along W.
 
     ``w`` is the canonical kernel (KD, KH, KW, Cg, K), ``geom`` = (C, G, DP, HP, WP):
@@ -54,7 +54,8 @@ def narrow_kernel(xp, geom, w, b, has_bias, out, strides, dilations, cf_out, act
     ``xp`` is the padded input, channels first, flat: element (n, c, z, y, x) at
     ``(((n * C + c) * DP + z) * HP + y) * WP + x``, with at least ``L`` readable
     elements after the last (vector loads of a row's last run read past it;
-    those lanes are never stored)."""
+    those lanes are never stored). ``J``: tile rows per weight
+    (``_paths/direct.narrow_rows_per_weight``)."""
     KD, KH, KW, CG, K = w.shape
     C, G, DP, HP, WP = geom
     KG = K // G
@@ -71,7 +72,6 @@ def narrow_kernel(xp, geom, w, b, has_bias, out, strides, dilations, cf_out, act
     if CG * KD * KH * KW <= F:
         F = 0  # no partial sums to flush: contiguous runs are stored from registers
     wide_store = F > 0 or step != 1
-    J = R // (1 if KG == 1 else 2 if KG == 2 else 4)  # tile rows per weight
     # The J rows of a weight cover J output rows, or, on outputs with fewer rows
     # than J (1-D signals), J consecutive runs along W.
     runs = OH < J
@@ -142,16 +142,16 @@ def narrow_kernel(xp, geom, w, b, has_bias, out, strides, dilations, cf_out, act
                 o = (((n * K + k) * OD + od) * OH + oh) * OW + ow
             else:
                 o = (((n * OD + od) * OH + oh) * OW + ow) * K + k
-            cnt = min(L, OW - ow)
+            m = min(L, OW - ow)  # outputs of this run
             if step == 1:  # a contiguous output run: vector stores
                 if wide_store:
-                    row_store(wide, r, outf, o, cnt, b, k * L, has_bias, tag)
+                    row_store(wide, r, outf, o, m, b, k * L, has_bias, tag)
                 else:
-                    row_store(acc, r, outf, o, cnt, b, k * L, has_bias, tag)
+                    row_store(acc, r, outf, o, m, b, k * L, has_bias, tag)
                 if act:
-                    for i in range(cnt):
+                    for i in range(m):
                         outf[o + i] = activate(outf[o + i], act)
             else:
                 bk = b[k * L] if has_bias else zero
-                for i in range(cnt):
+                for i in range(m):
                     outf[o + i * step] = activate(out.dtype.type(res[r, i] + bk), act)

@@ -59,6 +59,11 @@ def is_depthwise(spec):
             and spec.filters // spec.groups <= MAX_DEPTHWISE_M)
 
 
+def padded_sizes(spec):
+    """The spatial sizes of the input padded by ``spec.pads`` (D, H, W)."""
+    return tuple(L + b + a for L, (b, a) in zip(spec.in_spatial, spec.pads))
+
+
 def padded(spec, x5):
     """``x5`` padded on its spatial axes by ``spec.pads`` with ``spec.padding_mode``."""
     pads = ((0, 0),) + tuple(spec.pads) + ((0, 0),)
@@ -72,23 +77,24 @@ def narrow_lanes(spec):
     return variant_lanes(NARROW_VARIANT, spec.dtype)
 
 
-def _narrow_fits(spec):
-    """Filters per group, W stride, dtype and lane use allow the narrow kernel: at
-    most ``MAX_FILTERS`` filters per group, stride 1 along W, real floats, and a
-    larger share of its lanes in use (output pixels of its 64- or 32-pixel runs)
-    than the tile kernel would use (filters of its narrowest rows)."""
+def narrow_rows_per_weight(spec):
+    """Tile rows of the narrow kernel that share each weight: its 4 rows over the
+    filters of a group (1 filter: 4 rows; 2: 2; 3 or 4: 1)."""
     kg = spec.filters // spec.groups
-    if kg > MAX_FILTERS or spec.strides[2] != 1 or spec.dtype not in (np.float32, np.float64):
-        return False
-    L = narrow_lanes(spec)
-    ow = spec.out_spatial[2]
-    return ow / (L * -(-ow // L)) > kg / variant_lanes(3, spec.dtype)
+    return VARIANTS[NARROW_VARIANT][0] // (1 if kg == 1 else 2 if kg == 2 else 4)
 
 
 def is_narrow(spec):
     """Whether ``run`` computes ``spec`` (canonical channels-last operands) on the
-    narrow kernel: one group and ``_narrow_fits``."""
-    return spec.groups == 1 and _narrow_fits(spec)
+    narrow kernel: one group, at most ``MAX_FILTERS`` filters, stride 1 along W,
+    real floats, and a larger share of its lanes in use (output pixels of its 64-
+    or 32-pixel runs) than the tile kernel would use (filters of its narrowest rows)."""
+    if (spec.groups != 1 or spec.filters > MAX_FILTERS or spec.strides[2] != 1
+            or spec.dtype not in (np.float32, np.float64)):
+        return False
+    L = narrow_lanes(spec)
+    ow = spec.out_spatial[2]
+    return ow / (L * -(-ow // L)) > spec.filters / variant_lanes(3, spec.dtype)
 
 
 def is_narrow_channels_first(spec):
@@ -112,7 +118,7 @@ def run_narrow(spec, x, w5, b, out, channels_first=False):
     if has_bias:
         bk = np.repeat(bk, narrow_lanes(spec))  # each filter's bias across a run's lanes
     N, C = spec.batch, spec.channels
-    DP, HP, WP = (L + b + a for L, (b, a) in zip(spec.in_spatial, spec.pads))
+    DP, HP, WP = padded_sizes(spec)
     size = N * C * DP * HP * WP
     flat = np.empty(size + narrow_lanes(spec), spec.dtype)
     flat[size:] = 0
@@ -126,7 +132,7 @@ def run_narrow(spec, x, w5, b, out, channels_first=False):
     out5 = out.reshape((N, spec.filters) + spec.out_spatial) if channels_first else out
     with kernel_lock():
         narrow_kernel(flat, (C, spec.groups, DP, HP, WP), w5, bk, has_bias, out5, spec.strides, spec.dilations,
-                      channels_first, act, variant_tag(NARROW_VARIANT))
+                      channels_first, narrow_rows_per_weight(spec), act, variant_tag(NARROW_VARIANT))
     return out
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from .._config import get_num_threads, kernel_lock
 from .._kernels.act import bias_activation_kernel
 from .._kernels.spectral import contract_kernel
-from .direct import epilogue, padded
+from .direct import epilogue, padded, padded_sizes
 
 
 
@@ -37,8 +37,7 @@ def fft_shape(spec):
     import scipy.fft  # imported on first use: keeps `import numconv` light
 
     real = spec.dtype.kind != "c"
-    return tuple(scipy.fft.next_fast_len(L + b + a, real=real)
-                 for L, (b, a) in zip(spec.in_spatial, spec.pads))
+    return tuple(scipy.fft.next_fast_len(L, real=real) for L in padded_sizes(spec))
 
 
 def _dilated_flipped_kernel(spec, w5):

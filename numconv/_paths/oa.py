@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 
 from . import fft
-from .direct import padded
+from .direct import padded, padded_sizes
 
 #: Transform length per block, in dilated kernel lengths (PERF_NOTES: ~8).
 BLOCK_FACTOR = 8
@@ -45,7 +45,7 @@ def plan(spec):
     e = spec.dilations[axis] * (spec.kernel_spatial[axis] - 1) + 1
     nb = -(-n_out // block)
     slab = (block - 1) * s + e
-    in_spatial = [L + b + a for L, (b, a) in zip(spec.in_spatial, spec.pads)]  # padded sizes
+    in_spatial = list(padded_sizes(spec))
     in_spatial[axis] = slab
     out_spatial = list(spec.out_spatial)
     out_spatial[axis] = block

@@ -81,15 +81,14 @@ def transpose_kernel(src, dst):
         b1 = min(B, b0 + band)
         bfull = b0 + (b1 - b0) // L * L
         afull = A // L * L
-        so = n * A * B
-        do = n * A * B
+        o = n * A * B  # example n's first element, in both arrays
         for a0 in range(0, afull, L):
             for bb in range(b0, bfull, L):
-                transpose_block(sf, so + a0 * B + bb, B, df, do + bb * A + a0, A)
+                transpose_block(sf, o + a0 * B + bb, B, df, o + bb * A + a0, A)
         for b in range(b0, b1):  # ragged edges: rows past afull, columns past bfull
             a_start = 0 if b >= bfull else afull
             for a in range(a_start, A):
-                df[do + b * A + a] = sf[so + a * B + b]
+                df[o + b * A + a] = sf[o + a * B + b]
 
 
 _RAW = {4: np.uint32, 8: np.uint64}
@@ -116,12 +115,10 @@ def swap_last_axes(a, out=None):
 def to_channels_last(x, dtype=None):
     """``x`` (N, C, *spatial) as a new C-contiguous (N, *spatial, C) array in
     ``dtype`` (default: ``x``'s). Never returns ``x`` itself."""
-    x = np.asarray(x)
-    if dtype is not None and x.dtype != dtype:
-        x = x.astype(dtype)
+    x = np.ascontiguousarray(x, dtype=dtype)  # one copy at most, converting and compacting
     N, C = x.shape[:2]
     spatial = x.shape[2:]
-    y = swap_last_axes(np.ascontiguousarray(x).reshape(N, C, math.prod(spatial)))
+    y = swap_last_axes(x.reshape(N, C, math.prod(spatial)))
     return y.reshape((N,) + spatial + (C,))
 
 

@@ -83,6 +83,10 @@ def test_direct_kernel_hot_loop_is_zmm_fmas_without_gathers(dtype, fma, variant)
     assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= 8, hot
     stores = re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
     assert not stores, stores
+    # Input loads by plain offsets (tile.at): Numba's negative-index wraparound
+    # on arr[i] shows as a sign shift per load (sarq $63), as many integer
+    # instructions as FMAs in the 16-lane variant's one-FMA-per-load rows.
+    assert "sarq\t$63" not in hot, hot
 
 
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")

@@ -33,7 +33,7 @@ from numba import njit, prange
 from .._config import PARALLEL
 from .act import activate
 from .conv import flush_if_due
-from .tile import acc_tile, flush_terms, index_buffer, row_flush, row_fma, row_store, row_zero, tile_shape, wide_tile
+from .tile import acc_tile, at, flush_terms, index_buffer, row_flush, row_fma, row_store, row_zero, tile_shape, wide_tile
 
 #: filters per group up to which ``_paths/direct.py`` uses this kernel
 MAX_FILTERS = 4
@@ -127,7 +127,7 @@ def narrow_kernel(xp, geom, w, b, has_bias, out, strides, dilations, cf_out, J, 
                         xo = base + cc * dw
                         for r in range(R):
                             if rl[r]:
-                                row_fma(acc, r, wf[wo + rk[r]], xp, xo + ro[r], tag)
+                                row_fma(acc, r, at(wf, wo + rk[r]), xp, xo + ro[r], tag)
                         cnt = flush_if_due(acc, wide, cnt, 1, F, R, out, tag)
         if wide_store:
             for r in range(R):

@@ -37,6 +37,7 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
+from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
 
 TILE_BYTES = 1024
@@ -217,6 +218,24 @@ def row_zero(typingctx, tile, row, like, tag):
         return context.get_dummy_value()
 
     return types.void(tile, row, like, tag), codegen
+
+
+@intrinsic
+def at(typingctx, arr, offset):
+    """``arr``'s element at flat ``offset`` (C-contiguous ``arr``, 0 <= offset <
+    arr.size): a plain load, without the negative-index wraparound Numba adds to
+    ``arr[i]`` for a signed ``i`` (a shift, an and and an add per load, which in a
+    tile whose rows each broadcast their own input value cost as much issue
+    bandwidth as the FMAs themselves)."""
+    if arr.layout != "C":
+        raise TypingError(f"at() needs a C-contiguous array, got {arr}")
+    dtype = arr.dtype
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        return builder.load(builder.gep(data, [args[1]]))
+
+    return dtype(arr, offset), codegen
 
 
 @intrinsic

@@ -24,7 +24,7 @@ from numba import njit, prange
 
 from .._config import PARALLEL
 from .conv import flush_if_due
-from .tile import acc_tile, flush_terms, row_flush, row_fma, row_zero, tile_shape, wide_tile
+from .tile import acc_tile, at, flush_terms, row_flush, row_fma, row_zero, tile_shape, wide_tile
 
 #: A row chunk holds about 4x this many positions: each (tap, channel block) runs over
 #: the chunk's rows (L2-resident) before its register tile goes back to memory.
@@ -101,7 +101,7 @@ def weight_grad_kernel(x, g, gf, out, strides, dilations, pads, cb_per_task, tag
                                     xo = xrow + (ow * sw + off) * C
                                     go = grow + ow * K
                                     for p in range(R):
-                                        row_fma(acc, p, xf[xo + min(p, last)], gf, go, tag)
+                                        row_fma(acc, p, at(xf, xo + min(p, last)), gf, go, tag)
                                     cnt = flush_if_due(acc, wide, cnt, 1, F, R, x, tag)
                             for p in range(R):
                                 row_flush(acc, wide, p, x, tag)

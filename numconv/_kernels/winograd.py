@@ -48,8 +48,8 @@ from .._config import PARALLEL, SERIAL
 from .act import activate_slice
 from .conv import clear_tile, flush_if_due
 from .pad import source_index
-from .tile import (_alloca_tile, _fma, _lane_mask, _masked_load, _masked_store, _scalar_lanes, acc_tile, flush_terms,
-                   row_flush, row_fma, row_store, tile_shape, wide_tile)
+from .tile import (_alloca_tile, _fma, _lane_mask, _masked_load, _masked_store, _scalar_lanes, acc_tile, at,
+                   flush_terms, row_flush, row_fma, row_store, tile_shape, wide_tile)
 
 #: outputs per tile side (m), window (r), input patch side (alpha = m + r - 1)
 M_OUT, R_WIN, ALPHA = 2, 3, 4
@@ -327,7 +327,7 @@ def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run
                                     cn = min(chunk, CG - c0)
                                     for c in range(c0, c0 + cn):
                                         for p in range(R):
-                                            row_fma(acc, p, V[vb + p * CG + c], ug, ub + c * L, tag)
+                                            row_fma(acc, p, at(V, vb + p * CG + c), ug, ub + c * L, tag)
                                     cnt = flush_if_due(acc, wide, cnt, cn, F, R, x, tag)
                             for p in range(R):
                                 mo = (xi * run + t0 + p) * L

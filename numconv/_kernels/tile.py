@@ -296,6 +296,31 @@ def row_flush(typingctx, tile, wide, row, like, tag):
 
 
 @intrinsic
+def row_flush_into(typingctx, tile, row, dst, dst_offset, like, tag):
+    """``dst[dst_offset : dst_offset + lanes] += tile[row, :]`` (``dst`` a
+    C-contiguous double-precision array, the tile widened to it); ``tile[row, :] = 0``.
+    For accumulators that outlive a tile (the weight gradient's per-task sums)."""
+    rows, lanes = _shape(tag, like.dtype)
+    elem, count = _scalar_lanes(like.dtype, lanes)
+    welem, _ = _scalar_lanes(_wide(like.dtype), lanes)
+    per = 2 if isinstance(like.dtype, types.Complex) else 1
+
+    def codegen(context, builder, sig, args):
+        ptr, vty = _row(builder, args[0], args[1], elem, count)
+        wty = ir.VectorType(welem, count)
+        wptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], args[2], args[3], welem, per),
+                               wty.as_pointer())
+        acc = builder.load(ptr, align=64)
+        if elem != welem:
+            acc = builder.fpext(acc, wty)
+        builder.store(builder.fadd(builder.load(wptr, align=8), acc), wptr, align=8)
+        builder.store(ir.Constant(vty, None), ptr, align=64)
+        return context.get_dummy_value()
+
+    return types.void(tile, row, dst, dst_offset, like, tag), codegen
+
+
+@intrinsic
 def index_buffer(typingctx, tag):
     """An int64 array of ``rows`` entries in the entry block (per-pixel indices)."""
     rows, _ = VARIANTS[tag.count]

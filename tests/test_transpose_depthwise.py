@@ -201,6 +201,22 @@ def test_depthwise_stride_and_dilation_together_keras_22515():
                                atol=1e-12)
 
 
+@pytest.mark.parametrize("shape, kernel, padding", [
+    ((2, 6000, 16), (2001, 16, 1), "valid"),       # 1-D, every tile interior
+    ((1, 70, 70, 20), (31, 31, 20, 1), "same"),    # 2-D, interior and border tiles
+])
+def test_depthwise_float32_long_windows_stay_accurate(shape, kernel, padding):
+    """Windows longer than the flush length (``tile.FLUSH_TERMS``) are summed as
+    short float32 partial sums on every tile. Interior tiles once skipped the
+    flush: a 2001-tap window on positive data erred by 2.5e-6 (flushed: 1.3e-7)."""
+    rng = np.random.default_rng(7)
+    x = rng.random(shape).astype(np.float32)
+    dk = rng.random(kernel).astype(np.float32)
+    got = numconv.depthwise_conv(x, dk, padding=padding, method="direct")
+    ref = numconv.depthwise_conv(x.astype(np.float64), dk.astype(np.float64), padding=padding, method="direct")
+    assert np.max(np.abs(got - ref) / np.abs(ref)) < 4e-7
+
+
 def test_depthwise_matches_torch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)

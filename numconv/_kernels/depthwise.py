@@ -110,16 +110,16 @@ def depthwise_kernel(x, wm, b, has_bias, out, strides, dilations, pads, mode, ac
                                     ix0 = ow0 * sw - pw + cc * dw
                                     for p in range(R):
                                         row_fmav(acc, p, xf, (base + ix0 + p * sw) * C + c0, cn, wf, woff, tag)
-                                    continue
-                                for p in range(R):
-                                    ix = (ow0 + p) * sw - pw + cc * dw
-                                    if ow0 + p >= OW:
-                                        continue
-                                    if ix < 0 or ix >= W:
-                                        if mode == 0:
+                                else:
+                                    for p in range(R):
+                                        ix = (ow0 + p) * sw - pw + cc * dw
+                                        if ow0 + p >= OW:
                                             continue
-                                        ix = source_index(ix, W, mode)
-                                    row_fmav(acc, p, xf, (base + ix) * C + c0, cn, wf, woff, tag)
+                                        if ix < 0 or ix >= W:
+                                            if mode == 0:
+                                                continue
+                                            ix = source_index(ix, W, mode)
+                                        row_fmav(acc, p, xf, (base + ix) * C + c0, cn, wf, woff, tag)
                                 cnt = flush_if_due(acc, wide, cnt, 1, F, R, x, tag)
                     for p in range(min(R, OW - ow0)):
                         lo = c0 * M + m

@@ -30,14 +30,23 @@ from .tile import (LINE_BYTES, acc_tile, at, flush_terms, index_buffer, prefetch
 
 
 @njit(inline="always", **SERIAL)
-def flush_if_due(acc, wide, cnt, terms, F, R, x, tag):
-    """Count ``terms`` more reduction terms; every ``F`` (> 0) of them, add the
-    register tile into the double-precision tile and clear it. Returns the count."""
+def count_terms(cnt, terms, F):
+    """Count ``terms`` more reduction terms: (new count, whether a flush is due),
+    due every ``F`` (> 0) terms; the count restarts at each flush."""
     if not F:
-        return 0
+        return 0, False
     cnt += terms
     if cnt >= F:
-        cnt = 0
+        return 0, True
+    return cnt, False
+
+
+@njit(inline="always", **SERIAL)
+def flush_if_due(acc, wide, cnt, terms, F, R, x, tag):
+    """``count_terms``, and when a flush is due add the register tile into the
+    double-precision tile and clear it. Returns the count."""
+    cnt, due = count_terms(cnt, terms, F)
+    if due:
         for p in range(R):
             row_flush(acc, wide, p, x, tag)
     return cnt

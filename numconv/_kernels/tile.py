@@ -175,6 +175,17 @@ def _splat(builder, value, vty):
     return builder.shuffle_vector(v, undef, ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count))
 
 
+def _flush_widened(builder, ptr, vty, wptr, wty, walign):
+    """``*wptr += widen(*ptr)``, then ``*ptr = 0``: a tile row (``vty`` at ``ptr``)
+    added into its double-precision destination (``wty`` at ``wptr``, aligned to
+    ``walign`` bytes)."""
+    acc = builder.load(ptr, align=64)
+    if vty != wty:
+        acc = builder.fpext(acc, wty)
+    builder.store(builder.fadd(builder.load(wptr, align=walign), acc), wptr, align=walign)
+    builder.store(ir.Constant(vty, None), ptr, align=64)
+
+
 # ------------------------------------------------------------------ intrinsics
 
 @intrinsic
@@ -285,11 +296,7 @@ def row_flush(typingctx, tile, wide, row, like, tag):
     def codegen(context, builder, sig, args):
         ptr, vty = _row(builder, args[0], args[2], elem, count)
         wptr, wty = _row(builder, args[1], args[2], welem, count)
-        acc = builder.load(ptr, align=64)
-        if elem != welem:
-            acc = builder.fpext(acc, wty)
-        builder.store(builder.fadd(builder.load(wptr, align=64), acc), wptr, align=64)
-        builder.store(ir.Constant(vty, None), ptr, align=64)
+        _flush_widened(builder, ptr, vty, wptr, wty, 64)
         return context.get_dummy_value()
 
     return types.void(tile, wide, row, like, tag), codegen
@@ -310,11 +317,7 @@ def row_flush_into(typingctx, tile, row, dst, dst_offset, like, tag):
         wty = ir.VectorType(welem, count)
         wptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], args[2], args[3], welem, per),
                                wty.as_pointer())
-        acc = builder.load(ptr, align=64)
-        if elem != welem:
-            acc = builder.fpext(acc, wty)
-        builder.store(builder.fadd(builder.load(wptr, align=8), acc), wptr, align=8)
-        builder.store(ir.Constant(vty, None), ptr, align=64)
+        _flush_widened(builder, ptr, vty, wptr, wty, 8)
         return context.get_dummy_value()
 
     return types.void(tile, row, dst, dst_offset, like, tag), codegen

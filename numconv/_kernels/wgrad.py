@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import PARALLEL
+from .conv import count_terms
 from .tile import acc_tile, at, flush_terms, row_flush_into, row_fma, row_zero, tile_shape
 
 #: A row chunk holds about 4x this many positions: each (tap, channel block) runs over
@@ -99,9 +100,8 @@ def weight_grad_kernel(x, g, gf, out, strides, dilations, pads, cb_per_task, tag
                                     go = grow + ow * K
                                     for p in range(R):
                                         row_fma(acc, p, at(xf, xo + min(p, last)), gf, go, tag)
-                                    cnt += 1
-                                    if F and cnt >= F:
-                                        cnt = 0
+                                    cnt, due = count_terms(cnt, 1, F)
+                                    if due:
                                         for p in range(R):
                                             row_flush_into(acc, p, total, t0 + p * L, x, tag)
                             for p in range(R):

@@ -25,6 +25,7 @@ import numba
 import numpy as np
 
 from . import _dispatch
+from . import _memory
 from ._paths import direct
 from ._config import kernel_lock
 from ._errors import shape_str, type_error, unknown_option, value_error
@@ -104,7 +105,7 @@ def adjoint(spec, g5, wt, pbs, louts, out5, method):
             # the dense kernel writes the phase straight into its interleaved positions
             direct.run(sub, gy, w, None, out5, lattice=(spec.strides, tuple(p[0] for p in phase)))
         else:
-            tmp = np.empty(sub.canonical_output_shape, spec.dtype)
+            tmp = _memory.empty(sub.canonical_output_shape, spec.dtype)
             _dispatch.run(sub, gy, w, None, tmp)
             out5[(slice(None),) + tuple(slice(p[0], None, s) for p, s in zip(phase, spec.strides))] = tmp
     return out5
@@ -203,11 +204,11 @@ def conv_backprop_input(grad_out, kernel, input_shape, *, strides=1, padding="va
     g5 = canonical_output(spec, g)
     wt = swap_channels(canonical_kernel(spec, kernel), spec.groups)
     if spec.padding_mode == "zeros":
-        dx = np.empty((spec.batch,) + spec.in_spatial + (spec.channels,), dtype)
+        dx = _memory.empty((spec.batch,) + spec.in_spatial + (spec.channels,), dtype)
         adjoint(spec, g5, wt, [p[0] for p in spec.pads], spec.in_spatial, dx, spec.method)
     else:
         louts = [L + b + a for L, (b, a) in zip(spec.in_spatial, spec.pads)]
-        gpad = np.empty((spec.batch,) + tuple(louts) + (spec.channels,), dtype)
+        gpad = _memory.empty((spec.batch,) + tuple(louts) + (spec.channels,), dtype)
         adjoint(spec, g5, wt, [0, 0, 0], louts, gpad, spec.method)
         dx = fold_padding(spec, gpad)
     return user_layout(spec, dx, spec.in_spatial, spec.channels, out)
@@ -475,7 +476,7 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
                     data_format=data_format, dtype=dtype, activation=act, method=method)
     x5 = canonical_output(spec, x)  # x is the output side of the conv this is the adjoint of
     wt = swap_channels(canonical_kernel(spec, kernel), 1)
-    y5 = np.empty((N,) + spec.in_spatial + (filters,), dtype)
+    y5 = _memory.empty((N,) + spec.in_spatial + (filters,), dtype)
     adjoint(spec, x5, wt, [0] * lead + [pb for pb, _ in windows], spec.in_spatial, y5, method)
     if bias is not None or (isinstance(act, int) and act):
         b = np.zeros(1, dtype) if bias is None else canonical_array(bias, dtype, (filters,))

@@ -2,6 +2,7 @@
 import numpy as np
 
 from . import _dispatch
+from . import _memory
 from ._errors import shape_str, value_error
 from ._kernels.layout import to_channels_first, to_channels_last
 from ._paths import direct
@@ -92,7 +93,7 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
         return np.empty(shape, spec.dtype) if out is None else out
     if direct.is_narrow_channels_first(spec) and _dispatch.resolve(spec) == "direct":
         # channels_first in and out, no layout changes (the narrow kernel)
-        result = out if out is not None and out.flags.c_contiguous else np.empty(shape, spec.dtype)
+        result = out if out is not None and out.flags.c_contiguous else _memory.empty(shape, spec.dtype)
         direct.run_narrow(spec, xu, w5, b, result, channels_first=True)
         _dispatch.finish(spec, result)
         if out is not None and result is not out:
@@ -110,7 +111,7 @@ def _run_channels_last(spec, x5, w5, b, out):
     canonical = spec.canonical_output_shape
     direct_out = (out is not None and spec.data_format == "channels_last"
                   and out.flags.c_contiguous)
-    out5 = out.reshape(canonical) if direct_out else np.empty(canonical, spec.dtype)
+    out5 = out.reshape(canonical) if direct_out else _memory.empty(canonical, spec.dtype)
     _dispatch.run(spec, x5, w5, b, out5)
     if direct_out:
         return out

@@ -7,6 +7,7 @@ singletons, C-contiguous, float32 or float64), as in ``numconv._spec``.
 """
 import numpy as np
 
+from . import _memory
 from ._config import kernel_lock
 from ._errors import shape_str, type_error, unknown_option, value_error
 from ._kernels.layout import to_channels_first, to_channels_last
@@ -151,7 +152,7 @@ def _pool(fn, op, x, pool_size, strides, padding, data_format):
     x5, rank, data_format, out_spatial, pool, strides, pads = _pool_args(
         fn, x, pool_size, strides, padding, data_format)
     N, C = x5.shape[0], x5.shape[-1]
-    out5 = np.empty((N,) + (1,) * (3 - rank) + out_spatial + (C,), x5.dtype)
+    out5 = _memory.empty((N,) + (1,) * (3 - rank) + out_spatial + (C,), x5.dtype)
     if out5.size:
         with kernel_lock():
             pool_kernel(x5, out5, pool, strides, pads, op, _chunk(out5.shape))

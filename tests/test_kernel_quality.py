@@ -152,3 +152,28 @@ def test_narrow_kernel_is_zmm_fmas_on_pixel_runs(dtype, fma):
     assert "gather" not in hot
     assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= 4, hot
     assert not re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
+
+
+@pytest.mark.parametrize("op", ["conv", "conv_cf", "depthwise", "separable", "transpose", "backprop_input",
+                                "max_pool"])
+def test_results_start_on_a_cache_line(op):
+    # NumPy puts large arrays 16 bytes past a cache line; numconv's own results are
+    # 64-byte aligned so the next layer's vector loads do not straddle lines.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 33, 33, 32)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 32, 16)).astype(np.float32)
+    if op == "conv":
+        y = numconv.conv(x, w, padding="same")
+    elif op == "conv_cf":
+        y = numconv.conv(x.transpose(0, 3, 1, 2), w, padding="same", data_format="channels_first")
+    elif op == "depthwise":
+        y = numconv.depthwise_conv(x, w[..., :1], padding="same")
+    elif op == "separable":
+        y = numconv.separable_conv(x, w[..., :1], w[:1, :1, :, :], padding="same")
+    elif op == "transpose":
+        y = numconv.conv_transpose(x, w[..., :8].transpose(0, 1, 3, 2)[:, :, :, :], strides=2, padding="same")
+    elif op == "backprop_input":
+        y = numconv.conv_backprop_input(x[..., :16], w, x.shape, padding="same")
+    else:
+        y = numconv.max_pool(x, 3, strides=2)
+    assert y.size and y.ctypes.data % 64 == 0, (op, y.ctypes.data % 64)

@@ -21,6 +21,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from .. import _memory
 from .._config import PARALLEL, kernel_lock
 
 
@@ -98,7 +99,7 @@ def swap_last_axes(a, out=None):
     """A C-contiguous array of ``a`` (N, A, B) with its last two axes swapped: (N, B, A),
     in ``a``'s dtype; written into ``out`` when given (C-contiguous, same dtype)."""
     if out is None:
-        out = np.empty((a.shape[0], a.shape[2], a.shape[1]), a.dtype)
+        out = _memory.empty((a.shape[0], a.shape[2], a.shape[1]), a.dtype)
     if a.shape[1] == 1 or a.shape[2] == 1:  # the same element order: a plain copy
         out[...] = a.reshape(out.shape)
         return out

@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from .._config import kernel_lock
+from .. import _memory
 from .._kernels.act import fused_code
 from .._kernels.conv import conv_direct_kernel
 from .._kernels.depthwise import depthwise_kernel
@@ -34,7 +35,9 @@ def pack_weights(w5, groups, lanes):
     nkb = -(-KG // lanes)
     packed = np.zeros((groups, nkb * lanes, KD, KH, KW, CG), w5.dtype)
     packed[:, :KG] = w5.reshape(KD, KH, KW, CG, groups, KG).transpose(4, 5, 0, 1, 2, 3)
-    return np.ascontiguousarray(packed.reshape(groups, nkb, lanes, KD, KH, KW, CG).transpose(0, 1, 3, 4, 5, 6, 2))
+    out = _memory.empty((groups, nkb, KD, KH, KW, CG, lanes), w5.dtype)
+    out[...] = packed.reshape(groups, nkb, lanes, KD, KH, KW, CG).transpose(0, 1, 3, 4, 5, 6, 2)
+    return out
 
 
 def w_chunk(spec, rows, threads):
@@ -160,7 +163,7 @@ def run(spec, x5, w5, b, out5, lattice=None):
         C = spec.channels
         variant = choose_variant(C, spec.dtype)
         lanes = variant_lanes(variant, spec.dtype)
-        wm = np.zeros((KD, KH, KW, K // C, -(-C // lanes) * lanes), spec.dtype)
+        wm = _memory.zeros((KD, KH, KW, K // C, -(-C // lanes) * lanes), spec.dtype)
         wm[..., :C] = w5.reshape(KD, KH, KW, C, K // C).transpose(0, 1, 2, 4, 3)
         with kernel_lock():
             depthwise_kernel(x5, wm, bk, has_bias, out5, spec.strides, spec.dilations, pads, mode, act,

@@ -105,7 +105,7 @@ def adjoint(spec, g5, wt, pbs, louts, out5, method):
             # the dense kernel writes the phase straight into its interleaved positions
             direct.run(sub, gy, w, None, out5, lattice=(spec.strides, tuple(p[0] for p in phase)))
         else:
-            tmp = _memory.empty(sub.canonical_output_shape, spec.dtype)
+            tmp = _memory.scratch(sub.canonical_output_shape, spec.dtype)
             _dispatch.run(sub, gy, w, None, tmp)
             out5[(slice(None),) + tuple(slice(p[0], None, s) for p, s in zip(phase, spec.strides))] = tmp
     return out5
@@ -153,6 +153,7 @@ def _shape_arg(fn, arg, shape, ndim):
     return shape
 
 
+@_memory.calls_scratch
 def conv_backprop_input(grad_out, kernel, input_shape, *, strides=1, padding="valid", dilation_rate=1,
                         groups=None, data_format="channels_last", padding_mode="zeros", method="auto", out=None):
     """Gradient of a loss with respect to ``conv``'s input ``x``.
@@ -204,7 +205,9 @@ def conv_backprop_input(grad_out, kernel, input_shape, *, strides=1, padding="va
     g5 = canonical_output(spec, g)
     wt = swap_channels(canonical_kernel(spec, kernel), spec.groups)
     if spec.padding_mode == "zeros":
-        dx = _memory.empty((spec.batch,) + spec.in_spatial + (spec.channels,), dtype)
+        # returned as it is only channels-last without ``out``
+        alloc = _memory.empty if spec.data_format == "channels_last" and out is None else _memory.scratch
+        dx = alloc((spec.batch,) + spec.in_spatial + (spec.channels,), dtype)
         adjoint(spec, g5, wt, [p[0] for p in spec.pads], spec.in_spatial, dx, spec.method)
     else:
         louts = [L + b + a for L, (b, a) in zip(spec.in_spatial, spec.pads)]
@@ -234,6 +237,7 @@ def _user_shape(spec):
     return (spec.batch,) + spatial + (spec.channels,)
 
 
+@_memory.calls_scratch
 def conv_backprop_kernel(x, grad_out, kernel_shape, *, strides=1, padding="valid", dilation_rate=1, groups=None,
                          data_format="channels_last", padding_mode="zeros", method="auto", out=None):
     """Gradient of a loss with respect to ``conv``'s kernel.
@@ -359,6 +363,7 @@ def transpose_window(L, k, s, d, padding, output_padding):
     return ke - 1 - left, (L - 1) * s + 1 + left + right - ke + 1
 
 
+@_memory.calls_scratch
 def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_padding=None, dilation_rate=1,
                    data_format="channels_last", activation=None, method="auto", out=None):
     """Transposed convolution (Keras ``Conv1DTranspose`` / ``Conv2DTranspose`` / ``Conv3DTranspose``).
@@ -476,7 +481,8 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
                     data_format=data_format, dtype=dtype, activation=act, method=method)
     x5 = canonical_output(spec, x)  # x is the output side of the conv this is the adjoint of
     wt = swap_channels(canonical_kernel(spec, kernel), 1)
-    y5 = _memory.empty((N,) + spec.in_spatial + (filters,), dtype)
+    alloc = _memory.empty if data_format == "channels_last" and out is None else _memory.scratch
+    y5 = alloc((N,) + spec.in_spatial + (filters,), dtype)  # returned as it is only channels-last without out
     adjoint(spec, x5, wt, [0] * lead + [pb for pb, _ in windows], spec.in_spatial, y5, method)
     if bias is not None or (isinstance(act, int) and act):
         b = np.zeros(1, dtype) if bias is None else canonical_array(bias, dtype, (filters,))

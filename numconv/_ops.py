@@ -82,6 +82,7 @@ _CONV_DOC = """{summary}
     """
 
 
+@_memory.calls_scratch
 def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
           padding_mode, activation, method, out):
     spec, xu, w5, b = conv_spec(fn, x, kernel, bias, strides, padding, dilation_rate, groups,
@@ -111,7 +112,12 @@ def _run_channels_last(spec, x5, w5, b, out):
     canonical = spec.canonical_output_shape
     direct_out = (out is not None and spec.data_format == "channels_last"
                   and out.flags.c_contiguous)
-    out5 = out.reshape(canonical) if direct_out else _memory.empty(canonical, spec.dtype)
+    if direct_out:
+        out5 = out.reshape(canonical)
+    elif out is None and spec.data_format == "channels_last":
+        out5 = _memory.empty(canonical, spec.dtype)  # returned as it is
+    else:
+        out5 = _memory.scratch(canonical, spec.dtype)  # laid out or copied into a result
     _dispatch.run(spec, x5, w5, b, out5)
     if direct_out:
         return out
@@ -280,6 +286,7 @@ def depthwise_conv(x, kernel, bias=None, *, strides=1, padding="valid", dilation
                  activation, method, out)
 
 
+@_memory.calls_scratch
 def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, strides=1, padding="valid",
                    dilation_rate=1, data_format="channels_last", padding_mode="zeros", activation=None,
                    method="auto", out=None):

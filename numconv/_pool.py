@@ -148,11 +148,13 @@ def _chunk(shape, tasks=64):
     return max(R, -(-per // R) * R)
 
 
+@_memory.calls_scratch
 def _pool(fn, op, x, pool_size, strides, padding, data_format):
     x5, rank, data_format, out_spatial, pool, strides, pads = _pool_args(
         fn, x, pool_size, strides, padding, data_format)
     N, C = x5.shape[0], x5.shape[-1]
-    out5 = _memory.empty((N,) + (1,) * (3 - rank) + out_spatial + (C,), x5.dtype)
+    alloc = _memory.empty if data_format == "channels_last" else _memory.scratch  # cf: laid out below
+    out5 = alloc((N,) + (1,) * (3 - rank) + out_spatial + (C,), x5.dtype)
     if out5.size:
         with kernel_lock():
             pool_kernel(x5, out5, pool, strides, pads, op, _chunk(out5.shape))
@@ -258,6 +260,7 @@ def _channel_groups(channels):
     return 1
 
 
+@_memory.calls_scratch
 def _global(fn, op, x, data_format, keepdims):
     x = _array(fn, x)
     data_format = _data_format(fn, data_format)

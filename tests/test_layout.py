@@ -93,3 +93,84 @@ def test_pad_kernel_matches_numpy_pad(mode, dtype):
         got = np.full(ref.shape, np.nan, dtype)
         pad_kernel(x, got, tuple(p[0] for p in pads), PAD_MODES[mode])
         np.testing.assert_array_equal(got, ref)
+
+
+def _ops(C, seed, data_format):
+    """Each public op as a function of ``x`` (N, C, H, W; transposed first when
+    ``data_format`` is channels_last)."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((3, 3, C, 8)).astype(np.float32)
+    cf = dict(data_format=data_format)
+    lay = (lambda x: x) if data_format == "channels_first" else (lambda x: np.ascontiguousarray(np.moveaxis(x, 1, -1)))
+    g = lambda x: numconv.conv(lay(x), w, padding="same", **cf)  # noqa: E731
+    shape = lambda x: lay(x).shape  # noqa: E731
+    return [g,
+            lambda x: numconv.depthwise_conv(lay(x), w[..., :1], padding="same", **cf),
+            lambda x: numconv.separable_conv(lay(x), w[..., :1], w[:1, :1, :, :], **cf),
+            lambda x: numconv.max_pool(lay(x), 2, **cf),
+            lambda x: numconv.global_average_pool(lay(x), **cf),
+            lambda x: numconv.conv_transpose(g(x), w, padding="same", **cf),
+            lambda x: numconv.conv_transpose(g(x), w, strides=2, padding="same", **cf),
+            lambda x: numconv.conv_backprop_input(g(x), w, shape(x), padding="same", **cf),
+            lambda x: numconv.conv_backprop_input(g(x), w, shape(x), padding="same", padding_mode="reflect", **cf),
+            lambda x: numconv.conv_backprop_input(numconv.conv(lay(x), w, **cf), w, shape(x), padding_mode="reflect",
+                                                  **cf),
+            lambda x: numconv.conv_backprop_kernel(lay(x), g(x), w.shape, padding="same", **cf)]
+
+
+def _every_op(x, seed, data_format="channels_first"):
+    return [op(x) for op in _ops(x.shape[1], seed, data_format)]
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_results_never_share_the_reused_scratch(data_format):
+    """Calls take their intermediates (channels_first: the channels-last copies) from
+    a per-thread pool that the next call reuses: no result may alias it. Each op's
+    result must survive the same op's next call on other data unchanged, and a
+    round of every op must not change the results of an earlier round."""
+    rng = np.random.default_rng(11)
+    x1 = rng.standard_normal((2, 12, 17, 19)).astype(np.float32)
+    x2 = rng.standard_normal((2, 12, 17, 19)).astype(np.float32)
+    from numconv import _memory
+    for op in _ops(12, 0, data_format):
+        a = op(x1)
+        assert not any(np.shares_memory(a, buf) for buf in _memory._state()["idle"])
+        kept = a.copy()
+        b = op(x2)
+        np.testing.assert_array_equal(a, kept)
+        assert not np.shares_memory(a, b)
+    first = _every_op(x1, 0, data_format)
+    kept = [r.copy() for r in first]
+    _every_op(x2, 0, data_format)
+    for a, b in zip(first, kept):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_channels_first_scratch_is_reused_not_reallocated():
+    """The second channels_first call of the same shape borrows the buffers the
+    first one returned to the pool (fresh multi-megabyte buffers cost a page fault
+    per 4 KiB touched), and the pool keeps at most ``KEEP_BYTES``."""
+    from numconv import _memory
+    x = np.random.default_rng(1).standard_normal((2, 16, 40, 40)).astype(np.float32)
+    w = np.ones((3, 3, 16, 16), np.float32)
+    numconv.conv(x, w, padding="same", data_format="channels_first")
+    idle = {id(b) for b in _memory._state()["idle"]}
+    assert idle
+    numconv.conv(x, w, padding="same", data_format="channels_first")
+    assert {id(b) for b in _memory._state()["idle"]} == idle
+    assert sum(b.nbytes for b in _memory._state()["idle"]) <= _memory.KEEP_BYTES
+
+
+def test_channels_first_calls_from_python_threads_are_correct():
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal((2, 8, 23 + i, 21)).astype(np.float32) for i in range(4)]
+    expected = [_every_op(x, 2) for x in xs]
+
+    def work(i):
+        return i % 4, _every_op(xs[i % 4], 2)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for i, got in pool.map(work, range(16)):
+            for a, b in zip(got, expected[i]):
+                np.testing.assert_array_equal(a, b)

@@ -115,11 +115,14 @@ def swap_last_axes(a, out=None):
 
 def to_channels_last(x, dtype=None):
     """``x`` (N, C, *spatial) as a new C-contiguous (N, *spatial, C) array in
-    ``dtype`` (default: ``x``'s). Never returns ``x`` itself."""
+    ``dtype`` (default: ``x``'s). Never returns ``x`` itself; the result is
+    ``_memory.scratch`` (numconv's callers use it as an operand, never return it)."""
     x = np.ascontiguousarray(x, dtype=dtype)  # one copy at most, converting and compacting
     N, C = x.shape[:2]
     spatial = x.shape[2:]
-    y = swap_last_axes(x.reshape(N, C, math.prod(spatial)))
+    S = math.prod(spatial)
+    # always an intermediate (the canonical operand of a channels_first call)
+    y = swap_last_axes(x.reshape(N, C, S), _memory.scratch((N, S, C), x.dtype))
     return y.reshape((N,) + spatial + (C,))
 
 

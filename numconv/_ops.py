@@ -92,10 +92,14 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     check_out(fn, out, shape, spec.dtype)
     if spec.batch == 0:
         return np.empty(shape, spec.dtype) if out is None else out
-    if direct.is_narrow_channels_first(spec) and _dispatch.resolve(spec) == "direct":
-        # channels_first in and out, no layout changes (the narrow kernel)
+    narrow, depthwise = direct.is_narrow_channels_first(spec), direct.is_depthwise_channels_first(spec)
+    if (narrow or depthwise) and _dispatch.resolve(spec) == "direct":
+        # channels_first in and out, no layout changes (the narrow and depthwise_cf kernels)
         result = out if out is not None and out.flags.c_contiguous else _memory.empty(shape, spec.dtype)
-        direct.run_narrow(spec, xu, w5, b, result, channels_first=True)
+        if depthwise:
+            direct.run_depthwise_channels_first(spec, xu, w5, b, result)
+        else:
+            direct.run_narrow(spec, xu, w5, b, result, channels_first=True)
         _dispatch.finish(spec, result)
         if out is not None and result is not out:
             out[...] = result

@@ -245,3 +245,36 @@ def test_depthwise_and_separable_errors():
     out = np.empty((1, 5, 4, 4))
     assert numconv.separable_conv(np.ones((1, 3, 6, 6)), np.ones((3, 3, 3, 2)), np.ones((1, 1, 6, 5)),
                                   data_format="channels_first", out=out) is out
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_channels_first_kernel_agrees_with_channels_last(rank, dtype):
+    """channels_first depthwise runs its own kernel on the user's layout
+    (``depthwise_cf_kernel``, no transposes) wherever the stride along W is 1; it must
+    give the channels-last kernel's results over multipliers, paddings, padding
+    modes, strides along the other axes, dilations, bias and activations."""
+    from numconv._paths import direct
+    from numconv._spec import conv_spec
+    rng = np.random.default_rng(rank)
+    spatial = {1: (37,), 2: (13, 17), 3: (6, 7, 9)}[rank]
+    k = {1: (5,), 2: (3, 3), 3: (3, 2, 3)}[rank]
+    used = 0
+    for M, padding, mode, s, d, act in itertools.product(
+            (1, 2), ("valid", "same"), ("zeros", "reflect", "circular"), (1, 2), (1, 2), (None, "relu", "tanh")):
+        if mode != "zeros" and padding == "valid":
+            continue
+        strides = (s,) * (rank - 1) + (1,) if rank > 1 else s  # stride 1 along W keeps the cf kernel
+        x = rng.standard_normal((2,) + spatial + (5,)).astype(dtype)
+        w = rng.standard_normal(k + (5, M)).astype(dtype)
+        b = rng.standard_normal(5 * M).astype(dtype)
+        kw = dict(strides=strides, padding=padding, dilation_rate=d, padding_mode=mode, activation=act)
+        cl = numconv.depthwise_conv(x, w, b, **kw)
+        xf = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+        spec = conv_spec("depthwise_conv", xf, w.reshape(k + (1, 5 * M)), b, strides, padding, d, 5,
+                         "channels_first", mode, None, "direct", ("direct",), rank)[0]
+        used += direct.is_depthwise_channels_first(spec)
+        cf = numconv.depthwise_conv(xf, w, b, data_format="channels_first", **kw)
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(cf, np.moveaxis(cl, -1, 1), rtol=tol, atol=tol)
+    assert used > 0

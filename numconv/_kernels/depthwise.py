@@ -36,8 +36,8 @@ from .._config import PARALLEL, SERIAL
 from .act import activate_slice, write_row
 from .conv import flush_if_due
 from .pad import source_index
-from .tile import (LINE_BYTES, acc_tile, flush_terms, prefetch_write, row_flush, row_fmav, row_store, row_zero,
-                   tile_shape, wide_tile)
+from .tile import (LINE_BYTES, acc_tile, at, flush_terms, prefetch, prefetch_write, row_flush, row_fma, row_fmav,
+                   row_store, row_zero, tile_shape, wide_tile)
 
 
 @njit(inline="always", **SERIAL)
@@ -161,3 +161,73 @@ def depthwise_kernel(x, wm, b, has_bias, out, strides, dilations, pads, mode, ac
                             lo = c0 * M + m
                             write_row(out[n, od, oh, ow0 + p, lo:lo + cn * M:M], res[p], b[lo:lo + cn * M:M],
                                       has_bias, act)
+
+
+@njit(**PARALLEL)
+def depthwise_cf_kernel(xp, geom, wm, b, has_bias, out, strides, dilations, act, tag):
+    """``out = act(depthwise(x, w) + b)`` on channels-first data, without layout
+    changes: the channels_first counterpart of ``depthwise_kernel``.
+
+    ``xp`` is the padded channels-first input, flat, as the narrow kernel reads it
+    (``_paths/direct.run_narrow``'s copy: element (n, c, z, y, x) at ``(((n * C +
+    c) * DP + z) * HP + y) * WP + x``, ``L`` readable elements after the last);
+    ``geom`` = (C, DP, HP, WP); ``wm`` (KD, KH, KW, M, CP) as for
+    ``depthwise_kernel``; ``out`` (N, C * M, OD, OH, OW); stride 1 along W; ``b``
+    each output channel's bias ``L`` times in a row. Windows of at most
+    ``FLUSH_TERMS`` taps (no partial sums to flush).
+
+    Register tile: ``R`` output rows x ``L`` output pixels along W of one output
+    plane, each tap one broadcast weight and one vector FMA per row (``row_fma``
+    over the input row). One task per (n, c, od) plane, all multipliers: the
+    plane's weights and input stay in L1, and tiles are big enough that the
+    per-tile set-up is small (the narrow kernel, with a task per tile of 4 rows,
+    took 2.6 ms on 8 x 128 x 56 x 56, 3 x 3). Each tile fetches the next tile's
+    input and output rows ahead (8 images, 2 threads: 2.3 -> 0.89 ms).
+    """
+    KD, KH, KW, M, _ = wm.shape
+    C, DP, HP, WP = geom
+    N, K, OD, OH, OW = out.shape
+    sd, sh, _ = strides
+    dd, dh, dw = dilations
+    R, L = tile_shape(out, tag)
+    line = LINE_BYTES // out.itemsize
+    wf = wm.reshape(wm.size)
+    outf = out.reshape(out.size)
+    for t in prange(N * C * OD):
+        acc = acc_tile(out, tag)
+        od = t % OD
+        nc = t // OD
+        c = nc % C
+        n = nc // C
+        plane = nc * DP * HP * WP
+        for m in range(M):
+            k = c * M + m
+            oplane = ((n * K + k) * OD + od) * OH
+            for oh0 in range(0, OH, R):
+                for r in range(R):  # the next tile's input and output rows, fetched ahead
+                    nx = plane + (od * sd * HP + (oh0 + R + r) * sh) * WP
+                    if nx < xp.size:
+                        for e in range(0, WP, line):
+                            prefetch(xp, nx + e)
+                    if oh0 + R + r < OH:
+                        for e in range(0, OW, line):
+                            prefetch_write(outf, (oplane + oh0 + R + r) * OW + e)
+                for ow0 in range(0, OW, L):
+                    for r in range(R):
+                        row_zero(acc, r, out, tag)
+                    for a in range(KD):
+                        z = od * sd + a * dd
+                        for bb in range(KH):
+                            base = plane + (z * HP + oh0 * sh + bb * dh) * WP + ow0
+                            for cc in range(KW):
+                                wv = at(wf, (((a * KH + bb) * KW + cc) * M + m) * wm.shape[4] + c)
+                                for r in range(R):
+                                    if oh0 + r < OH:
+                                        row_fma(acc, r, wv, xp, base + r * sh * WP + cc * dw, tag)
+                    cnt = min(L, OW - ow0)
+                    for r in range(R):
+                        if oh0 + r < OH:
+                            o = (oplane + oh0 + r) * OW + ow0
+                            row_store(acc, r, outf, o, cnt, b, k * L, has_bias, tag)
+                            if act:
+                                activate_slice(outf[o:o + cnt], act)

@@ -8,18 +8,20 @@ ungrouped convolutions with at most ``MAX_FILTERS`` filters at stride 1 along W,
 on a channels-first padded copy of the input. The last two exist where the
 tile kernel, whose lanes are filters, would spend most of them on zero padding.
 """
+import math
+
 import numba
 import numpy as np
 
-from .._config import kernel_lock
 from .. import _memory
+from .._config import kernel_lock
 from .._kernels.act import fused_code
 from .._kernels.conv import conv_direct_kernel
-from .._kernels.depthwise import depthwise_kernel
+from .._kernels.depthwise import depthwise_cf_kernel, depthwise_kernel
 from .._kernels.layout import swap_last_axes
 from .._kernels.narrow import MAX_FILTERS, narrow_kernel
 from .._kernels.pad import PAD_MODES, pad_kernel
-from .._kernels.tile import VARIANTS, choose_variant, variant_lanes, variant_tag
+from .._kernels.tile import FLUSH_TERMS, VARIANTS, choose_variant, variant_lanes, variant_tag
 
 #: padding_mode -> numpy.pad mode for padded copies
 _NP_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -110,20 +112,16 @@ def is_narrow_channels_first(spec):
     return spec.data_format == "channels_first" and is_narrow(spec)
 
 
-def run_narrow(spec, x, w5, b, out, channels_first=False):
-    """The narrow kernel on a padded channels-first copy of the input, with one
-    tile row of zeros after it (the last run's vector loads read past the end).
-
-    ``x`` and ``out`` are canonical channels-last (N, D, H, W, C) and
-    (N, OD, OH, OW, K), or with ``channels_first`` the user's (N, C, *spatial)
-    input and a C-contiguous (N, K, *out_spatial) result."""
-    bk, has_bias, act = epilogue(spec, b)
-    if has_bias:
-        bk = np.repeat(bk, narrow_lanes(spec))  # each filter's bias across a run's lanes
+def padded_channels_first(spec, x, channels_first):
+    """A padded channels-first copy of the input, flat (``_memory.scratch``), with
+    one tile row of zeros after it (vector loads of a row's last run read past the
+    end), and its geometry (C, DP, HP, WP): what the pixel-vectorised kernels read.
+    ``x`` is canonical channels-last (N, D, H, W, C), or with ``channels_first``
+    the user's (N, C, *spatial) input."""
     N, C = spec.batch, spec.channels
     DP, HP, WP = padded_sizes(spec)
     size = N * C * DP * HP * WP
-    flat = np.empty(size + narrow_lanes(spec), spec.dtype)
+    flat = _memory.scratch((size + narrow_lanes(spec),), spec.dtype)  # an intermediate: no fresh pages per call
     flat[size:] = 0
     if channels_first or C == 1:  # x is channels-first already (C == 1: either layout)
         xc = np.ascontiguousarray(x, spec.dtype).reshape((N, C) + spec.in_spatial)
@@ -132,10 +130,59 @@ def run_narrow(spec, x, w5, b, out, channels_first=False):
                        PAD_MODES[spec.padding_mode])
     else:
         swap_last_axes(padded(spec, x).reshape(N, DP * HP * WP, C), flat[:size].reshape(N, C, DP * HP * WP))
-    out5 = out.reshape((N, spec.filters) + spec.out_spatial) if channels_first else out
+    return flat, (C, DP, HP, WP)
+
+
+def run_narrow(spec, x, w5, b, out, channels_first=False):
+    """The narrow kernel on ``padded_channels_first``'s copy of the input.
+
+    ``x`` and ``out`` are canonical channels-last (N, D, H, W, C) and
+    (N, OD, OH, OW, K), or with ``channels_first`` the user's (N, C, *spatial)
+    input and a C-contiguous (N, K, *out_spatial) result."""
+    bk, has_bias, act = epilogue(spec, b)
+    if has_bias:
+        bk = np.repeat(bk, narrow_lanes(spec))  # each filter's bias across a run's lanes
+    flat, (C, DP, HP, WP) = padded_channels_first(spec, x, channels_first)
+    out5 = out.reshape((spec.batch, spec.filters) + spec.out_spatial) if channels_first else out
     with kernel_lock():
         narrow_kernel(flat, (C, spec.groups, DP, HP, WP), w5, bk, has_bias, out5, spec.strides, spec.dilations,
                       channels_first, narrow_rows_per_weight(spec), act, variant_tag(NARROW_VARIANT))
+    return out
+
+
+def is_depthwise_channels_first(spec):
+    """Whether ``run_depthwise_channels_first`` computes a channels_first ``spec``
+    straight from the user's array into a channels_first result: depthwise, stride
+    1 along W, real floats, and windows short enough never to flush partial sums
+    (at most ``FLUSH_TERMS`` taps; longer ones take the layout changes around
+    ``depthwise_kernel``, which flushes)."""
+    return (spec.data_format == "channels_first" and is_depthwise(spec) and spec.strides[2] == 1
+            and spec.dtype in (np.float32, np.float64) and math.prod(spec.kernel_spatial) <= FLUSH_TERMS)
+
+
+def depthwise_weights(spec, w5, lanes):
+    """The Keras depthwise kernel (KD, KH, KW, 1, C * M) regrouped as (KD, KH, KW, M,
+    CP): channels contiguous, zero-padded to CP, a multiple of ``lanes``."""
+    KD, KH, KW, _, K = w5.shape
+    C = spec.channels
+    wm = _memory.zeros((KD, KH, KW, K // C, -(-C // lanes) * lanes), spec.dtype)
+    wm[..., :C] = w5.reshape(KD, KH, KW, C, K // C).transpose(0, 1, 2, 4, 3)
+    return wm
+
+
+def run_depthwise_channels_first(spec, x, w5, b, out):
+    """``depthwise_cf_kernel`` on ``padded_channels_first``'s copy of the user's
+    (N, C, *spatial) ``x``, into the C-contiguous (N, K, *out_spatial) ``out``: no
+    layout changes (8 x 128 x 56 x 56, 3 x 3: the two transposes around the
+    channels-last kernel cost more than the kernel itself)."""
+    bk, has_bias, act = epilogue(spec, b)
+    if has_bias:
+        bk = np.repeat(bk, narrow_lanes(spec))  # each channel's bias across a run's lanes
+    flat, geom = padded_channels_first(spec, x, True)
+    with kernel_lock():
+        depthwise_cf_kernel(flat, geom, depthwise_weights(spec, w5, 1), bk, has_bias,
+                            out.reshape((spec.batch, spec.filters) + spec.out_spatial), spec.strides,
+                            spec.dilations, act, variant_tag(NARROW_VARIANT))
     return out
 
 
@@ -159,12 +206,8 @@ def run(spec, x5, w5, b, out5, lattice=None):
     pads = tuple(p[0] for p in spec.pads)
     mode = PAD_MODES[spec.padding_mode]
     if is_depthwise(spec) and lattice is None:
-        KD, KH, KW, _, K = w5.shape
-        C = spec.channels
-        variant = choose_variant(C, spec.dtype)
-        lanes = variant_lanes(variant, spec.dtype)
-        wm = _memory.zeros((KD, KH, KW, K // C, -(-C // lanes) * lanes), spec.dtype)
-        wm[..., :C] = w5.reshape(KD, KH, KW, C, K // C).transpose(0, 1, 2, 4, 3)
+        variant = choose_variant(spec.channels, spec.dtype)
+        wm = depthwise_weights(spec, w5, variant_lanes(variant, spec.dtype))
         with kernel_lock():
             depthwise_kernel(x5, wm, bk, has_bias, out5, spec.strides, spec.dilations, pads, mode, act,
                              variant_tag(variant))

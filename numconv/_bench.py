@@ -145,7 +145,11 @@ def measure_bandwidth(nbytes=256 * 2**20, repeat=3):
 def peak_extra_mib(fn):
     """Peak bytes (MiB) that one call of ``fn`` allocates beyond its result, as
     ``tracemalloc`` sees them (NumPy registers its buffers with it; memory that
-    Numba's runtime allocates inside ``@njit`` code is not traced)."""
+    Numba's runtime allocates inside ``@njit`` code is not traced). The thread's
+    scratch pool is emptied first, so intermediates the call would borrow from it
+    (``numconv._memory.scratch``) are allocated, and counted, by the call."""
+    from . import _memory
+    _memory.release_scratch()
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()

@@ -170,3 +170,18 @@ def test_crossover_plot_smoke(tmp_path, monkeypatch):
     text = out.getvalue()
     assert "k=  9: direct" in text and "auto -> " in text
     assert path.stat().st_size > 1000
+
+
+def test_peak_memory_counts_the_scratch_a_call_borrows():
+    """A channels_first conv borrows its channels-last copies from the thread's
+    scratch pool; the bench's peak-memory column must still count them (as a
+    first call would allocate them), not report the reuse as free."""
+    import numpy as np
+    import numconv
+    from numconv._bench import peak_extra_mib
+    x = np.ones((4, 16, 64, 64), np.float32)
+    w = np.ones((3, 3, 16, 16), np.float32)
+    call = lambda: numconv.conv(x, w, padding="same", data_format="channels_first")  # noqa: E731
+    call()
+    call()  # the pool now holds both copies
+    assert peak_extra_mib(call) >= 2 * x.nbytes / 2**20 * 0.9

@@ -178,7 +178,8 @@ def depthwise_cf_kernel(xp, geom, wm, b, has_bias, out, strides, dilations, act,
 
     Register tile: ``R`` output rows x ``L`` output pixels along W of one output
     plane, each tap one broadcast weight and one vector FMA per row (``row_fma``
-    over the input row). One task per (n, c, od) plane, all multipliers: the
+    over the input row; 1-D outputs give the rows to consecutive runs along W
+    instead). One task per (n, c, od) plane, all multipliers: the
     plane's weights and input stay in L1, and tiles are big enough that the
     per-tile set-up is small (the narrow kernel, with a task per tile of 4 rows,
     took 2.6 ms on 8 x 128 x 56 x 56, 3 x 3). Each tile fetches the next tile's
@@ -190,6 +191,11 @@ def depthwise_cf_kernel(xp, geom, wm, b, has_bias, out, strides, dilations, act,
     sd, sh, _ = strides
     dd, dh, dw = dilations
     R, L = tile_shape(out, tag)
+    # Tile row r: output row oh0 + r, or, on outputs with fewer rows than R (1-D
+    # signals), the r-th consecutive run of L pixels along W of one row.
+    runs = OH < R
+    ystep = 1 if runs else R
+    xstep = R * L if runs else L
     line = LINE_BYTES // out.itemsize
     wf = wm.reshape(wm.size)
     outf = out.reshape(out.size)
@@ -203,16 +209,16 @@ def depthwise_cf_kernel(xp, geom, wm, b, has_bias, out, strides, dilations, act,
         for m in range(M):
             k = c * M + m
             oplane = ((n * K + k) * OD + od) * OH
-            for oh0 in range(0, OH, R):
-                for r in range(R):  # the next tile's input and output rows, fetched ahead
-                    nx = plane + (od * sd * HP + (oh0 + R + r) * sh) * WP
+            for oh0 in range(0, OH, ystep):
+                for r in range(ystep):  # the next rows' input and output, fetched ahead
+                    nx = plane + (od * sd * HP + (oh0 + ystep + r) * sh) * WP
                     if nx < xp.size:
                         for e in range(0, WP, line):
                             prefetch(xp, nx + e)
-                    if oh0 + R + r < OH:
+                    if oh0 + ystep + r < OH:
                         for e in range(0, OW, line):
-                            prefetch_write(outf, (oplane + oh0 + R + r) * OW + e)
-                for ow0 in range(0, OW, L):
+                            prefetch_write(outf, (oplane + oh0 + ystep + r) * OW + e)
+                for ow0 in range(0, OW, xstep):
                     for r in range(R):
                         row_zero(acc, r, out, tag)
                     for a in range(KD):
@@ -222,12 +228,17 @@ def depthwise_cf_kernel(xp, geom, wm, b, has_bias, out, strides, dilations, act,
                             for cc in range(KW):
                                 wv = at(wf, (((a * KH + bb) * KW + cc) * M + m) * wm.shape[4] + c)
                                 for r in range(R):
-                                    if oh0 + r < OH:
+                                    if runs:
+                                        if ow0 + r * L < OW:
+                                            row_fma(acc, r, wv, xp, base + r * L + cc * dw, tag)
+                                    elif oh0 + r < OH:
                                         row_fma(acc, r, wv, xp, base + r * sh * WP + cc * dw, tag)
-                    cnt = min(L, OW - ow0)
                     for r in range(R):
-                        if oh0 + r < OH:
-                            o = (oplane + oh0 + r) * OW + ow0
+                        oh = oh0 if runs else oh0 + r
+                        ow = ow0 + r * L if runs else ow0
+                        if oh < OH and ow < OW:
+                            cnt = min(L, OW - ow)
+                            o = (oplane + oh) * OW + ow
                             row_store(acc, r, outf, o, cnt, b, k * L, has_bias, tag)
                             if act:
                                 activate_slice(outf[o:o + cnt], act)

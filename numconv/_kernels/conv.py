@@ -132,17 +132,13 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
                     clear_tile(acc, res, F, R, L, x, tag)
                     cnt = 0
                     for a in range(KD):
-                        iz = od * sd - pd + a * dd
-                        if iz < 0 or iz >= D:
-                            if mode == 0:
-                                continue
-                            iz = source_index(iz, D, mode)
+                        iz = source_index(od * sd - pd + a * dd, D, mode)
+                        if iz < 0:
+                            continue
                         for bb in range(KH):
-                            iy = oh * sh - ph + bb * dh
-                            if iy < 0 or iy >= H:
-                                if mode == 0:
-                                    continue
-                                iy = source_index(iy, H, mode)
+                            iy = source_index(oh * sh - ph + bb * dh, H, mode)
+                            if iy < 0:
+                                continue
                             i0 = ow0 * sw - pw
                             if merge and i0 >= 0 and i0 + KW - 1 + (R - 1) * sw < W and ow0 + R <= w_end:
                                 # One group, dw == 1, all taps inside: the row's (kw, c)
@@ -164,12 +160,8 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
                                 if not inner:
                                     # -1 marks a pixel that reads 0 (zero padding or past the tile)
                                     for p in range(R):
-                                        i = i0 + p * sw
-                                        if ow0 + p >= w_end:
-                                            i = -1
-                                        elif i < 0 or i >= W:
-                                            i = source_index(i, W, mode) if mode else -1
-                                        jx[p] = i
+                                        past = ow0 + p >= w_end
+                                        jx[p] = -1 if past else source_index(i0 + p * sw, W, mode)
                                 woff = ((a * KH + bb) * KW + cc) * CG * L
                                 for c0 in range(0, CG, chunk):
                                     cn = min(chunk, CG - c0)

@@ -55,17 +55,13 @@ def _taps(acc, wide, xf, wf, n, od, oh, ow0, c0, m, count, interior, F, R, dims,
     chunk = min(KW, F) if F else KW
     cnt = 0
     for a in range(KD):
-        iz = od * sd - pd + a * dd
-        if iz < 0 or iz >= D:
-            if mode == 0:
-                continue
-            iz = source_index(iz, D, mode)
+        iz = source_index(od * sd - pd + a * dd, D, mode)
+        if iz < 0:
+            continue
         for bb in range(KH):
-            iy = oh * sh - ph + bb * dh
-            if iy < 0 or iy >= H:
-                if mode == 0:
-                    continue
-                iy = source_index(iy, H, mode)
+            iy = source_index(oh * sh - ph + bb * dh, H, mode)
+            if iy < 0:
+                continue
             base = ((n * D + iz) * H + iy) * W
             for cc0 in range(0, KW, chunk):
                 for cc in range(cc0, min(cc0 + chunk, KW)):
@@ -76,13 +72,9 @@ def _taps(acc, wide, xf, wf, n, od, oh, ow0, c0, m, count, interior, F, R, dims,
                             row_fmav(acc, p, xf, (base + ix0 + p * sw) * C + c0, count, wf, woff, tag)
                     else:
                         for p in range(R):
-                            ix = (ow0 + p) * sw - pw + cc * dw
-                            if ow0 + p >= OW:
+                            ix = source_index((ow0 + p) * sw - pw + cc * dw, W, mode)
+                            if ow0 + p >= OW or ix < 0:
                                 continue
-                            if ix < 0 or ix >= W:
-                                if mode == 0:
-                                    continue
-                                ix = source_index(ix, W, mode)
                             row_fmav(acc, p, xf, (base + ix) * C + c0, count, wf, woff, tag)
                 cnt = flush_if_due(acc, wide, cnt, min(chunk, KW - cc0), F, R, x, tag)
 
@@ -154,7 +146,8 @@ def depthwise_kernel(x, wm, b, has_bias, out, strides, dilations, pads, mode, ac
                     for p in range(R):
                         for k in range(L):
                             res[p, k] = 0
-                    _taps_general(acc, wide, xf, wf, n, od, oh, ow0, c0, m, cn, interior, F, R, dims, geom, mode, x, tag)
+                    _taps_general(acc, wide, xf, wf, n, od, oh, ow0, c0, m, cn, interior, F, R, dims, geom, mode,
+                                  x, tag)
                     for p in range(R):
                         if ow0 + p >= OW:
                             break

@@ -19,11 +19,14 @@ PAD_MODES = {"zeros": 0, "reflect": 1, "replicate": 2, "circular": 3}
 @njit(inline="always", **SERIAL)
 def source_index(i, length, mode):
     """Index into an axis of ``length`` that position ``i`` (relative to the first
-    unpadded element) reads under padding ``mode`` 1-3. Valid for pads within
-    PyTorch's limits (reflect: pad < length; circular: pad <= length), which
+    unpadded element) reads under padding ``mode``; -1 for a position in zero
+    padding (``mode`` 0), which reads nothing. Valid for pads within PyTorch's
+    limits (reflect: pad < length; circular: pad <= length), which
     ``numconv._spec`` enforces."""
     if 0 <= i < length:
         return i
+    if mode == 0:
+        return -1
     if mode == 1:  # reflect, edge not repeated (numpy "reflect", torch "reflect")
         return -i if i < 0 else 2 * (length - 1) - i
     if mode == 2:  # replicate (numpy "edge")
@@ -46,19 +49,11 @@ def pad_kernel(x, xp, pads, mode):
     for t in prange(N * C * DP):
         nc = t // DP
         zp = t - nc * DP
-        z = zp - bd
-        zin = 0 <= z < D
-        if not zin and mode:
-            z = source_index(z, D, mode)
-            zin = True
+        z = source_index(zp - bd, D, mode)
         for yp in range(HP):
             o = (t * HP + yp) * WP
-            y = yp - bh
-            yin = 0 <= y < H
-            if not yin and mode:
-                y = source_index(y, H, mode)
-                yin = True
-            if not (zin and yin):
+            y = source_index(yp - bh, H, mode)
+            if z < 0 or y < 0:
                 for i in range(WP):
                     pf[o + i] = zero
                 continue

@@ -295,17 +295,11 @@ def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run
                 for ti in range(tn):
                     n, od, oy0, ox0 = _tile_origin(q0 + ti, OD, TY, TX, dh, dw)
                     for a in range(KD):
-                        iz = od * sd - pd + a * dd
-                        if iz < 0 or iz >= D:
-                            iz = source_index(iz, D, mode) if mode else -1
+                        iz = source_index(od * sd - pd + a * dd, D, mode)
                         for i in range(ALPHA):
-                            iy = oy0 - ph + i * dh
-                            if iy < 0 or iy >= H:
-                                iy = source_index(iy, H, mode) if mode else -1
+                            iy = source_index(oy0 - ph + i * dh, H, mode)
                             for j in range(ALPHA):
-                                ix = ox0 - pw + j * dw
-                                if ix < 0 or ix >= W:
-                                    ix = source_index(ix, W, mode) if mode else -1
+                                ix = source_index(ox0 - pw + j * dw, W, mode)
                                 offs[i * ALPHA + j] = -1 if iz < 0 or iy < 0 or ix < 0 else (
                                     ((n * D + iz) * H + iy) * W + ix) * C + g * CG
                         for c0 in range(0, CG, VL):

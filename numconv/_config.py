@@ -31,6 +31,74 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 _LOCK = threading.Lock()
 
 
+# ---------------------------------------------------------------- cached code = fresh code
+#
+# Numba compiles a ``prange`` loop body into its own library (the "parfor gufunc"),
+# optimises it (O3) and, in a fresh process, runs that machine code. But the
+# libraries that link it in (two launch wrappers and the kernel itself) each run O3
+# again over the whole linked module, and the kernel's library, with the gufunc
+# optimised three more times, is what ``cache=True`` writes to disk. So every
+# process that loads a kernel from the cache ran different code from the one that
+# compiled it, and the re-optimised code was worse: the tile kernel's stores
+# spilled and its tile stayed in memory (stock conv1d 1000 x 50 x 1 -> 16, k 5, 1
+# thread: 0.36 ms fresh, 0.55-0.72 ms from the cache; identical after this).
+# While one of numconv's parallel kernels compiles, the libraries that link a
+# parfor gufunc skip that second module optimisation: their own code is launch
+# glue (function-level optimised as usual), and the gufunc is linked exactly as
+# it was optimised once, so the cache holds the code a fresh compile runs.
+# ``NUMCONV_REOPTIMIZE=1`` (read at import) restores Numba's behaviour.
+
+_COMPILING = threading.local()
+
+
+def _is_parallel_kernel(dispatcher):
+    module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+    return module.startswith("numconv.") and bool(getattr(dispatcher, "targetoptions", {}).get("parallel"))
+
+
+def _links_parfor_gufunc(library):
+    return any(str(getattr(lib, "name", "")).startswith("__numba_parfor_gufunc")
+               for lib in getattr(library, "_linking_libraries", ()))
+
+
+def _keep_parfor_code():
+    """Install the compile listener and the final-module hook (once; a no-op if
+    this Numba lacks either)."""
+    try:
+        from numba.core import codegen, event
+        lib_cls = codegen.CPUCodeLibrary
+        optimize = lib_cls._optimize_final_module
+    except (ImportError, AttributeError):
+        return False
+    if getattr(optimize, "_numconv", False):
+        return True
+    if os.environ.get("NUMCONV_REOPTIMIZE", "") not in ("", "0"):
+        return False
+
+    class _KernelCompiles(event.Listener):
+        def on_start(self, ev):
+            if _is_parallel_kernel(ev.data.get("dispatcher")):
+                _COMPILING.depth = getattr(_COMPILING, "depth", 0) + 1
+
+        def on_end(self, ev):
+            if _is_parallel_kernel(ev.data.get("dispatcher")):
+                _COMPILING.depth -= 1
+
+    def _optimize_final_module(self):
+        if getattr(_COMPILING, "depth", 0) and _links_parfor_gufunc(self):
+            return
+        optimize(self)
+
+    _optimize_final_module._numconv = True
+    event.register("numba:compile", _KernelCompiles())
+    lib_cls._optimize_final_module = _optimize_final_module
+    return True
+
+
+#: whether kernels are cached as they were compiled (see above)
+KEEP_PARFOR_CODE = _keep_parfor_code()
+
+
 class _NoLock:
     def __enter__(self):
         return self

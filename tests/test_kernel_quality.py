@@ -177,3 +177,34 @@ def test_results_start_on_a_cache_line(op):
     else:
         y = numconv.max_pool(x, 3, strides=2)
     assert y.size and y.ctypes.data % 64 == 0, (op, y.ctypes.data % 64)
+
+
+def _function_asm(asm, prefix):
+    """The instructions of the first function in ``asm`` whose label starts with ``prefix``."""
+    m = re.search(r"\n(" + re.escape(prefix) + r"[\w$.]*):\n(.*?)\n\s*\.size\s+\1", asm, re.S)
+    assert m, prefix
+    return [ln for ln in m.group(2).splitlines() if ln.startswith("\t") and not ln.startswith("\t.")]
+
+
+def test_cached_kernel_code_is_the_code_a_fresh_compile_runs():
+    """A kernel's library (what ``cache=True`` writes to disk) must hold its
+    ``prange`` body as compiled once, not re-optimised by every library that
+    links it (``_config._keep_parfor_code``): re-optimised, the tile kernel's
+    body was 49 % longer with twice the stack traffic, and every process that
+    loaded it from the cache ran the stock conv1d 1.5x slower than the process
+    that compiled it."""
+    assert _config.KEEP_PARFOR_CODE
+    opts = {k: v for k, v in _config.PARALLEL.items() if k != "cache"}
+    kern = numba.njit(**opts)(conv_direct_kernel.py_func)
+    x = np.ones((2, 1, 1, 50, 1), np.float32)
+    w = pack_weights(np.ones((1, 1, 5, 1, 16), np.float32), 1, 16)
+    kern(x, w, np.zeros(1, np.float32), False, np.empty((2, 1, 1, 46, 16), np.float32),
+         (1, 1, 46, 1, 1, 1, 0, 0, 0), (1, 1, 1), (1, 1, 1), (0, 0, 0), 0, 48, 0, variant_tag(3))
+    library = kern.overloads[kern.signatures[0]].library
+    body = next(lib for lib in library._linking_libraries if lib.name.startswith("__numba_parfor_gufunc"))
+    label = "_ZN13_3cdynamic_3e36__numba_parfor_gufunc"
+    fresh = _function_asm(body.get_asm_str(), label)      # what runs in the compiling process
+    cached = _function_asm(library.get_asm_str(), label)  # what later processes load
+    stack = [sum("(%rsp)" in ins for ins in code) for code in (fresh, cached)]
+    assert len(cached) <= 1.1 * len(fresh), (len(fresh), len(cached))
+    assert stack[1] <= 1.1 * stack[0], stack

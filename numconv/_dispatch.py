@@ -24,6 +24,12 @@ each method's cost a sum of terms (``cost_terms``) times constants (``CONSTANTS`
   32 and 64 channels, groups 4, 28 x 28 x 128, 14 x 14 x 256, 1 x 224 x 224 x 8 -> 16,
   dilation 2, reflect padding, 3-D 32 -> 32, float64): it picks the faster path
   on all eleven, and Winograd is 1.25-1.65x faster than direct where it is picked.
+  Re-timed at 2 threads once the cache held the kernels as compiled (2026-11-24),
+  the 2-D layers still matched, but 3-D Winograd ran 1.7-2x slower than modelled
+  against the now faster direct kernel (2 x 16 x 32^3, 32 -> 32: direct 3.9-4.1,
+  Winograd 5.1-5.4 ms, auto had picked Winograd): its contraction counts
+  ``WINOGRAD_3D_MAC_COST`` per multiply-add with a depth window, which picks
+  the faster path or one within 6 % of it on three 3-D layers (16, 32, 64 channels).
 
 ``DIRECT_TAP_COST`` and the three FFT constants were fitted by
 ``benchmarks/fit_dispatch.py`` on the development machine (2 Zen 5 cores,
@@ -37,7 +43,10 @@ kernel in float64, direct 3.0 vs overlap-save 1.5 ms). Re-timed with the final
 narrow kernel (vector stores, runs along W for 1-D signals; 2026-11-23): seeds
 0 / 1 / 2 at 97.9 / 97.9 / 97.5 % (mean regret 1.011-1.013x, worst 2.7x: a
 16^3 x 2 volume with a 6^3 kernel, direct 1.16 vs FFT 0.43 ms); a refit on seeds
-0 and 1 would reach 98.1 %, so the constants were kept. The
+0 and 1 would reach 98.1 %, so the constants were kept. Re-timed 2026-11-24 (cache
+holding the kernels as compiled, 3-D Winograd term): seeds 0 / 1 / 2 at 98.3 /
+98.8 / 98.3 % (mean regret 1.006-1.008x, worst 1.6x: a 30238-sample signal with a
+478-tap kernel, 4 filters: auto's overlap-save 2.18 ms, direct 1.36); constants kept. The
 tap term's fitted weight fell from 800 to 0 when the narrow kernel
 (``_kernels/narrow.py``) took over the one-to-four-filter layers whose per-tap
 overhead it modelled; it stays in the search. The model before this refit (no
@@ -62,12 +71,14 @@ DEPTHWISE_COST = 10.0
 WINOGRAD_TRANSFORM_COST = 13.0
 WINOGRAD_TILE_COST = 2700.0
 WINOGRAD_WEIGHT_COST = 150.0
+WINOGRAD_3D_MAC_COST = 1.8
 
 #: cost term -> name of its constant in this module (None: the unit itself)
 CONSTANTS = {"direct_mac": None, "direct_tap": "DIRECT_TAP_COST", "depthwise_mac": "DEPTHWISE_COST",
              "fft_transform": "FFT_TRANSFORM_COST", "fft_contract": "FFT_CONTRACT_COST",
              "fft_call": "FFT_CALL_COST",
-             "winograd_mac": None, "winograd_transform": "WINOGRAD_TRANSFORM_COST",
+             "winograd_mac": None, "winograd_mac_3d": "WINOGRAD_3D_MAC_COST",
+             "winograd_transform": "WINOGRAD_TRANSFORM_COST",
              "winograd_tile": "WINOGRAD_TILE_COST", "winograd_weight": "WINOGRAD_WEIGHT_COST"}
 
 
@@ -132,7 +143,8 @@ def _winograd_terms(spec):
     kg = spec.filters // spec.groups
     lanes = variant_lanes(choose_variant(kg, spec.dtype), spec.dtype)
     blocks = spec.groups * -(-kg // lanes)  # the kernel's (group, filter block) passes over each tile
-    return {"winograd_mac": tiles * 16 * kd * cg * blocks * lanes,
+    # 3-D windows: each output tile's contraction runs once per depth tap
+    return {"winograd_mac" if kd == 1 else "winograd_mac_3d": tiles * 16 * kd * cg * blocks * lanes,
             "winograd_transform": tiles * 16 * (kd * spec.channels + spec.filters),
             "winograd_tile": tiles * blocks, "winograd_weight": 16 * kd * cg * spec.filters}
 

@@ -54,6 +54,7 @@ tap, call or overlap-save terms) scored 92.5-94.6 % on the same grids, its worst
 misses 3-4x on small 3-D volumes with one channel. Re-run the script on a new
 machine class.
 """
+import functools
 import math
 
 from ._kernels.act import DEFERRED, apply_deferred
@@ -180,7 +181,22 @@ def choose_conv_method(spec, constants=None):
     was integer-valued (bool/int dtypes), whose exact results their rounding could change."""
     if spec.integer_inputs:
         return "direct"
-    costs = {m: weigh(t, constants) for m, t in cost_terms(spec).items()}
+    if constants is None:
+        # The model costs ~20 us of Python per call (a quarter of a small layer's
+        # overhead, paid twice on some paths): remember it per spec and constants.
+        key = tuple(globals()[name] for name in CONSTANTS.values() if name is not None)
+        try:
+            return _cheapest(spec, key)
+        except TypeError:  # an unhashable field (a callable activation object)
+            pass
+    return _cheapest.__wrapped__(spec, constants)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cheapest(spec, constants):
+    """The cheapest method for ``spec``: ``constants`` a {name: value} dict, or (cached)
+    a tuple of this module's current values, which only keys the cache."""
+    costs = {m: weigh(t, constants if isinstance(constants, dict) else None) for m, t in cost_terms(spec).items()}
     return min(costs, key=costs.get)
 
 

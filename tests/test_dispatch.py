@@ -128,3 +128,15 @@ def test_cost_terms_cover_the_choice():
     assert set(_dispatch.cost_terms(strided)) == {"direct", "fft", "oa"}
     for terms in _dispatch.cost_terms(spec).values():
         assert set(terms) <= set(_dispatch.CONSTANTS) and _dispatch.weigh(terms) > 0
+
+
+def test_remembered_choice_follows_the_constants(monkeypatch):
+    """``auto``'s choice is cached per spec (the model costs ~20 us of Python per
+    call), keyed on the constants too: changing one changes the next choice."""
+    x, w = np.zeros((1, 256, 256, 8), np.float32), np.zeros((25, 25, 8, 8), np.float32)
+    assert numconv.choose_conv_method(x, w, padding="same") == "fft"
+    assert numconv.choose_conv_method(x, w, padding="same") == "fft"  # from the cache
+    monkeypatch.setattr(_dispatch, "FFT_TRANSFORM_COST", 1e9)
+    assert numconv.choose_conv_method(x, w, padding="same") != "fft"
+    monkeypatch.undo()
+    assert numconv.choose_conv_method(x, w, padding="same") == "fft"

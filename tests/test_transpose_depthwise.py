@@ -278,3 +278,25 @@ def test_depthwise_channels_first_kernel_agrees_with_channels_last(rank, dtype):
         tol = 1e-5 if dtype == np.float32 else 1e-12
         np.testing.assert_allclose(cf, np.moveaxis(cl, -1, 1), rtol=tol, atol=tol)
     assert used > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spatial, k", [((150,), (9,)), ((5, 70), (3, 3)), ((3, 6, 97), (1, 3, 5))])
+def test_depthwise_channels_first_reads_unpadded_rows_longer_than_its_runs(spatial, k, dtype):
+    """With zero padding the channels_first depthwise kernel reads the user's
+    array, not a padded copy: runs of pixels inside a row load whole vectors, runs
+    crossing an edge load only their lanes inside (``row_fma_masked``). Rows
+    longer than a run (64 float32 / 32 float64 pixels) exercise both, and the
+    lanes past the row's end must read zeros, not the next row."""
+    rng = np.random.default_rng(len(spatial))
+    x = rng.standard_normal((2,) + spatial + (3,)).astype(dtype)
+    w = rng.standard_normal(k + (3, 1)).astype(dtype)
+    xf = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    for padding, d in itertools.product(("valid", "same"), (1, 2)):
+        cl = numconv.depthwise_conv(x, w, padding=padding, dilation_rate=d)
+        cf = numconv.depthwise_conv(xf, w, padding=padding, dilation_rate=d, data_format="channels_first")
+        ref = np.moveaxis(ref_conv(x.astype(np.float64), w.reshape(k + (1, 3)).astype(np.float64), padding=padding,
+                                   dilation_rate=d, groups=3), -1, 1)
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(cf, np.moveaxis(cl, -1, 1), rtol=tol, atol=tol)
+        np.testing.assert_allclose(cf, ref, rtol=tol, atol=tol)

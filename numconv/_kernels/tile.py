@@ -35,10 +35,12 @@ straight from registers. Double precision skips flushing at compile time
 """
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
+
+from .._config import SERIAL
 
 TILE_BYTES = 1024
 #: variant id -> (rows, bytes per row)
@@ -284,6 +286,46 @@ def row_fma(typingctx, tile, row, xv, w, w_offset, tag):
         return context.get_dummy_value()
 
     return types.void(tile, row, xv, w, w_offset, tag), codegen
+
+
+@intrinsic
+def row_fma_masked(typingctx, tile, row, xv, w, w_offset, bits, tag):
+    """``tile[row, :] += xv * v`` with ``v[i] = w[w_offset + i]`` where bit ``i``
+    of the int64 ``bits`` is set and 0 elsewhere: the other lanes are not read (a
+    masked load; their addresses may lie outside ``w``). For rows whose window
+    crosses the input's edge, the lanes outside reading zero padding as a padded
+    copy would (so an infinite ``xv`` makes them NaN, as 0 * Inf does there).
+    Callers build ``bits`` once for all the rows that share it (``lane_bits``).
+    Real dtypes, at most 64 lanes."""
+    dtype = w.dtype
+    rows, lanes = _shape(tag, dtype)
+    elem, count = _scalar_lanes(dtype, lanes)
+    if isinstance(dtype, types.Complex) or count > 64:
+        raise TypingError("row_fma_masked: real dtypes and at most 64 lanes")
+
+    def codegen(context, builder, sig, args):
+        tile_ptr, rowv, xval, warr, woff, bitsv, _ = args
+        ptr, vty = _row(builder, tile_ptr, rowv, elem, count)
+        wdata = context.make_array(sig.args[3])(context, builder, warr).data
+        wptr = builder.bitcast(builder.gep(wdata, [woff]), vty.as_pointer())
+        if count < 64:
+            bitsv = builder.trunc(bitsv, ir.IntType(count))
+        live = builder.bitcast(bitsv, ir.VectorType(ir.IntType(1), count))
+        wvec = _masked_load(builder, wptr, live, vty)  # masked-off lanes read as 0
+        acc = builder.load(ptr, align=64)
+        builder.store(_fma(builder, _splat(builder, xval, vty), wvec, acc), ptr, align=64)
+        return context.get_dummy_value()
+
+    return types.void(tile, row, xv, w, w_offset, bits, tag), codegen
+
+
+@njit(inline="always", **SERIAL)
+def lane_bits(lo, hi):
+    """The int64 with bits ``lo <= i < hi`` set (0 <= lo, hi <= 64): lanes for ``row_fma_masked``."""
+    if lo >= hi:
+        return 0
+    top = -1 if hi >= 64 else (1 << hi) - 1
+    return top & ~((1 << lo) - 1)
 
 
 @intrinsic

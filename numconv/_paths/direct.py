@@ -171,16 +171,22 @@ def depthwise_weights(spec, w5, lanes):
 
 
 def run_depthwise_channels_first(spec, x, w5, b, out):
-    """``depthwise_cf_kernel`` on ``padded_channels_first``'s copy of the user's
-    (N, C, *spatial) ``x``, into the C-contiguous (N, K, *out_spatial) ``out``: no
-    layout changes (8 x 128 x 56 x 56, 3 x 3: the two transposes around the
-    channels-last kernel cost more than the kernel itself)."""
+    """``depthwise_cf_kernel`` on the user's (N, C, *spatial) ``x`` (zero padding:
+    the kernel reads zeros for the positions outside) or on
+    ``padded_channels_first``'s copy of it (other padding modes), into the
+    C-contiguous (N, K, *out_spatial) ``out``: no layout changes (8 x 128 x 56 x
+    56, 3 x 3: the two transposes around the channels-last kernel cost more than
+    the kernel itself)."""
     bk, has_bias, act = epilogue(spec, b)
     if has_bias:
         bk = np.repeat(bk, narrow_lanes(spec))  # each channel's bias across a run's lanes
-    flat, geom = padded_channels_first(spec, x, True)
+    if spec.padding_mode == "zeros":
+        flat = np.ascontiguousarray(x, spec.dtype).reshape(-1)
+        geom, pads = (spec.channels,) + tuple(spec.in_spatial), tuple(p[0] for p in spec.pads)
+    else:
+        (flat, geom), pads = padded_channels_first(spec, x, True), (0, 0, 0)
     with kernel_lock():
-        depthwise_cf_kernel(flat, geom, depthwise_weights(spec, w5, 1), bk, has_bias,
+        depthwise_cf_kernel(flat, geom, pads, depthwise_weights(spec, w5, 1), bk, has_bias,
                             out.reshape((spec.batch, spec.filters) + spec.out_spatial), spec.strides,
                             spec.dilations, act, variant_tag(NARROW_VARIANT))
     return out

@@ -184,20 +184,22 @@ def choose_conv_method(spec, constants=None):
     if constants is None:
         # The model costs ~20 us of Python per call (a quarter of a small layer's
         # overhead, paid twice on some paths): remember it per spec and constants.
-        key = tuple(globals()[name] for name in CONSTANTS.values() if name is not None)
         try:
-            return _cheapest(spec, key)
+            return _remembered(spec, tuple(globals()[name] for name in CONSTANTS.values() if name is not None))
         except TypeError:  # an unhashable field (a callable activation object)
             pass
-    return _cheapest.__wrapped__(spec, constants)
+    return _cheapest(spec, constants)
+
+
+def _cheapest(spec, constants=None):
+    costs = {m: weigh(t, constants) for m, t in cost_terms(spec).items()}
+    return min(costs, key=costs.get)
 
 
 @functools.lru_cache(maxsize=1024)
-def _cheapest(spec, constants):
-    """The cheapest method for ``spec``: ``constants`` a {name: value} dict, or (cached)
-    a tuple of this module's current values, which only keys the cache."""
-    costs = {m: weigh(t, constants if isinstance(constants, dict) else None) for m, t in cost_terms(spec).items()}
-    return min(costs, key=costs.get)
+def _remembered(spec, values):
+    """``_cheapest(spec)`` under this module's constants, whose current ``values`` key the cache."""
+    return _cheapest(spec)
 
 
 def candidates(spec):

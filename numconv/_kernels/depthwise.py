@@ -173,7 +173,7 @@ def depthwise_cf_kernel(xf, geom, pads, wm, b, has_bias, out, strides, dilations
     the window reads outside it, ``pads`` = (pd, ph, pw) before each axis, are
     zero padding: rows outside are skipped, and a row whose run of ``L`` pixels
     crosses the left or right edge loads only the lanes inside
-    (``row_fma_window``). So zero padding reads the user's array as it is; other
+    (``row_fma_masked``). So zero padding reads the user's array as it is; other
     padding modes pass ``_paths/direct.padded_channels_first``'s copy with
     ``pads`` 0. ``wm`` (KD, KH, KW, M, CP) as for ``depthwise_kernel``; ``out``
     (N, C * M, OD, OH, OW); stride 1 along W; ``b`` each output channel's bias

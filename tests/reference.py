@@ -129,6 +129,37 @@ def ref_conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, 
     return y
 
 
+def ref_kernel_grad(x, grad_out, kernel_shape, strides=1, padding="valid", dilation_rate=1, groups=None,
+                    data_format="channels_last", padding_mode="zeros"):
+    """dL/dkernel of ``ref_conv`` for the output gradient ``grad_out``, in float64,
+    from the definition: each tap's strided window of the padded input times
+    ``grad_out``, summed over the batch and the output positions."""
+    x = np.asarray(x, dtype=np.float64)
+    g = np.asarray(grad_out, dtype=np.float64)
+    r = len(kernel_shape) - 2
+    if data_format == "channels_first":
+        x, g = np.moveaxis(x, 1, -1), np.moveaxis(g, 1, -1)
+    ksize = tuple(kernel_shape[:r])
+    Cg, K = kernel_shape[-2], kernel_shape[-1]
+    G = x.shape[-1] // Cg if groups is None else groups
+    Kg = K // G
+    strides = _as_tuple(strides, r)
+    dilations = _as_tuple(dilation_rate, r)
+    pads = ref_pads(padding, x.shape[1:-1], ksize, strides, dilations)
+    xp = np.pad(x, [(0, 0)] + list(pads) + [(0, 0)], mode=_PAD_MODES[padding_mode])
+    out_sp = g.shape[1:-1]
+    dw = np.zeros(tuple(kernel_shape))
+    for tap in np.ndindex(*ksize):
+        sl = tuple(slice(t * d, t * d + (o - 1) * s + 1, s)
+                   for t, d, s, o in zip(tap, dilations, strides, out_sp))
+        xs = xp[(slice(None),) + sl]  # (N, *out_sp, C)
+        for grp in range(G):
+            dw[tap][:, grp * Kg:(grp + 1) * Kg] = np.tensordot(
+                xs[..., grp * Cg:(grp + 1) * Cg], g[..., grp * Kg:(grp + 1) * Kg],
+                axes=(list(range(r + 1)), list(range(r + 1))))
+    return dw
+
+
 def ref_conv_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padding=None, dilation_rate=1,
                        data_format="channels_last"):
     """Keras 3 `Conv*DTranspose`, computed the way Keras's JAX backend defines it:

@@ -94,7 +94,7 @@ def test_float32_gradients_close_to_float64(i):
     np.testing.assert_allclose(dw32, dw64, atol=1e-5 * max(1, np.abs(dw64).max()))
 
 
-@pytest.mark.parametrize("method", ["direct", "fft", "oa"])
+@pytest.mark.parametrize("method", ["direct", "fft", "oa", "winograd"])
 def test_every_method_gives_the_same_gradient(method):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 12, 11, 4))

@@ -111,6 +111,27 @@ def test_winograd_kernel_is_zmm_fmas_and_vector_transforms(dtype, fma, suffix):
 
 
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
+@pytest.mark.parametrize("dtype, fma, suffix", [(np.float32, "vfmadd231ps", "ps"), (np.float64, "vfmadd231pd", "pd")])
+def test_winograd_kernel_gradient_is_zmm_fmas_and_vector_transforms(dtype, fma, suffix):
+    """The kernel gradient's contraction: register-tile FMAs, nothing stored back
+    in its hot block; its transforms 512-bit adds; no gathers or scatters anywhere
+    (a plain element loop clearing its float64 sums had become scatters)."""
+    opts = {k: v for k, v in _config.PARALLEL.items() if k != "cache"}
+    kern = numba.njit(**opts)(wk.winograd_wgrad_kernel.py_func)
+    x5 = np.ones((1, 1, 8, 8, 64), dtype)
+    g5 = np.ones((1, 1, 8, 8, 64), dtype)
+    part = np.zeros((2, 1, 16, 1, 64, 64))
+    kern(x5, g5, part, (1, 1, 1), (1, 1), (0, 1, 1), 4, variant_tag(1))
+    asm = kern.inspect_asm(kern.signatures[0])
+    assert "gather" not in asm and "scatter" not in asm
+    blocks = re.split(r"\n\.?[\w$.]+:", asm)
+    hot = max(blocks, key=lambda blk: blk.count("vfmadd"))
+    assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= 16, hot
+    assert not re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
+    assert len(re.findall(r"v(add|sub)" + suffix + r"\s+[^\n]*%zmm", asm)) >= 24
+
+
+@pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
 @pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
 def test_layout_kernel_moves_zmm_rows(dtype):
     """The channels_first <-> channels_last kernel transposes 64-byte blocks in

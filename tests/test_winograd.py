@@ -1,7 +1,7 @@
-"""The Winograd F(2x2, 3x3) path: results against the float64 reference over its
-whole argument space, invariance to threads and task splits, accuracy, non-finite
-inputs and the fallback for convolutions it does not compute (its vector code:
-``test_kernel_quality.py``)."""
+"""The Winograd F(2x2, 3x3) path and the F(3x3, 2x2) kernel gradient: results
+against the float64 reference over their whole argument space, invariance to
+threads and task splits, accuracy, non-finite inputs and the fallback for
+convolutions they do not compute (their vector code: ``test_kernel_quality.py``)."""
 import numba
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ import numconv
 from numconv._kernels import winograd as wk
 from numconv._kernels.tile import VARIANTS, choose_variant, variant_lanes, variant_tag
 from numconv._paths import winograd as wpath
-from reference import ref_conv
+from reference import ref_conv, ref_kernel_grad
 
 
 def _cases():
@@ -190,3 +190,101 @@ def test_inputs_are_not_modified():
     numconv.conv2d(x, w, b, padding="same", method="winograd", activation="relu")
     for a, c in zip((x, w, b), copies):
         assert np.array_equal(a, c)
+
+
+# ---------------------------------------------------------------- the kernel gradient
+
+
+def _grad_arrays(c):
+    x, w, _, kw = _arrays(c)
+    kw.pop("activation")
+    y = ref_conv(x, w, **kw)
+    g = np.random.default_rng(c["seed"] + 100).standard_normal(y.shape).astype(c["dtype"])
+    return x, g, w.shape, kw
+
+
+@pytest.mark.parametrize("c", _cases(), ids=lambda c: "r{rank}-g{groups}-c{cg}-k{kg}-{mode}-{padding}-{seed}".format(**c))
+def test_winograd_kernel_gradient_matches_reference(c):
+    x, g, kshape, kw = _grad_arrays(c)
+    got = numconv.conv_backprop_kernel(x, g, kshape, method="winograd", **kw)
+    ref = ref_kernel_grad(x, g, kshape, **kw)
+    scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
+    tol = 1e-5 if c["dtype"] == np.float32 else 1e-12
+    assert got.dtype == c["dtype"] and got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * scale)
+
+
+def _wgrad_calls(monkeypatch):
+    calls = []
+    kernel = wk.winograd_wgrad_kernel
+
+    def spy(*args):
+        calls.append(args[2].shape)
+        return kernel(*args)
+    monkeypatch.setattr(wk, "winograd_wgrad_kernel", spy)
+    return calls
+
+
+def test_auto_runs_the_winograd_kernel_gradient_on_large_layers_only(monkeypatch):
+    calls = _wgrad_calls(monkeypatch)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 40, 38, 32)).astype(np.float32)
+    g = rng.standard_normal((2, 40, 38, 16)).astype(np.float32)
+    got = numconv.conv_backprop_kernel(x, g, (3, 3, 32, 16), padding="same")
+    assert len(calls) == 1 and calls[0][0] == 8  # 760 tiles: 8 slices of at least 64
+    np.testing.assert_allclose(got, ref_kernel_grad(x, g, (3, 3, 32, 16), padding="same"), rtol=1e-5, atol=1e-4)
+    # 64 tiles: one slice would leave a thread idle, so the direct gradient runs
+    numconv.conv_backprop_kernel(x[:1, :16, :16], g[:1, :16, :16], (3, 3, 32, 16), padding="same")
+    # strided and 5x5 windows have no Winograd form
+    numconv.conv_backprop_kernel(x, g[:, ::2, ::2], (3, 3, 32, 16), padding="same", strides=2)
+    numconv.conv_backprop_kernel(x, g, (5, 5, 32, 16), padding="same")
+    assert len(calls) == 1
+
+
+def test_kernel_gradient_does_not_depend_on_threads():
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((3, 30, 27, 70)).astype(np.float32)  # 70 channels: a partial row block
+    g = rng.standard_normal((3, 30, 27, 40)).astype(np.float32)
+    before = numba.get_num_threads()
+    try:
+        results = []
+        for threads in sorted({1, 2, numba.config.NUMBA_NUM_THREADS}):
+            numconv.set_num_threads(threads)
+            results.append(numconv.conv_backprop_kernel(x, g, (3, 3, 70, 40), padding="same", method="winograd"))
+    finally:
+        numconv.set_num_threads(before)
+    for r in results[1:]:
+        assert np.array_equal(r, results[0])
+
+
+def test_kernel_gradient_float32_error_on_a_long_reduction():
+    rng = np.random.default_rng(11)
+    x = rng.random((4, 48, 48, 16)).astype(np.float32)  # positive data: no cancellation; 9216 terms per weight
+    g = rng.random((4, 48, 48, 16)).astype(np.float32)
+    ref = ref_kernel_grad(x, g, (3, 3, 16, 16), padding="same")
+    got = numconv.conv_backprop_kernel(x, g, (3, 3, 16, 16), padding="same", method="winograd")
+    err = np.abs(got - ref).max() / np.abs(ref).max()
+    assert err < 1e-6, err
+
+
+def test_kernel_gradient_float32_error_at_most_twice_torchs():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 56, 56, 64)).astype(np.float32)
+    g = rng.standard_normal((2, 56, 56, 64)).astype(np.float32)
+    ref = ref_kernel_grad(x, g, (3, 3, 64, 64), padding="same")
+    err = np.abs(numconv.conv_backprop_kernel(x, g, (3, 3, 64, 64), padding="same", method="winograd") - ref).max()
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2)
+    gt = torch.from_numpy(g).permute(0, 3, 1, 2)
+    dw = torch.nn.grad.conv2d_weight(xt, (64, 64, 3, 3), gt, padding=1).permute(2, 3, 1, 0).numpy()
+    terr = np.abs(dw - ref).max()
+    assert err <= 2 * terr, (err, terr)
+
+
+def test_kernel_gradient_inputs_are_not_modified():
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 20, 20, 8)).astype(np.float32)
+    g = rng.standard_normal((2, 20, 20, 8)).astype(np.float32)
+    copies = x.copy(), g.copy()
+    numconv.conv_backprop_kernel(x, g, (3, 3, 8, 8), padding="same", method="winograd")
+    assert np.array_equal(x, copies[0]) and np.array_equal(g, copies[1])

@@ -24,6 +24,12 @@ within ``SCRATCH_BYTES``, so they stay in the core's L2 (measured, 1 thread, res
 8 x 56 x 56 x 64: 0.58 ms per image with the data cache-resident, 0.75 at batch 8,
 where the transforms wait on memory; prefetching the next task's rows during the
 contraction did not help).
+The 16 transform outputs of a tile go to 16 rows of the scratch, one per position
+xi; rows are one vector longer than ``run`` tiles. At exactly ``run * Cg``
+elements apart (16 KiB on the resnet layer) all 16 stores of a tile fell into one
+set of the 12-way L1 and evicted each other: the padding took the dilated layer
+(4 x 64 x 64 x 32, 2 threads) from 2.82 to 2.35 ms, resnet from 2.44 to 2.36 ms
+and the kernel gradient's transforms and contraction (1 thread) from 7.1 to 5.1 ms.
 Rank 3 sums the 2-D Winograd contraction over the depth taps (the contraction runs
 over (kd, c)); dilation in H/W pairs outputs ``dilation`` apart into one tile.
 
@@ -37,6 +43,12 @@ Single precision flushes the register tile into double precision every
 ``flush_terms`` contraction terms, as the direct kernel does. Each output's
 arithmetic is fixed by its tile alone, so results are identical for any thread
 count and any task split.
+
+The kernel gradient of the same windows (``winograd_wgrad_kernel``) is the
+transposed algorithm, F(3x3, 2x2): the same input transform, a transform of each
+tile's 2 x 2 output gradients, and a contraction over tiles instead of channels
+(resnet 8 x 56 x 56 x 64 -> 64, 2 threads: 2.4-2.8 ms against 4.8-5.4 ms for the
+direct gradient, ``_kernels/wgrad.py``; torch's autograd 4.4-4.5 ms).
 """
 import numba
 import numpy as np
@@ -48,8 +60,8 @@ from .._config import PARALLEL, SERIAL
 from .act import activate_slice
 from .conv import clear_tile, flush_if_due
 from .pad import source_index
-from .tile import (_alloca_tile, _fma, _lane_mask, _masked_load, _masked_store, _scalar_lanes, acc_tile, at,
-                   flush_terms, row_flush, row_fma, row_store, tile_shape, wide_tile)
+from .tile import (FLUSH_TERMS, _alloca_tile, _fma, _lane_mask, _masked_load, _masked_store, _scalar_lanes, acc_tile,
+                   at, flush_terms, row_flush, row_flush_into, row_fma, row_store, row_zero, tile_shape, wide_tile)
 
 #: outputs per tile side (m), window (r), input patch side (alpha = m + r - 1)
 M_OUT, R_WIN, ALPHA = 2, 3, 4
@@ -57,6 +69,8 @@ M_OUT, R_WIN, ALPHA = 2, 3, 4
 BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
 G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))
 AT = ((1, 1, 1, 0), (0, 1, -1, -1))
+#: A (alpha x m), for the kernel gradient's F(3x3, 2x2) (see ``winograd_wgrad_kernel``)
+A = tuple(zip(*AT))
 #: L2 bytes a task's V and M scratch may take (of the core's 1 MiB, next to a block of U)
 SCRATCH_BYTES = 512 << 10
 #: bytes of channels one transform call handles (one zmm register per patch value)
@@ -136,7 +150,8 @@ def _lincomb(builder, coefs, vecs, vty):
 
 
 def _sandwich(builder, mat, d, vty):
-    """``mat @ d @ mat^T`` for a square grid ``d`` of vectors: rows first, then columns."""
+    """``mat @ d @ mat^T`` for a square grid ``d`` of vectors (``len(mat[0])`` on a
+    side): rows first, then columns."""
     rows = [[_lincomb(builder, coefs, d[i], vty) for coefs in mat] for i in range(len(d))]
     return [[_lincomb(builder, coefs, [rows[i][j] for i in range(len(d))], vty) for j in range(len(mat))]
             for coefs in mat]
@@ -157,37 +172,49 @@ def _offset_ptr(builder, data, offsets, index, shift, vty):
     return builder.bitcast(p, vty.as_pointer()), ok
 
 
-@intrinsic
-def transform_input(typingctx, x, offsets, shift, count, v, v_offset, v_stride):
-    """One vector of channels of one tile's input transform:
-    ``v[v_offset + xi * v_stride + i] = (B^T d B)[xi]`` for lanes ``i < count``, where
-    ``d[p] = x[offsets[p] + shift + i]`` for the 16 patch positions p (row-major), and
-    0 where ``offsets[p] < 0`` (zero padding: no load)."""
-    elem, vl, vty = _vector_type(x.dtype)
+def _grid_transform(name, side, mat, what):
+    """An intrinsic ``name(src, offsets, shift, count, v, v_offset, v_stride)``: one
+    vector of channels of one tile's ``mat @ d @ mat^T``, stored as
+    ``v[v_offset + xi * v_stride + i]`` for the ``len(mat)**2`` positions xi and
+    lanes ``i < count``, where ``d[p] = src[offsets[p] + shift + i]`` for the
+    ``side x side`` grid positions p (row-major), and 0 where ``offsets[p] < 0``
+    (zero padding, or outputs past the edge: no load)."""
+    def impl(typingctx, src, offsets, shift, count, v, v_offset, v_stride):
+        elem, vl, vty = _vector_type(src.dtype)
 
-    def codegen(context, builder, sig, args):
-        xa, oa, sh, cnt, va, vo, vs = args
-        i64 = ir.IntType(64)
-        mask = _lane_mask(builder, cnt, vl, 1)
-        none = ir.Constant(mask.type, None)
-        xdata = context.make_array(sig.args[0])(context, builder, xa).data
-        offs = context.make_array(sig.args[1])(context, builder, oa).data
-        d = []
-        for i in range(ALPHA):
-            row = []
-            for j in range(ALPHA):
-                ptr, ok = _offset_ptr(builder, xdata, offs, i * ALPHA + j, sh, vty)
-                row.append(_masked_load(builder, ptr, builder.select(ok, mask, none), vty))
-            d.append(row)
-        vals = _sandwich(builder, BT, d, vty)
-        vdata = context.make_array(sig.args[4])(context, builder, va).data
-        for i in range(ALPHA):
-            for j in range(ALPHA):
-                p = builder.gep(vdata, [builder.add(vo, builder.mul(vs, ir.Constant(i64, i * ALPHA + j)))])
-                _masked_store(builder, vals[i][j], builder.bitcast(p, vty.as_pointer()), mask)
-        return context.get_dummy_value()
+        def codegen(context, builder, sig, args):
+            xa, oa, sh, cnt, va, vo, vs = args
+            i64 = ir.IntType(64)
+            mask = _lane_mask(builder, cnt, vl, 1)
+            none = ir.Constant(mask.type, None)
+            xdata = context.make_array(sig.args[0])(context, builder, xa).data
+            offs = context.make_array(sig.args[1])(context, builder, oa).data
+            d = []
+            for i in range(side):
+                row = []
+                for j in range(side):
+                    ptr, ok = _offset_ptr(builder, xdata, offs, i * side + j, sh, vty)
+                    row.append(_masked_load(builder, ptr, builder.select(ok, mask, none), vty))
+                d.append(row)
+            vals = _sandwich(builder, mat, d, vty)
+            vdata = context.make_array(sig.args[4])(context, builder, va).data
+            for i in range(len(mat)):
+                for j in range(len(mat)):
+                    p = builder.gep(vdata, [builder.add(vo, builder.mul(vs, ir.Constant(i64, i * len(mat) + j)))])
+                    _masked_store(builder, vals[i][j], builder.bitcast(p, vty.as_pointer()), mask)
+            return context.get_dummy_value()
 
-    return types.void(x, offsets, shift, count, v, v_offset, v_stride), codegen
+        return types.void(src, offsets, shift, count, v, v_offset, v_stride), codegen
+
+    impl.__name__ = impl.__qualname__ = name
+    impl.__doc__ = what
+    return intrinsic(impl)
+
+
+#: ``V = B^T d B`` of a 4 x 4 input patch (the forward pass and the kernel gradient)
+transform_input = _grid_transform("transform_input", ALPHA, BT, "One vector of channels of a tile's B^T d B.")
+#: ``A g A^T`` of a 2 x 2 block of output gradients (the kernel gradient, F(3x3, 2x2))
+transform_grad = _grid_transform("transform_grad", M_OUT, A, "One vector of filters of a tile's A g A^T.")
 
 
 @intrinsic
@@ -245,6 +272,19 @@ def _tile_origin(q, OD, TY, TX, dh, dw):
     return q // OD, q % OD, (ty // dh) * 2 * dh + ty % dh, (tx // dw) * 2 * dw + tx % dw
 
 
+@njit(inline="always", **SERIAL)
+def _grid_offsets(offs, side, n, D, iz, y0, x0, H, W, C, dh, dw, mode, shift):
+    """``offs[i * side + j]`` = the flat offset of element (n, iz, y0 + i * dh,
+    x0 + j * dw, shift) of a C-contiguous (N, D, H, W, C) array, positions outside
+    mapped through padding ``mode`` (``pad.source_index``); -1 where the element is
+    zero padding or ``iz`` < 0 (the depth index, already mapped)."""
+    for i in range(side):
+        iy = source_index(y0 + i * dh, H, mode)
+        for j in range(side):
+            ix = source_index(x0 + j * dw, W, mode)
+            offs[i * side + j] = -1 if iz < 0 or iy < 0 or ix < 0 else (((n * D + iz) * H + iy) * W + ix) * C + shift
+
+
 @njit(**PARALLEL)
 def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run, threads, act, tag):
     """``out = act(conv(x, w) + b)`` for 3x3 windows at H/W stride 1 (see module
@@ -277,8 +317,10 @@ def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run
     xf = x.reshape(x.size)
     outf = out.reshape(out.size)
     uf = up.reshape(G, NKB, A2 * KD * CG * L)
-    vscr = np.empty((workers, KD * A2 * run * CG + VL), x.dtype)
-    mscr = np.empty((workers, A2 * run * L + VL), x.dtype)
+    VS = run * CG + VL  # between transforms: one vector more than a run of tiles (see module docstring)
+    MS = run * L + VL
+    vscr = np.empty((workers, KD * A2 * VS + VL), x.dtype)
+    mscr = np.empty((workers, A2 * MS + VL), x.dtype)
     for s in prange(workers):
         acc = acc_tile(x, tag)
         wide = wide_tile(x, tag)
@@ -296,15 +338,9 @@ def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run
                     n, od, oy0, ox0 = _tile_origin(q0 + ti, OD, TY, TX, dh, dw)
                     for a in range(KD):
                         iz = source_index(od * sd - pd + a * dd, D, mode)
-                        for i in range(ALPHA):
-                            iy = source_index(oy0 - ph + i * dh, H, mode)
-                            for j in range(ALPHA):
-                                ix = source_index(ox0 - pw + j * dw, W, mode)
-                                offs[i * ALPHA + j] = -1 if iz < 0 or iy < 0 or ix < 0 else (
-                                    ((n * D + iz) * H + iy) * W + ix) * C + g * CG
+                        _grid_offsets(offs, ALPHA, n, D, iz, oy0 - ph, ox0 - pw, H, W, C, dh, dw, mode, g * CG)
                         for c0 in range(0, CG, VL):
-                            transform_input(xf, offs, c0, min(VL, CG - c0), V,
-                                            (a * A2 * run + ti) * CG + c0, run * CG)
+                            transform_input(xf, offs, c0, min(VL, CG - c0), V, a * A2 * VS + ti * CG + c0, VS)
                 for kb in range(NKB):
                     k0 = kb * L
                     kn = min(L, KG - k0)
@@ -315,7 +351,7 @@ def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run
                             clear_tile(acc, res, F, R, L, x, tag)
                             cnt = 0
                             for a in range(KD):
-                                vb = ((a * A2 + xi) * run + t0) * CG
+                                vb = (a * A2 + xi) * VS + t0 * CG
                                 ub = (xi * KD + a) * CG * L
                                 for c0 in range(0, CG, chunk):
                                     cn = min(chunk, CG - c0)
@@ -324,7 +360,7 @@ def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run
                                             row_fma(acc, p, at(V, vb + p * CG + c), ug, ub + c * L, tag)
                                     cnt = flush_if_due(acc, wide, cnt, cn, F, R, x, tag)
                             for p in range(R):
-                                mo = (xi * run + t0 + p) * L
+                                mo = xi * MS + (t0 + p) * L
                                 if F:
                                     row_flush(acc, wide, p, x, tag)
                                     row_store(wide, p, M, mo, L, b, 0, False, tag)
@@ -334,16 +370,156 @@ def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run
                     kk = g * KG + k0
                     for ti in range(tn):
                         n, od, oy0, ox0 = _tile_origin(q0 + ti, OD, TY, TX, dh, dw)
-                        for i in range(M_OUT):
-                            oy = oy0 + i * dh
-                            for j in range(M_OUT):
-                                ox = ox0 + j * dw
-                                oo[i * M_OUT + j] = (((n * OD + od) * OH + oy) * OW + ox) * K + kk \
-                                    if oy < OH and ox < OW else -1
+                        _grid_offsets(oo, M_OUT, n, OD, od, oy0, ox0, OH, OW, K, dh, dw, 0, kk)
                         for e0 in range(0, kn, VL):
-                            transform_output(M, ti * L + e0, run * L, outf, oo, e0, min(VL, kn - e0), b, kk + e0,
+                            transform_output(M, ti * L + e0, MS, outf, oo, e0, min(VL, kn - e0), b, kk + e0,
                                              has_bias)
                         if act:
                             for q in range(M_OUT * M_OUT):
                                 if oo[q] >= 0:
                                     activate_slice(outf[oo[q]:oo[q] + kn], act)
+
+
+# ------------------------------------------------------------------ the kernel gradient
+
+#: Slices the kernel gradient's reduction over tiles is cut into: set by the layer's
+#: tile count alone (never by the thread count), so results do not depend on threads.
+MAX_SLICES = 8
+#: tiles per slice at least (fewer slices on small layers; 256 left 4 x 16 x 16 x 64
+#: layers on one or two slices, 1.5x slower than with 64)
+MIN_SLICE_TILES = 64
+
+
+def wgrad_slices(tiles):
+    """Slices of ``tiles`` 2 x 2 output tiles for ``winograd_wgrad_kernel``."""
+    return max(1, min(MAX_SLICES, tiles // MIN_SLICE_TILES))
+
+
+def wgrad_run(kd, cg, kgp, dtype, budget=SCRATCH_BYTES):
+    """Tiles per chunk of ``winograd_wgrad_kernel``: its input transforms (kd x 16 x
+    run x cg) and gradient transforms (16 x run x kgp) within ``budget`` bytes, and
+    for single precision at most ``FLUSH_TERMS`` (one chunk's sum is one float32
+    partial sum)."""
+    per_tile = ALPHA * ALPHA * (kd * cg + kgp) * np.dtype(dtype).itemsize
+    run = max(1, budget // per_tile)
+    return min(run, FLUSH_TERMS) if np.dtype(dtype) == np.float32 else run
+
+
+@njit(**PARALLEL)
+def winograd_wgrad_kernel(x, gy, part, dilations, depth, pads, run, tag):
+    """The kernel gradient of a 3x3 window at H/W stride 1, F(3x3, 2x2): the
+    contraction over tiles.
+
+    Per spatial axis ``dw[k] = sum_o x[o - p + k * d] g[o]``; over one tile's two
+    outputs ``o0, o0 + d`` this is a correlation of its 4-element input patch with
+    its 2 output gradients, whose Winograd form (the transpose of the forward
+    F(2, 3)) is ``dw = G^T [(B^T d) * (A g)]``. In 2-D, per (channel, filter) pair:
+
+        dW = G^T (sum over tiles of (B^T d B) * (A g A^T)) G
+
+    so the input patches take the forward pass's transform (``transform_input``),
+    the 2 x 2 gradients ``transform_grad``, and the sum over tiles, 16 products per
+    tile where the direct gradient does 36 per output tile of 4, is 16 channel x
+    filter contractions on the register tile: ``R`` input channels (rows, one
+    broadcast each) x ``L`` filters (lanes). ``wgrad_finish`` applies ``G^T . G``.
+
+    ``x`` (N, D, H, W, C) and ``gy`` (N, OD, OH, OW, K); positions outside ``x``
+    are zeros (other padding modes arrive as a padded copy). ``depth`` = (stride,
+    dilation) along D, any depth window (``part``'s KD). ``part`` (S, KD, 16, G,
+    CGP, KGP), float64: slice ``s`` of the flattened tile grid (``per`` tiles
+    each) sums into ``part[s]``; every slice runs in one task in a fixed order
+    (chunks of ``run`` tiles, each chunk's float32 sum flushed into ``part``), so
+    results do not depend on the thread count."""
+    N, D, H, W, C = x.shape
+    _, OD, OH, OW, K = gy.shape
+    S, KD, A2, G, CGP, KGP = part.shape
+    CG = C // G
+    KG = K // G
+    sd, dd = depth
+    _, dh, dw = dilations
+    pd, ph, pw = pads
+    R, L = tile_shape(x, tag)
+    VL = VEC_BYTES // x.itemsize
+    TY = dh * ((-(-OH // dh) + 1) // 2)
+    TX = dw * ((-(-OW // dw) + 1) // 2)
+    ntile = N * OD * TY * TX
+    per = (ntile + S - 1) // S
+    xf = x.reshape(x.size)
+    gf = gy.reshape(gy.size)
+    pf = part.reshape(part.size)
+    size = KD * A2 * G * CGP * KGP  # one slice of part
+    VS = run * CG + VL  # between transforms: one vector more than a run of tiles (see module docstring)
+    US = run * KGP + VL
+    for s in prange(S):
+        acc = acc_tile(x, tag)
+        offs = numba.carray(_index_buffer16(), (16,))
+        oo = numba.carray(_index_buffer16(), (16,))
+        # rows past CG read the next tile's channels (R spare at the end); lanes past
+        # KG stay zero
+        V = np.zeros(KD * A2 * VS + R, x.dtype)
+        U = np.zeros(A2 * US, x.dtype)
+        base = s * size
+        pf[base:base + size] = 0
+        for p in range(R):
+            row_zero(acc, p, x, tag)
+        t_lo = s * per
+        t_hi = min(ntile, t_lo + per)
+        for g in range(G):
+            for q0 in range(t_lo, t_hi, run):
+                tn = min(run, t_hi - q0)
+                for ti in range(tn):
+                    n, od, oy0, ox0 = _tile_origin(q0 + ti, OD, TY, TX, dh, dw)
+                    _grid_offsets(oo, M_OUT, n, OD, od, oy0, ox0, OH, OW, K, dh, dw, 0, g * KG)
+                    for e0 in range(0, KG, VL):
+                        transform_grad(gf, oo, e0, min(VL, KG - e0), U, ti * KGP + e0, US)
+                    for a in range(KD):
+                        iz = source_index(od * sd - pd + a * dd, D, 0)
+                        _grid_offsets(offs, ALPHA, n, D, iz, oy0 - ph, ox0 - pw, H, W, C, dh, dw, 0, g * CG)
+                        for c0 in range(0, CG, VL):
+                            transform_input(xf, offs, c0, min(VL, CG - c0), V, a * A2 * VS + ti * CG + c0, VS)
+                for a in range(KD):
+                    for xi in range(A2):
+                        for c0 in range(0, CGP, R):
+                            vb = (a * A2 + xi) * VS + c0
+                            for k0 in range(0, KGP, L):
+                                ub = xi * US + k0
+                                for t in range(tn):
+                                    for p in range(R):
+                                        row_fma(acc, p, at(V, vb + t * CG + p), U, ub + t * KGP, tag)
+                                po = base + (((a * A2 + xi) * G + g) * CGP + c0) * KGP + k0
+                                for p in range(R):
+                                    row_flush_into(acc, p, pf, po + p * KGP, x, tag)
+
+
+@njit(inline="always", **SERIAL)
+def _gt4(m0, m1, m2, m3):
+    """G^T @ (m0, m1, m2, m3) for F(2, 3)'s G."""
+    return m0 + 0.5 * (m1 + m2), 0.5 * (m1 - m2), 0.5 * (m1 + m2) + m3
+
+
+@njit(**PARALLEL)
+def wgrad_finish(part, out):
+    """``out`` (KD, 3, 3, CG, K) = ``G^T M G`` per (depth tap, channel, filter), ``M``
+    the 4 x 4 grid of ``part`` (S, KD, 16, G, CGP, KGP) summed over its slices in
+    order, in float64 and rounded once."""
+    S, KD, A2, G_, CGP, KGP = part.shape
+    _, _, _, CG, K = out.shape
+    KG = K // G_
+    for t in prange(KD * G_ * CG):
+        a = t // (G_ * CG)
+        g = (t // CG) % G_
+        c = t % CG
+        m = np.zeros((A2, KG))
+        r = np.empty((4, 3))
+        for s in range(S):
+            for xi in range(A2):
+                for k in range(KG):
+                    m[xi, k] += part[s, a, xi, g, c, k]
+        for k in range(KG):
+            for i in range(4):
+                r[i, 0], r[i, 1], r[i, 2] = _gt4(m[4 * i, k], m[4 * i + 1, k], m[4 * i + 2, k], m[4 * i + 3, k])
+            for j in range(3):
+                u0, u1, u2 = _gt4(r[0, j], r[1, j], r[2, j], r[3, j])
+                out[a, 0, j, c, g * KG + k] = u0
+                out[a, 1, j, c, g * KG + k] = u1
+                out[a, 2, j, c, g * KG + k] = u2

@@ -347,8 +347,9 @@ def _winograd_grad(spec):
     threads, float32 unless noted, direct / Winograd: resnet 8 x 56 x 56 x 64 ->
     64 5.4 / 2.8 ms (float64 13.1 / 6.3), 32 x 14 x 14 x 256 -> 256 27.5 / 16.3,
     3 -> 64 channels 0.55 / 0.47, groups 4 2.7 / 2.6, 3-D 2 x 16 x 32^3 x 32 ->
-    32 4.6 / 3.2, 2 x 32 x 32 x 64 -> 64 0.44 / 0.30. The choice depends on the
-    shape alone, never on the thread count."""
+    32 4.6 / 3.2, 2 x 32 x 32 x 64 -> 64 0.44 / 0.30, 8 x 14 x 14 x 512 -> 512
+    31 / 26, 8 x 28 x 28 x 256 -> 256 26 / 17. The choice depends on the shape
+    alone, never on the thread count."""
     if spec.method not in ("auto", "winograd") or not winograd_path.applies(spec):
         return False
     return spec.method == "winograd" or winograd_path.tile_count(spec) >= 2 * wk.MIN_SLICE_TILES
@@ -362,12 +363,13 @@ def _weight_grad_winograd(spec, xs, g5, pads):
     rows, lanes = VARIANTS[variant][0], variant_lanes(variant, spec.dtype)
     kgp, cgp = -(-(F // G) // lanes) * lanes, -(-cg // rows) * rows
     kd = spec.kernel_spatial[0]
+    block = min(cgp, wk.WGRAD_BLOCK), min(kgp, wk.WGRAD_BLOCK)  # multiples of rows and lanes
     part = _memory.scratch((wk.wgrad_slices(winograd_path.tile_count(spec)), kd, wk.ALPHA ** 2, G, cgp, kgp),
                            np.float64)
     dw5 = np.empty(spec.kernel_spatial + (cg, F), spec.dtype)
     with kernel_lock():
         wk.winograd_wgrad_kernel(xs, g5, part, spec.dilations, (spec.strides[0], spec.dilations[0]),
-                                 tuple(p[0] for p in pads), wk.wgrad_run(kd, cg, kgp, spec.dtype),
+                                 tuple(p[0] for p in pads), block, wk.wgrad_run(kd, *block, spec.dtype),
                                  variant_tag(variant))
         wk.wgrad_finish(part, dw5)
     return dw5

@@ -121,7 +121,7 @@ def test_winograd_kernel_gradient_is_zmm_fmas_and_vector_transforms(dtype, fma, 
     x5 = np.ones((1, 1, 8, 8, 64), dtype)
     g5 = np.ones((1, 1, 8, 8, 64), dtype)
     part = np.zeros((2, 1, 16, 1, 64, 64))
-    kern(x5, g5, part, (1, 1, 1), (1, 1), (0, 1, 1), 4, variant_tag(1))
+    kern(x5, g5, part, (1, 1, 1), (1, 1), (0, 1, 1), (64, 64), 4, variant_tag(1))
     asm = kern.inspect_asm(kern.signatures[0])
     assert "gather" not in asm and "scatter" not in asm
     blocks = re.split(r"\n\.?[\w$.]+:", asm)

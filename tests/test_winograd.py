@@ -241,6 +241,18 @@ def test_auto_runs_the_winograd_kernel_gradient_on_large_layers_only(monkeypatch
     assert len(calls) == 1
 
 
+def test_kernel_gradient_of_wide_layers_runs_in_blocks():
+    # 150 channels x 140 filters: three blocks of each (64, 64, 22 and 64, 64, 12), the
+    # last ones partial in rows and lanes; two groups; 3-D
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((1, 3, 9, 10, 300)).astype(np.float32)
+    g = rng.standard_normal((1, 3, 9, 10, 280)).astype(np.float32)
+    kw = dict(padding="same", groups=2)
+    got = numconv.conv_backprop_kernel(x, g, (2, 3, 3, 150, 280), method="winograd", **kw)
+    ref = ref_kernel_grad(x, g, (2, 3, 3, 150, 280), **kw)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
 def test_kernel_gradient_does_not_depend_on_threads():
     rng = np.random.default_rng(10)
     x = rng.standard_normal((3, 30, 27, 70)).astype(np.float32)  # 70 channels: a partial row block

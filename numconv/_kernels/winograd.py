@@ -395,18 +395,28 @@ def wgrad_slices(tiles):
     return max(1, min(MAX_SLICES, tiles // MIN_SLICE_TILES))
 
 
-def wgrad_run(kd, cg, kgp, dtype, budget=SCRATCH_BYTES):
-    """Tiles per chunk of ``winograd_wgrad_kernel``: its input transforms (kd x 16 x
-    run x cg) and gradient transforms (16 x run x kgp) within ``budget`` bytes, and
-    for single precision at most ``FLUSH_TERMS`` (one chunk's sum is one float32
-    partial sum)."""
-    per_tile = ALPHA * ALPHA * (kd * cg + kgp) * np.dtype(dtype).itemsize
+#: channels (and filters) of one task's block: its slice's sums, 16 x 64 x 64 in
+#: float64 (512 KiB), are read and written once per chunk of tiles, so the block
+#: is bounded and the chunks long. One block of all of a layer's channels and
+#: filters had made 512 -> 512 channels 2x slower than the direct gradient (a
+#: 32 MiB block of sums through memory every 8 tiles); the price is transforming
+#: each tile's input once per block of filters and its gradients once per block
+#: of channels.
+WGRAD_BLOCK = 64
+
+
+def wgrad_run(kd, cb, kb, dtype, budget=SCRATCH_BYTES):
+    """Tiles per chunk of ``winograd_wgrad_kernel``: a task's input transforms (kd
+    x 16 x run x cb) and gradient transforms (16 x run x kb) within ``budget``
+    bytes, and for single precision at most ``FLUSH_TERMS`` (one chunk's sum is
+    one float32 partial sum)."""
+    per_tile = ALPHA * ALPHA * (kd * cb + kb) * np.dtype(dtype).itemsize
     run = max(1, budget // per_tile)
     return min(run, FLUSH_TERMS) if np.dtype(dtype) == np.float32 else run
 
 
 @njit(**PARALLEL)
-def winograd_wgrad_kernel(x, gy, part, dilations, depth, pads, run, tag):
+def winograd_wgrad_kernel(x, gy, part, dilations, depth, pads, block, run, tag):
     """The kernel gradient of a 3x3 window at H/W stride 1, F(3x3, 2x2): the
     contraction over tiles.
 
@@ -426,15 +436,17 @@ def winograd_wgrad_kernel(x, gy, part, dilations, depth, pads, run, tag):
     ``x`` (N, D, H, W, C) and ``gy`` (N, OD, OH, OW, K); positions outside ``x``
     are zeros (other padding modes arrive as a padded copy). ``depth`` = (stride,
     dilation) along D, any depth window (``part``'s KD). ``part`` (S, KD, 16, G,
-    CGP, KGP), float64: slice ``s`` of the flattened tile grid (``per`` tiles
-    each) sums into ``part[s]``; every slice runs in one task in a fixed order
-    (chunks of ``run`` tiles, each chunk's float32 sum flushed into ``part``), so
-    results do not depend on the thread count."""
+    CGP, KGP), float64. A task is (slice, group, block of ``block`` = (CB, KB)
+    channels x filters, multiples of R and L): it sums slice ``s`` of the
+    flattened tile grid (``per`` tiles) into its block of ``part[s]`` in a fixed
+    order (chunks of ``run`` tiles, each chunk's float32 sum flushed into
+    ``part``), so results do not depend on the thread count."""
     N, D, H, W, C = x.shape
     _, OD, OH, OW, K = gy.shape
     S, KD, A2, G, CGP, KGP = part.shape
     CG = C // G
     KG = K // G
+    CB, KB = block
     sd, dd = depth
     _, dh, dw = dilations
     pd, ph, pw = pads
@@ -447,48 +459,64 @@ def winograd_wgrad_kernel(x, gy, part, dilations, depth, pads, run, tag):
     xf = x.reshape(x.size)
     gf = gy.reshape(gy.size)
     pf = part.reshape(part.size)
-    size = KD * A2 * G * CGP * KGP  # one slice of part
-    VS = run * CG + VL  # between transforms: one vector more than a run of tiles (see module docstring)
-    US = run * KGP + VL
-    for s in prange(S):
+    NCX = (CG + CB - 1) // CB
+    NKX = (KG + KB - 1) // KB
+    VS = run * CB + VL  # between transforms: one vector more than a run of tiles (see module docstring)
+    US = run * KB + VL
+    for task in prange(S * G * NCX * NKX):
         acc = acc_tile(x, tag)
         offs = numba.carray(_index_buffer16(), (16,))
         oo = numba.carray(_index_buffer16(), (16,))
-        # rows past CG read the next tile's channels (R spare at the end); lanes past
-        # KG stay zero
-        V = np.zeros(KD * A2 * VS + R, x.dtype)
-        U = np.zeros(A2 * US, x.dtype)
-        base = s * size
-        pf[base:base + size] = 0
+        kx = task % NKX
+        rest = task // NKX
+        cx = rest % NCX
+        rest //= NCX
+        g = rest % G
+        s = rest // G
+        c_lo = cx * CB
+        k_lo = kx * KB
+        cn = min(CB, CG - c_lo)  # channels and filters of this block
+        kn = min(KB, KG - k_lo)
+        cnp = (cn + R - 1) // R * R  # rows past cn read the next tile's channels (R spare at the end)
+        knp = (kn + L - 1) // L * L  # lanes past kn must be zero: cleared once here, never written
+        V = np.empty(KD * A2 * VS + R, x.dtype)
+        U = np.empty(A2 * US, x.dtype)
+        for xi in range(A2):
+            for t in range(run):
+                U[xi * US + t * KB + kn:xi * US + t * KB + knp] = 0
+        for a in range(KD):
+            for xi in range(A2):
+                for c in range(cnp):
+                    o = ((((s * KD + a) * A2 + xi) * G + g) * CGP + c_lo + c) * KGP + k_lo
+                    pf[o:o + knp] = 0
         for p in range(R):
             row_zero(acc, p, x, tag)
         t_lo = s * per
         t_hi = min(ntile, t_lo + per)
-        for g in range(G):
-            for q0 in range(t_lo, t_hi, run):
-                tn = min(run, t_hi - q0)
-                for ti in range(tn):
-                    n, od, oy0, ox0 = _tile_origin(q0 + ti, OD, TY, TX, dh, dw)
-                    _grid_offsets(oo, M_OUT, n, OD, od, oy0, ox0, OH, OW, K, dh, dw, 0, g * KG)
-                    for e0 in range(0, KG, VL):
-                        transform_grad(gf, oo, e0, min(VL, KG - e0), U, ti * KGP + e0, US)
-                    for a in range(KD):
-                        iz = source_index(od * sd - pd + a * dd, D, 0)
-                        _grid_offsets(offs, ALPHA, n, D, iz, oy0 - ph, ox0 - pw, H, W, C, dh, dw, 0, g * CG)
-                        for c0 in range(0, CG, VL):
-                            transform_input(xf, offs, c0, min(VL, CG - c0), V, a * A2 * VS + ti * CG + c0, VS)
+        for q0 in range(t_lo, t_hi, run):
+            tn = min(run, t_hi - q0)
+            for ti in range(tn):
+                n, od, oy0, ox0 = _tile_origin(q0 + ti, OD, TY, TX, dh, dw)
+                _grid_offsets(oo, M_OUT, n, OD, od, oy0, ox0, OH, OW, K, dh, dw, 0, g * KG + k_lo)
+                for e0 in range(0, kn, VL):
+                    transform_grad(gf, oo, e0, min(VL, kn - e0), U, ti * KB + e0, US)
                 for a in range(KD):
-                    for xi in range(A2):
-                        for c0 in range(0, CGP, R):
-                            vb = (a * A2 + xi) * VS + c0
-                            for k0 in range(0, KGP, L):
-                                ub = xi * US + k0
-                                for t in range(tn):
-                                    for p in range(R):
-                                        row_fma(acc, p, at(V, vb + t * CG + p), U, ub + t * KGP, tag)
-                                po = base + (((a * A2 + xi) * G + g) * CGP + c0) * KGP + k0
+                    iz = source_index(od * sd - pd + a * dd, D, 0)
+                    _grid_offsets(offs, ALPHA, n, D, iz, oy0 - ph, ox0 - pw, H, W, C, dh, dw, 0, g * CG + c_lo)
+                    for c0 in range(0, cn, VL):
+                        transform_input(xf, offs, c0, min(VL, cn - c0), V, a * A2 * VS + ti * CB + c0, VS)
+            for a in range(KD):
+                for xi in range(A2):
+                    for c0 in range(0, cnp, R):
+                        vb = (a * A2 + xi) * VS + c0
+                        for k0 in range(0, knp, L):
+                            ub = xi * US + k0
+                            for t in range(tn):
                                 for p in range(R):
-                                    row_flush_into(acc, p, pf, po + p * KGP, x, tag)
+                                    row_fma(acc, p, at(V, vb + t * CB + p), U, ub + t * KB, tag)
+                            po = ((((s * KD + a) * A2 + xi) * G + g) * CGP + c_lo + c0) * KGP + k_lo + k0
+                            for p in range(R):
+                                row_flush_into(acc, p, pf, po + p * KGP, x, tag)
 
 
 @njit(inline="always", **SERIAL)

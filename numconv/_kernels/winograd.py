@@ -27,9 +27,9 @@ contraction did not help).
 The 16 transform outputs of a tile go to 16 rows of the scratch, one per position
 xi; rows are one vector longer than ``run`` tiles. At exactly ``run * Cg``
 elements apart (16 KiB on the resnet layer) all 16 stores of a tile fell into one
-set of the 12-way L1 and evicted each other: the padding took the dilated layer
-(4 x 64 x 64 x 32, 2 threads) from 2.82 to 2.35 ms, resnet from 2.44 to 2.36 ms
-and the kernel gradient's transforms and contraction (1 thread) from 7.1 to 5.1 ms.
+set of the 12-way L1 and evicted each other: the padding took the resnet layer
+with dilation 2 (8 x 56 x 56 x 64, 2 threads) from 2.82 to 2.35 ms, resnet from
+2.44 to 2.36 ms and the kernel gradient (1 thread) from 7.1 to 5.1 ms.
 Rank 3 sums the 2-D Winograd contraction over the depth taps (the contraction runs
 over (kd, c)); dilation in H/W pairs outputs ``dilation`` apart into one tile.
 

@@ -60,15 +60,37 @@ def _has_avx512():
         return False
 
 
+def _uncached_twin(kernel):
+    """``kernel`` compiled with the shipped options but no cache: cached code cannot
+    be inspected, and the cache holds the code a fresh compile runs
+    (``test_cached_kernel_code_is_the_code_a_fresh_compile_runs``)."""
+    return numba.njit(**{k: v for k, v in _config.PARALLEL.items() if k != "cache"})(kernel.py_func)
+
+
+def _hot_block(asm, weight):
+    """The basic block of ``asm`` with the largest ``weight(block)``."""
+    return max(re.split(r"\n\.?[\w$.]+:", asm), key=weight)
+
+
+def _assert_winograd_code(kern, fma, suffix, fmas):
+    """A Winograd kernel's code: no gathers or scatters; in the contraction's hot
+    block at least ``fmas`` 512-bit FMAs and no zmm stored back (the register tile
+    stays in registers); the transforms' 512-bit adds (2 x 2 x 12 at least)."""
+    asm = kern.inspect_asm(kern.signatures[0])
+    assert "gather" not in asm and "scatter" not in asm
+    hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
+    assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= fmas, hot
+    assert not re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
+    assert len(re.findall(r"v(add|sub)" + suffix + r"\s+[^\n]*%zmm", asm)) >= 24
+
+
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("dtype, fma", [(np.float32, "vfmadd231ps"), (np.float64, "vfmadd231pd")])
 def test_direct_kernel_hot_loop_is_zmm_fmas_without_gathers(dtype, fma, variant):
     """A regression here (no 512-bit FMAs, accumulators spilled, or gathers)
     silently costs 3-100x."""
-    # Cached code cannot be inspected: compile an uncached twin with the shipped options.
-    opts = {k: v for k, v in _config.PARALLEL.items() if k != "cache"}
-    kern = numba.njit(**opts)(conv_direct_kernel.py_func)
+    kern = _uncached_twin(conv_direct_kernel)
     lanes = variant_lanes(variant, dtype)
     x = np.ones((1, 1, 6, 40, 64), dtype)
     w = pack_weights(np.ones((1, 3, 3, 64, lanes), dtype), 1, lanes)
@@ -78,8 +100,7 @@ def test_direct_kernel_hot_loop_is_zmm_fmas_without_gathers(dtype, fma, variant)
     assert "gather" not in asm
     # The hottest basic block: FMAs with memory operands for the weights and
     # nothing stored back (the accumulator tile stays in registers).
-    blocks = re.split(r"\n\.?[\w$.]+:", asm)
-    hot = max(blocks, key=lambda blk: blk.count("vfmadd"))
+    hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
     assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= 8, hot
     stores = re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
     assert not stores, stores
@@ -94,20 +115,13 @@ def test_direct_kernel_hot_loop_is_zmm_fmas_without_gathers(dtype, fma, variant)
 def test_winograd_kernel_is_zmm_fmas_and_vector_transforms(dtype, fma, suffix):
     """The contraction's hot block is register-tile FMAs with nothing stored back,
     and the transforms are 512-bit adds, never gathers."""
-    opts = {k: v for k, v in _config.PARALLEL.items() if k != "cache"}
-    kern = numba.njit(**opts)(wk.winograd_kernel.py_func)
+    kern = _uncached_twin(wk.winograd_kernel)
     x5 = np.ones((1, 1, 8, 8, 64), dtype)
     lanes = variant_lanes(1, dtype)
     up = wk.transform_weights(np.ones((1, 3, 3, 64, lanes), dtype), 1, lanes, dtype)
     kern(x5, up, np.zeros(1, dtype), False, np.empty((1, 1, 8, 8, lanes), dtype), (1, 1, 1), (1, 1, 1), (0, 1, 1), 0,
          4, 1, 0, variant_tag(1))
-    asm = kern.inspect_asm(kern.signatures[0])
-    assert "gather" not in asm and "scatter" not in asm
-    blocks = re.split(r"\n\.?[\w$.]+:", asm)
-    hot = max(blocks, key=lambda blk: blk.count("vfmadd"))
-    assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= 8, hot
-    assert not re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
-    assert len(re.findall(r"v(add|sub)" + suffix + r"\s+[^\n]*%zmm", asm)) >= 24  # 2 x 2 x 12 transform adds
+    _assert_winograd_code(kern, fma, suffix, 8)
 
 
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
@@ -116,19 +130,12 @@ def test_winograd_kernel_gradient_is_zmm_fmas_and_vector_transforms(dtype, fma, 
     """The kernel gradient's contraction: register-tile FMAs, nothing stored back
     in its hot block; its transforms 512-bit adds; no gathers or scatters anywhere
     (a plain element loop clearing its float64 sums had become scatters)."""
-    opts = {k: v for k, v in _config.PARALLEL.items() if k != "cache"}
-    kern = numba.njit(**opts)(wk.winograd_wgrad_kernel.py_func)
+    kern = _uncached_twin(wk.winograd_wgrad_kernel)
     x5 = np.ones((1, 1, 8, 8, 64), dtype)
     g5 = np.ones((1, 1, 8, 8, 64), dtype)
     part = np.zeros((2, 1, 16, 1, 64, 64))
     kern(x5, g5, part, (1, 1, 1), (1, 1), (0, 1, 1), (64, 64), 4, variant_tag(1))
-    asm = kern.inspect_asm(kern.signatures[0])
-    assert "gather" not in asm and "scatter" not in asm
-    blocks = re.split(r"\n\.?[\w$.]+:", asm)
-    hot = max(blocks, key=lambda blk: blk.count("vfmadd"))
-    assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= 16, hot
-    assert not re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
-    assert len(re.findall(r"v(add|sub)" + suffix + r"\s+[^\n]*%zmm", asm)) >= 24
+    _assert_winograd_code(kern, fma, suffix, 16)
 
 
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
@@ -139,15 +146,13 @@ def test_layout_kernel_moves_zmm_rows(dtype):
     scalar loop nest and LLVM's gather version ran at ~4 cycles per element)."""
     from numconv._kernels.layout import transpose_kernel
 
-    opts = {k: v for k, v in _config.PARALLEL.items() if k != "cache"}
-    kern = numba.njit(**opts)(transpose_kernel.py_func)
+    kern = _uncached_twin(transpose_kernel)
     kern(np.ones((1, 32, 64), dtype), np.empty((1, 64, 32), dtype))
     asm = kern.inspect_asm(kern.signatures[0])
     # The block that moves whole blocks; LLVM may vectorise the ragged-edge loop
     # with gathers, which is fine for those few elements.
     shuffle = r"(vperm|vunpck|vshuf|valign|vinsert|vextract)\w*\s+[^\n]*%zmm"
-    blocks = re.split(r"\n\.?[\w$.]+:", asm)
-    hot = max(blocks, key=lambda blk: len(re.findall(shuffle, blk)))
+    hot = _hot_block(asm, lambda blk: len(re.findall(shuffle, blk)))
     rows = 512 // (8 * np.dtype(dtype).itemsize)
     assert "gather" not in hot and "scatter" not in hot
     assert len(re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)) >= rows, hot  # one store per row
@@ -162,14 +167,12 @@ def test_narrow_kernel_is_zmm_fmas_on_pixel_runs(dtype, fma):
     from numconv._kernels.narrow import narrow_kernel
     from numconv._paths.direct import NARROW_VARIANT
 
-    opts = {k: v for k, v in _config.PARALLEL.items() if k != "cache"}
-    kern = numba.njit(**opts)(narrow_kernel.py_func)
+    kern = _uncached_twin(narrow_kernel)
     xp = np.ones(2 * 10 * 80 + 64, dtype)
     kern(xp, (2, 1, 1, 10, 80), np.ones((1, 3, 3, 2, 1), dtype), np.zeros(1, dtype), False,
          np.empty((1, 1, 8, 78, 1), dtype), (1, 1, 1), (1, 1, 1), False, 4, 0, variant_tag(NARROW_VARIANT))
     asm = kern.inspect_asm(kern.signatures[0])
-    blocks = re.split(r"\n\.?[\w$.]+:", asm)
-    hot = max(blocks, key=lambda blk: blk.count("vfmadd"))
+    hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
     assert "gather" not in hot
     assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= 4, hot
     assert not re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
@@ -215,8 +218,7 @@ def test_cached_kernel_code_is_the_code_a_fresh_compile_runs():
     loaded it from the cache ran the stock conv1d 1.5x slower than the process
     that compiled it."""
     assert _config.KEEP_PARFOR_CODE
-    opts = {k: v for k, v in _config.PARALLEL.items() if k != "cache"}
-    kern = numba.njit(**opts)(conv_direct_kernel.py_func)
+    kern = _uncached_twin(conv_direct_kernel)
     x = np.ones((2, 1, 1, 50, 1), np.float32)
     w = pack_weights(np.ones((1, 1, 5, 1, 16), np.float32), 1, 16)
     kern(x, w, np.zeros(1, np.float32), False, np.empty((2, 1, 1, 46, 16), np.float32),

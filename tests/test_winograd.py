@@ -58,6 +58,15 @@ def _arrays(c):
     return x, w, b, kw
 
 
+def _assert_close_to_reference(got, ref, dtype):
+    """``got`` has ``dtype`` and ``ref``'s shape, within 1e-5 (float32) or 1e-12 of
+    ``ref``'s scale."""
+    scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert got.dtype == dtype and got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * scale)
+
+
 @pytest.mark.parametrize("c", _cases(), ids=lambda c: "r{rank}-g{groups}-c{cg}-k{kg}-{mode}-{padding}-{seed}".format(**c))
 def test_winograd_matches_reference(c):
     x, w, b, kw = _arrays(c)
@@ -68,10 +77,7 @@ def test_winograd_matches_reference(c):
     assert wpath.applies(spec) == (c["cg"] > 1 or c["groups"] == 1 or c["kg"] > 8)
     got = numconv.conv(x, w, b, method="winograd", **kw)
     ref = ref_conv(x, w, b, **kw)
-    scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
-    tol = 1e-5 if c["dtype"] == np.float32 else 1e-12
-    assert got.dtype == c["dtype"] and got.shape == ref.shape
-    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * scale)
+    _assert_close_to_reference(got, ref, c["dtype"])
 
 
 def test_dispatcher_runs_winograd_on_a_resnet_layer_and_matches():
@@ -208,10 +214,7 @@ def test_winograd_kernel_gradient_matches_reference(c):
     x, g, kshape, kw = _grad_arrays(c)
     got = numconv.conv_backprop_kernel(x, g, kshape, method="winograd", **kw)
     ref = ref_kernel_grad(x, g, kshape, **kw)
-    scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
-    tol = 1e-5 if c["dtype"] == np.float32 else 1e-12
-    assert got.dtype == c["dtype"] and got.shape == ref.shape
-    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * scale)
+    _assert_close_to_reference(got, ref, c["dtype"])
 
 
 def _wgrad_calls(monkeypatch):

@@ -261,6 +261,14 @@ def _index_buffer16(typingctx):
 # ------------------------------------------------------------------ the kernel
 
 @njit(inline="always", **SERIAL)
+def tile_grid(OH, OW, dh, dw):
+    """Tile rows and columns (TY, TX) of an OH x OW output: outputs ``dilation``
+    apart share a tile, so each axis has ``dilation`` interleaved rows of half as
+    many tiles (``_paths/winograd.tile_count`` calls it too)."""
+    return dh * ((-(-OH // dh) + 1) // 2), dw * ((-(-OW // dw) + 1) // 2)
+
+
+@njit(inline="always", **SERIAL)
 def _tile_origin(q, OD, TY, TX, dh, dw):
     """(n, od, first output row, first output column) of tile ``q`` of the flattened
     (N, OD, TY, TX) tile grid; outputs o and o + dilation share a tile, in blocks of
@@ -308,8 +316,7 @@ def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run
         F = 0
     chunk = F if F else CG
     VL = VEC_BYTES // x.itemsize
-    TY = dh * ((-(-OH // dh) + 1) // 2)
-    TX = dw * ((-(-OW // dw) + 1) // 2)
+    TY, TX = tile_grid(OH, OW, dh, dw)
     ntile = N * OD * TY * TX
     ntask = (ntile + run - 1) // run
     workers = max(1, min(threads, ntask))
@@ -452,8 +459,7 @@ def winograd_wgrad_kernel(x, gy, part, dilations, depth, pads, block, run, tag):
     pd, ph, pw = pads
     R, L = tile_shape(x, tag)
     VL = VEC_BYTES // x.itemsize
-    TY = dh * ((-(-OH // dh) + 1) // 2)
-    TX = dw * ((-(-OW // dw) + 1) // 2)
+    TY, TX = tile_grid(OH, OW, dh, dw)
     ntile = N * OD * TY * TX
     per = (ntile + S - 1) // S
     xf = x.reshape(x.size)

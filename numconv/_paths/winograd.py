@@ -13,7 +13,7 @@ import numpy as np
 from .._config import kernel_lock
 from .._kernels.pad import PAD_MODES
 from .._kernels.tile import VARIANTS, choose_variant, variant_lanes, variant_tag
-from .._kernels.winograd import tile_run, transform_weights, winograd_kernel
+from .._kernels.winograd import tile_grid, tile_run, transform_weights, winograd_kernel
 from . import direct
 
 #: depth taps the kernel's row buffer holds (4 of its 16 entries are the patch rows)
@@ -30,9 +30,9 @@ def applies(spec):
 def tile_count(spec):
     """2 x 2 output tiles of ``spec``: outputs ``dilation`` apart share a tile, so
     each axis has ``dilation`` interleaved rows of half as many tiles."""
-    _, oh, ow = spec.out_spatial
-    dh, dw = spec.dilations[1:]
-    return spec.batch * spec.out_spatial[0] * dh * ((-(-oh // dh) + 1) // 2) * dw * ((-(-ow // dw) + 1) // 2)
+    od, oh, ow = spec.out_spatial
+    ty, tx = tile_grid.py_func(oh, ow, *spec.dilations[1:])
+    return spec.batch * od * ty * tx
 
 
 def run(spec, x5, w5, b, out5):

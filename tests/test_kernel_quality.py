@@ -178,6 +178,30 @@ def test_narrow_kernel_is_zmm_fmas_on_pixel_runs(dtype, fma):
     assert not re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
 
 
+@pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("dtype, fma", [(np.float32, "vfmadd231ps"), (np.float64, "vfmadd231pd")])
+def test_short_kernel_is_zmm_fmas_in_registers(dtype, fma, variant):
+    """The short-reduction kernel's hot block (the term loop over every tile row):
+    a 512-bit FMA into each zmm of the tile, no gathers, no accumulator stored back."""
+    from numconv._kernels.short import short_kernel
+
+    kern = _uncached_twin(short_kernel)
+    lanes = variant_lanes(variant, dtype)
+    rows, row_bytes = VARIANTS[variant]
+    xp = np.ones((2, 1, 1, 40, 3), dtype)
+    kern(xp, np.ones(5 * 3 * lanes, dtype), (15 * lanes, lanes), (1, 1, 1, 5), np.zeros(1, dtype), False,
+         np.empty((2, 1, 1, 36, lanes), dtype), (1, 1, 1), (1, 1, 1), 40, variant_tag(variant))
+    asm = kern.inspect_asm(kern.signatures[0])
+    assert "gather" not in asm and "scatter" not in asm
+    hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
+    sums = set(re.findall(fma + r"\s+[^\n]*, (%zmm\d+)\n", hot + "\n"))  # the FMAs' destinations
+    assert len(sums) >= rows * row_bytes // 64, hot
+    # the 16-accumulator tiles spill a broadcast input or two when LLVM unrolls
+    # the term loop; never an accumulator
+    assert not sums & set(re.findall(r"vmov\w+\s+(%zmm\d+), [^\n]*\(", hot)), hot
+
+
 @pytest.mark.parametrize("op", ["conv", "conv_cf", "depthwise", "separable", "transpose", "backprop_input",
                                 "max_pool"])
 def test_results_start_on_a_cache_line(op):

@@ -1,7 +1,9 @@
 """The direct path: pack weights, pad (non-zero modes only), launch a kernel.
 
-Three kernels share the spec: the register-tile kernel (``_kernels/conv.py``) for
-dense and grouped convolutions; the channel-vectorised depthwise kernel
+Four kernels share the spec: the register-tile kernel (``_kernels/conv.py``) for
+dense and grouped convolutions; the short-reduction kernel (``_kernels/short.py``)
+for those whose outputs sum at most 64 terms (first layers, few channels), on a
+padded copy of the input; the channel-vectorised depthwise kernel
 (``_kernels/depthwise.py``) when every group has one input channel and few
 filters; and the pixel-vectorised narrow kernel (``_kernels/narrow.py``) for
 ungrouped convolutions with at most ``MAX_FILTERS`` filters at stride 1 along W,
@@ -15,12 +17,13 @@ import numpy as np
 
 from .. import _memory
 from .._config import kernel_lock
-from .._kernels.act import fused_code
+from .._kernels.act import bias_activation_kernel, fused_code
 from .._kernels.conv import conv_direct_kernel
 from .._kernels.depthwise import depthwise_cf_kernel, depthwise_kernel
 from .._kernels.layout import swap_last_axes
 from .._kernels.narrow import MAX_FILTERS, narrow_kernel
 from .._kernels.pad import PAD_MODES, pad_kernel
+from .._kernels.short import MAX_TERMS, short_kernel
 from .._kernels.tile import FLUSH_TERMS, VARIANTS, choose_variant, variant_lanes, variant_tag
 
 #: padding_mode -> numpy.pad mode for padded copies
@@ -75,6 +78,52 @@ def padded(spec, x5):
     if not any(any(p) for p in spec.pads):
         return x5
     return np.pad(x5, pads, mode=_NP_PAD[spec.padding_mode])
+
+
+def padded_copy(spec, x5):
+    """``padded``; zero padding goes into a scratch buffer (no ``np.pad``, no fresh pages)."""
+    if not any(any(p) for p in spec.pads) or spec.padding_mode != "zeros":
+        return padded(spec, x5)
+    xp = _memory.scratch((x5.shape[0],) + padded_sizes(spec) + (x5.shape[-1],), x5.dtype)
+    xp[...] = 0
+    (pd, _), (ph, _), (pw, _) = spec.pads
+    D, H, W = spec.in_spatial
+    xp[:, pd:pd + D, ph:ph + H, pw:pw + W] = x5
+    return xp
+
+
+def is_short(spec):
+    """Whether the short-reduction kernel (``_kernels/short.py``) computes ``spec``:
+    at most ``MAX_TERMS`` terms per output (channels per group x kernel taps), and
+    in double precision only on the 8-row tiles (<= 16 filters per group). The
+    4-row double-precision tile lost to the tile kernel's (2 threads, min of 20:
+    8 x 56 x 56 x 64 -> 64 1 x 1 1.3 vs 2.0 ms, 16 x 500 x 9 -> 128 k 7 0.66 vs
+    0.76), where every float32 case and the 8-row float64 ones won (1000 x 50 x 1
+    -> 16 k 5 float64: 0.19-0.37 vs 0.12-0.19 ms)."""
+    terms = spec.channels // spec.groups * math.prod(spec.kernel_spatial)
+    single = np.dtype(spec.dtype) in (np.float32, np.complex64)
+    return terms <= MAX_TERMS and (single or choose_variant(spec.filters // spec.groups, spec.dtype) != 1)
+
+
+def run_short(spec, x5, w5, b, out5):
+    """The short-reduction kernel on ``padded_copy``'s input; the canonical kernel
+    serves as its weights when one group's filters fill whole tile rows."""
+    bk, has_bias, act = epilogue(spec, b)
+    variant = choose_variant(spec.filters // spec.groups, spec.dtype)
+    lanes = variant_lanes(variant, spec.dtype)
+    terms = spec.channels // spec.groups * math.prod(spec.kernel_spatial)
+    if spec.groups == 1 and spec.filters % lanes == 0:
+        wf, steps = w5.reshape(-1), (lanes, spec.filters)  # a view: no packing
+    else:
+        wf, steps = pack_weights(w5, spec.groups, lanes).reshape(-1), (terms * lanes, lanes)
+    xp = padded_copy(spec, x5)
+    with kernel_lock():
+        short_kernel(xp, wf, steps, (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5,
+                     spec.strides, spec.dilations, w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()),
+                     variant_tag(variant))
+        if act:
+            bias_activation_kernel(out5.reshape(-1, spec.filters), bk, False, act)
+    return out5
 
 
 def narrow_lanes(spec):
@@ -220,6 +269,8 @@ def run(spec, x5, w5, b, out5, lattice=None):
         return out5
     if lattice is None and is_narrow(spec):
         return run_narrow(spec, x5, w5, b, out5)
+    if lattice is None and is_short(spec):
+        return run_short(spec, x5, w5, b, out5)
     variant = choose_variant(spec.filters // spec.groups, spec.dtype)
     wp = pack_weights(w5, spec.groups, variant_lanes(variant, spec.dtype))
     steps, firsts = lattice if lattice is not None else ((1, 1, 1), (0, 0, 0))

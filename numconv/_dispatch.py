@@ -185,10 +185,14 @@ def choose_conv_method(spec, constants=None):
         # The model costs ~20 us of Python per call (a quarter of a small layer's
         # overhead, paid twice on some paths): remember it per spec and constants.
         try:
-            return _remembered(spec, tuple(globals()[name] for name in CONSTANTS.values() if name is not None))
+            return _remembered(spec, tuple(map(globals().__getitem__, _CONSTANT_NAMES)))
         except TypeError:  # an unhashable field (a callable activation object)
             pass
     return _cheapest(spec, constants)
+
+
+#: the module globals that hold the constants (their current values key ``_remembered``)
+_CONSTANT_NAMES = tuple(name for name in CONSTANTS.values() if name is not None)
 
 
 def _cheapest(spec, constants=None):

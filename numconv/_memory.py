@@ -23,7 +23,8 @@ def empty(shape, dtype):
     """``np.empty(shape, dtype)`` whose data starts on an ``ALIGN``-byte boundary
     (a view of a slightly larger byte buffer; C-contiguous and writeable)."""
     dtype = np.dtype(dtype)
-    shape = tuple(int(s) for s in shape) if np.ndim(shape) else (int(shape),)
+    if type(shape) is not tuple:  # (tuples, the common case, skip np.ndim: 1.3 us)
+        shape = tuple(int(s) for s in shape) if np.ndim(shape) else (int(shape),)
     nbytes = math.prod(shape) * dtype.itemsize
     return _view(np.empty(nbytes + ALIGN, np.uint8), shape, dtype, nbytes)
 

@@ -201,3 +201,22 @@ def test_fft_path_spreads_nan_as_documented_and_direct_keeps_it_local():
     direct = numconv.conv1d(x, w, method="direct")[0, :, 0]
     assert np.isnan(direct[3:6]).all() and np.isfinite(np.delete(direct, [3, 4, 5])).all()
     assert np.isnan(numconv.conv1d(x, w, method="fft")).all()
+
+
+def test_remembered_specs_do_not_conflate_equal_arguments():
+    """Specs are remembered per arguments (``_spec.spec_from_shapes``): a valid
+    call first must not let an argument that compares equal to it but is invalid
+    (``True == 1``, ``1.0 == 1``) through, nor the reverse."""
+    for arg, valid, invalid in (("strides", 1, True), ("dilation_rate", 1, 1.0), ("groups", 1, True)):
+        numconv.conv1d(X1, W1, **{arg: valid})
+        with pytest.raises(TypeError, match=arg):
+            numconv.conv1d(X1, W1, **{arg: invalid})
+    numconv.conv1d(X1, W1, strides=(1,))
+    numconv.conv1d(X1, W1, padding=[(1, 1)])  # a list: remembered under its own key
+    np.testing.assert_array_equal(numconv.conv1d(X1, W1, padding=[(1, 1)]), numconv.conv1d(X1, W1, padding=((1, 1),)))
+
+
+def test_a_callable_activation_is_used_not_remembered():
+    first = numconv.conv1d(X1, W1, activation=lambda v: v + 1)
+    second = numconv.conv1d(X1, W1, activation=lambda v: v + 2)
+    np.testing.assert_array_equal(second - first, np.ones_like(first))

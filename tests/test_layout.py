@@ -8,9 +8,12 @@ import numconv
 from numconv._kernels.layout import swap_last_axes, to_channels_first, to_channels_last
 
 # (N, A, B): multiples of 16 and 8, ragged A and B, A or B below one block,
-# B over one band (16 blocks), a singleton axis, and the small-array fallback.
+# B over one band (16 blocks), a singleton axis, and the small-array fallback;
+# ragged edges of at least one block (overlapping edge blocks: the stock conv1d's
+# 46 x 16 result), below one block on either axis, and a last band of 1-15 columns.
 SHAPES = [(2, 16, 256), (3, 64, 300), (1, 17, 33), (2, 5, 5000), (4, 40, 7), (1, 128, 129),
-          (2, 1, 4097), (2, 4097, 1), (1, 8, 8), (0, 16, 300), (3, 33, 270)]
+          (2, 1, 4097), (2, 4097, 1), (1, 8, 8), (0, 16, 300), (3, 33, 270),
+          (300, 46, 16), (20, 23, 50), (10, 12, 500), (64, 100, 10), (2, 47, 263), (2, 31, 17)]
 DTYPES = [np.float32, np.float64, np.complex64, np.int32, np.uint8, np.complex128, np.bool_]
 
 

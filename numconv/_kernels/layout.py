@@ -68,8 +68,12 @@ def transpose_block(typingctx, src, src_off, src_stride, dst, dst_off, dst_strid
 def transpose_kernel(src, dst):
     """``dst[n, b, a] = src[n, a, b]`` for ``src`` (N, A, B) and ``dst`` (N, B, A),
     both C-contiguous, of 4- or 8-byte unsigned integers. Tasks: (n, band of
-    ``16 * L`` columns of ``src``); whole L x L blocks go through ``transpose_block``,
-    the ragged edges element by element."""
+    ``16 * L`` columns of ``src``); whole L x L blocks go through ``transpose_block``.
+    Ragged edges (A or a band's width not a multiple of L) take one more block
+    ending at the edge, overlapping the last whole one (its elements are written
+    twice, with the same values); only edges shorter than L go element by element.
+    (The stock conv1d's 1000 x 46 x 16 result: 14 of every 46 rows were ragged,
+    and the element loop made its channels_first delivery 0.13 ms.)"""
     N, A, B = src.shape
     L = 64 // src.itemsize
     band = 16 * L
@@ -83,13 +87,20 @@ def transpose_kernel(src, dst):
         bfull = b0 + (b1 - b0) // L * L
         afull = A // L * L
         o = n * A * B  # example n's first element, in both arrays
-        for a0 in range(0, afull, L):
-            for bb in range(b0, bfull, L):
+        rows_all = A >= L  # rows past afull covered by a block ending at A
+        cols_all = b1 - b0 >= L  # columns past bfull covered by a block ending at b1
+        nrow = afull // L + (1 if rows_all and afull < A else 0)
+        ncol = (bfull - b0) // L + (1 if cols_all and bfull < b1 else 0)
+        for i in range(nrow):
+            a0 = min(i * L, A - L)
+            for j in range(ncol):
+                bb = min(b0 + j * L, b1 - L)
                 transpose_block(sf, o + a0 * B + bb, B, df, o + bb * A + a0, A)
-        for b in range(b0, b1):  # ragged edges: rows past afull, columns past bfull
-            a_start = 0 if b >= bfull else afull
-            for a in range(a_start, A):
-                df[o + b * A + a] = sf[o + a * B + b]
+        if not (rows_all and cols_all):
+            for b in range(b0, b1):  # edges shorter than L: rows past afull, columns past bfull
+                a_start = 0 if b >= bfull and not cols_all else (A if rows_all else afull)
+                for a in range(a_start, A):
+                    df[o + b * A + a] = sf[o + a * B + b]
 
 
 _RAW = {4: np.uint32, 8: np.uint64}

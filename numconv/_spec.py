@@ -407,21 +407,20 @@ def spec_from_shapes(fn, x_shape, kernel_shape, bias_shape, dtype, strides, padd
     Validation costs ~5 us of Python per call (a fifth of a small layer's overhead),
     so specs are remembered per arguments; failures are not (they raise each time)."""
     options = _strict((strides, padding, dilation_rate, groups, data_format, padding_mode, activation, method))
-    if options is None:
-        return _validated(fn, x_shape, kernel_shape, bias_shape, dtype, strides, padding, dilation_rate, groups,
-                          data_format, padding_mode, activation, method, methods, rank, integer_inputs)
-    key = (fn, tuple(x_shape), tuple(kernel_shape), None if bias_shape is None else tuple(bias_shape),
-           np.dtype(dtype), options, id(methods), rank, bool(integer_inputs))
-    spec = _SPECS.get(key)
+    key = None if options is None else (
+        fn, tuple(x_shape), tuple(kernel_shape), None if bias_shape is None else tuple(bias_shape),
+        np.dtype(dtype), options, id(methods), rank, bool(integer_inputs))
+    spec = None if key is None else _SPECS.get(key)
     if spec is None:
         spec = _validated(fn, x_shape, kernel_shape, bias_shape, dtype, strides, padding, dilation_rate, groups,
                           data_format, padding_mode, activation, method, methods, rank, integer_inputs)
-        if len(_SPECS) >= _SPECS_KEPT:
-            try:
-                _SPECS.pop(next(iter(_SPECS)), None)
-            except (StopIteration, RuntimeError):  # another thread changed it meanwhile
-                pass
-        _SPECS[key] = spec
+        if key is not None:
+            if len(_SPECS) >= _SPECS_KEPT:
+                try:
+                    _SPECS.pop(next(iter(_SPECS)), None)
+                except (StopIteration, RuntimeError):  # another thread changed it meanwhile
+                    pass
+            _SPECS[key] = spec
     return spec
 
 

@@ -5,6 +5,7 @@ import pytest
 import numconv
 from numconv import _dispatch
 from reference import ref_conv
+from specs import spec_of
 
 
 def _pick(x_shape, w_shape, dtype=np.float32, **kw):
@@ -56,8 +57,7 @@ def test_auto_choosing_fft_matches_the_reference():
     x = rng.standard_normal((1, 96, 90, 1))
     w = rng.standard_normal((31, 29, 1, 2))
     kw = dict(padding="same", strides=(1, 2))
-    spec = numconv._spec.conv_spec("conv", x, w, None, 1, "same", 1, None, "channels_last", "zeros", None, "auto",
-                                   _dispatch.METHODS)[0]
+    spec = spec_of(x, w, padding="same")
     assert _dispatch.choose_conv_method(spec) in _dispatch.METHODS
     got = numconv.conv2d(x, w, **kw)
     ref = ref_conv(x, w, **kw)
@@ -120,11 +120,9 @@ def test_auto_can_choose_overlap_save_and_it_matches_direct():
 
 def test_cost_terms_cover_the_choice():
     """Every method auto can choose has cost terms; Winograd only where it applies."""
-    spec = numconv._spec.conv_spec("conv", np.zeros((1, 20, 20, 8)), np.zeros((3, 3, 8, 8)), None, 1, "same", 1,
-                                   None, "channels_last", "zeros", None, "auto", _dispatch.METHODS)[0]
+    spec = spec_of(np.zeros((1, 20, 20, 8)), np.zeros((3, 3, 8, 8)), padding="same")
     assert set(_dispatch.cost_terms(spec)) == {"direct", "fft", "oa", "winograd"}
-    strided = numconv._spec.conv_spec("conv", np.zeros((1, 20, 20, 8)), np.zeros((3, 3, 8, 8)), None, 2, "same",
-                                      1, None, "channels_last", "zeros", None, "auto", _dispatch.METHODS)[0]
+    strided = spec_of(np.zeros((1, 20, 20, 8)), np.zeros((3, 3, 8, 8)), strides=2, padding="same")
     assert set(_dispatch.cost_terms(strided)) == {"direct", "fft", "oa"}
     for terms in _dispatch.cost_terms(spec).values():
         assert set(terms) <= set(_dispatch.CONSTANTS) and _dispatch.weigh(terms) > 0

@@ -11,11 +11,7 @@ from numconv._paths import direct
 from numconv._spec import conv_spec
 from numconv._dispatch import METHODS
 from reference import ref_conv
-
-
-def _spec(x, w, **kw):
-    return conv_spec("conv", x, w, None, kw.get("strides", 1), kw.get("padding", "valid"),
-                     kw.get("dilation_rate", 1), None, "channels_last", "zeros", None, "direct", METHODS)[0]
+from specs import spec_of
 
 
 def _cases():
@@ -75,14 +71,14 @@ def test_matches_reference(c):
 
 def test_when_it_applies():
     x = np.zeros((1, 40, 70, 3), np.float32)
-    assert direct.is_narrow(_spec(x, np.zeros((3, 3, 3, 1), np.float32)))
-    assert direct.is_narrow(_spec(x, np.zeros((3, 3, 3, 4), np.float32)))
-    assert direct.is_narrow(_spec(x, np.zeros((3, 3, 3, 2), np.float32), strides=(2, 1)))
-    assert not direct.is_narrow(_spec(x, np.zeros((3, 3, 3, 5), np.float32)))  # 5 filters: the tile kernel
-    assert not direct.is_narrow(_spec(x, np.zeros((3, 3, 3, 1), np.float32), strides=(1, 2)))  # W stride
-    assert not direct.is_narrow(_spec(x.astype(np.complex64), np.zeros((3, 3, 3, 1), np.complex64)))
+    assert direct.is_narrow(spec_of(x, np.zeros((3, 3, 3, 1), np.float32)))
+    assert direct.is_narrow(spec_of(x, np.zeros((3, 3, 3, 4), np.float32)))
+    assert direct.is_narrow(spec_of(x, np.zeros((3, 3, 3, 2), np.float32), strides=(2, 1)))
+    assert not direct.is_narrow(spec_of(x, np.zeros((3, 3, 3, 5), np.float32)))  # 5 filters: the tile kernel
+    assert not direct.is_narrow(spec_of(x, np.zeros((3, 3, 3, 1), np.float32), strides=(1, 2)))  # W stride
+    assert not direct.is_narrow(spec_of(x.astype(np.complex64), np.zeros((3, 3, 3, 1), np.complex64)))
     # 3 output pixels: 3 of a 64-pixel run (5 %) beat 1 of 16 filter lanes (6 %) no more
-    assert not direct.is_narrow(_spec(np.zeros((1, 40, 5, 3), np.float32), np.zeros((3, 3, 3, 1), np.float32)))
+    assert not direct.is_narrow(spec_of(np.zeros((1, 40, 5, 3), np.float32), np.zeros((3, 3, 3, 1), np.float32)))
 
 
 def test_identical_for_any_thread_count():
@@ -103,7 +99,7 @@ def test_float32_long_reduction_stays_accurate():
     rng = np.random.default_rng(7)
     x = rng.random((1, 10, 70, 512)).astype(np.float32)
     w = rng.random((3, 3, 512, 1)).astype(np.float32)
-    assert direct.is_narrow(_spec(x, w, padding="same"))
+    assert direct.is_narrow(spec_of(x, w, padding="same"))
     ref = ref_conv(x.astype(np.float64), w.astype(np.float64), padding="same")
     got = numconv.conv2d(x, w, padding="same", method="direct")
     assert np.abs(got - ref).max() / np.abs(ref).max() < 5e-7
@@ -138,7 +134,7 @@ def test_the_sweep_runs_the_narrow_kernel():
         x = np.zeros((c["batch"],) + c["spatial"] + (c["channels"],), c["dtype"])
         w = np.zeros(c["ks"] + (c["channels"], c["filters"]), c["dtype"])
         try:
-            narrow += direct.is_narrow(_spec(x, w, strides=c["strides"], dilation_rate=c["dilation"], padding="same"))
+            narrow += direct.is_narrow(spec_of(x, w, strides=c["strides"], dilation_rate=c["dilation"], padding="same"))
         except ValueError:
             pass
     assert narrow >= 30, narrow
@@ -151,7 +147,7 @@ def test_channels_first_reads_the_users_array():
     x = rng.integers(-5, 5, (2, 3, 30, 70))
     w = rng.integers(-3, 3, (5, 5, 3, 2))
     ref = np.moveaxis(ref_conv(np.moveaxis(x, 1, -1), w, padding="same"), -1, 1)
-    spec = conv_spec("conv", x, w, None, 1, "same", 1, None, "channels_first", "zeros", None, "direct", METHODS)[0]
+    spec = spec_of(x, w, padding="same", data_format="channels_first")
     assert direct.is_narrow_channels_first(spec)
     np.testing.assert_array_equal(numconv.conv2d(x, w, padding="same", data_format="channels_first"), ref)
     xs = np.repeat(x, 2, axis=-1)[..., ::2]  # a non-contiguous view equal to x

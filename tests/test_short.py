@@ -7,16 +7,10 @@ import numpy as np
 import pytest
 
 import numconv
-from numconv._dispatch import METHODS
 from numconv._kernels import short
 from numconv._paths import direct
-from numconv._spec import conv_spec
 from reference import ref_conv
-
-
-def _spec(x, w, groups=None, **kw):
-    return conv_spec("conv", x, w, None, kw.get("strides", 1), kw.get("padding", "valid"),
-                     kw.get("dilation_rate", 1), groups, "channels_last", "zeros", None, "direct", METHODS)[0]
+from specs import spec_of
 
 
 def _cases():
@@ -84,8 +78,7 @@ def test_matches_reference(c, monkeypatch):
     except ValueError as e:
         assert "empty" in str(e) or "larger" in str(e) or "smaller" in str(e), e
         pytest.skip("no output for this window")
-    spec = _spec(x, w, groups=c["groups"], strides=kw["strides"], padding=kw["padding"],
-                 dilation_rate=kw["dilation_rate"])
+    spec = spec_of(x, w, **kw)
     assert bool(calls) == direct.is_short(spec)
     ref = ref_conv(x, w, b, **kw)
     scale = np.abs(ref_conv(x, w, b, **dict(kw, activation=None))).max()
@@ -102,22 +95,22 @@ def test_the_sweep_runs_the_short_kernel():
     hits = 0
     for c in _cases():
         x, w, _, _ = _args(c)
-        hits += direct.is_short(_spec(x, w, groups=c["groups"], padding="same"))
+        hits += direct.is_short(spec_of(x, w, groups=c["groups"], padding="same"))
     assert hits >= 36, hits
 
 
 def test_when_it_applies():
     x = np.zeros((2, 20, 30, 8), np.float32)
-    assert direct.is_short(_spec(x[..., :7], np.zeros((3, 3, 7, 16), np.float32)))    # 63 terms
-    assert direct.is_short(_spec(x, np.zeros((1, 1, 8, 64), np.float32)))            # 8 terms, 64 filters
-    assert not direct.is_short(_spec(x, np.zeros((3, 3, 8, 16), np.float32)))         # 72 terms: the tile kernel
-    assert direct.is_short(_spec(x, np.zeros((3, 3, 4, 16), np.float32), groups=2))  # 36 terms per group
+    assert direct.is_short(spec_of(x[..., :7], np.zeros((3, 3, 7, 16), np.float32)))    # 63 terms
+    assert direct.is_short(spec_of(x, np.zeros((1, 1, 8, 64), np.float32)))            # 8 terms, 64 filters
+    assert not direct.is_short(spec_of(x, np.zeros((3, 3, 8, 16), np.float32)))         # 72 terms: the tile kernel
+    assert direct.is_short(spec_of(x, np.zeros((3, 3, 4, 16), np.float32), groups=2))  # 36 terms per group
     # double precision: the 8-row tiles only (<= 16 filters per group)
     x2 = x[..., :2]
-    assert direct.is_short(_spec(x2.astype(np.float64), np.zeros((3, 3, 2, 16))))
-    assert not direct.is_short(_spec(x2.astype(np.float64), np.zeros((3, 3, 2, 17))))
-    assert not direct.is_short(_spec(x2.astype(np.complex128), np.zeros((3, 3, 2, 9), np.complex128)))
-    assert direct.is_short(_spec(x2.astype(np.complex64), np.zeros((3, 3, 2, 40), np.complex64)))
+    assert direct.is_short(spec_of(x2.astype(np.float64), np.zeros((3, 3, 2, 16))))
+    assert not direct.is_short(spec_of(x2.astype(np.float64), np.zeros((3, 3, 2, 17))))
+    assert not direct.is_short(spec_of(x2.astype(np.complex128), np.zeros((3, 3, 2, 9), np.complex128)))
+    assert direct.is_short(spec_of(x2.astype(np.complex64), np.zeros((3, 3, 2, 40), np.complex64)))
 
 
 def test_stock_layer_matches_reference_and_the_tile_kernel(monkeypatch):
@@ -149,7 +142,7 @@ def test_identical_for_any_thread_count():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 37, 150, 3)).astype(np.float32)
     w = rng.standard_normal((4, 4, 3, 40)).astype(np.float32)
-    assert direct.is_short(_spec(x, w))
+    assert direct.is_short(spec_of(x, w))
     results = []
     for n in (1, numba.config.NUMBA_NUM_THREADS):
         numconv.set_num_threads(n)

@@ -30,6 +30,19 @@ from .tile import (LINE_BYTES, acc_tile, at, flush_terms, index_buffer, prefetch
 
 
 @njit(inline="always", **SERIAL)
+def row_task(t, nch, OD, OH, OW, wchunk):
+    """Task ``t`` of the direct kernels' (n, od, oh, W-chunk) grid, ``nch`` chunks
+    of ``wchunk`` pixels per output row: (n, od, oh, first pixel, end pixel)."""
+    row = t // nch
+    ch = t - row * nch
+    n = row // (OD * OH)
+    r = row - n * (OD * OH)
+    od = r // OH
+    oh = r - od * OH
+    return n, od, oh, ch * wchunk, min(OW, (ch + 1) * wchunk)
+
+
+@njit(inline="always", **SERIAL)
 def count_terms(cnt, terms, F):
     """Count ``terms`` more reduction terms: (new count, whether a flush is due),
     due every ``F`` (> 0) terms; the count restarts at each flush."""
@@ -110,20 +123,14 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
         wide = wide_tile(x, tag)
         res = numba.carray(wide, (R, L))
         jx = numba.carray(index_buffer(tag), (R,))  # per-pixel input index on border tiles
-        row = t // nch
-        ch = t - row * nch
-        n = row // (OD * OH)
-        r = row - n * (OD * OH)
-        od = r // OH
-        oh = r - od * OH
-        w_end = min(OW, (ch + 1) * wchunk)
+        n, od, oh, w0, w_end = row_task(t, nch, OD, OH, OW, wchunk)
         obase = ((n * ODF + fd + od * ed) * OHF + fh + oh * eh) * OWF + fw  # pixel index of (od, oh, 0)
         for g in range(G):
             for kb in range(NKB):
                 k0 = kb * L
                 kn = min(L, KG - k0)
                 wg0 = (g * NKB + kb) * (KD * KH * KW * CG * L)  # flat offset of this block's weights
-                for ow0 in range(ch * wchunk, w_end, R):
+                for ow0 in range(w0, w_end, R):
                     if ow0 + R < w_end:  # the next tile's output lines, fetched for writing
                         for p in range(min(R, w_end - ow0 - R)):
                             nxt = (obase + (ow0 + R + p) * ew) * K + g * KG + k0

@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import PARALLEL, SERIAL
+from .conv import row_task
 from .tile import FLUSH_TERMS, acc_tile, at, row_fma, row_store, row_zero, tile_shape
 
 #: the longest reduction (Cg * kd * kh * kw) this kernel takes
@@ -84,13 +85,7 @@ def short_kernel(xp, w, wsteps, kernel, b, has_bias, out, strides, dilations, wc
     step = sw * C  # between neighbouring output pixels' inputs
     for task in prange(N * OD * OH * nch):
         acc = acc_tile(xp, tag)
-        row = task // nch
-        ch = task - row * nch
-        n = row // (OD * OH)
-        r = row - n * (OD * OH)
-        od = r // OH
-        oh = r - od * OH
-        w_end = min(OW, (ch + 1) * wchunk)
+        n, od, oh, w0, w_end = row_task(task, nch, OD, OH, OW, wchunk)
         xrow = ((n * DP + od * sd) * HP + oh * sh) * WP  # pixel index of the row's first input
         orow = ((n * OD + od) * OH + oh) * OW
         for g in range(G):
@@ -99,7 +94,7 @@ def short_kernel(xp, w, wsteps, kernel, b, has_bias, out, strides, dilations, wc
                 kn = min(L, KG - k0)
                 kk = g * KG + k0
                 wb = (g * NKB + kb) * bstep
-                for ow0 in range(ch * wchunk, w_end, R):
+                for ow0 in range(w0, w_end, R):
                     x0 = (xrow + ow0 * sw) * C + g * CG
                     last = min(R, w_end - ow0) - 1  # rows past it repeat the last pixel
                     for p in range(R):

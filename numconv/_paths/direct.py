@@ -72,24 +72,26 @@ def padded_sizes(spec):
     return tuple(L + b + a for L, (b, a) in zip(spec.in_spatial, spec.pads))
 
 
-def padded(spec, x5):
-    """``x5`` padded on its spatial axes by ``spec.pads`` with ``spec.padding_mode``."""
-    pads = ((0, 0),) + tuple(spec.pads) + ((0, 0),)
+def padded(spec, x5, scratch=False):
+    """``x5`` padded on its spatial axes by ``spec.pads`` with ``spec.padding_mode``
+    (``x5`` itself when there are no pads). With ``scratch``, zero padding goes into
+    a ``_memory.scratch`` buffer (no ``np.pad``, no fresh pages): for an operand
+    used within the current call only."""
     if not any(any(p) for p in spec.pads):
         return x5
-    return np.pad(x5, pads, mode=_NP_PAD[spec.padding_mode])
-
-
-def padded_copy(spec, x5):
-    """``padded``; zero padding goes into a scratch buffer (no ``np.pad``, no fresh pages)."""
-    if not any(any(p) for p in spec.pads) or spec.padding_mode != "zeros":
-        return padded(spec, x5)
+    if not (scratch and spec.padding_mode == "zeros"):
+        return np.pad(x5, ((0, 0),) + tuple(spec.pads) + ((0, 0),), mode=_NP_PAD[spec.padding_mode])
     xp = _memory.scratch((x5.shape[0],) + padded_sizes(spec) + (x5.shape[-1],), x5.dtype)
     xp[...] = 0
     (pd, _), (ph, _), (pw, _) = spec.pads
     D, H, W = spec.in_spatial
     xp[:, pd:pd + D, ph:ph + H, pw:pw + W] = x5
     return xp
+
+
+def reduction_terms(spec):
+    """Terms each output sums: channels per group x kernel taps."""
+    return spec.channels // spec.groups * math.prod(spec.kernel_spatial)
 
 
 def is_short(spec):
@@ -100,23 +102,21 @@ def is_short(spec):
     8 x 56 x 56 x 64 -> 64 1 x 1 1.3 vs 2.0 ms, 16 x 500 x 9 -> 128 k 7 0.66 vs
     0.76), where every float32 case and the 8-row float64 ones won (1000 x 50 x 1
     -> 16 k 5 float64: 0.19-0.37 vs 0.12-0.19 ms)."""
-    terms = spec.channels // spec.groups * math.prod(spec.kernel_spatial)
     single = np.dtype(spec.dtype) in (np.float32, np.complex64)
-    return terms <= MAX_TERMS and (single or choose_variant(spec.filters // spec.groups, spec.dtype) != 1)
+    return reduction_terms(spec) <= MAX_TERMS and (single or choose_variant(spec.filters // spec.groups, spec.dtype) != 1)
 
 
 def run_short(spec, x5, w5, b, out5):
-    """The short-reduction kernel on ``padded_copy``'s input; the canonical kernel
+    """The short-reduction kernel on a ``padded`` scratch copy of the input; the canonical kernel
     serves as its weights when one group's filters fill whole tile rows."""
     bk, has_bias, act = epilogue(spec, b)
     variant = choose_variant(spec.filters // spec.groups, spec.dtype)
     lanes = variant_lanes(variant, spec.dtype)
-    terms = spec.channels // spec.groups * math.prod(spec.kernel_spatial)
     if spec.groups == 1 and spec.filters % lanes == 0:
         wf, steps = w5.reshape(-1), (lanes, spec.filters)  # a view: no packing
     else:
-        wf, steps = pack_weights(w5, spec.groups, lanes).reshape(-1), (terms * lanes, lanes)
-    xp = padded_copy(spec, x5)
+        wf, steps = pack_weights(w5, spec.groups, lanes).reshape(-1), (reduction_terms(spec) * lanes, lanes)
+    xp = padded(spec, x5, scratch=True)
     with kernel_lock():
         short_kernel(xp, wf, steps, (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5,
                      spec.strides, spec.dilations, w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()),

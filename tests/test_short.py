@@ -1,7 +1,10 @@
-"""The short-reduction direct kernel (``_kernels/short.py``: at most 64 terms per
-output, on a padded copy of the input): results against the float64 reference
-over its argument space, when ``direct`` uses it (and that it really runs),
-invariance to threads, tails, non-finite values and untouched inputs."""
+"""The term-loop direct kernels (``_kernels/short.py``): the short-reduction one
+(at most 64 terms per output, on a padded copy of the input) and the
+long-reduction one (any length, single precision, border tiles through a
+patch). Results against the float64 reference over their argument space, when
+``direct`` uses each (and that it really runs), padded layers bit for bit as
+valid ones on the padded input, invariance to threads, tails, non-finite values
+and untouched inputs."""
 import numba
 import numpy as np
 import pytest
@@ -13,8 +16,10 @@ from reference import ref_conv
 from specs import spec_of
 
 
-def _cases():
-    rng = np.random.default_rng(2024)
+def _cases(kind):
+    """48 seeded cases of ``kind``: "short" (<= 64 terms per output) or "long"
+    (65-700 terms, a few past the 512-term widening)."""
+    rng = np.random.default_rng(2024 if kind == "short" else 2025)
     cases = []
     for i in range(48):
         rank = (1, 2, 3)[i % 3]
@@ -24,16 +29,21 @@ def _cases():
         kg = int(rng.choice([5, 7, 16, 17, 24, 33, 64, 70]))
         ks = tuple(int(v) for v in rng.integers(1, 4 if rank == 3 else 6, rank))
         taps = int(np.prod(ks))
-        cg = int(rng.integers(1, max(1, 64 // taps) + 1))  # channels per group: <= 64 terms
+        if kind == "short":
+            cg = int(rng.integers(1, max(1, 64 // taps) + 1))  # channels per group: <= 64 terms
+        else:
+            cg = int(rng.integers(64 // taps + 1, (700 if i % 6 == 0 else 200) // taps + 2))
         # output widths below, at and past the 8-pixel tile, with tails
         width = int(rng.choice([1, 3, 8, 9, 17, 40]))
         spatial = tuple(int(v) for v in rng.integers(2, 7, rank - 1)) + (width + ks[-1] + 2,)
+        dtypes = (np.float32, np.float64, np.float32, np.complex64) if kind == "short" else \
+            (np.float32, np.float32, np.complex64, np.float32)
         cases.append(dict(
-            spatial=spatial, ks=ks, groups=groups, cg=cg, kg=kg,
+            kind=kind, spatial=spatial, ks=ks, groups=groups, cg=cg, kg=kg,
             strides=tuple(int(v) for v in rng.integers(1, 3, rank)),
             dilation=tuple(int(v) for v in rng.integers(1, 3, rank)),
             batch=int(rng.integers(1, 3)),
-            dtype=(np.float32, np.float64, np.float32, np.complex64)[i % 4] if i % 7 else np.complex128,
+            dtype=dtypes[i % 4] if i % 7 else (np.complex128, np.float64)[i % 2],
             padding=str(rng.choice(["valid", "same", "explicit"])),
             mode=str(rng.choice(["zeros", "zeros", "reflect", "replicate", "circular"])),
             bias=bool(i % 3), activation=(None, "relu", "tanh", "gelu", "relu6")[i % 5],
@@ -65,12 +75,19 @@ def _args(c):
     return x, w, b, kw
 
 
-@pytest.mark.parametrize("c", _cases(), ids=lambda c: f"r{len(c['spatial'])}-g{c['groups']}-cg{c['cg']}-"
-                                                      f"kg{c['kg']}-{np.dtype(c['dtype']).name}-s{c['seed']}")
+def _kernel_ran(spec):
+    """The term kernel ``direct`` runs for ``spec``: "short", "long" or None."""
+    return "short" if direct.is_short(spec) else "long" if direct.is_long(spec) else None
+
+
+@pytest.mark.parametrize("c", _cases("short") + _cases("long"),
+                         ids=lambda c: f"{c['kind']}-r{len(c['spatial'])}-g{c['groups']}-cg{c['cg']}-"
+                                       f"kg{c['kg']}-{np.dtype(c['dtype']).name}-s{c['seed']}")
 def test_matches_reference(c, monkeypatch):
     x, w, b, kw = _args(c)
     calls = []
-    monkeypatch.setattr(direct, "short_kernel", lambda *a: calls.append(1) or short.short_kernel(*a))
+    for name in ("short_kernel", "long_kernel"):
+        monkeypatch.setattr(direct, name, lambda *a, name=name: calls.append(name[:-7]) or getattr(short, name)(*a))
     xin = x if c["data_format"] == "channels_last" else np.ascontiguousarray(np.moveaxis(x, -1, 1))
     keep, wkeep = xin.copy(), w.copy()
     try:
@@ -79,7 +96,8 @@ def test_matches_reference(c, monkeypatch):
         assert "empty" in str(e) or "larger" in str(e) or "smaller" in str(e), e
         pytest.skip("no output for this window")
     spec = spec_of(x, w, **kw)
-    assert bool(calls) == direct.is_short(spec)
+    ran = _kernel_ran(spec)
+    assert calls == ([ran] if ran else [])
     ref = ref_conv(x, w, b, **kw)
     scale = np.abs(ref_conv(x, w, b, **dict(kw, activation=None))).max()
     np.testing.assert_array_equal(xin, keep)
@@ -90,20 +108,26 @@ def test_matches_reference(c, monkeypatch):
     np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * max(1.0, scale))
 
 
-def test_the_sweep_runs_the_short_kernel():
+@pytest.mark.parametrize("kind", ["short", "long"])
+def test_the_sweep_runs_each_kernel(kind):
     """Guard against the sweep drifting off the kernel it tests."""
     hits = 0
-    for c in _cases():
+    for c in _cases(kind):
         x, w, _, _ = _args(c)
-        hits += direct.is_short(spec_of(x, w, groups=c["groups"], padding="same"))
+        hits += _kernel_ran(spec_of(x, w, groups=c["groups"], padding="same")) == kind
     assert hits >= 36, hits
+    if kind == "long":  # and the double-precision level of the partial sums
+        assert any(c["cg"] * np.prod(c["ks"]) > short.WIDE_TERMS for c in _cases(kind))
 
 
 def test_when_it_applies():
     x = np.zeros((2, 20, 30, 8), np.float32)
     assert direct.is_short(spec_of(x[..., :7], np.zeros((3, 3, 7, 16), np.float32)))    # 63 terms
     assert direct.is_short(spec_of(x, np.zeros((1, 1, 8, 64), np.float32)))            # 8 terms, 64 filters
-    assert not direct.is_short(spec_of(x, np.zeros((3, 3, 8, 16), np.float32)))         # 72 terms: the tile kernel
+    assert not direct.is_short(spec_of(x, np.zeros((3, 3, 8, 16), np.float32)))         # 72 terms: the long kernel
+    assert direct.is_long(spec_of(x, np.zeros((3, 3, 8, 16), np.float32)))
+    assert direct.is_long(spec_of(x.astype(np.complex64), np.zeros((3, 3, 8, 16), np.complex64)))
+    assert not direct.is_long(spec_of(x.astype(np.float64), np.zeros((3, 3, 8, 16))))  # double: the tile kernel
     assert direct.is_short(spec_of(x, np.zeros((3, 3, 4, 16), np.float32), groups=2))  # 36 terms per group
     # double precision: the 8-row tiles only (<= 16 filters per group)
     x2 = x[..., :2]
@@ -123,6 +147,7 @@ def test_stock_layer_matches_reference_and_the_tile_kernel(monkeypatch):
     got = numconv.conv1d(x, w, b, method="direct")
     np.testing.assert_allclose(got, ref_conv(x.astype(np.float64), w.astype(np.float64), b), rtol=1e-5, atol=1e-5)
     monkeypatch.setattr(direct, "is_short", lambda spec: False)
+    monkeypatch.setattr(direct, "is_long", lambda spec: False)
     assert np.array_equal(got, numconv.conv1d(x, w, b, method="direct"))
 
 
@@ -138,11 +163,12 @@ def test_rows_split_across_tasks(width):
     np.testing.assert_allclose(out, ref_conv(x.astype(np.float64), w.astype(np.float64)), rtol=1e-5, atol=1e-5)
 
 
-def test_identical_for_any_thread_count():
+@pytest.mark.parametrize("kind, channels", [("short", 3), ("long", 96)])  # 48 / 1536 terms
+def test_identical_for_any_thread_count(kind, channels):
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((3, 37, 150, 3)).astype(np.float32)
-    w = rng.standard_normal((4, 4, 3, 40)).astype(np.float32)
-    assert direct.is_short(spec_of(x, w))
+    x = rng.standard_normal((3, 37, 150, channels)).astype(np.float32)
+    w = rng.standard_normal((4, 4, channels, 40)).astype(np.float32)
+    assert _kernel_ran(spec_of(x, w)) == kind
     results = []
     for n in (1, numba.config.NUMBA_NUM_THREADS):
         numconv.set_num_threads(n)
@@ -172,3 +198,51 @@ def test_fused_activation_and_bias_on_every_filter_block():
     act = numconv.conv1d(x, w, b, padding="same", activation="leaky_relu", method="direct")
     lin = ref_conv(x.astype(np.float64), w.astype(np.float64), b, padding="same")
     np.testing.assert_allclose(act, np.where(lin > 0, lin, 0.2 * lin), rtol=1e-5, atol=1e-5)
+
+
+_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+@pytest.mark.parametrize("mode", sorted(_MODES))
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_long_kernel_padded_layer_is_the_valid_layer_on_the_padded_input(rank, mode):
+    """Border tiles read a patch gathered through the padding mode, inner tiles
+    the input in place: the same terms in the same order as the valid layer on a
+    padded copy (every tile inside), so the results agree bit for bit. Pads up
+    to past one tile, strides and dilations, 3 groups."""
+    rng = np.random.default_rng(rank * 10 + len(mode))
+    spatial = (5, 7, 23)[3 - rank:]
+    x = rng.standard_normal((2,) + spatial + (72,)).astype(np.float32)
+    w = rng.standard_normal((3,) * rank + (24, 21)).astype(np.float32)  # 72+ terms per group
+    pads = tuple((2, 1) if i % 2 else (1, 2) for i in range(rank - 1)) + ((9, 2) if mode == "zeros" else (2, 1),)
+    kw = dict(groups=3, strides=(1,) * (rank - 1) + (2,), dilation_rate=(2,) + (1,) * (rank - 1))
+    assert direct.is_long(spec_of(x, w, **kw)) and not direct.is_short(spec_of(x, w, **kw))
+    got = numconv.conv(x, w, padding=pads, padding_mode=mode, method="direct", **kw)
+    xp = np.pad(x, ((0, 0),) + pads + ((0, 0),), mode=_MODES[mode])
+    assert np.array_equal(got, numconv.conv(xp, w, method="direct", **kw))
+    np.testing.assert_allclose(got, ref_conv(x.astype(np.float64), w.astype(np.float64), padding=pads,
+                                             padding_mode=mode, **kw), rtol=2e-5, atol=2e-5 * np.abs(got).max())
+
+
+@pytest.mark.parametrize("width", [1, 7, 8, 9, 63, 200])
+def test_long_kernel_rows_split_across_tasks(width):
+    """A long row split into W-chunks and thread blocks; each chunk stores only
+    its own pixels (``out`` prefilled with NaN)."""
+    rng = np.random.default_rng(width)
+    x = rng.standard_normal((1, width, 40)).astype(np.float32)
+    w = rng.standard_normal((3, 40, 20)).astype(np.float32)
+    out = np.full((1, width, 20), np.nan, np.float32)
+    numconv.conv1d(x, w, padding="same", method="direct", out=out)
+    np.testing.assert_allclose(out, ref_conv(x.astype(np.float64), w.astype(np.float64), padding="same"),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_long_kernel_non_finite_inputs_stay_local():
+    x = np.ones((1, 20, 100, 40), np.float32)
+    x[0, 10, 50, 1] = np.nan
+    x[0, 3, 0, 0] = np.inf  # on the border: read through a patch
+    y = numconv.conv2d(x, np.ones((3, 3, 40, 16), np.float32), padding="same", method="direct")[..., 5][0]
+    nan = np.isnan(y)
+    assert nan[9:12, 49:52].all() and nan.sum() == 9
+    assert np.isposinf(y[2:5, 0:2]).all() and np.isinf(y).sum() == 6
+    assert (y[15:19, 60:99] == 360).all()

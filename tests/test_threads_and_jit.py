@@ -8,6 +8,7 @@ import pytest
 import numconv
 from numconv import _config
 from numconv._kernels.conv import conv_direct_kernel
+from numconv._kernels.short import long_kernel, short_kernel
 from numconv._kernels.depthwise import depthwise_kernel
 
 
@@ -91,5 +92,8 @@ def test_specialisations_stay_few():
                 numconv.conv(xx.tolist(), w, dilation_rate=2, padding="full", data_format="channels_last")
                 numconv.conv(np.moveaxis(xx, -1, 1), w, data_format="channels_first")
                 numconv.conv(xx, np.ones((2,) * rank + (1, 8), dt), strides=(1,) * (rank - 1) + (2,))
+                numconv.conv(xx, np.ones((5,) * rank + (4, 9), dt), padding="same")  # long reductions
     assert len(conv_direct_kernel.signatures) <= 3 * len(dtypes)
+    assert len(short_kernel.signatures) <= 3 * len(dtypes)
+    assert len(long_kernel.signatures) <= 3 * 2  # single precision only
     assert len(depthwise_kernel.signatures) <= 3 * len(dtypes)

@@ -1,4 +1,5 @@
-"""The direct kernel for short reductions: first layers and few input channels.
+"""The term-loop direct kernels: one loop body over a flat list of reduction
+terms, for short reductions (first layers, few input channels) and long ones.
 
 A layer whose every output sums few terms (``Cg * kd * kh * kw``, e.g. a 1-D
 series of 1 channel with 5 taps: 5 terms) spends little time in FMAs, so what
@@ -8,36 +9,61 @@ border and takes one of three loop bodies, and that one large loop nest keeps
 its per-pixel indices in memory. On the stock conv1d (1000 x 50 x 1 -> 16, k 5)
 it ran at ~30 cycles per output pixel for 5 FMAs.
 
-This kernel reads a padded copy of the input (``_paths/direct.padded``; none
-for valid padding), so every tap of every pixel is inside it and the loop body
-is one: per tile of ``R`` output pixels along W and each reduction term ``t``
-(a (kd, kh, kw, c) tap, in that order), one broadcast and one vector FMA per
-pixel, at ``x[pixel base + offs[t]]`` where ``offs`` (the terms' offsets from a
-pixel's first input, with dilation) is computed once per call. The last tile of
-a row repeats its last pixel in the rows past the row's end (computed, never
-stored), so no tile reads outside the input.
+Both kernels here have one loop body (``accumulate``): per tile of ``R``
+output pixels along W and each reduction term ``t`` (a (kd, kh, kw, c) tap, in
+that order), one broadcast and one vector FMA per pixel, at ``x[pixel base +
+offs[t]]`` where ``offs`` (the terms' offsets from a pixel's first input, with
+dilation) is computed once per call. The last tile of a row repeats its last
+pixel in the rows past the row's end (computed, never stored), so no tile reads
+outside the input. Each output's reduction runs in one task in a fixed order,
+so results do not depend on the thread count. A fused activation is applied by
+``_paths/direct`` after the kernel: in the loop nest, even never taken, its
+code cost 10-15 %.
 
-Reductions are at most ``MAX_TERMS`` long: float32 sums them in registers
-with no flush to double precision (the tile kernel flushes every
-``tile.FLUSH_TERMS`` = ``MAX_TERMS`` terms, so the rounding is the same), and
-the tile is stored straight from registers. Each output's reduction runs in one
-task in a fixed order, so results do not depend on the thread count. A fused
-activation is applied by ``_paths/direct`` after the kernel: in the loop nest,
-even never taken, its code cost 10-15 % here.
-
+``short_kernel``: at most ``MAX_TERMS`` terms, read from a padded copy of the
+input (``_paths/direct.padded``; none for valid padding). Float32 sums them in
+registers and stores the tile straight from them (the tile kernel flushes every
+``tile.FLUSH_TERMS`` = ``MAX_TERMS`` terms, so the rounding is the same).
 Measured (stock conv1d, the kernel alone, 1 thread, min of 1000): 0.55 ms in the
 tile kernel, 0.11 ms here; with the padding-mode, flush and activation code of
 the tile kernel left in, 0.19 ms.
+
+``long_kernel``: any length, single precision (``_paths/direct.is_long``).
+
+* Blocked sums in three levels: the register tile sums ``FLUSH_TERMS`` (64)
+  terms, then is added into a float32 tile of partial sums (``row_spill``), and
+  every ``WIDE_TERMS`` (512) terms that tile is added into a double-precision
+  one. The tile kernel widened every 64 terms: the conversions cost 10-15 % on
+  long reductions (pointwise 8 x 28 x 28 x 256 -> 256: 2.05 -> 1.83 ms; stem
+  0.64 -> 0.55; dilated 0.78 -> 0.68), and the first level alone (no double
+  precision) doubled the error at 4608 positive terms (1.0e-7 -> 4.1e-7,
+  torch 3.3e-7); with the 512-term level it is 9.7e-8 again.
+* No padded copy: a tile whose window lies inside the input reads it in place;
+  a border tile first gathers its window (KD * KH rows of ``(R - 1) * sw + (KW -
+  1) * dw + 1`` pixels, all channels) through the padding mode into a per-thread
+  patch and runs the same loop on it with the patch's offsets. The terms and
+  their order are the same either way, so a padded layer gives bit for bit the
+  result of the valid layer on the padded input. (A padded copy cost more than
+  the kernel gained on large inputs: strided conv1d 32 x 4096 x 64, 11.3 ->
+  15 ms; wavenet 16 -> 20 ms.)
+* Loop order per task: filter blocks, then tiles, then groups, so a block's
+  weights stay in cache over the row and a tile's input (or patch) serves every
+  group (grouped 8 x 56 x 56 x 64, groups 4: 2.1-2.6 ms with groups outside the
+  tiles, 1.6 with them inside).
 """
 import numpy as np
 from numba import njit, prange
 
 from .._config import PARALLEL, SERIAL
 from .conv import row_task
-from .tile import FLUSH_TERMS, acc_tile, at, row_fma, row_store, row_zero, tile_shape
+from .pad import source_index
+from .tile import (FLUSH_TERMS, acc_tile, at, flush_terms, row_fma, row_spill, row_store, row_zero, tile_shape,
+                   wide_tile)
 
-#: the longest reduction (Cg * kd * kh * kw) this kernel takes
+#: the longest reduction (Cg * kd * kh * kw) ``short_kernel`` takes
 MAX_TERMS = FLUSH_TERMS
+#: ``long_kernel``'s float32 partial sums are widened to double every this many terms
+WIDE_TERMS = 8 * FLUSH_TERMS
 
 
 @njit(**SERIAL)
@@ -52,6 +78,17 @@ def term_offsets(KD, KH, KW, CG, HP, WP, C, dd, dh, dw):
         a = t // (CG * KW * KH)
         offs[t] = ((a * dd * HP + bb * dh) * WP + cc * dw) * C + c
     return offs
+
+
+@njit(inline="always", **SERIAL)
+def term_geometry(x, out, kernel, tag):
+    """(channels per group, filters per group, filter blocks of the tile's lanes,
+    terms per output) for ``kernel`` = (G, KD, KH, KW)."""
+    G, KD, KH, KW = kernel
+    CG = x.shape[4] // G
+    KG = out.shape[4] // G
+    L = tile_shape(x, tag)[1]
+    return CG, KG, (KG + L - 1) // L, KD * KH * KW * CG
 
 
 @njit(**PARALLEL)
@@ -70,14 +107,11 @@ def short_kernel(xp, w, wsteps, kernel, b, has_bias, out, strides, dilations, wc
     N, DP, HP, WP, C = xp.shape
     _, OD, OH, OW, K = out.shape
     G, KD, KH, KW = kernel
-    CG = C // G
-    KG = K // G
+    CG, KG, NKB, T = term_geometry(xp, out, kernel, tag)
+    R, L = tile_shape(xp, tag)
     sd, sh, sw = strides
     dd, dh, dw = dilations
     bstep, tstep = wsteps
-    R, L = tile_shape(xp, tag)
-    NKB = (KG + L - 1) // L
-    T = KD * KH * KW * CG
     offs = term_offsets(KD, KH, KW, CG, HP, WP, C, dd, dh, dw)
     xf = xp.reshape(xp.size)
     outf = out.reshape(out.size)
@@ -99,10 +133,125 @@ def short_kernel(xp, w, wsteps, kernel, b, has_bias, out, strides, dilations, wc
                     last = min(R, w_end - ow0) - 1  # rows past it repeat the last pixel
                     for p in range(R):
                         row_zero(acc, p, xp, tag)
-                    for t in range(T):
-                        o = x0 + offs[t]
-                        wo = wb + t * tstep
-                        for p in range(R):
-                            row_fma(acc, p, at(xf, o + min(p, last) * step), w, wo, tag)
+                    accumulate(acc, xf, offs, x0, 0, T, w, wb, tstep, step, last, R, tag)
                     for p in range(last + 1):
                         row_store(acc, p, outf, (orow + ow0 + p) * K + kk, kn, b, kk, has_bias, tag)
+
+
+@njit(**PARALLEL)
+def long_kernel(x, w, wsteps, kernel, b, has_bias, out, strides, dilations, pads, mode, wchunk, slots, tag):
+    """``out = conv(x, w) + b`` for reductions of any length (module docstring).
+
+    ``x`` (N, D, H, W, C) channels-last, unpadded; ``pads`` its leading pads and
+    ``mode`` what positions outside it read (``pad.PAD_MODES``). Other operands
+    as ``short_kernel``'s. Parallel over ``slots`` equal blocks of the tasks
+    (n, od, oh, W-chunk of ``wchunk`` pixels, a multiple of the tile's rows),
+    each block with its own patch buffer."""
+    N, D, H, W, C = x.shape
+    _, OD, OH, OW, K = out.shape
+    G, KD, KH, KW = kernel
+    pd, ph, pw = pads
+    bstep, tstep = wsteps
+    F = flush_terms(x)  # 0: double precision sums in registers, no partial sums
+    CG, KG, NKB, T = term_geometry(x, out, kernel, tag)
+    R, L = tile_shape(x, tag)
+    sd, sh, sw = strides
+    dd, dh, dw = dilations
+    offs = term_offsets(KD, KH, KW, CG, H, W, C, dd, dh, dw)
+    # A border tile reads a patch: its window of KD * KH input rows of PW pixels,
+    # gathered through the padding mode (zeros outside under zero padding).
+    PW = (R - 1) * sw + (KW - 1) * dw + 1
+    poffs = term_offsets(KD, KH, KW, CG, 1, PW, C, KH, 1, dw)
+    xf = x.reshape(x.size)
+    outf = out.reshape(out.size)
+    nch = (OW + wchunk - 1) // wchunk
+    step = sw * C  # between neighbouring output pixels' inputs
+    zero = x.dtype.type(0)
+    tasks = N * OD * OH * nch
+    per = (tasks + slots - 1) // slots
+    patches = np.empty((slots, KD * KH * PW * C), x.dtype)
+    for s in prange(slots):  # the threads' equal blocks of tasks, each with its patch buffer
+        patch = patches[s]
+        for task in range(s * per, min(tasks, (s + 1) * per)):
+            acc = acc_tile(x, tag)
+            part = acc_tile(x, tag)
+            wide = wide_tile(x, tag)
+            n, od, oh, w0, w_end = row_task(task, nch, OD, OH, OW, wchunk)
+            iz0 = od * sd - pd
+            iy0 = oh * sh - ph
+            rows_in = iz0 >= 0 and iz0 + (KD - 1) * dd < D and iy0 >= 0 and iy0 + (KH - 1) * dh < H
+            orow = ((n * OD + od) * OH + oh) * OW
+            # Filter blocks outermost (a block's weights stay in cache over the row),
+            # then tiles, then groups (a tile's input, or its patch, serves them all).
+            for kb in range(NKB):
+                k0 = kb * L
+                kn = min(L, KG - k0)
+                for ow0 in range(w0, w_end, R):
+                    last = min(R, w_end - ow0) - 1  # rows past it repeat the last pixel
+                    ix0 = ow0 * sw - pw
+                    if rows_in and ix0 >= 0 and ix0 + last * sw + (KW - 1) * dw < W:
+                        src, to = xf, offs
+                        x0 = (((n * D + iz0) * H + iy0) * W + ix0) * C
+                    else:
+                        fill_patch(patch, xf, n, iz0, iy0, ix0, KD, KH, PW, D, H, W, C, dd, dh, mode, zero)
+                        src, to = patch, poffs
+                        x0 = 0
+                    for g in range(G):
+                        kk = g * KG + k0
+                        wb = (g * NKB + kb) * bstep
+                        for p in range(R):
+                            row_zero(acc, p, x, tag)
+                        if F:
+                            for t0 in range(0, T, F):
+                                accumulate(acc, src, to, x0 + g * CG, t0, min(t0 + F, T), w, wb, tstep, step, last, R,
+                                           tag)
+                                for p in range(R):
+                                    row_spill(acc, part, p, t0 % WIDE_TERMS == 0, x, tag)
+                                if (t0 + F) % WIDE_TERMS == 0 and t0 + F < T:
+                                    for p in range(R):
+                                        row_spill(part, wide, p, t0 < WIDE_TERMS, x, tag)
+                        else:
+                            accumulate(acc, src, to, x0 + g * CG, 0, T, w, wb, tstep, step, last, R, tag)
+                        for p in range(last + 1):
+                            o = (orow + ow0 + p) * K + kk
+                            if F and T > WIDE_TERMS:
+                                row_spill(part, wide, p, False, x, tag)
+                                row_store(wide, p, outf, o, kn, b, kk, has_bias, tag)
+                            elif F:
+                                row_store(part, p, outf, o, kn, b, kk, has_bias, tag)
+                            else:
+                                row_store(acc, p, outf, o, kn, b, kk, has_bias, tag)
+
+
+@njit(inline="always", **SERIAL)
+def accumulate(acc, src, to, x0, t0, t1, w, wb, tstep, step, last, R, tag):
+    """Terms ``t0 : t1`` of the tile's reductions into ``acc``: per term one
+    broadcast and one vector FMA per row, pixel ``p`` reading ``src`` at ``x0 +
+    to[t] + min(p, last) * step`` against the weight row at ``wb + t * tstep``."""
+    for t in range(t0, t1):
+        o = x0 + to[t]
+        wo = wb + t * tstep
+        for p in range(R):
+            row_fma(acc, p, at(src, o + min(p, last) * step), w, wo, tag)
+
+
+@njit(**SERIAL)
+def fill_patch(patch, xf, n, iz0, iy0, ix0, KD, KH, PW, D, H, W, C, dd, dh, mode, zero):
+    """``patch`` (KD * KH, PW, C) = the input window from (iz0, iy0, ix0) of image
+    ``n``, rows ``dd`` / ``dh`` apart, each position mapped through ``mode``
+    (zero padding: 0 outside the input)."""
+    for a in range(KD):
+        iz = source_index(iz0 + a * dd, D, mode)
+        for bb in range(KH):
+            iy = source_index(iy0 + bb * dh, H, mode)
+            r = (a * KH + bb) * PW
+            for j in range(PW):
+                ix = source_index(ix0 + j, W, mode)
+                dst = (r + j) * C
+                if iz < 0 or iy < 0 or ix < 0:
+                    for c in range(C):
+                        patch[np.uint64(dst + c)] = zero
+                else:
+                    s0 = (((n * D + iz) * H + iy) * W + ix) * C
+                    for c in range(C):
+                        patch[np.uint64(dst + c)] = at(xf, s0 + c)

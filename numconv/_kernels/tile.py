@@ -345,6 +345,32 @@ def row_flush(typingctx, tile, wide, row, like, tag):
 
 
 @intrinsic
+def row_spill(typingctx, tile, part, row, first, like, tag):
+    """``part[row, :] = tile[row, :]`` when ``first``, else ``part[row, :] +=
+    tile[row, :]``; then ``tile[row, :] = 0``. ``part`` is a ``wide_tile``
+    (the sum widened to double precision) or a second ``acc_tile``: the running
+    sum of a long reduction's partial sums, so the register tile never sums more
+    than a flush length of terms. The first partial sum is stored, not added,
+    so ``part`` needs no clearing per tile."""
+    rows, lanes = _shape(tag, like.dtype)
+    elem, count = _scalar_lanes(like.dtype, lanes)
+    welem = elem if isinstance(part, types.RawPointer) else _scalar_lanes(_wide(like.dtype), lanes)[0]
+
+    def codegen(context, builder, sig, args):
+        ptr, vty = _row(builder, args[0], args[2], elem, count)
+        pptr, pty = _row(builder, args[1], args[2], welem, count)
+        acc = builder.load(ptr, align=64)
+        if pty != vty:
+            acc = builder.fpext(acc, pty)
+        total = builder.select(args[3], acc, builder.fadd(builder.load(pptr, align=64), acc))
+        builder.store(total, pptr, align=64)
+        builder.store(ir.Constant(vty, None), ptr, align=64)
+        return context.get_dummy_value()
+
+    return types.void(tile, part, row, first, like, tag), codegen
+
+
+@intrinsic
 def row_flush_into(typingctx, tile, row, dst, dst_offset, like, tag):
     """``dst[dst_offset : dst_offset + lanes] += tile[row, :]`` (``dst`` a
     C-contiguous double-precision array, the tile widened to it); ``tile[row, :] = 0``.

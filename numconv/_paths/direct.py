@@ -1,14 +1,17 @@
 """The direct path: pack weights, pad (non-zero modes only), launch a kernel.
 
-Four kernels share the spec: the register-tile kernel (``_kernels/conv.py``) for
-dense and grouped convolutions; the short-reduction kernel (``_kernels/short.py``)
-for those whose outputs sum at most 64 terms (first layers, few channels), on a
-padded copy of the input; the channel-vectorised depthwise kernel
-(``_kernels/depthwise.py``) when every group has one input channel and few
-filters; and the pixel-vectorised narrow kernel (``_kernels/narrow.py``) for
-ungrouped convolutions with at most ``MAX_FILTERS`` filters at stride 1 along W,
-on a channels-first padded copy of the input. The last two exist where the
-tile kernel, whose lanes are filters, would spend most of them on zero padding.
+Five kernels share the spec. The term-loop kernels (``_kernels/short.py``) compute
+dense and grouped convolutions: the short-reduction one for those whose outputs
+sum at most 64 terms (first layers, few channels), on a padded copy of the
+input, and the long-reduction one for the rest in single precision, reading the
+input in place. The register-tile kernel (``_kernels/conv.py``) computes the
+rest (double precision, and the output lattices of transposed convolutions).
+The channel-vectorised depthwise kernel (``_kernels/depthwise.py``) computes
+those whose every group has one input channel and few filters, and the
+pixel-vectorised narrow kernel (``_kernels/narrow.py``) ungrouped convolutions
+with at most ``MAX_FILTERS`` filters at stride 1 along W, on a channels-first
+padded copy of the input: these two exist where the other kernels, whose lanes
+are filters, would spend most of them on zero padding.
 """
 import math
 
@@ -23,7 +26,7 @@ from .._kernels.depthwise import depthwise_cf_kernel, depthwise_kernel
 from .._kernels.layout import swap_last_axes
 from .._kernels.narrow import MAX_FILTERS, narrow_kernel
 from .._kernels.pad import PAD_MODES, pad_kernel
-from .._kernels.short import MAX_TERMS, short_kernel
+from .._kernels.short import MAX_TERMS, long_kernel, short_kernel
 from .._kernels.tile import FLUSH_TERMS, VARIANTS, choose_variant, variant_lanes, variant_tag
 
 #: padding_mode -> numpy.pad mode for padded copies
@@ -109,18 +112,52 @@ def is_short(spec):
 def run_short(spec, x5, w5, b, out5):
     """The short-reduction kernel on a ``padded`` scratch copy of the input; the canonical kernel
     serves as its weights when one group's filters fill whole tile rows."""
-    bk, has_bias, act = epilogue(spec, b)
     variant = choose_variant(spec.filters // spec.groups, spec.dtype)
-    lanes = variant_lanes(variant, spec.dtype)
-    if spec.groups == 1 and spec.filters % lanes == 0:
-        wf, steps = w5.reshape(-1), (lanes, spec.filters)  # a view: no packing
-    else:
-        wf, steps = pack_weights(w5, spec.groups, lanes).reshape(-1), (reduction_terms(spec) * lanes, lanes)
+    wf, steps = term_weights(spec, w5, variant, canonical=True)
     xp = padded(spec, x5, scratch=True)
+    return _run_terms(spec, b, out5, variant, lambda bk, has_bias: short_kernel(
+        xp, wf, steps, (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5, spec.strides,
+        spec.dilations, w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()), variant_tag(variant)))
+
+
+def is_long(spec):
+    """Whether the long-reduction kernel (``_kernels/short.py``) computes ``spec``
+    (after ``is_short``): single precision, where its three-level partial sums
+    replace the tile kernel's widening every 64 terms. Double precision has no
+    partial sums to save, and there it was no faster than the tile kernel (2
+    threads, min of 20: 8 x 56 x 56 x 64 -> 64 3 x 3 same 7.8 vs 7.4 ms, 1 x 1
+    1.1 vs 1.0 ms)."""
+    return np.dtype(spec.dtype) in (np.float32, np.complex64)
+
+
+def run_long(spec, x5, w5, b, out5):
+    """The long-reduction kernel on the unpadded input (border tiles gather their
+    window through the padding mode), with packed weights."""
+    variant = choose_variant(spec.filters // spec.groups, spec.dtype)
+    wf, steps = term_weights(spec, w5, variant, canonical=False)
+    threads = numba.get_num_threads()
+    return _run_terms(spec, b, out5, variant, lambda bk, has_bias: long_kernel(
+        x5, wf, steps, (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5, spec.strides,
+        spec.dilations, tuple(p[0] for p in spec.pads), PAD_MODES[spec.padding_mode],
+        w_chunk(spec, VARIANTS[variant][0], threads), threads, variant_tag(variant)))
+
+
+def term_weights(spec, w5, variant, canonical):
+    """The term kernels' flat weights and (block step, term step): with
+    ``canonical``, the canonical kernel itself when one group's filters fill whole
+    tile rows (no packing), else ``pack_weights``."""
+    lanes = variant_lanes(variant, spec.dtype)
+    if canonical and spec.groups == 1 and spec.filters % lanes == 0:
+        return w5.reshape(-1), (lanes, spec.filters)
+    return pack_weights(w5, spec.groups, lanes).reshape(-1), (reduction_terms(spec) * lanes, lanes)
+
+
+def _run_terms(spec, b, out5, variant, launch):
+    """``launch(bias, has_bias)`` under the kernel lock, then the fused activation
+    in a pass of its own (in the term kernels' loop nest it cost 10-15 %)."""
+    bk, has_bias, act = epilogue(spec, b)
     with kernel_lock():
-        short_kernel(xp, wf, steps, (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5,
-                     spec.strides, spec.dilations, w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()),
-                     variant_tag(variant))
+        launch(bk, has_bias)
         if act:
             bias_activation_kernel(out5.reshape(-1, spec.filters), bk, False, act)
     return out5
@@ -271,6 +308,8 @@ def run(spec, x5, w5, b, out5, lattice=None):
         return run_narrow(spec, x5, w5, b, out5)
     if lattice is None and is_short(spec):
         return run_short(spec, x5, w5, b, out5)
+    if lattice is None and is_long(spec):
+        return run_long(spec, x5, w5, b, out5)
     variant = choose_variant(spec.filters // spec.groups, spec.dtype)
     wp = pack_weights(w5, spec.groups, variant_lanes(variant, spec.dtype))
     steps, firsts = lattice if lattice is not None else ((1, 1, 1), (0, 0, 0))

@@ -193,12 +193,14 @@ def test_term_kernels_are_zmm_fmas_in_registers(name, dtype, fma, variant):
     kern = _uncached_twin(getattr(short, name))
     lanes = variant_lanes(variant, dtype)
     rows, row_bytes = VARIANTS[variant]
+    out = np.empty((2, 1, 1, 36, lanes), dtype)
     if name == "short_kernel":
-        x, cg, extra = np.ones((2, 1, 1, 40, 3), dtype), 3, (40,)
+        x, cg, grid, extra = np.ones((2, 1, 1, 40, 3), dtype), 3, (), (40,)
     else:  # 100 channels x 5 taps: partial sums every 64 terms, widened at 512
-        x, cg, extra = np.ones((2, 1, 1, 40, 100), dtype), 100, ((0, 0, 2), 0, 40, 2)
+        x, cg, grid, extra = np.ones((2, 1, 1, 40, 100), dtype), 100, ((1, 1, 36, 1, 1, 1, 0, 0, 0),), \
+            ((0, 0, 2), 0, 40, 2)
     kern(x, np.ones(5 * cg * lanes, dtype), (5 * cg * lanes, lanes), (1, 1, 1, 5), np.zeros(1, dtype), False,
-         np.empty((2, 1, 1, 36, lanes), dtype), (1, 1, 1), (1, 1, 1), *extra, variant_tag(variant))
+         out, *grid, (1, 1, 1), (1, 1, 1), *extra, variant_tag(variant))
     asm = kern.inspect_asm(kern.signatures[0])
     assert "gather" not in asm and "scatter" not in asm
     hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))

@@ -246,3 +246,21 @@ def test_long_kernel_non_finite_inputs_stay_local():
     assert nan[9:12, 49:52].all() and nan.sum() == 9
     assert np.isposinf(y[2:5, 0:2]).all() and np.isinf(y).sum() == 6
     assert (y[15:19, 60:99] == 360).all()
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_long_kernel_writes_transposed_conv_phases_into_their_lattice(rank, monkeypatch):
+    """A stride-2 transposed conv is one conv per stride phase, each writing every
+    second output pixel per axis (``lattice``): on the long kernel in float32,
+    against the float64 result (the tile kernel's), with bias and activation."""
+    rng = np.random.default_rng(rank)
+    x = rng.standard_normal((2,) + (5, 6, 7)[3 - rank:] + (40,))
+    w = rng.standard_normal((3,) * rank + (24, 40))
+    b = rng.standard_normal(24)
+    lattices = []
+    monkeypatch.setattr(direct, "long_kernel", lambda *a: lattices.append(a[7]) or short.long_kernel(*a))
+    kw = dict(strides=2, padding="same", activation="tanh")
+    got = numconv.conv_transpose(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32),
+                                 method="direct", **kw)
+    assert len(lattices) == 2 ** rank and all(lat[3 + 3 - rank:6] == (2,) * rank for lat in lattices)
+    np.testing.assert_allclose(got, numconv.conv_transpose(x, w, b, method="direct", **kw), rtol=5e-5, atol=5e-5)

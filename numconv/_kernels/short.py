@@ -139,16 +139,20 @@ def short_kernel(xp, w, wsteps, kernel, b, has_bias, out, strides, dilations, wc
 
 
 @njit(**PARALLEL)
-def long_kernel(x, w, wsteps, kernel, b, has_bias, out, strides, dilations, pads, mode, wchunk, slots, tag):
+def long_kernel(x, w, wsteps, kernel, b, has_bias, out, lattice, strides, dilations, pads, mode, wchunk, slots,
+                tag):
     """``out = conv(x, w) + b`` for reductions of any length (module docstring).
 
     ``x`` (N, D, H, W, C) channels-last, unpadded; ``pads`` its leading pads and
-    ``mode`` what positions outside it read (``pad.PAD_MODES``). Other operands
+    ``mode`` what positions outside it read (``pad.PAD_MODES``). ``out`` (N,
+    OD', OH', OW', K) holds the (OD, OH, OW) grid of ``lattice`` as in
+    ``conv.conv_direct_kernel`` (a transposed conv's stride phases). Other operands
     as ``short_kernel``'s. Parallel over ``slots`` equal blocks of the tasks
     (n, od, oh, W-chunk of ``wchunk`` pixels, a multiple of the tile's rows),
     each block with its own patch buffer."""
     N, D, H, W, C = x.shape
-    _, OD, OH, OW, K = out.shape
+    _, ODF, OHF, OWF, K = out.shape
+    OD, OH, OW, ed, eh, ew, fd, fh, fw = lattice
     G, KD, KH, KW = kernel
     pd, ph, pw = pads
     bstep, tstep = wsteps
@@ -180,7 +184,7 @@ def long_kernel(x, w, wsteps, kernel, b, has_bias, out, strides, dilations, pads
             iz0 = od * sd - pd
             iy0 = oh * sh - ph
             rows_in = iz0 >= 0 and iz0 + (KD - 1) * dd < D and iy0 >= 0 and iy0 + (KH - 1) * dh < H
-            orow = ((n * OD + od) * OH + oh) * OW
+            orow = ((n * ODF + fd + od * ed) * OHF + fh + oh * eh) * OWF + fw  # pixel index of (od, oh, 0)
             # Filter blocks outermost (a block's weights stay in cache over the row),
             # then tiles, then groups (a tile's input, or its patch, serves them all).
             for kb in range(NKB):
@@ -213,7 +217,7 @@ def long_kernel(x, w, wsteps, kernel, b, has_bias, out, strides, dilations, pads
                         else:
                             accumulate(acc, src, to, x0 + g * CG, 0, T, w, wb, tstep, step, last, R, tag)
                         for p in range(last + 1):
-                            o = (orow + ow0 + p) * K + kk
+                            o = (orow + (ow0 + p) * ew) * K + kk
                             if F and T > WIDE_TERMS:
                                 row_spill(part, wide, p, False, x, tag)
                                 row_store(wide, p, outf, o, kn, b, kk, has_bias, tag)

@@ -130,16 +130,24 @@ def is_long(spec):
     return np.dtype(spec.dtype) in (np.float32, np.complex64)
 
 
-def run_long(spec, x5, w5, b, out5):
+def run_long(spec, x5, w5, b, out5, lattice=None):
     """The long-reduction kernel on the unpadded input (border tiles gather their
-    window through the padding mode), with packed weights."""
+    window through the padding mode), with packed weights; ``lattice`` as for ``run``."""
     variant = choose_variant(spec.filters // spec.groups, spec.dtype)
     wf, steps = term_weights(spec, w5, variant, canonical=False)
     threads = numba.get_num_threads()
     return _run_terms(spec, b, out5, variant, lambda bk, has_bias: long_kernel(
-        x5, wf, steps, (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5, spec.strides,
-        spec.dilations, tuple(p[0] for p in spec.pads), PAD_MODES[spec.padding_mode],
+        x5, wf, steps, (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5, output_grid(spec, lattice),
+        spec.strides, spec.dilations, tuple(p[0] for p in spec.pads), PAD_MODES[spec.padding_mode],
         w_chunk(spec, VARIANTS[variant][0], threads), threads, variant_tag(variant)))
+
+
+def output_grid(spec, lattice):
+    """The kernels' ``lattice`` argument: the output grid (OD, OH, OW), then the
+    steps and first positions per axis in the result array (``run``'s ``lattice``
+    = (steps, firsts); none: the result itself, steps 1 from 0)."""
+    steps, firsts = lattice if lattice is not None else ((1, 1, 1), (0, 0, 0))
+    return tuple(spec.out_spatial) + tuple(steps) + tuple(firsts)
 
 
 def term_weights(spec, w5, variant, canonical):
@@ -308,13 +316,12 @@ def run(spec, x5, w5, b, out5, lattice=None):
         return run_narrow(spec, x5, w5, b, out5)
     if lattice is None and is_short(spec):
         return run_short(spec, x5, w5, b, out5)
-    if lattice is None and is_long(spec):
-        return run_long(spec, x5, w5, b, out5)
+    if is_long(spec) and (lattice is None or not act):  # (its activation pass covers all of out5)
+        return run_long(spec, x5, w5, b, out5, lattice)
     variant = choose_variant(spec.filters // spec.groups, spec.dtype)
     wp = pack_weights(w5, spec.groups, variant_lanes(variant, spec.dtype))
-    steps, firsts = lattice if lattice is not None else ((1, 1, 1), (0, 0, 0))
-    grid = tuple(spec.out_spatial) + tuple(steps) + tuple(firsts)
     with kernel_lock():
-        conv_direct_kernel(x5, wp, bk, has_bias, out5, grid, spec.strides, spec.dilations, pads, mode,
+        conv_direct_kernel(x5, wp, bk, has_bias, out5, output_grid(spec, lattice), spec.strides, spec.dilations,
+                           pads, mode,
                            w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()), act, variant_tag(variant))
     return out5

@@ -104,6 +104,11 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
         if out is not None and result is not out:
             out[...] = result
             result = out
+    elif direct.is_long_channels_first(spec) and _dispatch.resolve(spec) == "direct":
+        # the input read as it lies (no transpose), the result laid out as usual
+        out5 = _memory.scratch(spec.canonical_output_shape, spec.dtype)
+        direct.run_long(spec, xu, w5, b, out5, channels_first=True)
+        result = user_layout(spec, _dispatch.finish(spec, out5), spec.out_spatial, spec.filters, out)
     else:
         result = _run_channels_last(spec, canonical_input(spec, xu), w5, b, out)
     if callable(spec.activation):

@@ -258,9 +258,27 @@ def test_long_kernel_writes_transposed_conv_phases_into_their_lattice(rank, monk
     w = rng.standard_normal((3,) * rank + (24, 40))
     b = rng.standard_normal(24)
     lattices = []
-    monkeypatch.setattr(direct, "long_kernel", lambda *a: lattices.append(a[7]) or short.long_kernel(*a))
+    monkeypatch.setattr(direct, "long_kernel", lambda *a: lattices.append(a[9]) or short.long_kernel(*a))
     kw = dict(strides=2, padding="same", activation="tanh")
     got = numconv.conv_transpose(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32),
                                  method="direct", **kw)
     assert len(lattices) == 2 ** rank and all(lat[3 + 3 - rank:6] == (2,) * rank for lat in lattices)
     np.testing.assert_allclose(got, numconv.conv_transpose(x, w, b, method="direct", **kw), rtol=5e-5, atol=5e-5)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_long_kernel_reads_channels_first_input_as_it_lies(mode, monkeypatch):
+    """A channels_first layer on the long kernel reads the user's (N, C, *spatial)
+    array through element strides (no transposed copy of the input), grouped and
+    strided, with border tiles through the patch: the channels-last result."""
+    from numconv import _ops
+
+    rng = np.random.default_rng(len(mode))
+    x = rng.standard_normal((2, 7, 9, 48)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 24, 32)).astype(np.float32)
+    kw = dict(groups=2, strides=(1, 2), padding="same", padding_mode=mode, method="direct")
+    want = numconv.conv2d(x, w, **kw)
+    assert direct.is_long_channels_first(spec_of(np.moveaxis(x, -1, 1), w, data_format="channels_first", groups=2))
+    monkeypatch.setattr(_ops, "canonical_input", lambda *a: pytest.fail("the input was transposed"))
+    got = numconv.conv2d(np.moveaxis(x, -1, 1), w, data_format="channels_first", **kw)
+    assert np.array_equal(np.moveaxis(got, 1, -1), want)

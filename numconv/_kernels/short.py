@@ -72,27 +72,29 @@ WIDE_TERMS = 8 * FLUSH_TERMS
 
 
 @njit(**SERIAL)
-def term_offsets(KD, KH, KW, CG, HP, WP, C, dd, dh, dw):
+def term_offsets(KD, KH, KW, CG, sc, sz, sy, sx, dd, dh, dw):
     """Element offsets of the reduction terms (kd, kh, kw, c), in that order, from
-    a pixel's first input in a channels-last (.., HP, WP, C) array."""
+    a pixel's first input, in an array whose element strides along channels,
+    depth, height and width are ``sc``, ``sz``, ``sy``, ``sx`` (channels-last
+    (.., H, W, C): 1, H * W * C, W * C, C; channels-first (C, D, H, W): D * H * W,
+    H * W, W, 1)."""
     offs = np.empty(KD * KH * KW * CG, np.int64)
     for t in range(offs.size):  # t = ((a * KH + bb) * KW + cc) * CG + c; nested loops vectorised to scatters
         c = t % CG
         cc = t // CG % KW
         bb = t // (CG * KW) % KH
         a = t // (CG * KW * KH)
-        offs[t] = ((a * dd * HP + bb * dh) * WP + cc * dw) * C + c
+        offs[t] = c * sc + a * dd * sz + bb * dh * sy + cc * dw * sx
     return offs
 
 
 @njit(inline="always", **SERIAL)
-def term_geometry(x, out, kernel, tag):
-    """(channels per group, filters per group, filter blocks of the tile's lanes,
-    terms per output) for ``kernel`` = (G, KD, KH, KW)."""
+def term_geometry(C, K, kernel, L):
+    """(channels per group, filters per group, filter blocks of ``L`` lanes, terms
+    per output) for ``kernel`` = (G, KD, KH, KW)."""
     G, KD, KH, KW = kernel
-    CG = x.shape[4] // G
-    KG = out.shape[4] // G
-    L = tile_shape(x, tag)[1]
+    CG = C // G
+    KG = K // G
     return CG, KG, (KG + L - 1) // L, KD * KH * KW * CG
 
 
@@ -112,12 +114,12 @@ def short_kernel(xp, w, wsteps, kernel, b, has_bias, out, strides, dilations, wc
     N, DP, HP, WP, C = xp.shape
     _, OD, OH, OW, K = out.shape
     G, KD, KH, KW = kernel
-    CG, KG, NKB, T = term_geometry(xp, out, kernel, tag)
     R, L = tile_shape(xp, tag)
+    CG, KG, NKB, T = term_geometry(C, K, kernel, L)
     sd, sh, sw = strides
     dd, dh, dw = dilations
     bstep, tstep = wsteps
-    offs = term_offsets(KD, KH, KW, CG, HP, WP, C, dd, dh, dw)
+    offs = term_offsets(KD, KH, KW, CG, 1, HP * WP * C, WP * C, C, dd, dh, dw)
     xf = xp.reshape(xp.size)
     outf = out.reshape(out.size)
     nch = (OW + wchunk - 1) // wchunk
@@ -144,48 +146,51 @@ def short_kernel(xp, w, wsteps, kernel, b, has_bias, out, strides, dilations, wc
 
 
 @njit(**PARALLEL)
-def long_kernel(x, w, wsteps, kernel, b, has_bias, out, lattice, strides, dilations, pads, mode, wchunk, slots,
-                tag):
+def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice, strides, dilations, pads, mode,
+                wchunk, slots, tag):
     """``out = conv(x, w) + b`` for reductions of any length (module docstring).
 
-    ``x`` (N, D, H, W, C) channels-last, unpadded; ``pads`` its leading pads and
-    ``mode`` what positions outside it read (``pad.PAD_MODES``). ``out`` (N,
+    ``xf`` the unpadded input, flat: ``geom`` = (N, C, D, H, W), element (n, c,
+    z, y, x) at ``n * sn + c * sc + z * sz + y * sy + x * sx`` for ``xstrides`` =
+    (sn, sc, sz, sy, sx), so channels-last and channels-first inputs are read
+    alike; ``pads`` its leading pads and ``mode`` what positions outside it read
+    (``pad.PAD_MODES``). ``out`` (N,
     OD', OH', OW', K) holds the (OD, OH, OW) grid of ``lattice`` as in
     ``conv.conv_direct_kernel`` (a transposed conv's stride phases). Other operands
     as ``short_kernel``'s. Parallel over ``slots`` equal blocks of the tasks
     (n, od, oh, W-chunk of ``wchunk`` pixels, a multiple of the tile's rows),
     each block with its own patch buffer."""
-    N, D, H, W, C = x.shape
+    N, C, D, H, W = geom
+    sn, sc, sz, sy, sx = xstrides
     _, ODF, OHF, OWF, K = out.shape
     OD, OH, OW, ed, eh, ew, fd, fh, fw = lattice
     G, KD, KH, KW = kernel
     pd, ph, pw = pads
     bstep, tstep = wsteps
-    F = flush_terms(x)  # 0: double precision sums in registers, no partial sums
-    CG, KG, NKB, T = term_geometry(x, out, kernel, tag)
-    R, L = tile_shape(x, tag)
+    F = flush_terms(xf)  # 0: double precision sums in registers, no partial sums
+    R, L = tile_shape(xf, tag)
+    CG, KG, NKB, T = term_geometry(C, K, kernel, L)
     sd, sh, sw = strides
     dd, dh, dw = dilations
-    offs = term_offsets(KD, KH, KW, CG, H, W, C, dd, dh, dw)
+    offs = term_offsets(KD, KH, KW, CG, sc, sz, sy, sx, dd, dh, dw)
     # A border tile reads a patch: its window of KD * KH input rows of PW pixels,
-    # gathered through the padding mode (zeros outside under zero padding).
+    # gathered through the padding mode (zeros outside under zero padding), laid
+    # out (KD * KH, PW, C).
     PW = (R - 1) * sw + (KW - 1) * dw + 1
-    poffs = term_offsets(KD, KH, KW, CG, 1, PW, C, KH, 1, dw)
-    xf = x.reshape(x.size)
+    poffs = term_offsets(KD, KH, KW, CG, 1, KH * PW * C, PW * C, C, 1, 1, dw)
     outf = out.reshape(out.size)
     nch = (OW + wchunk - 1) // wchunk
-    step = sw * C  # between neighbouring output pixels' inputs
-    zero = x.dtype.type(0)
-    line = LINE_BYTES // x.itemsize
+    zero = xf.dtype.type(0)
+    line = LINE_BYTES // xf.itemsize
     tasks = N * OD * OH * nch
     per = (tasks + slots - 1) // slots
-    patches = np.empty((slots, KD * KH * PW * C), x.dtype)
+    patches = np.empty((slots, KD * KH * PW * C), xf.dtype)
     for s in prange(slots):  # the threads' equal blocks of tasks, each with its patch buffer
         patch = patches[s]
         for task in range(s * per, min(tasks, (s + 1) * per)):
-            acc = acc_tile(x, tag)
-            part = acc_tile(x, tag)
-            wide = wide_tile(x, tag)
+            acc = acc_tile(xf, tag)
+            part = acc_tile(xf, tag)
+            wide = wide_tile(xf, tag)
             n, od, oh, w0, w_end = row_task(task, nch, OD, OH, OW, wchunk)
             iz0 = od * sd - pd
             iy0 = oh * sh - ph
@@ -206,32 +211,33 @@ def long_kernel(x, w, wsteps, kernel, b, has_bias, out, lattice, strides, dilati
                                 for e in range(0, kn, line):
                                     prefetch_write(outf, nxt + e)
                     if rows_in and ix0 >= 0 and ix0 + last * sw + (KW - 1) * dw < W:
-                        src, to = xf, offs
-                        x0 = (((n * D + iz0) * H + iy0) * W + ix0) * C
+                        src, to, cstep, step = xf, offs, CG * sc, sw * sx
+                        x0 = n * sn + iz0 * sz + iy0 * sy + ix0 * sx
                     else:
-                        fill_patch(patch, xf, n, iz0, iy0, ix0, KD, KH, PW, D, H, W, C, dd, dh, mode, zero)
-                        src, to = patch, poffs
+                        fill_patch(patch, xf, n * sn, (iz0, iy0, ix0), (KD, KH, PW), (C, D, H, W), xstrides,
+                                   (dd, dh), mode, zero)
+                        src, to, cstep, step = patch, poffs, CG, sw * C
                         x0 = 0
                     for g in range(G):
                         kk = g * KG + k0
                         wb = (g * NKB + kb) * bstep
                         for p in range(R):
-                            row_zero(acc, p, x, tag)
+                            row_zero(acc, p, xf, tag)
                         if F:
                             for t0 in range(0, T, F):
-                                accumulate(acc, src, to, x0 + g * CG, t0, min(t0 + F, T), w, wb, tstep, step, last, R,
-                                           tag)
+                                accumulate(acc, src, to, x0 + g * cstep, t0, min(t0 + F, T), w, wb, tstep, step, last,
+                                           R, tag)
                                 for p in range(R):
-                                    row_spill(acc, part, p, t0 % WIDE_TERMS == 0, x, tag)
+                                    row_spill(acc, part, p, t0 % WIDE_TERMS == 0, xf, tag)
                                 if (t0 + F) % WIDE_TERMS == 0 and t0 + F < T:
                                     for p in range(R):
-                                        row_spill(part, wide, p, t0 < WIDE_TERMS, x, tag)
+                                        row_spill(part, wide, p, t0 < WIDE_TERMS, xf, tag)
                         else:
-                            accumulate(acc, src, to, x0 + g * CG, 0, T, w, wb, tstep, step, last, R, tag)
+                            accumulate(acc, src, to, x0 + g * cstep, 0, T, w, wb, tstep, step, last, R, tag)
                         for p in range(last + 1):
                             o = (orow + (ow0 + p) * ew) * K + kk
                             if F and T > WIDE_TERMS:
-                                row_spill(part, wide, p, False, x, tag)
+                                row_spill(part, wide, p, False, xf, tag)
                                 row_store(wide, p, outf, o, kn, b, kk, has_bias, tag)
                             elif F:
                                 row_store(part, p, outf, o, kn, b, kk, has_bias, tag)
@@ -252,10 +258,17 @@ def accumulate(acc, src, to, x0, t0, t1, w, wb, tstep, step, last, R, tag):
 
 
 @njit(**SERIAL)
-def fill_patch(patch, xf, n, iz0, iy0, ix0, KD, KH, PW, D, H, W, C, dd, dh, mode, zero):
-    """``patch`` (KD * KH, PW, C) = the input window from (iz0, iy0, ix0) of image
-    ``n``, rows ``dd`` / ``dh`` apart, each position mapped through ``mode``
-    (zero padding: 0 outside the input)."""
+def fill_patch(patch, xf, base, origin, window, geom, xstrides, dilations, mode, zero):
+    """``patch`` (KD * KH, PW, C) = the input window from ``origin`` (iz0, iy0,
+    ix0) of the image at flat offset ``base`` of ``xf``, ``window`` = (KD, KH, PW)
+    rows ``dilations`` (dd, dh) apart, each position mapped through ``mode`` (zero
+    padding: 0 outside the input); ``geom`` (C, D, H, W) and ``xstrides`` as for
+    ``long_kernel``."""
+    iz0, iy0, ix0 = origin
+    KD, KH, PW = window
+    C, D, H, W = geom
+    _, sc, sz, sy, sx = xstrides
+    dd, dh = dilations
     for a in range(KD):
         iz = source_index(iz0 + a * dd, D, mode)
         for bb in range(KH):
@@ -267,7 +280,11 @@ def fill_patch(patch, xf, n, iz0, iy0, ix0, KD, KH, PW, D, H, W, C, dd, dh, mode
                 if iz < 0 or iy < 0 or ix < 0:
                     for c in range(C):
                         patch[np.uint64(dst + c)] = zero
-                else:
-                    s0 = (((n * D + iz) * H + iy) * W + ix) * C
+                    continue
+                s0 = base + iz * sz + iy * sy + ix * sx
+                if sc == 1:  # channels-last: a contiguous run
                     for c in range(C):
                         patch[np.uint64(dst + c)] = at(xf, s0 + c)
+                else:
+                    for c in range(C):
+                        patch[np.uint64(dst + c)] = at(xf, s0 + c * sc)

@@ -11,7 +11,7 @@ from . import _memory
 from ._config import kernel_lock
 from ._errors import shape_str, type_error, unknown_option, value_error
 from ._kernels.layout import to_channels_first, to_channels_last
-from ._kernels.pool import AVG, MAX, L, R, pool_kernel
+from ._kernels.pool import AVG, MAX, L, R, max_pool_cf_kernel, pool_kernel
 from ._spec import DATA_FORMATS, canonical_array, normalize_array, normalize_tuple, same_pads
 
 _PADDINGS = ("valid", "same")
@@ -83,8 +83,8 @@ def _spatial(x, data_format):
 
 
 def _pool_args(fn, x, pool_size, strides, padding, data_format):
-    """Validate; return ``(x5, rank, data_format, out_spatial, pool3, strides3, pads3)``: ``x5``
-    canonical (N, D, H, W, C), the 3-tuples with leading singleton axes, pads the "before" ones."""
+    """Validate; return ``(x, rank, data_format, out_spatial, pool3, strides3, pads3)``: ``x``
+    the validated array, the 3-tuples with leading singleton axes, pads the "before" ones."""
     x = _array(fn, x)
     data_format = _data_format(fn, data_format)
     hint = _rank_hint(pool_size)
@@ -114,10 +114,14 @@ def _pool_args(fn, x, pool_size, strides, padding, data_format):
             pads.append(0)
             out_spatial.append(n)
     lead = 3 - rank
-    xl = x if data_format == "channels_last" else to_channels_last(x)
-    x5 = canonical_array(xl, x.dtype, (x.shape[0],) + (1,) * lead + tuple(spatial) + (channels,))
-    return (x5, rank, data_format, tuple(out_spatial), (1,) * lead + pool, (1,) * lead + strides,
+    return (x, rank, data_format, tuple(out_spatial), (1,) * lead + pool, (1,) * lead + strides,
             (0,) * lead + tuple(pads))
+
+
+def _planes_first(op, data_format, strides):
+    """Whether ``max_pool_cf_kernel`` pools channels_first data as it lies (max
+    pooling, stride 1 or 2 along W); otherwise the input is laid out channels-last."""
+    return data_format == "channels_first" and len(op) == len(MAX) and strides[2] in (1, 2)
 
 
 def _valid_error(fn, axis, rank, L, k, x_shape, data_format, pool):
@@ -150,9 +154,20 @@ def _chunk(shape, tasks=64):
 
 @_memory.calls_scratch
 def _pool(fn, op, x, pool_size, strides, padding, data_format):
-    x5, rank, data_format, out_spatial, pool, strides, pads = _pool_args(
+    x, rank, data_format, out_spatial, pool, strides, pads = _pool_args(
         fn, x, pool_size, strides, padding, data_format)
-    N, C = x5.shape[0], x5.shape[-1]
+    spatial, C = _spatial(x, data_format)
+    N, lead = x.shape[0], (1,) * (3 - rank)
+    if _planes_first(op, data_format, strides):
+        # channels_first in and out: every (n, c) plane pooled where it lies
+        xp = canonical_array(x, x.dtype, (N * C,) + lead + tuple(spatial))
+        y = _memory.empty((N, C) + out_spatial, x.dtype)
+        if y.size:
+            with kernel_lock():
+                max_pool_cf_kernel(xp, y.reshape((N * C,) + lead + out_spatial), pool, strides, pads)
+        return y
+    xl = x if data_format == "channels_last" else to_channels_last(x)
+    x5 = canonical_array(xl, x.dtype, (N,) + lead + tuple(spatial) + (C,))
     alloc = _memory.empty if data_format == "channels_last" else _memory.scratch  # cf: laid out below
     out5 = alloc((N,) + (1,) * (3 - rank) + out_spatial + (C,), x5.dtype)
     if out5.size:

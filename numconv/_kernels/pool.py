@@ -34,6 +34,15 @@ add per tile row. The same loops written as plain Numba loops over channels
 spent more in loop set-up (alias checks, remainder loops, slice objects) than
 in work at typical channel counts (64 float32 channels = 4 vectors).
 
+Channels-first max pooling (``max_pool_cf_kernel``) pools each (n, c) plane
+where it lies, vectorised along W instead of channels; at stride 2 along W each
+tap deinterleaves two vector loads with one shuffle. 8 x 64 x 112 x 112, 3 x 3 / 2,
+2 threads: 0.60-0.68 ms against 1.2-1.8 ms for laying the input out
+channels-last, pooling and laying the result back (the channels-last layer:
+0.40-0.60 ms on the same host, medians of 30; with the operands out of cache,
+interleaved: cf 0.80, cl 0.86, the layout round trip 1.5). Other strides and
+average pooling keep the round trip.
+
 Max propagates NaN (a window holding a NaN gives NaN, as ``np.max`` and
 PyTorch) through ``llvm.maximum`` (NaN-propagating; x86: ``vmaxps``, an
 unordered compare and a masked move); the first tap is loaded, not compared with
@@ -157,6 +166,30 @@ def tile_max(typingctx, tile, row, x, offset, count):
         return context.get_dummy_value()
 
     return types.void(tile, row, x, offset, count), codegen
+
+
+@intrinsic
+def tile_max_even(typingctx, tile, row, x, offset, lo, hi, first):
+    """``tile[row, i] = max(tile[row, i], x[offset + 2 i])`` for ``i < L`` (with
+    ``first``: the value itself): the even lanes of ``x[offset : offset + 2 L]``,
+    read as two vectors of ``lo`` and ``hi`` live lanes (the rest not read) and
+    deinterleaved by one shuffle. A stride-2 window tap along a contiguous row:
+    channels_first max pooling. NaN-propagating as ``tile_max``."""
+    dtype = tile.dtype
+
+    def codegen(context, builder, sig, args):
+        tptr, rowv, xarr, off, nlo, nhi, isfirst = args
+        ptr, vty = _row(builder, tptr, rowv, _elem(dtype), L)
+        a = _load_lanes(context, builder, sig.args[2], xarr, off, nlo, vty)
+        b = _load_lanes(context, builder, sig.args[2], xarr, builder.add(off, ir.Constant(off.type, L)), nhi, vty)
+        even = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), L), list(range(0, 2 * L, 2))))
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty]),
+                                            f"llvm.maximum.{_vname(vty)}")
+        folded = builder.call(fn, [builder.load(ptr, align=64), even], fastmath=("nsz",))
+        builder.store(builder.select(isfirst, even, folded), ptr, align=64)
+        return context.get_dummy_value()
+
+    return types.void(tile, row, x, offset, lo, hi, first), codegen
 
 
 @intrinsic
@@ -344,3 +377,69 @@ def pool_kernel(x, out, pool, strides, pads, op, chunk):
                         else:
                             ix = (ow0 + p) * sw - pw
                             tile_store(ts, p, outf, o, cn, rows * (min(ix + kw, W) - max(ix, 0)))
+
+
+@njit(**PARALLEL)
+def max_pool_cf_kernel(x, out, pool, strides, pads):
+    """Max pooling of channels-first data without layout changes: ``x`` (P, D, H,
+    W) and ``out`` (P, OD, OH, OW), C-contiguous, P = batch x channels planes;
+    ``pool``, ``strides`` (1 or 2 along W) and ``pads`` as for ``pool_kernel``.
+
+    Vectorised along W (the contiguous axis): per output row, the row pass folds
+    the window's input rows into a row buffer (``L``-wide vectors, clipped to the
+    input; positions in the padding hold -inf, which no max keeps), then the
+    column pass folds ``kw`` taps per ``L`` output pixels: at stride 1 one vector
+    load per tap, at stride 2 two loads and a deinterleaving shuffle
+    (``tile_max_even``). One task per (plane, output depth); its buffer serves
+    every output row.
+    """
+    P, D, H, W = x.shape
+    _, OD, OH, OW = out.shape
+    kd, kh, kw = pool
+    sd, sh, sw = strides
+    pd, ph, pw = pads
+    xf = x.reshape(x.size)
+    outf = out.reshape(out.size)
+    nb = (OW - 1) * sw + kw  # buffer position b holds input column b - pw
+    ahead = PREFETCH_BYTES // xf.itemsize
+    line = LINE_BYTES // xf.itemsize
+    a = max(pw, 0)  # the buffer's first and last-plus-one positions inside the input
+    e = min(W + pw, nb)
+    for t in prange(P * OD):
+        tm = max_tile(x)
+        ts = sum_tile(x)
+        buf = np.empty(nb + 2 * L, x.dtype)
+        buf[:a] = -np.inf
+        buf[e:] = -np.inf
+        pl = t // OD
+        od = t - pl * OD
+        z0 = max(od * sd - pd, 0)
+        z1 = min(od * sd - pd + kd, D)
+        for oh in range(OH):
+            y0 = max(oh * sh - ph, 0)
+            y1 = min(oh * sh - ph + kh, H)
+            total = e - a
+            for e0 in range(0, total, R * L):
+                first = True
+                for iz in range(z0, z1):
+                    for iy in range(y0, y1):
+                        src = ((pl * D + iz) * H + iy) * W + a - pw + e0
+                        _fold_run(tm, ts, MAX, first, xf, src, e0, total)
+                        first = False
+                        for q in range(0, min(R * L, total - e0), line):  # the rows ahead (see module docstring)
+                            prefetch(xf, src + ahead + q)
+                _store_run(tm, ts, MAX, buf, a + e0, e0, total, None)
+            obase = ((pl * OD + od) * OH + oh) * OW
+            for ow0 in range(0, OW, L):
+                cnt = min(L, OW - ow0)
+                for j in range(kw):
+                    b0 = ow0 * sw + j
+                    if sw == 1:
+                        if j == 0:
+                            tile_load(tm, 0, buf, b0, cnt)
+                        else:
+                            tile_max(tm, 0, buf, b0, cnt)
+                    else:
+                        span = 2 * cnt - 1
+                        tile_max_even(tm, 0, buf, b0, min(L, span), max(0, span - L), j == 0)
+                tile_store(tm, 0, outf, obase + ow0, cnt, None)

@@ -104,10 +104,10 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
         if out is not None and result is not out:
             out[...] = result
             result = out
-    elif direct.is_long_channels_first(spec) and _dispatch.resolve(spec) == "direct":
+    elif direct.is_terms_channels_first(spec) and _dispatch.resolve(spec) == "direct":
         # the input read as it lies (no transpose), the result laid out as usual
         out5 = _memory.scratch(spec.canonical_output_shape, spec.dtype)
-        direct.run_long(spec, xu, w5, b, out5, channels_first=True)
+        direct.run_terms_channels_first(spec, xu, w5, b, out5)
         result = user_layout(spec, _dispatch.finish(spec, out5), spec.out_spatial, spec.filters, out)
     else:
         result = _run_channels_last(spec, canonical_input(spec, xu), w5, b, out)
@@ -296,6 +296,17 @@ def depthwise_conv(x, kernel, bias=None, *, strides=1, padding="valid", dilation
 
 
 @_memory.calls_scratch
+def _depthwise_stays_channels_first(fn, x, w, strides, padding, dilation_rate, groups, padding_mode, method):
+    """Whether ``conv`` computes this channels_first depthwise stage without layout
+    changes (``direct.is_depthwise_channels_first`` on the direct path)."""
+    try:
+        spec = conv_spec(fn, x, w, None, strides, padding, dilation_rate, groups, "channels_first", padding_mode,
+                         None, method, _dispatch.METHODS, layout=False)[0]
+    except (TypeError, ValueError):  # reported by the stage itself, with its own message
+        return False
+    return direct.is_depthwise_channels_first(spec) and _dispatch.resolve(spec) == "direct"
+
+
 def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, strides=1, padding="valid",
                    dilation_rate=1, data_format="channels_last", padding_mode="zeros", activation=None,
                    method="auto", out=None):
@@ -339,6 +350,13 @@ def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, strides=
         raise value_error(fn, "pointwise_kernel", f"must have shape {shape_str(expected + ('filters',))}: "
                           "(*[1] * rank, in_channels * depth_multiplier, filters)", f"shape {shape_str(pk.shape)}")
     cf = isinstance(data_format, str) and data_format.lower() == "channels_first"
+    if cf and x.ndim == rank + 2 and _depthwise_stays_channels_first(
+            fn, x, w, strides, padding, dilation_rate, channels, padding_mode, method):
+        # the depthwise stage channels_first in and out, the pointwise one reading
+        # that as it lies where it can: at most one layout change (the result's)
+        mid = _conv(fn, None, x, w, None, strides, padding, dilation_rate, channels, "channels_first",
+                    padding_mode, None, method, None)
+        return _conv(fn, None, mid, pk, bias, 1, "valid", 1, 1, "channels_first", "zeros", activation, method, out)
     if cf and x.ndim == rank + 2:
         x = to_channels_last(x)  # run both stages channels-last; one layout change each way
     mid = _conv(fn, None, x, w, None, strides, padding, dilation_rate, channels,

@@ -195,10 +195,10 @@ def test_term_kernels_are_zmm_fmas_in_registers(name, dtype, fma, variant):
     rows, row_bytes = VARIANTS[variant]
     out = np.empty((2, 1, 1, 36, lanes), dtype)
     if name == "short_kernel":
-        cg, x, grid, extra = 3, (np.ones((2, 1, 1, 40, 3), dtype),), (), (40,)
+        cg, grid, extra = 3, (), (40,)
     else:  # 100 channels x 5 taps: partial sums every 64 terms, widened at 512
         cg, grid, extra = 100, ((1, 1, 36, 1, 1, 1, 0, 0, 0),), ((0, 0, 2), 0, 40, 2)
-        x = (np.ones(2 * 40 * 100, dtype), (2, 100, 1, 1, 40), (4000, 1, 4000, 4000, 100))
+    x = (np.ones(2 * 40 * cg, dtype), (2, cg, 1, 1, 40), (40 * cg, 1, 40 * cg, 40 * cg, cg))
     kern(*x, np.ones(5 * cg * lanes, dtype), (5 * cg * lanes, lanes), (1, 1, 1, 5), np.zeros(1, dtype), False,
          out, *grid, (1, 1, 1), (1, 1, 1), *extra, variant_tag(variant))
     asm = kern.inspect_asm(kern.signatures[0])

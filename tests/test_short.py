@@ -267,18 +267,29 @@ def test_long_kernel_writes_transposed_conv_phases_into_their_lattice(rank, monk
 
 
 @pytest.mark.parametrize("mode", ["zeros", "reflect"])
-def test_long_kernel_reads_channels_first_input_as_it_lies(mode, monkeypatch):
-    """A channels_first layer on the long kernel reads the user's (N, C, *spatial)
-    array through element strides (no transposed copy of the input), grouped and
-    strided, with border tiles through the patch: the channels-last result."""
+@pytest.mark.parametrize("kind, channels", [("short", 6), ("long", 48)])
+def test_term_kernels_read_channels_first_input_as_it_lies(kind, channels, mode, monkeypatch):
+    """A channels_first layer on a term kernel reads the user's (N, C, *spatial)
+    array through element strides (no transposed copy; the short kernel pads a
+    channels-first copy), grouped and strided, with the long kernel's border tiles
+    through the patch: the channels-last result bit for bit."""
     from numconv import _ops
 
-    rng = np.random.default_rng(len(mode))
-    x = rng.standard_normal((2, 7, 9, 48)).astype(np.float32)
-    w = rng.standard_normal((3, 3, 24, 32)).astype(np.float32)
+    rng = np.random.default_rng(len(mode) + channels)
+    x = rng.standard_normal((2, 7, 9, channels)).astype(np.float32)
+    w = rng.standard_normal((3, 3, channels // 2, 32)).astype(np.float32)
     kw = dict(groups=2, strides=(1, 2), padding="same", padding_mode=mode, method="direct")
     want = numconv.conv2d(x, w, **kw)
-    assert direct.is_long_channels_first(spec_of(np.moveaxis(x, -1, 1), w, data_format="channels_first", groups=2))
+    spec = spec_of(np.moveaxis(x, -1, 1), w, data_format="channels_first", groups=2)
+    assert direct.is_terms_channels_first(spec) and _kernel_ran(spec) == kind
     monkeypatch.setattr(_ops, "canonical_input", lambda *a: pytest.fail("the input was transposed"))
     got = numconv.conv2d(np.moveaxis(x, -1, 1), w, data_format="channels_first", **kw)
     assert np.array_equal(np.moveaxis(got, 1, -1), want)
+
+
+def test_channels_first_in_place_reads_stop_at_256_terms():
+    x = np.zeros((1, 32, 9, 9), np.float32)
+    assert direct.is_terms_channels_first(spec_of(x[:, :28], np.zeros((3, 3, 28, 8), np.float32),
+                                                  data_format="channels_first"))  # 252
+    assert not direct.is_terms_channels_first(spec_of(x, np.zeros((3, 3, 32, 8), np.float32),
+                                                      data_format="channels_first"))  # 288

@@ -300,3 +300,25 @@ def test_depthwise_channels_first_reads_unpadded_rows_longer_than_its_runs(spati
         tol = 1e-5 if dtype == np.float32 else 1e-12
         np.testing.assert_allclose(cf, np.moveaxis(cl, -1, 1), rtol=tol, atol=tol)
         np.testing.assert_allclose(cf, ref, rtol=tol, atol=tol)
+
+
+def test_channels_first_separable_keeps_its_input_layout(monkeypatch):
+    """channels_first separable conv whose depthwise stage runs channels_first in
+    and out: the input is never laid out channels-last (the pointwise stage reads
+    the intermediate as it lies), the result equals the channels-last one, and
+    ``out=`` is filled."""
+    from numconv import _ops
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 16, 9, 11)).astype(np.float32)
+    dk = rng.standard_normal((3, 3, 16, 2)).astype(np.float32)
+    pk = rng.standard_normal((1, 1, 32, 24)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    want = numconv.separable_conv(np.moveaxis(x, 1, -1), dk, pk, b, padding="same", activation="relu")
+    monkeypatch.setattr(_ops, "to_channels_last", lambda *a: pytest.fail("laid out channels-last"))
+    monkeypatch.setattr(_ops, "canonical_input", lambda *a: pytest.fail("laid out channels-last"))
+    out = np.full((2, 24, 9, 11), np.nan, np.float32)
+    got = numconv.separable_conv(x, dk, pk, b, padding="same", activation="relu", data_format="channels_first",
+                                 out=out)
+    assert got is out
+    np.testing.assert_allclose(np.moveaxis(got, 1, -1), want, rtol=1e-5, atol=1e-5)

@@ -99,11 +99,13 @@ def term_geometry(C, K, kernel, L):
 
 
 @njit(**PARALLEL)
-def short_kernel(xp, w, wsteps, kernel, b, has_bias, out, strides, dilations, wchunk, tag):
-    """``out = conv(xp, w) + b``, valid, on an input padded beforehand.
+def short_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, strides, dilations, wchunk, tag):
+    """``out = conv(x, w) + b``, valid, on an input padded beforehand.
 
-    ``xp`` (N, DP, HP, WP, C) channels-last, padded so that a valid convolution
-    gives ``out`` (N, OD, OH, OW, K). ``kernel`` = (G, KD, KH, KW): the groups and
+    ``xf`` the padded input, flat: ``geom`` = (N, C, DP, HP, WP) and ``xstrides``
+    its element strides (sn, sc, sz, sy, sx) as for ``long_kernel``
+    (channels-last or channels-first), padded so that a valid convolution gives
+    ``out`` (N, OD, OH, OW, K). ``kernel`` = (G, KD, KH, KW): the groups and
     kernel size. ``w`` is flat: the ``lanes`` weights of group ``g``'s filter
     block ``kb`` for term ``t`` start at ``(g * NKB + kb) * wsteps[0] + t *
     wsteps[1]`` (NKB = ceil(K / G / lanes)), which serves both the packed
@@ -111,23 +113,23 @@ def short_kernel(xp, w, wsteps, kernel, b, has_bias, out, strides, dilations, wc
     one group with whole blocks, the canonical kernel itself (steps (lanes, K)).
     Parallel over tasks (n, od, oh, W-chunk of ``wchunk`` pixels, a multiple of
     the tile's rows); ``Cg * KD * KH * KW`` <= ``MAX_TERMS``."""
-    N, DP, HP, WP, C = xp.shape
+    N, C, DP, HP, WP = geom
+    sn, sc, sz, sy, sx = xstrides
     _, OD, OH, OW, K = out.shape
     G, KD, KH, KW = kernel
-    R, L = tile_shape(xp, tag)
+    R, L = tile_shape(xf, tag)
     CG, KG, NKB, T = term_geometry(C, K, kernel, L)
     sd, sh, sw = strides
     dd, dh, dw = dilations
     bstep, tstep = wsteps
-    offs = term_offsets(KD, KH, KW, CG, 1, HP * WP * C, WP * C, C, dd, dh, dw)
-    xf = xp.reshape(xp.size)
+    offs = term_offsets(KD, KH, KW, CG, sc, sz, sy, sx, dd, dh, dw)
     outf = out.reshape(out.size)
     nch = (OW + wchunk - 1) // wchunk
-    step = sw * C  # between neighbouring output pixels' inputs
+    step = sw * sx  # between neighbouring output pixels' inputs
     for task in prange(N * OD * OH * nch):
-        acc = acc_tile(xp, tag)
+        acc = acc_tile(xf, tag)
         n, od, oh, w0, w_end = row_task(task, nch, OD, OH, OW, wchunk)
-        xrow = ((n * DP + od * sd) * HP + oh * sh) * WP  # pixel index of the row's first input
+        xrow = n * sn + od * sd * sz + oh * sh * sy  # the row's first input
         orow = ((n * OD + od) * OH + oh) * OW
         for g in range(G):
             for kb in range(NKB):
@@ -136,10 +138,10 @@ def short_kernel(xp, w, wsteps, kernel, b, has_bias, out, strides, dilations, wc
                 kk = g * KG + k0
                 wb = (g * NKB + kb) * bstep
                 for ow0 in range(w0, w_end, R):
-                    x0 = (xrow + ow0 * sw) * C + g * CG
+                    x0 = xrow + ow0 * step + g * CG * sc
                     last = min(R, w_end - ow0) - 1  # rows past it repeat the last pixel
                     for p in range(R):
-                        row_zero(acc, p, xp, tag)
+                        row_zero(acc, p, xf, tag)
                     accumulate(acc, xf, offs, x0, 0, T, w, wb, tstep, step, last, R, tag)
                     for p in range(last + 1):
                         row_store(acc, p, outf, (orow + ow0 + p) * K + kk, kn, b, kk, has_bias, tag)

@@ -109,15 +109,29 @@ def is_short(spec):
     return reduction_terms(spec) <= MAX_TERMS and (single or choose_variant(spec.filters // spec.groups, spec.dtype) != 1)
 
 
-def run_short(spec, x5, w5, b, out5):
-    """The short-reduction kernel on a ``padded`` scratch copy of the input; the canonical kernel
-    serves as its weights when one group's filters fill whole tile rows."""
+def run_short(spec, x, w5, b, out5, channels_first=False):
+    """The short-reduction kernel on a padded scratch copy of the input (``x``
+    itself when there are no pads): channels-last (``padded``), or with
+    ``channels_first`` the user's (N, C, *spatial) array and a channels-first copy
+    (``padded_channels_first``). The canonical kernel serves as its weights when
+    one group's filters fill whole tile rows."""
     variant = choose_variant(spec.filters // spec.groups, spec.dtype)
     wf, steps = term_weights(spec, w5, variant, canonical=True)
-    xp = padded(spec, x5, scratch=True)
+    N, C = spec.batch, spec.channels
+    if not channels_first:
+        xp = padded(spec, x, scratch=True)
+        _, D, H, W, _ = xp.shape
+        xf, xstrides = xp.reshape(-1), (D * H * W * C, 1, H * W * C, W * C, C)
+    else:
+        if any(any(p) for p in spec.pads):
+            xf, (_, D, H, W) = padded_channels_first(spec, x, True)
+        else:
+            (D, H, W), xf = spec.in_spatial, np.ascontiguousarray(x, spec.dtype).reshape(-1)
+        xstrides = (C * D * H * W, D * H * W, H * W, W, 1)
     return _run_terms(spec, b, out5, variant, lambda bk, has_bias: short_kernel(
-        xp, wf, steps, (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5, spec.strides,
-        spec.dilations, w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()), variant_tag(variant)))
+        xf, (N, C, D, H, W), xstrides, wf, steps, (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5,
+        spec.strides, spec.dilations, w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()),
+        variant_tag(variant)))
 
 
 def is_long(spec):
@@ -150,13 +164,14 @@ def run_long(spec, x, w5, b, out5, lattice=None, channels_first=False):
         PAD_MODES[spec.padding_mode], w_chunk(spec, VARIANTS[variant][0], threads), threads, variant_tag(variant)))
 
 
-#: Terms per output up to which the long kernel reads channels_first input in place
+#: Terms per output up to which the term kernels read channels_first input in place
 CF_MAX_TERMS = 256
 
 
-def is_long_channels_first(spec):
-    """Whether ``run_long`` reads a channels_first ``spec``'s input as the user
-    laid it out (no transpose of the input; the result is still laid out after).
+def is_terms_channels_first(spec):
+    """Whether ``run_terms_channels_first`` reads a channels_first ``spec``'s input
+    as the user laid it out (no transpose of the input; the result is still laid
+    out after): the short kernel, or the long one up to ``CF_MAX_TERMS`` terms.
 
     Read in place, each term of a tile reads its own cache line (a channel plane's
     row); a channels-last copy packs 16 channels into one. So it pays while a
@@ -166,8 +181,17 @@ def is_long_channels_first(spec):
     (147) 0.86 -> 0.76, groups 4 (144) 2.49 -> 2.38, pointwise (256) 2.59 -> 2.51;
     but strided conv1d (576 terms) 14.2 -> 16.2 and 3-D 3 x 3 x 3 x 32 (864) 4.6 ->
     6.5."""
-    return (spec.data_format == "channels_first" and not is_depthwise(spec) and not is_narrow(spec)
-            and not is_short(spec) and is_long(spec) and reduction_terms(spec) <= CF_MAX_TERMS)
+    if spec.data_format != "channels_first" or is_depthwise(spec) or is_narrow(spec):
+        return False
+    return is_short(spec) or (is_long(spec) and reduction_terms(spec) <= CF_MAX_TERMS)
+
+
+def run_terms_channels_first(spec, x, w5, b, out5):
+    """The short or long kernel (``is_terms_channels_first``) on the user's (N, C,
+    *spatial) ``x`` into the canonical channels-last ``out5``."""
+    if is_short(spec):
+        return run_short(spec, x, w5, b, out5, channels_first=True)
+    return run_long(spec, x, w5, b, out5, channels_first=True)
 
 
 def output_grid(spec, lattice):

@@ -11,7 +11,7 @@ from . import _memory
 from ._config import kernel_lock
 from ._errors import shape_str, type_error, unknown_option, value_error
 from ._kernels.layout import to_channels_first, to_channels_last
-from ._kernels.pool import AVG, MAX, L, R, max_pool_cf_kernel, pool_kernel
+from ._kernels.pool import AVG, MAX, L, R, pool_cf_kernel, pool_kernel
 from ._spec import DATA_FORMATS, canonical_array, normalize_array, normalize_tuple, same_pads
 
 _PADDINGS = ("valid", "same")
@@ -118,10 +118,10 @@ def _pool_args(fn, x, pool_size, strides, padding, data_format):
             (0,) * lead + tuple(pads))
 
 
-def _planes_first(op, data_format, strides):
-    """Whether ``max_pool_cf_kernel`` pools channels_first data as it lies (max
-    pooling, stride 1 or 2 along W); otherwise the input is laid out channels-last."""
-    return data_format == "channels_first" and len(op) == len(MAX) and strides[2] in (1, 2)
+def _planes_first(data_format, strides):
+    """Whether ``pool_cf_kernel`` pools channels_first data as it lies (stride 1
+    or 2 along W); otherwise the input is laid out channels-last."""
+    return data_format == "channels_first" and strides[2] in (1, 2)
 
 
 def _valid_error(fn, axis, rank, L, k, x_shape, data_format, pool):
@@ -158,13 +158,13 @@ def _pool(fn, op, x, pool_size, strides, padding, data_format):
         fn, x, pool_size, strides, padding, data_format)
     spatial, C = _spatial(x, data_format)
     N, lead = x.shape[0], (1,) * (3 - rank)
-    if _planes_first(op, data_format, strides):
+    if _planes_first(data_format, strides):
         # channels_first in and out: every (n, c) plane pooled where it lies
         xp = canonical_array(x, x.dtype, (N * C,) + lead + tuple(spatial))
         y = _memory.empty((N, C) + out_spatial, x.dtype)
         if y.size:
             with kernel_lock():
-                max_pool_cf_kernel(xp, y.reshape((N * C,) + lead + out_spatial), pool, strides, pads)
+                pool_cf_kernel(xp, y.reshape((N * C,) + lead + out_spatial), pool, strides, pads, op)
         return y
     xl = x if data_format == "channels_last" else to_channels_last(x)
     x5 = canonical_array(xl, x.dtype, (N,) + lead + tuple(spatial) + (C,))

@@ -271,10 +271,11 @@ def test_channels_first_max_pool_kernel_deinterleaves_in_registers():
     """The plane max-pool kernel's stride-2 taps: a two-source zmm permute (the
     even lanes of two loads) and zmm max, no gathers (a stride-2 scalar or
     gather loop is what it replaces)."""
-    from numconv._kernels.pool import max_pool_cf_kernel
+    from numconv._kernels.pool import MAX, pool_cf_kernel
 
-    kern = _uncached_twin(max_pool_cf_kernel)
-    kern(np.ones((4, 1, 9, 70), np.float32), np.empty((4, 1, 4, 34), np.float32), (1, 3, 3), (1, 2, 2), (0, 0, 0))
+    kern = _uncached_twin(pool_cf_kernel)
+    kern(np.ones((4, 1, 9, 70), np.float32), np.empty((4, 1, 4, 34), np.float32), (1, 3, 3), (1, 2, 2), (0, 0, 0),
+         MAX)
     asm = kern.inspect_asm(kern.signatures[0])
     assert "gather" not in asm
     assert re.search(r"vpermt2ps\s+[^\n]*%zmm|vpermi2ps\s+[^\n]*%zmm|vshufps\s+[^\n]*%zmm", asm), "no zmm deinterleave"

@@ -491,28 +491,32 @@ def test_concurrent_calls_from_python_threads():
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("op", ["max", "avg"])
 @pytest.mark.parametrize("rank", [1, 2, 3])
 @pytest.mark.parametrize("sw", [1, 2])
 @pytest.mark.parametrize("padding", ["valid", "same"])
 @pytest.mark.parametrize("width", [5, 16, 33, 300])
-def test_channels_first_max_pool_pools_planes_in_place(rank, sw, padding, width, monkeypatch):
-    """Max pooling of channels_first data at stride 1 or 2 along W runs on the
-    plane kernel (vectorised along W; stride 2 deinterleaves) without laying the
-    input out channels-last: rows past one tile of the row pass (300), output
-    rows across several vectors, NaN and -inf inside, odd windows."""
+def test_channels_first_pooling_pools_planes_in_place(op, rank, sw, padding, width, monkeypatch):
+    """Pooling of channels_first data at stride 1 or 2 along W runs on the plane
+    kernel (vectorised along W; stride 2 deinterleaves) without laying the input
+    out channels-last: rows past one tile of the row pass (300), output rows
+    across several vectors, odd windows, "same" averages counting only the
+    positions inside; for max, NaN and -inf inside. Bit for bit the
+    channels-last result (the same folds in the same order)."""
     from numconv import _pool
 
     rng = np.random.default_rng(rank * 100 + sw * 10 + width)
     spatial = (4, 6, width)[3 - rank:]
     x = rng.standard_normal((2, 3) + spatial)
-    x[0, 1, ..., width // 2] = np.nan
-    x[1, 2, ..., 0] = -np.inf
+    if op == "max":
+        x[0, 1, ..., width // 2] = np.nan
+        x[1, 2, ..., 0] = -np.inf
     k = (3, 2, 3)[3 - rank:]
     strides = (2, 1, sw)[3 - rank:]
     monkeypatch.setattr(_pool, "to_channels_last", lambda *a: pytest.fail("laid out channels-last"))
     for dtype in (np.float32, np.float64):
         xd = x.astype(dtype)
-        got = numconv.max_pool(xd, k, strides, padding, "channels_first")
-        _check(got, ref_pool(xd, k, strides, padding, "channels_first"), "max", np.dtype(dtype))
-        cl = numconv.max_pool(np.ascontiguousarray(np.moveaxis(xd, 1, -1)), k, strides, padding)
+        got = _call(op, xd, k, strides, padding, "channels_first")
+        _check(got, ref_pool(xd, k, strides, padding, "channels_first", op=op), op, np.dtype(dtype))
+        cl = _call(op, np.ascontiguousarray(np.moveaxis(xd, 1, -1)), k, strides, padding)
         assert np.array_equal(got, np.moveaxis(cl, -1, 1), equal_nan=True)

@@ -34,14 +34,14 @@ add per tile row. The same loops written as plain Numba loops over channels
 spent more in loop set-up (alias checks, remainder loops, slice objects) than
 in work at typical channel counts (64 float32 channels = 4 vectors).
 
-Channels-first max pooling (``max_pool_cf_kernel``) pools each (n, c) plane
-where it lies, vectorised along W instead of channels; at stride 2 along W each
-tap deinterleaves two vector loads with one shuffle. 8 x 64 x 112 x 112, 3 x 3 / 2,
+Channels-first pooling (``pool_cf_kernel``) pools each (n, c) plane where it
+lies, vectorised along W instead of channels; at stride 2 along W each tap
+deinterleaves two vector loads with one shuffle. 8 x 64 x 112 x 112, 3 x 3 / 2,
 2 threads: 0.60-0.68 ms against 1.2-1.8 ms for laying the input out
 channels-last, pooling and laying the result back (the channels-last layer:
 0.40-0.60 ms on the same host, medians of 30; with the operands out of cache,
-interleaved: cf 0.80, cl 0.86, the layout round trip 1.5). Other strides and
-average pooling keep the round trip.
+interleaved: cf 0.80, cl 0.86, the layout round trip 1.5). Other strides keep
+the round trip.
 
 Max propagates NaN (a window holding a NaN gives NaN, as ``np.max`` and
 PyTorch) through ``llvm.maximum`` (NaN-propagating; x86: ``vmaxps``, an
@@ -169,27 +169,33 @@ def tile_max(typingctx, tile, row, x, offset, count):
 
 
 @intrinsic
-def tile_max_even(typingctx, tile, row, x, offset, lo, hi, first):
-    """``tile[row, i] = max(tile[row, i], x[offset + 2 i])`` for ``i < L`` (with
-    ``first``: the value itself): the even lanes of ``x[offset : offset + 2 L]``,
-    read as two vectors of ``lo`` and ``hi`` live lanes (the rest not read) and
-    deinterleaved by one shuffle. A stride-2 window tap along a contiguous row:
-    channels_first max pooling. NaN-propagating as ``tile_max``."""
+def tile_fold_even(typingctx, tile, row, x, offset, lo, hi, first, op):
+    """``tile[row, i] = fold(tile[row, i], x[offset + 2 i])`` for ``i < L`` (with
+    ``first``: the value itself), fold a NaN-propagating max (``op`` MAX, as
+    ``tile_max``) or a sum in the tile's dtype (AVG, as ``tile_add``): the even
+    lanes of ``x[offset : offset + 2 L]``, read as two vectors of ``lo`` and ``hi``
+    live lanes (the rest not read) and deinterleaved by one shuffle. A stride-2
+    window tap along a contiguous row: channels_first pooling."""
     dtype = tile.dtype
+    is_max = op.count == len(MAX)
 
     def codegen(context, builder, sig, args):
-        tptr, rowv, xarr, off, nlo, nhi, isfirst = args
+        tptr, rowv, xarr, off, nlo, nhi, isfirst, _ = args
         ptr, vty = _row(builder, tptr, rowv, _elem(dtype), L)
         a = _load_lanes(context, builder, sig.args[2], xarr, off, nlo, vty)
         b = _load_lanes(context, builder, sig.args[2], xarr, builder.add(off, ir.Constant(off.type, L)), nhi, vty)
         even = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), L), list(range(0, 2 * L, 2))))
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty]),
-                                            f"llvm.maximum.{_vname(vty)}")
-        folded = builder.call(fn, [builder.load(ptr, align=64), even], fastmath=("nsz",))
+        old = builder.load(ptr, align=64)
+        if is_max:
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty]),
+                                                f"llvm.maximum.{_vname(vty)}")
+            folded = builder.call(fn, [old, even], fastmath=("nsz",))
+        else:
+            folded = builder.fadd(old, even)
         builder.store(builder.select(isfirst, even, folded), ptr, align=64)
         return context.get_dummy_value()
 
-    return types.void(tile, row, x, offset, lo, hi, first), codegen
+    return types.void(tile, row, x, offset, lo, hi, first, op), codegen
 
 
 @intrinsic
@@ -380,18 +386,23 @@ def pool_kernel(x, out, pool, strides, pads, op, chunk):
 
 
 @njit(**PARALLEL)
-def max_pool_cf_kernel(x, out, pool, strides, pads):
-    """Max pooling of channels-first data without layout changes: ``x`` (P, D, H,
-    W) and ``out`` (P, OD, OH, OW), C-contiguous, P = batch x channels planes;
-    ``pool``, ``strides`` (1 or 2 along W) and ``pads`` as for ``pool_kernel``.
+def pool_cf_kernel(x, out, pool, strides, pads, op):
+    """Max (``op`` MAX) or average (AVG) pooling of channels-first data without
+    layout changes: ``x`` (P, D, H, W) and ``out`` (P, OD, OH, OW), C-contiguous,
+    P = batch x channels planes; ``pool``, ``strides`` (1 or 2 along W) and
+    ``pads`` as for ``pool_kernel``, with its semantics (max propagates NaN; the
+    average sums in float64, over the positions inside the input only, and
+    rounds once).
 
     Vectorised along W (the contiguous axis): per output row, the row pass folds
     the window's input rows into a row buffer (``L``-wide vectors, clipped to the
-    input; positions in the padding hold -inf, which no max keeps), then the
-    column pass folds ``kw`` taps per ``L`` output pixels: at stride 1 one vector
-    load per tap, at stride 2 two loads and a deinterleaving shuffle
-    (``tile_max_even``). One task per (plane, output depth); its buffer serves
-    every output row.
+    input; positions in the padding hold -inf or 0, which no max keeps and no sum
+    counts), then the column pass folds ``kw`` taps per ``L`` output pixels: at
+    stride 1 one vector load per tap, at stride 2 two loads and a deinterleaving
+    shuffle (``tile_fold_even``). An average's sums go to a row of float64 and are
+    divided there, each pixel by its own count. One task per (plane, output
+    depth); its buffers serve every output row. The same folds in the same order
+    as ``pool_kernel``, so the results are the channels-last ones bit for bit.
     """
     P, D, H, W = x.shape
     _, OD, OH, OW = out.shape
@@ -405,12 +416,22 @@ def max_pool_cf_kernel(x, out, pool, strides, pads):
     line = LINE_BYTES // xf.itemsize
     a = max(pw, 0)  # the buffer's first and last-plus-one positions inside the input
     e = min(W + pw, nb)
+    is_max = len(op) == len(MAX)
+    cols = np.empty(0 if is_max else OW, np.float64)  # an average's window columns inside the input, per pixel
+    for ow in range(cols.size):
+        cols[ow] = min(ow * sw - pw + kw, W) - max(ow * sw - pw, 0)
     for t in prange(P * OD):
         tm = max_tile(x)
         ts = sum_tile(x)
-        buf = np.empty(nb + 2 * L, x.dtype)
-        buf[:a] = -np.inf
-        buf[e:] = -np.inf
+        bufm = np.empty(nb + 2 * L if is_max else 0, x.dtype)
+        bufs = np.empty(0 if is_max else nb + 2 * L, np.float64)
+        sums = np.empty(0 if is_max else OW + L, np.float64)
+        if is_max:
+            bufm[:a] = -np.inf
+            bufm[e:] = -np.inf
+        else:
+            bufs[:a] = 0.0
+            bufs[e:] = 0.0
         pl = t // OD
         od = t - pl * OD
         z0 = max(od * sd - pd, 0)
@@ -424,22 +445,41 @@ def max_pool_cf_kernel(x, out, pool, strides, pads):
                 for iz in range(z0, z1):
                     for iy in range(y0, y1):
                         src = ((pl * D + iz) * H + iy) * W + a - pw + e0
-                        _fold_run(tm, ts, MAX, first, xf, src, e0, total)
+                        _fold_run(tm, ts, op, first, xf, src, e0, total)
                         first = False
                         for q in range(0, min(R * L, total - e0), line):  # the rows ahead (see module docstring)
                             prefetch(xf, src + ahead + q)
-                _store_run(tm, ts, MAX, buf, a + e0, e0, total, None)
+                if is_max:
+                    _store_run(tm, ts, op, bufm, a + e0, e0, total, None)
+                else:
+                    _store_run(tm, ts, op, bufs, a + e0, e0, total, None)
             obase = ((pl * OD + od) * OH + oh) * OW
             for ow0 in range(0, OW, L):
                 cnt = min(L, OW - ow0)
                 for j in range(kw):
                     b0 = ow0 * sw + j
                     if sw == 1:
-                        if j == 0:
-                            tile_load(tm, 0, buf, b0, cnt)
+                        if is_max:
+                            if j == 0:
+                                tile_load(tm, 0, bufm, b0, cnt)
+                            else:
+                                tile_max(tm, 0, bufm, b0, cnt)
                         else:
-                            tile_max(tm, 0, buf, b0, cnt)
+                            if j == 0:
+                                tile_load(ts, 0, bufs, b0, cnt)
+                            else:
+                                tile_add(ts, 0, bufs, b0, cnt)
                     else:
                         span = 2 * cnt - 1
-                        tile_max_even(tm, 0, buf, b0, min(L, span), max(0, span - L), j == 0)
-                tile_store(tm, 0, outf, obase + ow0, cnt, None)
+                        if is_max:
+                            tile_fold_even(tm, 0, bufm, b0, min(L, span), max(0, span - L), j == 0, op)
+                        else:
+                            tile_fold_even(ts, 0, bufs, b0, min(L, span), max(0, span - L), j == 0, op)
+                if is_max:
+                    tile_store(tm, 0, outf, obase + ow0, cnt, None)
+                else:
+                    tile_store(ts, 0, sums, ow0, cnt, None)
+            if not is_max:  # each pixel divided by the positions its window holds
+                rows = (z1 - z0) * (y1 - y0)
+                for ow in range(OW):
+                    outf[obase + ow] = sums[ow] / (rows * cols[ow])

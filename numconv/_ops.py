@@ -295,7 +295,6 @@ def depthwise_conv(x, kernel, bias=None, *, strides=1, padding="valid", dilation
                  activation, method, out)
 
 
-@_memory.calls_scratch
 def _depthwise_stays_channels_first(fn, x, w, strides, padding, dilation_rate, groups, padding_mode, method):
     """Whether ``conv`` computes this channels_first depthwise stage without layout
     changes (``direct.is_depthwise_channels_first`` on the direct path)."""
@@ -307,6 +306,7 @@ def _depthwise_stays_channels_first(fn, x, w, strides, padding, dilation_rate, g
     return direct.is_depthwise_channels_first(spec) and _dispatch.resolve(spec) == "direct"
 
 
+@_memory.calls_scratch
 def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, strides=1, padding="valid",
                    dilation_rate=1, data_format="channels_last", padding_mode="zeros", activation=None,
                    method="auto", out=None):

@@ -177,3 +177,16 @@ def test_channels_first_calls_from_python_threads_are_correct():
         for i, got in pool.map(work, range(16)):
             for a, b in zip(got, expected[i]):
                 np.testing.assert_array_equal(a, b)
+
+
+def test_separable_conv_returns_its_channels_last_copy_to_the_pool(monkeypatch):
+    """A channels_first separable conv whose depthwise stage cannot stay
+    channels-first (stride 2 along W) lays its input out channels-last in
+    scratch; as an entry point it hands that copy back to the thread's pool."""
+    from numconv import _memory
+    st = _memory._state()
+    monkeypatch.setitem(st, "idle", [])
+    x = np.random.default_rng(2).standard_normal((2, 16, 20, 20)).astype(np.float32)
+    numconv.separable_conv(x, np.ones((3, 3, 16, 1), np.float32), np.ones((1, 1, 16, 8), np.float32), strides=2,
+                           padding="same", data_format="channels_first")
+    assert any(b.nbytes >= x.nbytes for b in st["idle"])

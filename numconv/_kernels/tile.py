@@ -177,14 +177,18 @@ def _splat(builder, value, vty):
     return builder.shuffle_vector(v, undef, ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count))
 
 
-def _flush_widened(builder, ptr, vty, wptr, wty, walign):
+def _flush_widened(builder, ptr, vty, wptr, wty, walign, first=None):
     """``*wptr += widen(*ptr)``, then ``*ptr = 0``: a tile row (``vty`` at ``ptr``)
-    added into its double-precision destination (``wty`` at ``wptr``, aligned to
-    ``walign`` bytes)."""
+    added into its destination (``wty`` at ``wptr``, aligned to ``walign``
+    bytes; double precision, or the row's own type). ``first`` (an i1 value):
+    where true, the row is stored rather than added."""
     acc = builder.load(ptr, align=64)
     if vty != wty:
         acc = builder.fpext(acc, wty)
-    builder.store(builder.fadd(builder.load(wptr, align=walign), acc), wptr, align=walign)
+    total = builder.fadd(builder.load(wptr, align=walign), acc)
+    if first is not None:
+        total = builder.select(first, acc, total)
+    builder.store(total, wptr, align=walign)
     builder.store(ir.Constant(vty, None), ptr, align=64)
 
 
@@ -359,12 +363,7 @@ def row_spill(typingctx, tile, part, row, first, like, tag):
     def codegen(context, builder, sig, args):
         ptr, vty = _row(builder, args[0], args[2], elem, count)
         pptr, pty = _row(builder, args[1], args[2], welem, count)
-        acc = builder.load(ptr, align=64)
-        if pty != vty:
-            acc = builder.fpext(acc, pty)
-        total = builder.select(args[3], acc, builder.fadd(builder.load(pptr, align=64), acc))
-        builder.store(total, pptr, align=64)
-        builder.store(ir.Constant(vty, None), ptr, align=64)
+        _flush_widened(builder, ptr, vty, pptr, pty, 64, args[3])
         return context.get_dummy_value()
 
     return types.void(tile, part, row, first, like, tag), codegen

@@ -106,7 +106,8 @@ def is_short(spec):
     0.76), where every float32 case and the 8-row float64 ones won (1000 x 50 x 1
     -> 16 k 5 float64: 0.19-0.37 vs 0.12-0.19 ms)."""
     single = np.dtype(spec.dtype) in (np.float32, np.complex64)
-    return reduction_terms(spec) <= MAX_TERMS and (single or choose_variant(spec.filters // spec.groups, spec.dtype) != 1)
+    return reduction_terms(spec) <= MAX_TERMS and (
+        single or choose_variant(spec.filters // spec.groups, spec.dtype) != 1)
 
 
 def run_short(spec, x, w5, b, out5, channels_first=False):
@@ -120,18 +121,15 @@ def run_short(spec, x, w5, b, out5, channels_first=False):
     N, C = spec.batch, spec.channels
     if not channels_first:
         xp = padded(spec, x, scratch=True)
-        _, D, H, W, _ = xp.shape
-        xf, xstrides = xp.reshape(-1), (D * H * W * C, 1, H * W * C, W * C, C)
+        xf, spatial = xp.reshape(-1), xp.shape[1:4]
+    elif any(any(p) for p in spec.pads):
+        xf, (_, *spatial) = padded_channels_first(spec, x, True)
     else:
-        if any(any(p) for p in spec.pads):
-            xf, (_, D, H, W) = padded_channels_first(spec, x, True)
-        else:
-            (D, H, W), xf = spec.in_spatial, np.ascontiguousarray(x, spec.dtype).reshape(-1)
-        xstrides = (C * D * H * W, D * H * W, H * W, W, 1)
+        xf, spatial = np.ascontiguousarray(x, spec.dtype).reshape(-1), spec.in_spatial
     return _run_terms(spec, b, out5, variant, lambda bk, has_bias: short_kernel(
-        xf, (N, C, D, H, W), xstrides, wf, steps, (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5,
-        spec.strides, spec.dilations, w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()),
-        variant_tag(variant)))
+        xf, (N, C, *spatial), element_strides(C, spatial, channels_first), wf, steps,
+        (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5, spec.strides, spec.dilations,
+        w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()), variant_tag(variant)))
 
 
 def is_long(spec):
@@ -152,16 +150,14 @@ def run_long(spec, x, w5, b, out5, lattice=None, channels_first=False):
     variant = choose_variant(spec.filters // spec.groups, spec.dtype)
     wf, steps = term_weights(spec, w5, variant, canonical=False)
     threads = numba.get_num_threads()
-    N, C, (D, H, W) = spec.batch, spec.channels, spec.in_spatial
+    N, C, spatial = spec.batch, spec.channels, spec.in_spatial
     if channels_first:
         x = np.ascontiguousarray(x, spec.dtype)
-        xstrides = (C * D * H * W, D * H * W, H * W, W, 1)
-    else:
-        xstrides = (D * H * W * C, 1, H * W * C, W * C, C)
     return _run_terms(spec, b, out5, variant, lambda bk, has_bias: long_kernel(
-        x.reshape(-1), (N, C, D, H, W), xstrides, wf, steps, (spec.groups,) + tuple(spec.kernel_spatial), bk,
-        has_bias, out5, output_grid(spec, lattice), spec.strides, spec.dilations, tuple(p[0] for p in spec.pads),
-        PAD_MODES[spec.padding_mode], w_chunk(spec, VARIANTS[variant][0], threads), threads, variant_tag(variant)))
+        x.reshape(-1), (N, C, *spatial), element_strides(C, spatial, channels_first), wf, steps,
+        (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5, output_grid(spec, lattice), spec.strides,
+        spec.dilations, tuple(p[0] for p in spec.pads), PAD_MODES[spec.padding_mode],
+        w_chunk(spec, VARIANTS[variant][0], threads), threads, variant_tag(variant)))
 
 
 #: Terms per output up to which the term kernels read channels_first input in place
@@ -192,6 +188,16 @@ def run_terms_channels_first(spec, x, w5, b, out5):
     if is_short(spec):
         return run_short(spec, x, w5, b, out5, channels_first=True)
     return run_long(spec, x, w5, b, out5, channels_first=True)
+
+
+def element_strides(C, spatial, channels_first):
+    """(sn, sc, sz, sy, sx): the element strides along batch, channels and the (D,
+    H, W) ``spatial`` axes of a C-contiguous channels-first (N, C, D, H, W) or
+    channels-last (N, D, H, W, C) array, as the term kernels read their input."""
+    D, H, W = spatial
+    if channels_first:
+        return C * D * H * W, D * H * W, H * W, W, 1
+    return D * H * W * C, 1, H * W * C, W * C, C
 
 
 def output_grid(spec, lattice):

@@ -169,7 +169,7 @@ def _pool(fn, op, x, pool_size, strides, padding, data_format):
     xl = x if data_format == "channels_last" else to_channels_last(x)
     x5 = canonical_array(xl, x.dtype, (N,) + lead + tuple(spatial) + (C,))
     alloc = _memory.empty if data_format == "channels_last" else _memory.scratch  # cf: laid out below
-    out5 = alloc((N,) + (1,) * (3 - rank) + out_spatial + (C,), x5.dtype)
+    out5 = alloc((N,) + lead + out_spatial + (C,), x5.dtype)
     if out5.size:
         with kernel_lock():
             pool_kernel(x5, out5, pool, strides, pads, op, _chunk(out5.shape))

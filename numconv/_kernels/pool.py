@@ -273,6 +273,31 @@ def _store_run(tm, ts, op, dst, off, e0, total, divisor):
             tile_store(ts, p, dst, off + p * L, cnt, divisor)
 
 
+@njit(inline="always", **SERIAL)
+def _row_pass(tm, ts, op, x, run0, steps, rows, bufm, bufs, dst, total, ahead, line, onward):
+    """The row pass: fold the window's input rows into the row buffer. Rows (iz,
+    iy) for ``rows`` = (z0, z1, y0, y1) each hold a run of ``total`` elements at
+    ``x[run0 + iz * steps[0] + iy * steps[1]]``; their fold goes to ``bufm``
+    (max) or ``bufs`` (sum) from ``dst``. Each row read fetches ``ahead``
+    elements further on (see the module docstring): within the run only, or with
+    ``onward`` past its end too (a plane's next rows follow it)."""
+    z0, z1, y0, y1 = rows
+    for e0 in range(0, total, R * L):
+        first = True
+        for iz in range(z0, z1):
+            for iy in range(y0, y1):
+                src = run0 + iz * steps[0] + iy * steps[1] + e0
+                _fold_run(tm, ts, op, first, x, src, e0, total)
+                first = False
+                ends = min(R * L, total - e0) if onward else (R * L if e0 + ahead + R * L <= total else 0)
+                for q in range(0, ends, line):
+                    prefetch(x, src + ahead + q)
+        if len(op) == 1:
+            _store_run(tm, ts, op, bufm, dst + e0, e0, total, None)
+        else:
+            _store_run(tm, ts, op, bufs, dst + e0, e0, total, None)
+
+
 # ------------------------------------------------------------------ kernels
 
 @njit(**PARALLEL)
@@ -322,20 +347,8 @@ def pool_kernel(x, out, pool, strides, pads, op, chunk):
             a = max(start, 0)
             total = (min(start + seglen, W) - a) * C
             dst = (k * bstride + a - start) * C
-            for e0 in range(0, total, R * L):
-                first = True
-                for iz in range(z0, z1):
-                    for iy in range(y0, y1):
-                        src = (((n * D + iz) * H + iy) * W + a) * C + e0
-                        _fold_run(tm, ts, op, first, xf, src, e0, total)
-                        first = False
-                        if e0 + ahead + R * L <= total:
-                            for e in range(0, R * L, line):
-                                prefetch(xf, src + ahead + e)
-                if len(op) == 1:
-                    _store_run(tm, ts, op, bufm, dst + e0, e0, total, None)
-                else:
-                    _store_run(tm, ts, op, bufs, dst + e0, e0, total, None)
+            _row_pass(tm, ts, op, xf, (n * D * H * W + a) * C, (H * W * C, W * C), (z0, z1, y0, y1), bufm, bufs,
+                      dst, total, ahead, line, False)
         # column pass: R output pixels x L channels per tile
         rows = (z1 - z0) * (y1 - y0)
         obase = ((n * OD + od) * OH + oh) * OW
@@ -439,20 +452,8 @@ def pool_cf_kernel(x, out, pool, strides, pads, op):
         for oh in range(OH):
             y0 = max(oh * sh - ph, 0)
             y1 = min(oh * sh - ph + kh, H)
-            total = e - a
-            for e0 in range(0, total, R * L):
-                first = True
-                for iz in range(z0, z1):
-                    for iy in range(y0, y1):
-                        src = ((pl * D + iz) * H + iy) * W + a - pw + e0
-                        _fold_run(tm, ts, op, first, xf, src, e0, total)
-                        first = False
-                        for q in range(0, min(R * L, total - e0), line):  # the rows ahead (see module docstring)
-                            prefetch(xf, src + ahead + q)
-                if is_max:
-                    _store_run(tm, ts, op, bufm, a + e0, e0, total, None)
-                else:
-                    _store_run(tm, ts, op, bufs, a + e0, e0, total, None)
+            _row_pass(tm, ts, op, xf, pl * D * H * W + a - pw, (H * W, W), (z0, z1, y0, y1), bufm, bufs, a, e - a,
+                      ahead, line, True)
             obase = ((pl * OD + od) * OH + oh) * OW
             for ow0 in range(0, OW, L):
                 cnt = min(L, OW - ow0)

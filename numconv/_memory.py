@@ -109,6 +109,22 @@ def scratch(shape, dtype):
     return _view(buf, shape, dtype, nbytes)
 
 
+def recycle(arr):
+    """Hand the scratch buffer under ``arr`` back to the pool before the call ends
+    (for a loop whose rounds each borrow a buffer: the FFT path's batch chunks and
+    transform passes); ``arr`` must not be used afterwards. Anything else (an
+    array not from ``scratch``, or ``scratch`` outside an entry point) is ignored."""
+    st = _state()
+    if not st["depth"] or not isinstance(arr, np.ndarray) or not arr.size:
+        return
+    at = arr.__array_interface__["data"][0]
+    for i, buf in enumerate(st["lent"]):
+        lo = buf.__array_interface__["data"][0]
+        if lo <= at < lo + buf.nbytes:
+            st["idle"].append(st["lent"].pop(i))
+            return
+
+
 def release_scratch():
     """Free the calling thread's idle scratch buffers (the next call allocates
     afresh). The bench calls it before measuring a call's peak memory, so the

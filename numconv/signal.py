@@ -18,8 +18,9 @@ import time
 
 import numpy as np
 
-from . import _ops
+from . import _memory, _ops
 from ._config import get_num_threads
+from ._paths import fft as fft_path
 from ._errors import shape_str, type_error, unknown_option, value_error
 
 MODES = ("full", "valid", "same")
@@ -92,18 +93,28 @@ def _compute_dtype(dtype):
     return dtype
 
 
-def _full_fft(a, b, axes):
+def _full_fft(a, b, axes, region=None):
+    """The full convolution over ``axes`` by products of spectra, cut to ``region``
+    (a slice per axis in ``axes``; default all of it). The transforms skip what
+    is known to be zero or thrown away (``_paths.fft.forward``/``inverse``): a
+    31 x 31 kernel on a 1024 x 1024 image, mode "same", costs about 2.5 full
+    2-D transforms instead of 3."""
     import scipy.fft
 
     shape = [a.shape[ax] + b.shape[ax] - 1 for ax in axes]
     complex_data = a.dtype.kind == "c" or b.dtype.kind == "c"
     fshape = [scipy.fft.next_fast_len(n, real=not complex_data) for n in shape]
-    fwd, inv = (scipy.fft.fftn, scipy.fft.ifftn) if complex_data else (scipy.fft.rfftn, scipy.fft.irfftn)
     workers = get_num_threads()
-    spectrum = fwd(a, fshape, axes=axes, workers=workers) * fwd(b, fshape, axes=axes, workers=workers)
-    full = inv(spectrum, fshape, axes=axes, workers=workers)
-    return full[tuple(slice(0, n) if ax in axes else slice(None) for ax, n in
-                      zip(range(full.ndim), _expand(shape, axes, full.ndim)))]
+    fa = fft_path.forward(a, fshape, axes, workers, real=not complex_data)
+    fb = fft_path.forward(b, fshape, axes, workers, real=not complex_data)
+    shape_ab = np.broadcast_shapes(fa.shape, fb.shape)
+    if shape_ab in (fa.shape, fb.shape):
+        spectrum = np.multiply(fa, fb, out=fa if fa.shape == shape_ab else fb)
+    else:
+        spectrum = fa * fb
+    if region is None:
+        region = [slice(0, n) for n in shape]
+    return fft_path.inverse(spectrum, fshape, axes, region, not complex_data, workers)
 
 
 def oa_lengths(n, k):
@@ -148,36 +159,43 @@ def _full_oa(a, b, axes):
         return _full_fft(a, b, axes)
     rest = [i for i in axes if i != ax]
     complex_data = a.dtype.kind == "c" or b.dtype.kind == "c"
-    fwd, inv = (scipy.fft.fftn, scipy.fft.ifftn) if complex_data else (scipy.fft.rfftn, scipy.fft.irfftn)
     workers = get_num_threads()
     nb = -(-n // block)
     # move the blocked axis last and split it into (nb, block)
     am = np.moveaxis(a, ax, -1)
     bm = np.moveaxis(b, ax, -1)
-    # blocks laid out at the transform length already (zero tails), in one copy:
-    # padding to `block` and letting scipy.fft pad to `nfft` copied twice
-    ab = np.zeros(am.shape[:-1] + (nb, nfft), am.dtype)
+    # blocks laid out at the transform length already (zero tails), in one copy
+    # into pooled scratch (padding to `block` and letting scipy.fft pad to `nfft`
+    # copied twice, into fresh pages)
+    ab = _memory.scratch(am.shape[:-1] + (nb, nfft), am.dtype)
     full = n // block
     ab[..., :full, :block] = am[..., :full * block].reshape(am.shape[:-1] + (full, block))
+    ab[..., :full, block:] = 0
     if full < nb:
         ab[..., full, :n - full * block] = am[..., full * block:]
+        ab[..., full, n - full * block:] = 0
     bb = bm[..., np.newaxis, :]
     rest_m = [i if i < ax else i - 1 for i in rest]  # positions after moving ax last
     t_axes = rest_m + [ab.ndim - 1]
     sizes = [a.shape[i] + b.shape[i] - 1 for i in rest]
     fsizes = [scipy.fft.next_fast_len(m, real=not complex_data) for m in sizes]
-    spec = fwd(ab, fsizes + [nfft], axes=t_axes, workers=workers)
-    spec *= fwd(bb, fsizes + [nfft], axes=t_axes, workers=workers)
-    y = inv(spec, fsizes + [nfft], axes=t_axes, workers=workers)
-    del spec
-    y = y[tuple(slice(0, m) if i in rest_m else slice(None) for i, m in
-                zip(range(y.ndim), _expand(sizes, rest_m, y.ndim)))]
+    spec = fft_path.forward(ab, fsizes + [nfft], t_axes, workers, real=not complex_data)
+    _memory.recycle(ab)
+    kspec = fft_path.forward(bb, fsizes + [nfft], t_axes, workers, real=not complex_data)
+    if np.broadcast_shapes(spec.shape, kspec.shape) == spec.shape:
+        spec *= kspec
+    else:
+        spec = spec * kspec
+    y = fft_path.inverse(spec, fsizes + [nfft], t_axes, [slice(0, m) for m in sizes] + [slice(None)],
+                         not complex_data, workers, _memory.scratch)
     # overlap-add into (nb + 1) rows of `block`: block j's outputs start at row j;
     # its tail (k - 1 <= block values) spills into the start of row j + 1
     out = np.empty(y.shape[:-2] + (nb + 1, block), y.dtype)
     out[..., :nb, :] = y[..., :block]
     out[..., nb, :] = 0
     out[..., 1:, :k - 1] += y[..., block:block + k - 1]
+    for buf in (spec, kspec, y):  # the next chunk of signals reuses them
+        _memory.recycle(buf)
     out = out.reshape(y.shape[:-2] + ((nb + 1) * block,))
     return np.moveaxis(out[..., :n + k - 1], -1, ax)
 
@@ -225,18 +243,19 @@ def _full_direct(a, b, axes):
     return np.moveaxis(full, range(nd - r, nd), axes) if other or r else full
 
 
-def _apply_mode(full, s1, s2, axes, mode):
-    """Slice the full result: "same" centres on in1, "valid" keeps |s1 - s2| + 1."""
-    if mode == "full":
-        return full
-    index = [slice(None)] * full.ndim
+def _mode_region(s1, s2, axes, mode):
+    """The part of the full result ``mode`` keeps, a slice per axis in ``axes``:
+    "same" centres on in1, "valid" keeps |s1 - s2| + 1."""
+    region = []
     for ax in axes:
-        n = s1[ax] if mode == "same" else abs(s1[ax] - s2[ax]) + 1
-        start = (full.shape[ax] - n) // 2
-        index[ax] = slice(start, start + n)
-    return full[tuple(index)]
+        full = s1[ax] + s2[ax] - 1
+        n = full if mode == "full" else s1[ax] if mode == "same" else abs(s1[ax] - s2[ax]) + 1
+        start = (full - n) // 2
+        region.append(slice(start, start + n))
+    return region
 
 
+@_memory.calls_scratch
 def _convolve(fn, in1, in2, mode, method, axes, correlate):
     in1, in2, conv_axes = _normalize(fn, in1, in2, mode, method, axes)
     result_dtype = np.result_type(in1, in2)
@@ -250,15 +269,14 @@ def _convolve(fn, in1, in2, mode, method, axes, correlate):
         method = _choose(in1, in2, mode, conv_axes)
     a = in1.astype(_compute_dtype(in1.dtype), copy=False)
     b = in2.astype(_compute_dtype(in2.dtype), copy=False)
+    region = _mode_region(in1.shape, in2.shape, conv_axes, mode)
     if not conv_axes:
-        full = a * b
+        out = a * b
     elif method == "fft":
-        full = _full_fft(a, b, conv_axes)
-    elif method == "oa":
-        full = _full_oa(a, b, conv_axes)
+        out = _full_fft(a, b, conv_axes, region)
     else:
-        full = _full_direct(a, b, conv_axes)
-    out = _apply_mode(full, in1.shape, in2.shape, conv_axes, mode)
+        full = _full_oa(a, b, conv_axes) if method == "oa" else _full_direct(a, b, conv_axes)
+        out = full[tuple(region[conv_axes.index(ax)] if ax in conv_axes else slice(None) for ax in range(full.ndim))]
     if result_dtype.kind in "biu":
         out = np.around(out.real if np.iscomplexobj(out) else out)
     return out.astype(result_dtype, copy=False)  # a view for "same"/"valid", as SciPy's _centered

@@ -160,3 +160,77 @@ def test_overlap_add_chunks_a_stack_of_signals(monkeypatch, b_rows):
     chunked = signal.convolve(a, v, method="oa", axes=1)
     np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(chunked, ss.oaconvolve(a, v, axes=1), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape, axes, kind", [
+    ((31, 31), (0, 1), "f"),
+    ((5, 7, 3), (0, 1, 2), "f"),
+    ((4, 9, 6), (1, 2), "c"),
+    ((3, 10, 2, 5), (1, 3), "f32"),
+    ((12,), (0,), "f"),
+    ((6, 5), (1,), "c64"),
+])
+def test_pruned_transforms_match_scipy_fftn(shape, axes, kind):
+    """``_paths.fft.forward`` is ``rfftn``/``fftn`` with zero extension, pass by
+    pass; ``inverse`` is ``irfftn``/``ifftn`` cut to a region (steps included)."""
+    import scipy.fft
+
+    from numconv import _memory
+    from numconv._paths import fft
+
+    rng = np.random.default_rng(len(shape) * 10 + len(axes))
+    a = rng.standard_normal(shape)
+    if kind.startswith("c"):
+        a = a + 1j * rng.standard_normal(shape)
+    a = a.astype({"f": np.float64, "f32": np.float32, "c": np.complex128, "c64": np.complex64}[kind])
+    real = a.dtype.kind != "c"
+    fshape = [a.shape[ax] + 3 + i for i, ax in enumerate(axes)]
+    tol = 1e-4 if a.dtype in (np.float32, np.complex64) else 1e-10
+    a0 = a.copy()
+    ref = (scipy.fft.rfftn if real else scipy.fft.fftn)(a, fshape, axes=axes)
+    got = _memory.calls_scratch(fft.forward)(a, fshape, axes, 1)
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())
+    np.testing.assert_array_equal(a, a0)
+    if real:  # a real input taken as complex: the full spectrum
+        full = fft.forward(a, fshape, axes, 2, real=False)
+        np.testing.assert_allclose(full, scipy.fft.fftn(a, fshape, axes=axes), rtol=tol, atol=tol * np.abs(ref).max())
+    region = [slice(1, n - 1, 2) if i % 2 == 0 else slice(2, n) for i, n in enumerate(fshape)]
+    back = (scipy.fft.irfftn if real else scipy.fft.ifftn)(ref, fshape, axes=axes)
+    index = [slice(None)] * a.ndim
+    for ax, r in zip(axes, region):
+        index[ax] = r
+    got = fft.inverse(ref.copy(), fshape, axes, region, real, 2)
+    np.testing.assert_allclose(got, back[tuple(index)], rtol=tol, atol=tol * np.abs(back).max())
+
+
+def test_without_the_private_pocketfft_bindings(monkeypatch):
+    """Where SciPy lacks ``pypocketfft``'s ``out=`` bindings the public API does the
+    real passes: the same results."""
+    from numconv._paths import fft
+
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((40, 50)), rng.standard_normal((9, 7))
+    monkeypatch.setattr(fft, "_r2c", None)
+    monkeypatch.setattr(fft, "_c2r", None)
+    for mode in ("full", "same", "valid"):
+        np.testing.assert_allclose(signal.convolve(a, b, mode=mode, method="fft"),
+                                   ss.fftconvolve(a, b, mode=mode), rtol=1e-10, atol=1e-10)
+
+
+def test_results_never_alias_pooled_scratch():
+    """The FFT and overlap-add paths work in pooled buffers that the next call
+    reuses: a result handed out must be its own memory."""
+    import numconv
+
+    rng = np.random.default_rng(8)
+    calls = [
+        lambda a: signal.convolve(a, a[:9, :9], mode="same", method="fft"),
+        lambda a: signal.convolve(a, a[:1, :33], method="oa", axes=1),
+        lambda a: numconv.conv2d(a[None, :, :, None], a[:9, :9, None, None], padding="same", method="fft"),
+        lambda a: numconv.conv1d(a[:, :, None], a[0, :65, None, None], padding="same", method="oa"),
+    ]
+    for call in calls:
+        first = call(rng.standard_normal((64, 700)))
+        kept = first.copy()
+        call(rng.standard_normal((64, 700)))
+        np.testing.assert_array_equal(first, kept)

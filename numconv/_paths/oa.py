@@ -13,6 +13,8 @@ import dataclasses
 
 import numpy as np
 
+from .. import _memory
+
 from . import fft
 from .direct import padded, padded_sizes
 
@@ -62,22 +64,28 @@ def run(spec, x5, w5, b, out5):
     axis, block, nb, slab, sub = p
     n_out = spec.out_spatial[axis]
     s = spec.strides[axis]
-    # Pad once with the padding mode, then with zeros up to the last slab's end.
-    xp = padded(spec, x5)
-    need = (nb - 1) * block * s + slab
-    if xp.shape[1 + axis] < need:
-        extra = [(0, 0)] * 5
-        extra[1 + axis] = (0, need - xp.shape[1 + axis])
-        xp = np.pad(xp, extra)
-    # Slabs as a strided view (N, nb, ..., slab, ...) -> contiguous batch of N * nb
+    # Pad once with the padding mode (zeros into pooled scratch), then cut the
+    # slabs into one pooled (N * nb, ...) batch: the blocks inside the padded input
+    # through a strided view, the last ones zero-filled past its end.
+    xp = padded(spec, x5, scratch=True)
     st = list(xp.strides)
     shape = list(xp.shape)
     shape[1 + axis] = slab
-    view = np.lib.stride_tricks.as_strided(xp, shape=[shape[0], nb] + shape[1:],
-                                           strides=[st[0], block * s * st[1 + axis]] + st[1:], writeable=False)
-    slabs = np.ascontiguousarray(view).reshape([shape[0] * nb] + shape[1:])
+    slabs = _memory.scratch([shape[0] * nb] + shape[1:], spec.dtype)
+    blocks = slabs.reshape([shape[0], nb] + shape[1:])
+    length = xp.shape[1 + axis]
+    inside = min(nb, max(0, (length - slab) // (block * s) + 1))
+    blocks[:, :inside] = np.lib.stride_tricks.as_strided(
+        xp, shape=[shape[0], inside] + shape[1:], strides=[st[0], block * s * st[1 + axis]] + st[1:],
+        writeable=False)
+    lead = (slice(None),) * (1 + axis)
+    for j in range(inside, nb):
+        start = j * block * s
+        have = max(0, min(slab, length - start))
+        blocks[(slice(None), j) + lead[1:] + (slice(0, have),)] = xp[lead + (slice(start, start + have),)]
+        blocks[(slice(None), j) + lead[1:] + (slice(have, slab),)] = 0
     assert slabs.shape[1:4] == sub.in_spatial
-    y = np.empty((sub.batch,) + sub.out_spatial + (spec.filters,), spec.dtype)
+    y = _memory.scratch((sub.batch,) + sub.out_spatial + (spec.filters,), spec.dtype)
     fft.run(sub, slabs, w5, b, y)
     # (N * nb, ..., block, ...) -> (N, ..., nb * block, ...) -> trim to n_out
     y = np.moveaxis(y.reshape((spec.batch, nb) + y.shape[1:]), 1, 1 + axis)

@@ -135,20 +135,23 @@ def oa_lengths(n, k):
 OA_CHUNK_BYTES = 4 << 20
 
 
-def _full_oa(a, b, axes):
+def _full_oa(a, b, axes, into=None):
     """Overlap-add along the longest convolved axis, full transforms along the
-    others; every block of a chunk of signals in one batched transform."""
+    others; every block of a chunk of signals in one batched transform. With
+    ``into`` (the full result's shape), the result is written there."""
     import scipy.fft
 
-    if 0 not in axes and a.shape[0] > 1:
+    if 0 not in axes and a.shape[0] > 1 and into is None:
         n = max(a.shape[i] + b.shape[i] - 1 for i in axes)
         per_signal = 3 * n * np.result_type(a, b, np.float32).itemsize * \
             int(np.prod([max(a.shape[i], b.shape[i]) for i in range(1, a.ndim) if i not in axes]))
         step = max(1, OA_CHUNK_BYTES // max(per_signal, 1))
-        if step < a.shape[0]:
-            parts = [_full_oa(a[i:i + step], b if b.shape[0] == 1 else b[i:i + step], axes)
-                     for i in range(0, a.shape[0], step)]
-            return np.concatenate(parts, axis=0)
+        if step < a.shape[0]:  # each chunk straight into its rows of the result
+            shape = [p + q - 1 if i in axes else max(p, q) for i, (p, q) in enumerate(zip(a.shape, b.shape))]
+            result = np.empty(shape, np.result_type(a, b))
+            for i in range(0, a.shape[0], step):
+                _full_oa(a[i:i + step], b if b.shape[0] == 1 else b[i:i + step], axes, result[i:i + step])
+            return result
 
     ax = max(axes, key=lambda i: max(a.shape[i], b.shape[i]))
     if b.shape[ax] > a.shape[ax]:  # convolution commutes: block the longer input
@@ -156,7 +159,11 @@ def _full_oa(a, b, axes):
     n, k = a.shape[ax], b.shape[ax]
     block, nfft = oa_lengths(n, k)
     if block >= n:  # a single block: plain FFT
-        return _full_fft(a, b, axes)
+        full = _full_fft(a, b, axes)
+        if into is None:
+            return full
+        into[...] = full
+        return into
     rest = [i for i in axes if i != ax]
     complex_data = a.dtype.kind == "c" or b.dtype.kind == "c"
     workers = get_num_threads()
@@ -190,14 +197,18 @@ def _full_oa(a, b, axes):
                          not complex_data, workers, _memory.scratch)
     # overlap-add into (nb + 1) rows of `block`: block j's outputs start at row j;
     # its tail (k - 1 <= block values) spills into the start of row j + 1
-    out = np.empty(y.shape[:-2] + (nb + 1, block), y.dtype)
+    out = (np.empty if into is None else _memory.scratch)(y.shape[:-2] + (nb + 1, block), y.dtype)
     out[..., :nb, :] = y[..., :block]
     out[..., nb, :] = 0
     out[..., 1:, :k - 1] += y[..., block:block + k - 1]
     for buf in (spec, kspec, y):  # the next chunk of signals reuses them
         _memory.recycle(buf)
-    out = out.reshape(y.shape[:-2] + ((nb + 1) * block,))
-    return np.moveaxis(out[..., :n + k - 1], -1, ax)
+    full = np.moveaxis(out.reshape(y.shape[:-2] + ((nb + 1) * block,))[..., :n + k - 1], -1, ax)
+    if into is None:
+        return full
+    into[...] = full
+    _memory.recycle(out)
+    return into
 
 
 def _expand(values, axes, ndim):

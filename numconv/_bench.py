@@ -245,6 +245,43 @@ def measure_case(case, *, repeat, threads, torch, method="auto", channels_first=
     return row
 
 
+def measure_signal_case(case, *, repeat, threads, accuracy=True):
+    """One row of the ``numconv.signal`` table, as a dict (times in seconds)."""
+    row = {"case": case.name, "shape": case.describe(), "dtype": case.dtype, "flops": case.flops,
+           "peer": f"scipy.signal.{case.peer}"}
+    time.sleep(SETTLE_S)
+    nc = _cases.prepare_signal(case.name, "numconv", threads=threads)
+    t_nc = row["numconv_s"] = time_call(nc, repeat)
+    row["gflops"] = case.flops / t_nc / 1e9
+    row["extra_mib"] = peak_extra_mib(nc)
+    try:
+        peer = _cases.prepare_signal(case.name, "scipy")
+    except NotImplementedError:
+        peer = None
+    if peer is not None:
+        row["peer_s"] = time_call(peer, repeat)
+        row["speedup"] = row["peer_s"] / t_nc
+    if accuracy and peer is not None:
+        ref = _cases.signal_reference(case.name)
+        row["err_numconv"] = _cases.rel_error(nc.result(), ref)
+        row["err_peer"] = _cases.rel_error(peer.result(), ref)
+    return row
+
+
+def _signal_columns(with_accuracy):
+    cols = [("case", 16, lambda r: r["case"]),
+            ("dtype", 7, lambda r: r["dtype"]),
+            ("numconv ms", 10, lambda r: _fmt_ms(r["numconv_s"])),
+            ("scipy function", 24, lambda r: r["peer"]),
+            ("scipy ms", 9, lambda r: _fmt_ms(r.get("peer_s"))),
+            ("speedup", 7, lambda r: _fmt(r.get("speedup"), ".2f")),
+            ("GFLOP/s", 7, lambda r: _fmt(r["gflops"], ".1f"))]
+    if with_accuracy:
+        cols += [("err numconv", 11, lambda r: _fmt(r.get("err_numconv"), ".1e")),
+                 ("err scipy", 9, lambda r: _fmt(r.get("err_peer"), ".1e"))]
+    return cols + [("+MiB", 6, lambda r: _fmt(r["extra_mib"], ".1f"))]
+
+
 def _fmt_ms(s):
     if s is None:
         return "-"
@@ -297,7 +334,7 @@ def run(args):
     if getattr(args, "crossover", None):
         _check_plot_backend()
         return crossover(args.crossover, repeat=args.repeat)
-    cases = _cases.select(args.cases)
+    cases, signal_cases = _cases.select_all(args.cases)
     if args.plot:
         _check_plot_backend()  # fail before minutes of measuring, not after
     threads = args.threads if args.threads is not None else _default_threads()
@@ -363,8 +400,9 @@ def run(args):
       "(tracemalloc)" + ("; cf/cl = numconv channels_first time / channels_last time" if args.channels_first else ""))
     p("")
     cols = _columns(torch is not None, args.channels_first, accuracy)
-    p(_line(cols, [h for h, _, _ in cols]))
-    p(_line(cols, ["-" * w for _, w, _ in cols]))
+    if cases:
+        p(_line(cols, [h for h, _, _ in cols]))
+        p(_line(cols, ["-" * w for _, w, _ in cols]))
     rows = []
     for case in cases:
         row = measure_case(case, repeat=args.repeat, threads=threads, torch=torch, method=method,
@@ -374,15 +412,32 @@ def run(args):
         _cases.inputs.cache_clear()  # big cases: don't keep every array alive
         _cases.reference.cache_clear()
         _cases._base_arrays.cache_clear()
-    p("\n" + "\n".join(f"  {c.name:<16}  {c.describe()}  [{c.dtype}, {c.flops / 1e9:.2f} GFLOP]" for c in cases))
+    if cases:
+        p("\n" + "\n".join(f"  {c.name:<16}  {c.describe()}  [{c.dtype}, {c.flops / 1e9:.2f} GFLOP]" for c in cases))
     speedups = [r["speedup"] for r in rows if r.get("speedup")]
     if speedups:
         geo = float(np.exp(np.mean(np.log(speedups))))
         p(f"geometric-mean speedup over torch's best layout: {geo:.2f}x ({len(speedups)} cases)")
+    signal_rows = []
+    if signal_cases:
+        p(f"\nnumconv.signal.convolve ({threads} threads) against scipy.signal as users call it (SciPy's FFTs "
+          "single-threaded, its default); speedup = scipy / numconv; GFLOP/s at the direct computation's FLOPs; "
+          "err against scipy.signal.fftconvolve in float64\n")
+        scols = _signal_columns(accuracy)
+        p(_line(scols, [h for h, _, _ in scols]))
+        p(_line(scols, ["-" * w for _, w, _ in scols]))
+        for case in signal_cases:
+            row = measure_signal_case(case, repeat=args.repeat, threads=threads, accuracy=accuracy)
+            signal_rows.append(row)
+            p(_line(scols, [f(row) for _, _, f in scols]))
+            _cases.signal_inputs.cache_clear()
+            _cases.signal_reference.cache_clear()
+        p("\n" + "\n".join(f"  {c.name:<16}  {c.describe()}  [{c.dtype}]" for c in signal_cases))
 
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine, "ceilings": ceilings, "rows": rows}, f, indent=1)
+            json.dump({"machine": machine, "ceilings": ceilings, "rows": rows, "signal_rows": signal_rows}, f,
+                      indent=1)
         p(f"wrote {args.json}")
     if args.plot:
         plot(rows, ceilings, machine, args.plot)

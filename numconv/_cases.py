@@ -205,6 +205,9 @@ CASE_LIST = [
     _c("backprop_input", "ops", (8, 56, 56, 64), (3, 3, 64, 64), op="backprop_input", padding="same"),
     _c("backprop_kernel", "ops", (8, 56, 56, 64), (3, 3, 64, 64), op="backprop_kernel", padding="same"),
     _c("maxpool2d", "ops", (8, 112, 112, 64), (3, 3, 1, 64), op="max_pool", strides=2, note="memory-bound"),
+    # issue 4, item 5: large kernels, where the FFT path wins (torch has none)
+    _c("fft2d", "fft", (4, 256, 256, 8), (25, 25, 8, 8), slow=True, padding="same"),
+    _c("fft1d", "fft", (8, 65536, 4), (1025, 4, 4), slow=True, padding="same"),
 ]
 
 CASES = {c.name: c for c in CASE_LIST}
@@ -697,6 +700,127 @@ def prepare_scipy(case, threads=None):
 
 
 PEERS = {"numconv": prepare_numconv, "torch": prepare_torch, "scipy": prepare_scipy}
+
+
+# ------------------------------------------------------------ signal cases
+# Issue 4, item 5: ``numconv.signal.convolve`` against ``scipy.signal`` on the same
+# arguments. SciPy runs as users call it (its FFTs single-threaded, SciPy's
+# default); numconv at ``threads``.
+
+@dataclasses.dataclass(frozen=True)
+class SignalCase:
+    """One ``convolve(in1, in2, mode, axes=axes)`` workload; ``peer`` names the
+    ``scipy.signal`` function it is compared with. Append-only, as ``CASE_LIST``."""
+
+    name: str
+    in1: tuple
+    in2: tuple
+    dtype: str
+    peer: str  # "fftconvolve" or "oaconvolve"
+    mode: str = "full"
+    axes: object = None
+    slow: bool = False
+
+    @property
+    def flops(self):
+        """2 x the direct computation's multiply-adds for the full result (every
+        element of ``in1`` meets every element of ``in2``; ``in2``'s broadcast axes
+        have length 1): GFLOP/s of a transform path is the direct-equivalent rate."""
+        return 2 * math.prod(self.in1) * math.prod(self.in2)
+
+    def describe(self):
+        axes = "" if self.axes is None else f", axes={self.axes}"
+        return (f"convolve {'x'.join(map(str, self.in1))} * {'x'.join(map(str, self.in2))}, "
+                f"mode={self.mode}{axes}  vs scipy.signal.{self.peer}")
+
+
+SIGNAL_CASE_LIST = [
+    SignalCase("image31", (1024, 1024), (31, 31), "float64", "fftconvolve", "same"),
+    SignalCase("samples1025", (1 << 20,), (1025,), "float64", "oaconvolve", "same"),
+    SignalCase("stack257", (64, 65536), (1, 257), "float32", "oaconvolve", "full", 1),
+]
+SIGNAL_CASES = {c.name: c for c in SIGNAL_CASE_LIST}
+assert not set(SIGNAL_CASES) & set(CASES), "a signal case shares a conv case's name"
+
+
+def select_all(patterns=None):
+    """``(cases, signal_cases)`` chosen by ``patterns`` from both tables (as
+    ``select``: exact names, globs, substrings; a pattern matching neither table
+    raises ValueError)."""
+    if not patterns:
+        return list(CASE_LIST), list(SIGNAL_CASE_LIST)
+    if isinstance(patterns, str):
+        patterns = patterns.split(",")
+    cases, signal_cases = [], []
+    for p in (p.strip() for p in patterns):
+        if not p:
+            continue
+        sig = _match(p, SIGNAL_CASES)
+        try:
+            conv = select([p])
+        except ValueError:
+            if not sig:
+                raise ValueError(f"no benchmark case matches {p!r}; cases are: "
+                                 f"{', '.join(list(CASES) + list(SIGNAL_CASES))}") from None
+            conv = []
+        cases += [c for c in conv if c not in cases]
+        signal_cases += [SIGNAL_CASES[n] for n in sig if SIGNAL_CASES[n] not in signal_cases]
+    return ([c for c in CASE_LIST if c in cases], [c for c in SIGNAL_CASE_LIST if c in signal_cases])
+
+
+def _match(pattern, names):
+    import fnmatch
+
+    if pattern in names:
+        return [pattern]
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.filter(names, pattern)
+    return [n for n in names if pattern in n]
+
+
+@functools.lru_cache(maxsize=2)
+def signal_inputs(name):
+    """Seeded standard-normal ``(in1, in2)`` in the case's dtype (shared: do not modify)."""
+    case = SIGNAL_CASES[name]
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    return rng.standard_normal(case.in1).astype(case.dtype), rng.standard_normal(case.in2).astype(case.dtype)
+
+
+@functools.lru_cache(maxsize=1)
+def signal_reference(name):
+    """The float64 result by ``scipy.signal.fftconvolve`` on the float64 inputs
+    (raises NotImplementedError without SciPy)."""
+    try:
+        import scipy.signal
+    except ImportError as e:
+        raise NotImplementedError(f"scipy is not installed ({e})") from None
+    case = SIGNAL_CASES[name]
+    a, b = (v.astype(np.float64) for v in signal_inputs(name))
+    return scipy.signal.fftconvolve(a, b, mode=case.mode, axes=case.axes)
+
+
+def prepare_signal(name, impl, threads=None):
+    """``numconv.signal.convolve`` (``impl="numconv"``, at ``threads``) or the
+    case's ``scipy.signal`` function (``impl="scipy"``) on the case's inputs, as a
+    ``Prepared``; NotImplementedError for a peer that is not installed."""
+    case = SIGNAL_CASES[name]
+    a, b = signal_inputs(name)
+    kwargs = {"mode": case.mode} if case.axes is None else {"mode": case.mode, "axes": case.axes}
+    if impl == "numconv":
+        import numconv
+        from numconv import signal
+
+        if threads is not None:
+            numconv.set_num_threads(threads)
+        return Prepared(lambda: signal.convolve(a, b, **kwargs), np.asarray, f"numconv {name}")
+    if impl == "scipy":
+        try:
+            import scipy.signal
+        except ImportError as e:
+            raise NotImplementedError(f"scipy is not installed ({e})") from None
+        fn = getattr(scipy.signal, case.peer)
+        return Prepared(lambda: fn(a, b, **kwargs), np.asarray, f"scipy.signal.{case.peer} {name}")
+    raise NotImplementedError(f"no {impl!r} peer for numconv.signal cases")
 
 
 # --------------------------------------------------------------------------- dispatcher grid

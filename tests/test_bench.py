@@ -29,7 +29,7 @@ def test_case_table_is_consistent():
     assert len(_cases.CASES) == len(_cases.CASE_LIST)
     for case in _cases.CASE_LIST:
         assert case.name.isascii() and case.name.isidentifier(), case.name
-        assert case.area in {"conv1d", "conv2d", "conv3d", "depthwise", "variants", "ops"}, case
+        assert case.area in {"conv1d", "conv2d", "conv3d", "depthwise", "variants", "ops", "fft"}, case
         assert case.op in _cases.OPS, case
         assert len(case.x_shape) == case.rank + 2, case
         assert case.flops > 0 and case.min_bytes > 0, case
@@ -102,6 +102,34 @@ def test_select():
         _cases.select("nope")
 
 
+def test_select_all_spans_both_tables():
+    conv, sig = _cases.select_all("image31,stock")
+    assert [c.name for c in conv] == ["stock"] and [c.name for c in sig] == ["image31"]
+    conv, sig = _cases.select_all("fft")
+    assert [c.name for c in conv] == ["fft2d", "fft1d"] and not sig
+    conv, sig = _cases.select_all(None)
+    assert len(conv) == len(_cases.CASES) and len(sig) == len(_cases.SIGNAL_CASES)
+    with pytest.raises(ValueError, match="no benchmark case matches 'nope'.*image31"):
+        _cases.select_all("nope")
+
+
+@pytest.mark.parametrize("name", list(_cases.SIGNAL_CASES))
+def test_signal_cases_compute_the_same_convolution(name):
+    """numconv.signal and the scipy.signal peer each case names compute the case
+    (full size): the same shape, and float64 or float32 accuracy against SciPy's
+    float64 fftconvolve."""
+    pytest.importorskip("scipy")
+    case = _cases.SIGNAL_CASES[name]
+    ref = _cases.signal_reference(name)
+    tol = 1e-12 if case.dtype == "float64" else 1e-5
+    for impl in ("numconv", "scipy"):
+        y = _cases.prepare_signal(name, impl, threads=2).result()
+        assert y.shape == ref.shape and y.dtype == case.dtype, (name, impl)
+        assert _cases.rel_error(y, ref) < tol, (name, impl, _cases.rel_error(y, ref))
+    with pytest.raises(NotImplementedError):
+        _cases.prepare_signal(name, "torch")
+
+
 def test_missing_peer_raises_not_implemented(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(NotImplementedError, match="torch is not installed"):
@@ -123,6 +151,20 @@ def test_bench_prints_the_table(capsys):
     assert ("torch best" in header) == torch_present
     row = next(line for line in out.splitlines() if line.startswith("stock "))
     assert "float32" in row
+
+
+def test_bench_prints_the_signal_table(capsys, tmp_path):
+    pytest.importorskip("scipy")
+    path = tmp_path / "bench.json"
+    assert _bench.main(["--cases", "samples1025", "--repeat", "1", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("case "))
+    for col in ("numconv ms", "scipy function", "scipy ms", "speedup", "err numconv", "+MiB"):
+        assert col in header
+    assert "scipy.signal.oaconvolve" in next(line for line in out.splitlines() if line.startswith("samples1025 "))
+    data = json.loads(path.read_text())
+    (row,) = data["signal_rows"]
+    assert not data["rows"] and row["numconv_s"] > 0 and row["peer_s"] > 0 and row["err_numconv"] < 1e-12
 
 
 def test_bench_runs_without_torch(monkeypatch, capsys, tmp_path):

@@ -225,6 +225,8 @@ def test_results_never_alias_pooled_scratch():
     rng = np.random.default_rng(8)
     calls = [
         lambda a: signal.convolve(a, a[:9, :9], mode="same", method="fft"),
+        lambda a: signal.convolve(a + 1j * a[::-1], a[:9, :9], mode="same", method="fft"),  # complex passes only
+        lambda a: signal.correlate(a[:, :300] * 1j, a[:1, :33], method="oa", axes=1),
         lambda a: signal.convolve(a, a[:1, :33], method="oa", axes=1),
         lambda a: numconv.conv2d(a[None, :, :, None], a[:9, :9, None, None], padding="same", method="fft"),
         lambda a: numconv.conv1d(a[:, :, None], a[0, :65, None, None], padding="same", method="oa"),

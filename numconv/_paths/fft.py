@@ -146,7 +146,8 @@ def inverse(A, shape, axes, region, real, workers, result=None):
     each axis's outputs are cut to its slice as soon as that axis is transformed,
     so the later passes skip the rows the caller would throw away (the real pass,
     last, runs only on the kept rows). The last pass writes into ``result(shape,
-    dtype)`` (default ``np.empty``); a view of it is returned."""
+    dtype)`` (default ``np.empty``) and a view of it is returned, never of ``A``
+    (a pooled buffer the next call reuses)."""
     import scipy.fft
 
     cur = A
@@ -159,6 +160,10 @@ def inverse(A, shape, axes, region, real, workers, result=None):
             _irfft_into(cur, ax, shape[i], out, workers)
             cur = out
         else:
+            if i == len(axes) - 1:  # the last pass: into the caller's array, never into A
+                out = (result or np.empty)(cur.shape, cur.dtype)
+                out[...] = cur
+                cur = out
             cur = scipy.fft.ifft(cur, axis=ax, workers=workers, overwrite_x=True)  # in place
         cur = cur[lead + (region[i],)]
     return cur

@@ -211,13 +211,6 @@ def _full_oa(a, b, axes, into=None):
     return into
 
 
-def _expand(values, axes, ndim):
-    out = [None] * ndim
-    for ax, v in zip(axes, values):
-        out[ax] = v
-    return out
-
-
 def _full_direct(a, b, axes):
     """Full convolution over ``axes`` with numconv's direct kernels: the kernel is
     flipped (convolution = correlation with the reversed kernel) and zero-padded

@@ -11,7 +11,7 @@ in ``python -m numconv bench``.
 from numconv._cases import SIGNAL_CASES, prepare_signal
 
 from .bench_conv import _ConvSuite
-from .common import IMPLS, SKIP_SLOW, THREADS, case_names, median_time, numconv_threads
+from .common import IMPLS, THREADS, case_names, median_time, numconv_threads
 
 
 class ConvFFT(_ConvSuite):
@@ -28,8 +28,6 @@ class Signal:
     timeout = 300
 
     def setup(self, case, impl):
-        if SIGNAL_CASES[case].slow and SKIP_SLOW:
-            raise NotImplementedError(f"{case} is marked slow and ASV_SKIP_SLOW is set")
         threads = numconv_threads() if impl == "numconv" else THREADS
         self.fn = prepare_signal(case, impl, threads=threads)
         self.fn()  # warm: JIT, transform plans

@@ -223,26 +223,37 @@ def select(patterns=None):
     (``"resnet"`` is one case, ``"resnet*"`` six, ``"1d"`` all conv1d-like ones).
     A pattern that matches nothing raises ValueError listing the names.
     """
-    import fnmatch
+    return _choose(patterns, [CASES])[0]
 
+
+def _choose(patterns, tables):
+    """Per table (a name -> case dict), the cases ``patterns`` choose, in table
+    order (every case for no patterns); a pattern matching no table raises."""
     if not patterns:
-        return list(CASE_LIST)
+        return [list(t.values()) for t in tables]
     if isinstance(patterns, str):
         patterns = patterns.split(",")
     chosen = set()
     for p in (p.strip() for p in patterns):
         if not p:
             continue
-        if p in CASES:
-            hits = [p]
-        elif any(ch in p for ch in "*?["):
-            hits = fnmatch.filter(CASES, p)
-        else:
-            hits = [n for n in CASES if p in n]
+        hits = [n for t in tables for n in _match(p, t)]
         if not hits:
-            raise ValueError(f"no benchmark case matches {p!r}; cases are: {', '.join(CASES)}")
+            raise ValueError(f"no benchmark case matches {p!r}; cases are: {', '.join(n for t in tables for n in t)}")
         chosen.update(hits)
-    return [c for c in CASE_LIST if c.name in chosen]
+    return [[c for n, c in t.items() if n in chosen] for t in tables]
+
+
+def _match(pattern, names):
+    """Names ``pattern`` selects: itself if it is one, a glob's matches, else every
+    name containing it."""
+    import fnmatch
+
+    if pattern in names:
+        return [pattern]
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.filter(names, pattern)
+    return [n for n in names if pattern in n]
 
 
 def get_case(case):
@@ -719,7 +730,6 @@ class SignalCase:
     peer: str  # "fftconvolve" or "oaconvolve"
     mode: str = "full"
     axes: object = None
-    slow: bool = False
 
     @property
     def flops(self):
@@ -747,35 +757,7 @@ def select_all(patterns=None):
     """``(cases, signal_cases)`` chosen by ``patterns`` from both tables (as
     ``select``: exact names, globs, substrings; a pattern matching neither table
     raises ValueError)."""
-    if not patterns:
-        return list(CASE_LIST), list(SIGNAL_CASE_LIST)
-    if isinstance(patterns, str):
-        patterns = patterns.split(",")
-    cases, signal_cases = [], []
-    for p in (p.strip() for p in patterns):
-        if not p:
-            continue
-        sig = _match(p, SIGNAL_CASES)
-        try:
-            conv = select([p])
-        except ValueError:
-            if not sig:
-                raise ValueError(f"no benchmark case matches {p!r}; cases are: "
-                                 f"{', '.join(list(CASES) + list(SIGNAL_CASES))}") from None
-            conv = []
-        cases += [c for c in conv if c not in cases]
-        signal_cases += [SIGNAL_CASES[n] for n in sig if SIGNAL_CASES[n] not in signal_cases]
-    return ([c for c in CASE_LIST if c in cases], [c for c in SIGNAL_CASE_LIST if c in signal_cases])
-
-
-def _match(pattern, names):
-    import fnmatch
-
-    if pattern in names:
-        return [pattern]
-    if any(ch in pattern for ch in "*?["):
-        return fnmatch.filter(names, pattern)
-    return [n for n in names if pattern in n]
+    return tuple(_choose(patterns, [CASES, SIGNAL_CASES]))
 
 
 @functools.lru_cache(maxsize=2)

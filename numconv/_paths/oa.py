@@ -14,7 +14,6 @@ import dataclasses
 import numpy as np
 
 from .. import _memory
-
 from . import fft
 from .direct import padded, padded_sizes
 

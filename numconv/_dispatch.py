@@ -54,11 +54,11 @@ tap, call or overlap-save terms) scored 92.5-94.6 % on the same grids, its worst
 misses 3-4x on small 3-D volumes with one channel. Re-run the script on a new
 machine class.
 """
-import functools
 import math
 
 from ._kernels.act import DEFERRED, apply_deferred
 from ._kernels.tile import VARIANTS, choose_variant, variant_lanes
+from ._spec import per_spec
 from ._paths import direct, fft, oa, winograd
 
 #: public ``method=`` string -> the path's ``run(spec, x5, w5, b, out5)``
@@ -184,10 +184,7 @@ def choose_conv_method(spec, constants=None):
     if constants is None:
         # The model costs ~20 us of Python per call (a quarter of a small layer's
         # overhead, paid twice on some paths): remember it per spec and constants.
-        try:
-            return _remembered(spec, tuple(map(globals().__getitem__, _CONSTANT_NAMES)))
-        except TypeError:  # an unhashable field (a callable activation object)
-            pass
+        return _remembered(spec, tuple(map(globals().__getitem__, _CONSTANT_NAMES)))
     return _cheapest(spec, constants)
 
 
@@ -200,7 +197,7 @@ def _cheapest(spec, constants=None):
     return min(costs, key=costs.get)
 
 
-@functools.lru_cache(maxsize=1024)
+@per_spec
 def _remembered(spec, values):
     """``_cheapest(spec)`` under this module's constants, whose current ``values`` key the cache."""
     return _cheapest(spec)

@@ -14,6 +14,9 @@ import math
 import threading
 
 import numpy as np
+from numba import njit
+
+from ._config import SERIAL
 
 #: bytes: a cache line, and one AVX-512 register
 ALIGN = 64
@@ -26,7 +29,7 @@ def empty(shape, dtype):
     if type(shape) is not tuple:  # (tuples, the common case, skip np.ndim: 1.3 us)
         shape = tuple(int(s) for s in shape) if np.ndim(shape) else (int(shape),)
     nbytes = math.prod(shape) * dtype.itemsize
-    return _view(np.empty(nbytes + ALIGN, np.uint8), shape, dtype, nbytes)
+    return _view(np.empty(nbytes + ALIGN, np.uint8), shape, dtype)
 
 
 def zeros(shape, dtype):
@@ -58,9 +61,15 @@ def _state():
     return st
 
 
-def _view(buf, shape, dtype, nbytes):
-    start = -buf.ctypes.data % ALIGN
-    return buf[start:start + nbytes].view(dtype).reshape(shape)
+@njit(**SERIAL)
+def _address(buf):
+    """Where ``buf``'s data starts (``buf.ctypes.data`` took ~1 us, this ~0.15)."""
+    return buf.ctypes.data
+
+
+def _view(buf, shape, dtype):
+    """``buf``'s bytes from its first ``ALIGN``-byte boundary as a C-contiguous ``shape`` array."""
+    return np.ndarray(shape, dtype, buf, -_address(buf) % ALIGN)
 
 
 def calls_scratch(fn):
@@ -106,7 +115,7 @@ def scratch(shape, dtype):
     else:
         buf = np.empty(need, np.uint8)
     st["lent"].append(buf)
-    return _view(buf, shape, dtype, nbytes)
+    return _view(buf, shape, dtype)
 
 
 def recycle(arr):

@@ -220,3 +220,26 @@ def test_a_callable_activation_is_used_not_remembered():
     first = numconv.conv1d(X1, W1, activation=lambda v: v + 1)
     second = numconv.conv1d(X1, W1, activation=lambda v: v + 2)
     np.testing.assert_array_equal(second - first, np.ones_like(first))
+
+
+def test_per_spec_memo_is_keyed_by_spec_and_arguments():
+    """``_spec.per_spec`` remembers a function of a spec on the spec itself, per
+    extra arguments: a thread count or a layout flag must not be answered from
+    another one's entry, a replaced spec starts empty, and the memo changes
+    neither equality nor hashing."""
+    import dataclasses
+
+    from numconv._paths import direct
+    from specs import spec_of
+
+    x = np.zeros((1, 2, 400, 3), np.float32)
+    spec = spec_of(x, np.zeros((3, 3, 3, 16), np.float32), padding="same")
+    twin = spec_of(x.copy(), np.zeros((3, 3, 3, 16), np.float32), padding="same")
+    chunks = [direct.w_chunk(spec, 8, t) for t in (1, 2, 1, 2)]
+    assert chunks[0] != chunks[1] and chunks[:2] == chunks[2:]
+    cf = direct._short_plan(spec, True)
+    cl = direct._short_plan(spec, False)
+    assert cf[3] == (3 * 4 * 402, 4 * 402, 4 * 402, 402, 1) and cl[3] == (4 * 402 * 3, 1, 4 * 402 * 3, 402 * 3, 3)
+    assert spec == twin and hash(spec) == hash(twin)
+    wider = dataclasses.replace(spec, in_spatial=(1, 2, 800), out_spatial=(1, 2, 800))
+    assert direct._short_plan(wider, False)[2][-1] == 802

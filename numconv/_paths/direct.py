@@ -13,6 +13,7 @@ with at most ``MAX_FILTERS`` filters at stride 1 along W, on a channels-first
 padded copy of the input: these two exist where the other kernels, whose lanes
 are filters, would spend most of them on zero padding.
 """
+import functools
 import math
 
 import numba
@@ -28,6 +29,7 @@ from .._kernels.narrow import MAX_FILTERS, narrow_kernel
 from .._kernels.pad import PAD_MODES, pad_kernel
 from .._kernels.short import MAX_TERMS, long_kernel, short_kernel
 from .._kernels.tile import FLUSH_TERMS, VARIANTS, choose_variant, variant_lanes, variant_tag
+from .._spec import per_spec
 
 #: padding_mode -> numpy.pad mode for padded copies
 _NP_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -48,6 +50,7 @@ def pack_weights(w5, groups, lanes):
     return out
 
 
+@per_spec
 def w_chunk(spec, rows, threads):
     """Pixels along W per task: whole rows when there are enough rows to balance
     the threads, else rows split so that there are >= 8 tasks per thread."""
@@ -64,6 +67,7 @@ def w_chunk(spec, rows, threads):
 MAX_DEPTHWISE_M = 8
 
 
+@per_spec
 def is_depthwise(spec):
     """One input channel per group and a small depth multiplier."""
     return (spec.channels == spec.groups and spec.groups > 1
@@ -80,7 +84,7 @@ def padded(spec, x5, scratch=False):
     (``x5`` itself when there are no pads). With ``scratch``, zero padding goes into
     a ``_memory.scratch`` buffer (no ``np.pad``, no fresh pages): for an operand
     used within the current call only."""
-    if not any(any(p) for p in spec.pads):
+    if not has_pads(spec):
         return x5
     if not (scratch and spec.padding_mode == "zeros"):
         return np.pad(x5, ((0, 0),) + tuple(spec.pads) + ((0, 0),), mode=_NP_PAD[spec.padding_mode])
@@ -92,11 +96,18 @@ def padded(spec, x5, scratch=False):
     return xp
 
 
+@per_spec
+def has_pads(spec):
+    """Whether any spatial axis of ``spec`` is padded."""
+    return any(any(p) for p in spec.pads)
+
+
 def reduction_terms(spec):
     """Terms each output sums: channels per group x kernel taps."""
     return spec.channels // spec.groups * math.prod(spec.kernel_spatial)
 
 
+@per_spec
 def is_short(spec):
     """Whether the short-reduction kernel (``_kernels/short.py``) computes ``spec``:
     at most ``MAX_TERMS`` terms per output (channels per group x kernel taps), and
@@ -116,22 +127,32 @@ def run_short(spec, x, w5, b, out5, channels_first=False):
     ``channels_first`` the user's (N, C, *spatial) array and a channels-first copy
     (``padded_channels_first``). The canonical kernel serves as its weights when
     one group's filters fill whole tile rows."""
-    variant = choose_variant(spec.filters // spec.groups, spec.dtype)
+    variant, pads, geom, xstrides, kernel = _short_plan(spec, channels_first)
     wf, steps = term_weights(spec, w5, variant, canonical=True)
-    N, C = spec.batch, spec.channels
     if not channels_first:
-        xp = padded(spec, x, scratch=True)
-        xf, spatial = xp.reshape(-1), xp.shape[1:4]
-    elif any(any(p) for p in spec.pads):
-        xf, (_, *spatial) = padded_channels_first(spec, x, True)
+        xf = padded(spec, x, scratch=True).reshape(-1)
+    elif pads:
+        xf = padded_channels_first(spec, x, True)[0]
     else:
-        xf, spatial = np.ascontiguousarray(x, spec.dtype).reshape(-1), spec.in_spatial
+        xf = np.ascontiguousarray(x, spec.dtype).reshape(-1)
     return _run_terms(spec, b, out5, variant, lambda bk, has_bias: short_kernel(
-        xf, (N, C, *spatial), element_strides(C, spatial, channels_first), wf, steps,
-        (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5, spec.strides, spec.dilations,
+        xf, geom, xstrides, wf, steps, kernel, bk, has_bias, out5, spec.strides, spec.dilations,
         w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()), variant_tag(variant)))
 
 
+@per_spec
+def _short_plan(spec, channels_first):
+    """``run_short``'s static arguments: (variant, whether the input is padded,
+    the padded input's geometry (N, C, D, H, W), its element strides, the kernel
+    (G, KD, KH, KW))."""
+    pads = has_pads(spec)
+    spatial = padded_sizes(spec)
+    return (choose_variant(spec.filters // spec.groups, spec.dtype), pads,
+            (spec.batch, spec.channels, *spatial), element_strides(spec.channels, spatial, channels_first),
+            (spec.groups,) + tuple(spec.kernel_spatial))
+
+
+@per_spec
 def is_long(spec):
     """Whether the long-reduction kernel (``_kernels/short.py``) computes ``spec``
     (after ``is_short``): single precision, where its three-level partial sums
@@ -241,6 +262,7 @@ def narrow_rows_per_weight(spec):
     return VARIANTS[NARROW_VARIANT][0] // (1 if kg == 1 else 2 if kg == 2 else 4)
 
 
+@per_spec
 def is_narrow(spec):
     """Whether ``run`` computes ``spec`` (canonical channels-last operands) on the
     narrow kernel: one group, at most ``MAX_FILTERS`` filters, stride 1 along W,
@@ -350,8 +372,20 @@ def epilogue(spec, b):
     activation, and the transcendental ones (``act.DEFERRED``, which
     ``_dispatch.run`` applies after the path), are code 0 here."""
     has_bias = b is not None
-    return (b if has_bias else np.zeros(1, spec.dtype)), has_bias, (
-        fused_code(spec.activation) if isinstance(spec.activation, int) else 0)
+    return (b if has_bias else _no_bias(spec.dtype)), has_bias, _fused(spec)
+
+
+@functools.lru_cache(maxsize=None)
+def _no_bias(dtype):
+    """The kernels' 1-element dummy bias in ``dtype``, shared: they never read
+    (or write) it."""
+    return np.zeros(1, dtype)
+
+
+@per_spec
+def _fused(spec):
+    """The activation code the kernels apply for ``spec`` (``epilogue``)."""
+    return fused_code(spec.activation) if isinstance(spec.activation, int) else 0
 
 
 def run(spec, x5, w5, b, out5, lattice=None):
@@ -360,6 +394,11 @@ def run(spec, x5, w5, b, out5, lattice=None):
     ``lattice`` = (steps, firsts), per spatial axis, writes the result's pixel
     ``o`` to ``first + o * step`` of a larger ``out5`` instead (the dense kernel's
     output lattice; used by the transposed conv's stride phases)."""
+    if lattice is None and not is_depthwise(spec):
+        if is_narrow(spec):
+            return run_narrow(spec, x5, w5, b, out5)
+        if is_short(spec):
+            return run_short(spec, x5, w5, b, out5)
     bk, has_bias, act = epilogue(spec, b)
     pads = tuple(p[0] for p in spec.pads)
     mode = PAD_MODES[spec.padding_mode]
@@ -370,10 +409,6 @@ def run(spec, x5, w5, b, out5, lattice=None):
             depthwise_kernel(x5, wm, bk, has_bias, out5, spec.strides, spec.dilations, pads, mode, act,
                              variant_tag(variant))
         return out5
-    if lattice is None and is_narrow(spec):
-        return run_narrow(spec, x5, w5, b, out5)
-    if lattice is None and is_short(spec):
-        return run_short(spec, x5, w5, b, out5)
     if is_long(spec) and (lattice is None or not act):  # (its activation pass covers all of out5)
         return run_long(spec, x5, w5, b, out5, lattice)
     variant = choose_variant(spec.filters // spec.groups, spec.dtype)

@@ -93,6 +93,25 @@ def time_call(fn, repeat, warmup=WARMUP, min_sample=MIN_SAMPLE_S):
     return statistics.median(samples)
 
 
+def time_pair(fn, other, repeat, warmup=WARMUP, min_sample=MIN_SAMPLE_S):
+    """Median seconds per call of ``fn`` and of ``other`` (as ``time_call``), their
+    samples taken alternately, so a ratio of the two sees the same host load."""
+    for _ in range(warmup):
+        fn()
+        other()
+    t0 = time.perf_counter()
+    fn()
+    number = max(1, min(1000, int(min_sample / max(time.perf_counter() - t0, 1e-9))))
+    samples = ([], [])
+    for _ in range(max(repeat, 1)):
+        for f, out in zip((fn, other), samples):
+            t0 = time.perf_counter()
+            for _ in range(number):
+                f()
+            out.append((time.perf_counter() - t0) / number)
+    return statistics.median(samples[0]), statistics.median(samples[1])
+
+
 def measure_gemm(dtypes=("float32",), n=2048, repeat=5):
     """GFLOP/s of an ``n^3`` ``np.matmul`` per dtype, best of ``repeat``, in this process."""
     out = {}
@@ -218,8 +237,11 @@ def measure_case(case, *, repeat, threads, torch, method="auto", channels_first=
     row["extra_mib"] = peak_extra_mib(nc)
     row["cf_over_cl"] = None
     if channels_first and case.data_format == "channels_last":
+        # both layouts again, sampled alternately: the host's load drifts between
+        # measurements taken one after the other (stock: 1.05 to 1.6 across runs)
         ncf = _cases.prepare_numconv(case, method=method, data_format="channels_first", threads=threads)
-        row["cf_over_cl"] = time_call(ncf, repeat) / t_nc
+        t_cl, t_cf = time_pair(nc, ncf, repeat)
+        row["cf_over_cl"] = t_cf / t_cl
     torch_calls = {}
     if torch is not None:
         for layout in _cases.TORCH_LAYOUTS:

@@ -229,3 +229,12 @@ def test_peak_memory_counts_the_scratch_a_call_borrows():
     call()
     call()  # the pool now holds both copies
     assert peak_extra_mib(call) >= (x.nbytes + x.nbytes // 4) / 2**20 * 0.9
+
+
+def test_time_pair_samples_alternately():
+    """``time_pair`` takes its two calls' samples in turn (so their ratio sees the
+    same host load) and returns each one's median per call."""
+    order = []
+    a, b = _bench.time_pair(lambda: order.append("a"), lambda: order.append("b"), 3, warmup=1, min_sample=0)
+    assert order == ["a", "b", "a"] + ["a", "b"] * 3
+    assert a > 0 and b > 0

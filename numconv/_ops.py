@@ -93,22 +93,21 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     if spec.batch == 0:
         return np.empty(shape, spec.dtype) if out is None else out
     narrow, depthwise = direct.is_narrow_channels_first(spec), direct.is_depthwise_channels_first(spec)
-    if (narrow or depthwise) and _dispatch.resolve(spec) == "direct":
-        # channels_first in and out, no layout changes (the narrow and depthwise_cf kernels)
+    terms = direct.is_terms_channels_first(spec)
+    if (narrow or depthwise or terms) and _dispatch.resolve(spec) == "direct":
+        # channels_first in and out, no layout changes (the narrow and depthwise_cf
+        # kernels, and the term kernels storing their tiles transposed)
         result = out if out is not None and out.flags.c_contiguous else _memory.empty(shape, spec.dtype)
         if depthwise:
             direct.run_depthwise_channels_first(spec, xu, w5, b, result)
-        else:
+        elif narrow:
             direct.run_narrow(spec, xu, w5, b, result, channels_first=True)
+        else:
+            direct.run_terms_channels_first(spec, xu, w5, b, result)
         _dispatch.finish(spec, result)
         if out is not None and result is not out:
             out[...] = result
             result = out
-    elif direct.is_terms_channels_first(spec) and _dispatch.resolve(spec) == "direct":
-        # the input read as it lies (no transpose), the result laid out as usual
-        out5 = _memory.scratch(spec.canonical_output_shape, spec.dtype)
-        direct.run_terms_channels_first(spec, xu, w5, b, out5)
-        result = user_layout(spec, _dispatch.finish(spec, out5), spec.out_spatial, spec.filters, out)
     else:
         result = _run_channels_last(spec, canonical_input(spec, xu), w5, b, out)
     if callable(spec.activation):

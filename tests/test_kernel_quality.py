@@ -200,7 +200,7 @@ def test_term_kernels_are_zmm_fmas_in_registers(name, dtype, fma, variant):
         cg, grid, extra = 100, ((1, 1, 36, 1, 1, 1, 0, 0, 0),), ((0, 0, 2), 0, 40, 2)
     x = (np.ones(2 * 40 * cg, dtype), (2, cg, 1, 1, 40), (40 * cg, 1, 40 * cg, 40 * cg, cg))
     kern(*x, np.ones(5 * cg * lanes, dtype), (5 * cg * lanes, lanes), (1, 1, 1, 5), np.zeros(1, dtype), False,
-         out, *grid, (1, 1, 1), (1, 1, 1), *extra, variant_tag(variant))
+         out, *grid, (1, 1, 1), (1, 1, 1), *extra, None, variant_tag(variant))
     asm = kern.inspect_asm(kern.signatures[0])
     assert "gather" not in asm and "scatter" not in asm
     hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))

@@ -293,3 +293,68 @@ def test_channels_first_in_place_reads_stop_at_256_terms():
                                                   data_format="channels_first"))  # 252
     assert not direct.is_terms_channels_first(spec_of(x, np.zeros((3, 3, 32, 8), np.float32),
                                                       data_format="channels_first"))  # 288
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.parametrize("variant", [1, 2, 3])
+def test_tile_store_transposed_writes_filter_runs(dtype, variant):
+    """``tile.tile_store_transposed``: a tile of pixels x filters stored as each
+    filter's run of pixels (the channels-first result), plus the bias, for whole
+    and partial tiles (fewer pixels, fewer filters), and nothing outside them."""
+    from numconv._kernels.tile import acc_tile, at, row_fma, row_zero, tile_shape, tile_store_transposed, variant_tag
+
+    @numba.njit
+    def store(x, w, out, offset, pixels, count, step, b, has_bias, tag):
+        acc = acc_tile(x, tag)
+        rows = tile_shape(x, tag)[0]
+        for p in range(rows):
+            row_zero(acc, p, x, tag)
+            row_fma(acc, p, at(x, p), w, 0, tag)
+        tile_store_transposed(acc, pixels, out, offset, step, count, b, 0, has_bias, tag)
+
+    tag = variant_tag(variant)
+    rows, lanes = short.tile_shape(np.zeros(1, dtype), tag)
+    z = 1 + 0.5j if np.dtype(dtype).kind == "c" else 1
+    x = (np.arange(1, rows + 1) * z).astype(dtype)
+    w = (np.arange(lanes) * 10 * np.conj(z)).astype(dtype)
+    b = (np.arange(lanes) * 1000 + 7).astype(dtype)
+    step = rows + 3
+    for pixels in (rows, rows - 1, 1):
+        for count in (lanes, lanes - 1, 1):
+            for has_bias in (False, True):
+                out = np.full(5 + lanes * step + 4, -1, dtype)
+                store(x, w, out, 5, pixels, count, step, b, has_bias, tag)
+                want = np.full_like(out, -1)
+                for j in range(count):
+                    want[5 + j * step:5 + j * step + pixels] = x[:pixels] * w[j] + (b[j] if has_bias else 0)
+                assert np.array_equal(out, want), (pixels, count, has_bias)
+
+
+@pytest.mark.parametrize("kind, channels, filters, dtype", [
+    (kind, c, k, dt) for kind, c, k in (("short", 3, 12), ("short", 1, 16), ("long", 40, 24))
+    for dt in (np.float32, np.float64, np.complex64) if not (kind == "long" and dt == np.float64)])
+def test_term_kernels_write_channels_first_results(kind, channels, filters, dtype, monkeypatch):
+    """A channels_first layer on a term kernel stores its tiles transposed into
+    the (N, K, *spatial) result: no layout pass after the kernel, and the
+    channels-last result bit for bit (bias, activation, partial tiles and filter
+    blocks, ``out=``)."""
+    from numconv import _ops
+
+    rng = np.random.default_rng(channels + filters)
+    x = rng.standard_normal((3, 5, 13, channels)).astype(dtype)
+    w = rng.standard_normal((3, 2, channels, filters)).astype(dtype)
+    b = rng.standard_normal(filters).astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        x = x + 1j * rng.standard_normal(x.shape).astype(dtype)
+    act = None if np.dtype(dtype).kind == "c" else "relu"
+    kw = dict(strides=(1, 1), padding="same", activation=act, method="direct")
+    xcf = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    spec = spec_of(xcf, w, b, data_format="channels_first", padding="same")
+    assert _kernel_ran(spec) == kind and direct.is_terms_channels_first(spec)  # (double precision: short only)
+    want = np.moveaxis(numconv.conv2d(x, w, b, **kw), -1, 1)
+    monkeypatch.setattr(_ops, "user_layout", lambda *a: pytest.fail("the result was laid out after the kernel"))
+    got = numconv.conv2d(xcf, w, b, data_format="channels_first", **kw)
+    assert got.flags.c_contiguous and np.array_equal(got, want)
+    out = np.full(want.shape, np.nan, dtype)
+    assert numconv.conv2d(xcf, w, b, data_format="channels_first", out=out, **kw) is out
+    assert np.array_equal(out, want)

@@ -63,7 +63,7 @@ from .._config import PARALLEL, SERIAL
 from .conv import row_task
 from .pad import source_index
 from .tile import (FLUSH_TERMS, LINE_BYTES, acc_tile, at, flush_terms, prefetch_write, row_fma, row_spill, row_store,
-                   row_zero, tile_shape, wide_tile)
+                   row_zero, tile_shape, tile_store_transposed, wide_tile)
 
 #: the longest reduction (Cg * kd * kh * kw) ``short_kernel`` takes
 MAX_TERMS = FLUSH_TERMS
@@ -99,7 +99,7 @@ def term_geometry(C, K, kernel, L):
 
 
 @njit(**PARALLEL)
-def short_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, strides, dilations, wchunk, tag):
+def short_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, strides, dilations, wchunk, out_cf, tag):
     """``out = conv(x, w) + b``, valid, on an input padded beforehand.
 
     ``xf`` the padded input, flat: ``geom`` = (N, C, DP, HP, WP) and ``xstrides``
@@ -112,10 +112,16 @@ def short_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, stride
     weights of ``_paths/direct.pack_weights`` (steps (T * lanes, lanes)) and, for
     one group with whole blocks, the canonical kernel itself (steps (lanes, K)).
     Parallel over tasks (n, od, oh, W-chunk of ``wchunk`` pixels, a multiple of
-    the tile's rows); ``Cg * KD * KH * KW`` <= ``MAX_TERMS``."""
+    the tile's rows); ``Cg * KD * KH * KW`` <= ``MAX_TERMS``. ``out_cf``: None,
+    or True when ``out`` is channels-first (N, K, OD, OH, OW), written by
+    ``tile_store_transposed`` (a specialisation of its own, so the channels-last
+    code carries no branch for it: it cost the stock conv1d 5-8 %)."""
     N, C, DP, HP, WP = geom
     sn, sc, sz, sy, sx = xstrides
-    _, OD, OH, OW, K = out.shape
+    if out_cf is None:  # (pruned at compile time: None and True are two specialisations)
+        _, OD, OH, OW, K = out.shape
+    else:
+        _, K, OD, OH, OW = out.shape
     G, KD, KH, KW = kernel
     R, L = tile_shape(xf, tag)
     CG, KG, NKB, T = term_geometry(C, K, kernel, L)
@@ -143,13 +149,18 @@ def short_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, stride
                     for p in range(R):
                         row_zero(acc, p, xf, tag)
                     accumulate(acc, xf, offs, x0, 0, T, w, wb, tstep, step, last, R, tag)
-                    for p in range(last + 1):
-                        row_store(acc, p, outf, (orow + ow0 + p) * K + kk, kn, b, kk, has_bias, tag)
+                    if out_cf is not None:
+                        plane = OD * OH * OW
+                        tile_store_transposed(acc, last + 1, outf, (n * K + kk) * plane + orow - n * plane + ow0,
+                                              plane, kn, b, kk, has_bias, tag)
+                    else:
+                        for p in range(last + 1):
+                            row_store(acc, p, outf, (orow + ow0 + p) * K + kk, kn, b, kk, has_bias, tag)
 
 
 @njit(**PARALLEL)
 def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice, strides, dilations, pads, mode,
-                wchunk, slots, tag):
+                wchunk, slots, out_cf, tag):
     """``out = conv(x, w) + b`` for reductions of any length (module docstring).
 
     ``xf`` the unpadded input, flat: ``geom`` = (N, C, D, H, W), element (n, c,
@@ -161,10 +172,15 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
     ``conv.conv_direct_kernel`` (a transposed conv's stride phases). Other operands
     as ``short_kernel``'s. Parallel over ``slots`` equal blocks of the tasks
     (n, od, oh, W-chunk of ``wchunk`` pixels, a multiple of the tile's rows),
-    each block with its own patch buffer."""
+    each block with its own patch buffer. ``out_cf`` as for ``short_kernel``; a
+    channels-first ``out`` has no lattice and at most ``WIDE_TERMS`` terms (a tile
+    is stored from its float32 partial sums)."""
     N, C, D, H, W = geom
     sn, sc, sz, sy, sx = xstrides
-    _, ODF, OHF, OWF, K = out.shape
+    if out_cf is None:
+        _, ODF, OHF, OWF, K = out.shape
+    else:
+        _, K, ODF, OHF, OWF = out.shape
     OD, OH, OW, ed, eh, ew, fd, fh, fw = lattice
     G, KD, KH, KW = kernel
     pd, ph, pw = pads
@@ -206,7 +222,7 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
                 for ow0 in range(w0, w_end, R):
                     last = min(R, w_end - ow0) - 1  # rows past it repeat the last pixel
                     ix0 = ow0 * sw - pw
-                    if ow0 + R < w_end:  # the next tile's output lines, fetched for writing
+                    if ow0 + R < w_end and out_cf is None:  # the next tile's output lines, fetched for writing
                         for g in range(G):
                             for p in range(min(R, w_end - ow0 - R)):
                                 nxt = (orow + (ow0 + R + p) * ew) * K + g * KG + k0
@@ -236,6 +252,14 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
                                         row_spill(part, wide, p, t0 < WIDE_TERMS, xf, tag)
                         else:
                             accumulate(acc, src, to, x0 + g * cstep, 0, T, w, wb, tstep, step, last, R, tag)
+                        if out_cf is not None:
+                            plane = ODF * OHF * OWF
+                            o = (n * K + kk) * plane + orow - n * plane + ow0
+                            if F:
+                                tile_store_transposed(part, last + 1, outf, o, plane, kn, b, kk, has_bias, tag)
+                            else:
+                                tile_store_transposed(acc, last + 1, outf, o, plane, kn, b, kk, has_bias, tag)
+                            continue
                         for p in range(last + 1):
                             o = (orow + (ow0 + p) * ew) * K + kk
                             if F and T > WIDE_TERMS:

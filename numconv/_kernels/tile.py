@@ -514,3 +514,84 @@ def prefetch(typingctx, x, offset):
 def prefetch_write(typingctx, x, offset):
     """Hint the cache to fetch the line holding ``x[offset]`` for writing (never faults)."""
     return types.void(x, offset), _prefetch_codegen(True)
+
+
+@intrinsic
+def tile_store_transposed(typingctx, src, pixels, dst, dst_offset, lane_step, count, bias, bias_offset, has_bias,
+                          tag):
+    """The first ``pixels`` rows of the accumulator tile ``src`` (``dst``'s dtype;
+    rows are output pixels, lanes filters) stored channels-first:
+    ``dst[dst_offset + j * lane_step + p] = src[p, j] + bias[bias_offset + j]``
+    for ``p < pixels``, ``j < count``. The tile is transposed in registers, so a
+    kernel writes a channels_first result directly (a filter's run of pixels per
+    vector store) instead of a channels-last copy that a layout pass transposes
+    after it. ``bias`` is read only when ``has_bias``."""
+    dtype = dst.dtype
+    rows, lanes = _shape(tag, dtype)
+    elem, vcount = _scalar_lanes(dtype, lanes)
+    per = vcount // lanes  # scalars per element: 2 for complex (re, im)
+
+    def codegen(context, builder, sig, args):
+        sptr, npix, darr, doff, step, cnt, barr, boff, hasb, _ = args
+        vty = ir.VectorType(elem, vcount)
+        cty = ir.VectorType(elem, rows * per)  # one filter's pixels
+        i32 = ir.IntType(32)
+        lane_mask = _lane_mask(builder, cnt, vcount, per)
+        bptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[6], barr, boff, elem, per),
+                               vty.as_pointer())
+        bv = _masked_load(builder, bptr, builder.select(hasb, lane_mask, ir.Constant(lane_mask.type, None)), vty)
+        tile = [builder.fadd(builder.load(_row(builder, sptr, ir.Constant(ir.IntType(64), r), elem, vcount)[0],
+                                          align=64), bv) for r in range(rows)]
+        # Transpose each rows x rows block of the tile in log2(rows) stages of
+        # two-source shuffles (one vpermt2ps / unpack / lane shuffle each): stage h
+        # swaps the off-diagonal h x h sub-blocks of every 2h x 2h one between rows
+        # i and i + h. Row i then holds, in block k, filter k * rows + i's pixels.
+        def take(a, b, units):
+            idx = [u * per + e for u in units for e in range(per)]
+            return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, len(idx)), idx))
+
+        h = rows // 2 if lanes >= rows else 0  # (narrower tiles: one column at a time below)
+        while h:
+            for i in [i for i in range(rows) if not i & h]:
+                first, second = [], []
+                for u in range(lanes):
+                    g, o = u - u % (2 * h), u % (2 * h)
+                    src = g + o if o < h else lanes + g + o - h  # b's units follow a's
+                    first.append(src)
+                    second.append(src + h)
+                tile[i], tile[i + h] = take(tile[i], tile[i + h], first), take(tile[i], tile[i + h], second)
+            h //= 2
+        pix_mask = _lane_mask(builder, npix, rows * per, per)
+        none = ir.Constant(pix_mask.type, None)
+        base = _array_elem_ptr(context, builder, sig.args[2], darr, doff, elem, per)
+        full = builder.and_(builder.icmp_signed("==", npix, ir.Constant(npix.type, rows)),
+                            builder.icmp_signed("==", cnt, ir.Constant(cnt.type, lanes)))
+        columns = []
+        for i in range(rows if lanes >= rows else lanes):
+            for k in range(lanes // rows if lanes >= rows else 1):
+                if lanes >= rows:
+                    j = k * rows + i
+                    col = take(tile[i], tile[i], range(k * rows, (k + 1) * rows))
+                else:  # complex128 8 x 4 tiles: filter i's pixels gathered row by row
+                    j = i
+                    col = ir.Constant(cty, ir.Undefined)
+                    for r in range(rows):
+                        for e in range(per):
+                            col = builder.insert_element(
+                                col, builder.extract_element(tile[r], ir.Constant(i32, j * per + e)),
+                                ir.Constant(i32, r * per + e))
+                at_j = builder.mul(step, ir.Constant(step.type, j * per))
+                columns.append((j, col, builder.bitcast(builder.gep(base, [at_j]), cty.as_pointer())))
+        # whole tiles store plainly (masked stores of runs that cross cache lines
+        # cost ~4 cycles each here); the row's last tile and partial filter blocks masked
+        with builder.if_else(full) as (whole, part):
+            with whole:
+                for j, col, ptr in columns:
+                    builder.store(col, ptr, align=4 if isinstance(elem, ir.FloatType) else 8)
+            with part:
+                for j, col, ptr in columns:
+                    live = builder.icmp_signed(">", cnt, ir.Constant(cnt.type, j))
+                    _masked_store(builder, col, ptr, builder.select(live, pix_mask, none))
+        return context.get_dummy_value()
+
+    return types.void(src, pixels, dst, dst_offset, lane_step, count, bias, bias_offset, has_bias, tag), codegen

@@ -27,7 +27,7 @@ from .._kernels.depthwise import depthwise_cf_kernel, depthwise_kernel
 from .._kernels.layout import swap_last_axes
 from .._kernels.narrow import MAX_FILTERS, narrow_kernel
 from .._kernels.pad import PAD_MODES, pad_kernel
-from .._kernels.short import MAX_TERMS, long_kernel, short_kernel
+from .._kernels.short import MAX_TERMS, WIDE_TERMS, long_kernel, short_kernel
 from .._kernels.tile import FLUSH_TERMS, VARIANTS, choose_variant, variant_lanes, variant_tag
 from .._spec import per_spec
 
@@ -121,12 +121,13 @@ def is_short(spec):
         single or choose_variant(spec.filters // spec.groups, spec.dtype) != 1)
 
 
-def run_short(spec, x, w5, b, out5, channels_first=False):
+def run_short(spec, x, w5, b, out5, channels_first=False, out_cf=False):
     """The short-reduction kernel on a padded scratch copy of the input (``x``
     itself when there are no pads): channels-last (``padded``), or with
     ``channels_first`` the user's (N, C, *spatial) array and a channels-first copy
     (``padded_channels_first``). The canonical kernel serves as its weights when
-    one group's filters fill whole tile rows."""
+    one group's filters fill whole tile rows. With ``out_cf``, ``out5`` is
+    channels-first (N, K, OD, OH, OW)."""
     variant, pads, geom, xstrides, kernel = _short_plan(spec, channels_first)
     wf, steps = term_weights(spec, w5, variant, canonical=True)
     if not channels_first:
@@ -137,7 +138,8 @@ def run_short(spec, x, w5, b, out5, channels_first=False):
         xf = np.ascontiguousarray(x, spec.dtype).reshape(-1)
     return _run_terms(spec, b, out5, variant, lambda bk, has_bias: short_kernel(
         xf, geom, xstrides, wf, steps, kernel, bk, has_bias, out5, spec.strides, spec.dilations,
-        w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()), variant_tag(variant)))
+        w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()), True if out_cf else None,
+        variant_tag(variant)))
 
 
 @per_spec
@@ -163,11 +165,15 @@ def is_long(spec):
     return np.dtype(spec.dtype) in (np.float32, np.complex64)
 
 
-def run_long(spec, x, w5, b, out5, lattice=None, channels_first=False):
+def run_long(spec, x, w5, b, out5, lattice=None, channels_first=False, out_cf=False):
     """The long-reduction kernel on the unpadded input (border tiles gather their
     window through the padding mode), with packed weights; ``lattice`` as for
     ``run``. ``x`` is canonical channels-last (N, D, H, W, C), or with
-    ``channels_first`` the user's (N, C, *spatial) array, read as it lies."""
+    ``channels_first`` the user's (N, C, *spatial) array, read as it lies. With
+    ``out_cf``, ``out5`` is channels-first (N, K, OD, OH, OW) (no ``lattice``, at
+    most ``WIDE_TERMS`` terms: ``long_kernel``)."""
+    if out_cf and (lattice is not None or reduction_terms(spec) > WIDE_TERMS):
+        raise AssertionError("long_kernel writes channels-first results without a lattice, up to WIDE_TERMS terms")
     variant = choose_variant(spec.filters // spec.groups, spec.dtype)
     wf, steps = term_weights(spec, w5, variant, canonical=False)
     threads = numba.get_num_threads()
@@ -178,7 +184,8 @@ def run_long(spec, x, w5, b, out5, lattice=None, channels_first=False):
         x.reshape(-1), (N, C, *spatial), element_strides(C, spatial, channels_first), wf, steps,
         (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5, output_grid(spec, lattice), spec.strides,
         spec.dilations, tuple(p[0] for p in spec.pads), PAD_MODES[spec.padding_mode],
-        w_chunk(spec, VARIANTS[variant][0], threads), threads, variant_tag(variant)))
+        w_chunk(spec, VARIANTS[variant][0], threads), threads, True if out_cf else None,
+        variant_tag(variant)))
 
 
 #: Terms per output up to which the term kernels read channels_first input in place
@@ -187,8 +194,8 @@ CF_MAX_TERMS = 256
 
 def is_terms_channels_first(spec):
     """Whether ``run_terms_channels_first`` reads a channels_first ``spec``'s input
-    as the user laid it out (no transpose of the input; the result is still laid
-    out after): the short kernel, or the long one up to ``CF_MAX_TERMS`` terms.
+    as the user laid it out and writes its channels_first result (no transpose of
+    either): the short kernel, or the long one up to ``CF_MAX_TERMS`` terms.
 
     Read in place, each term of a tile reads its own cache line (a channel plane's
     row); a channels-last copy packs 16 channels into one. So it pays while a
@@ -203,12 +210,16 @@ def is_terms_channels_first(spec):
     return is_short(spec) or (is_long(spec) and reduction_terms(spec) <= CF_MAX_TERMS)
 
 
-def run_terms_channels_first(spec, x, w5, b, out5):
+def run_terms_channels_first(spec, x, w5, b, out):
     """The short or long kernel (``is_terms_channels_first``) on the user's (N, C,
-    *spatial) ``x`` into the canonical channels-last ``out5``."""
+    *spatial) ``x`` into ``out``, a C-contiguous (N, K, *spatial) result (the
+    kernels store their tiles transposed: no layout pass)."""
+    out5 = out.reshape((spec.batch, spec.filters) + spec.out_spatial)
     if is_short(spec):
-        return run_short(spec, x, w5, b, out5, channels_first=True)
-    return run_long(spec, x, w5, b, out5, channels_first=True)
+        run_short(spec, x, w5, b, out5, channels_first=True, out_cf=True)
+    else:
+        run_long(spec, x, w5, b, out5, channels_first=True, out_cf=True)
+    return out
 
 
 def element_strides(C, spatial, channels_first):

@@ -113,7 +113,10 @@ def forward(a, shape, axes, workers, real=None):
     Pooled buffers matter as much as the skipped rows: a fresh multi-megabyte
     array is mapped from the system and faults in one 4 KiB page at a time (a
     1024 x 1024 float64 image's transforms took ~1,600 faults, ~4 ms, per call
-    here, as long as the transforms themselves on one core)."""
+    here, as long as the transforms themselves on one core). Length-1 axes (a
+    1-D or 2-D conv's leading canonical axes) are skipped: pocketfft copied the
+    whole spectrum for each, 6 copies a call, 21 of 36 ms on the 8 x 65536 x 4
+    1025-tap conv1d."""
     import scipy.fft
 
     if real is None:
@@ -131,6 +134,8 @@ def forward(a, shape, axes, workers, real=None):
             if src is not a:
                 _memory.recycle(src)
             continue
+        if n == 1 and cur is not a and cur.dtype == cdtype:
+            continue  # a length-1 transform is the identity (a 1-D conv's D and H axes)
         if cur is a or cur.dtype != cdtype or cur.shape[ax] != n:
             buf = _extended(cur, ax, n, cdtype)
             if cur is not a:
@@ -164,7 +169,8 @@ def inverse(A, shape, axes, region, real, workers, result=None):
                 out = (result or np.empty)(cur.shape, cur.dtype)
                 out[...] = cur
                 cur = out
-            cur = scipy.fft.ifft(cur, axis=ax, workers=workers, overwrite_x=True)  # in place
+            if shape[i] != 1:  # (a length-1 transform is the identity)
+                cur = scipy.fft.ifft(cur, axis=ax, workers=workers, overwrite_x=True)  # in place
         cur = cur[lead + (region[i],)]
     return cur
 

@@ -54,6 +54,7 @@ tap, call or overlap-save terms) scored 92.5-94.6 % on the same grids, its worst
 misses 3-4x on small 3-D volumes with one channel. Re-run the script on a new
 machine class.
 """
+import functools
 import math
 
 from ._kernels.act import DEFERRED, apply_deferred
@@ -183,8 +184,13 @@ def choose_conv_method(spec, constants=None):
         return "direct"
     if constants is None:
         # The model costs ~20 us of Python per call (a quarter of a small layer's
-        # overhead, paid twice on some paths): remember it per spec and constants.
-        return _remembered(spec, tuple(map(globals().__getitem__, _CONSTANT_NAMES)))
+        # overhead, paid twice on some paths): remember it per spec and constants,
+        # on the spec object (no hashing) and by value (the sub-specs that the
+        # transposed conv's phases and the gradients build anew on every call).
+        try:
+            return _remembered(spec, tuple(map(globals().__getitem__, _CONSTANT_NAMES)))
+        except TypeError:  # an unhashable field (a callable activation object)
+            pass
     return _cheapest(spec, constants)
 
 
@@ -200,6 +206,11 @@ def _cheapest(spec, constants=None):
 @per_spec
 def _remembered(spec, values):
     """``_cheapest(spec)`` under this module's constants, whose current ``values`` key the cache."""
+    return _remembered_by_value(spec, values)
+
+
+@functools.lru_cache(maxsize=1024)
+def _remembered_by_value(spec, values):
     return _cheapest(spec)
 
 

@@ -130,6 +130,22 @@ def test_cost_terms_cover_the_choice():
         assert set(terms) <= set(_dispatch.CONSTANTS) and _dispatch.weigh(terms) > 0
 
 
+def test_choice_is_remembered_for_equal_specs_built_anew(monkeypatch):
+    """The transposed conv's phases and the gradients build their sub-specs anew
+    on every call (``dataclasses.replace``): ``auto``'s choice for a spec equal to
+    one seen before comes from the cache, not from the cost model again."""
+    import dataclasses
+
+    spec = spec_of(np.zeros((1, 30, 30, 8)), np.zeros((2, 2, 8, 8)), padding="same")
+    _dispatch._remembered_by_value.cache_clear()
+    seen = []
+    cheapest = _dispatch._cheapest
+    monkeypatch.setattr(_dispatch, "_cheapest", lambda s, *a: seen.append(s) or cheapest(s, *a))
+    first = _dispatch.choose_conv_method(dataclasses.replace(spec, pads=((0, 0), (1, 1), (1, 1))))
+    again = _dispatch.choose_conv_method(dataclasses.replace(spec, pads=((0, 0), (1, 1), (1, 1))))
+    assert first == again and len(seen) == 1
+
+
 def test_remembered_choice_follows_the_constants(monkeypatch):
     """``auto``'s choice is cached per spec (the model costs ~20 us of Python per
     call), keyed on the constants too: changing one changes the next choice."""

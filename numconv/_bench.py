@@ -78,38 +78,33 @@ def main(argv=None):
 def time_call(fn, repeat, warmup=WARMUP, min_sample=MIN_SAMPLE_S):
     """Median seconds per call of ``fn`` over ``repeat`` samples, after ``warmup``
     calls; each sample loops a fast call until it lasts ``min_sample`` seconds."""
-    for _ in range(warmup):
-        fn()
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    number = max(1, min(1000, int(min_sample / max(first, 1e-9))))
-    samples = []
-    for _ in range(max(repeat, 1)):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter() - t0) / number)
-    return statistics.median(samples)
+    return _time_in_turn((fn,), repeat, warmup, min_sample)[0]
 
 
 def time_pair(fn, other, repeat, warmup=WARMUP, min_sample=MIN_SAMPLE_S):
     """Median seconds per call of ``fn`` and of ``other`` (as ``time_call``), their
     samples taken alternately, so a ratio of the two sees the same host load."""
+    return _time_in_turn((fn, other), repeat, warmup, min_sample)
+
+
+def _time_in_turn(fns, repeat, warmup, min_sample):
+    """``time_call`` for each of ``fns``, their warm-up calls and samples taken in
+    turn; calls per sample set by the first one's time."""
     for _ in range(warmup):
-        fn()
-        other()
+        for f in fns:
+            f()
     t0 = time.perf_counter()
-    fn()
-    number = max(1, min(1000, int(min_sample / max(time.perf_counter() - t0, 1e-9))))
-    samples = ([], [])
+    fns[0]()
+    first = time.perf_counter() - t0
+    number = max(1, min(1000, int(min_sample / max(first, 1e-9))))
+    samples = [[] for _ in fns]
     for _ in range(max(repeat, 1)):
-        for f, out in zip((fn, other), samples):
+        for f, out in zip(fns, samples):
             t0 = time.perf_counter()
             for _ in range(number):
                 f()
             out.append((time.perf_counter() - t0) / number)
-    return statistics.median(samples[0]), statistics.median(samples[1])
+    return tuple(statistics.median(s) for s in samples)
 
 
 def measure_gemm(dtypes=("float32",), n=2048, repeat=5):

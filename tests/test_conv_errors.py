@@ -237,9 +237,10 @@ def test_per_spec_memo_is_keyed_by_spec_and_arguments():
     twin = spec_of(x.copy(), np.zeros((3, 3, 3, 16), np.float32), padding="same")
     chunks = [direct.w_chunk(spec, 8, t) for t in (1, 2, 1, 2)]
     assert chunks[0] != chunks[1] and chunks[:2] == chunks[2:]
-    cf = direct._short_plan(spec, True)
-    cl = direct._short_plan(spec, False)
-    assert cf[3] == (3 * 4 * 402, 4 * 402, 4 * 402, 402, 1) and cl[3] == (4 * 402 * 3, 1, 4 * 402 * 3, 402 * 3, 3)
+    cf = direct._terms_plan(spec, True, True)
+    cl = direct._terms_plan(spec, False, True)
+    assert cf[2] == (3 * 4 * 402, 4 * 402, 4 * 402, 402, 1) and cl[2] == (4 * 402 * 3, 1, 4 * 402 * 3, 402 * 3, 3)
+    assert direct._terms_plan(spec, False, False)[1][-1] == 400  # the unpadded input (the long kernel's)
     assert spec == twin and hash(spec) == hash(twin)
     wider = dataclasses.replace(spec, in_spatial=(1, 2, 800), out_spatial=(1, 2, 800))
-    assert direct._short_plan(wider, False)[2][-1] == 802
+    assert direct._terms_plan(wider, False, True)[1][-1] == 802

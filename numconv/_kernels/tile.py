@@ -566,22 +566,20 @@ def tile_store_transposed(typingctx, src, pixels, dst, dst_offset, lane_step, co
         base = _array_elem_ptr(context, builder, sig.args[2], darr, doff, elem, per)
         full = builder.and_(builder.icmp_signed("==", npix, ir.Constant(npix.type, rows)),
                             builder.icmp_signed("==", cnt, ir.Constant(cnt.type, lanes)))
-        columns = []
-        for i in range(rows if lanes >= rows else lanes):
-            for k in range(lanes // rows if lanes >= rows else 1):
-                if lanes >= rows:
-                    j = k * rows + i
-                    col = take(tile[i], tile[i], range(k * rows, (k + 1) * rows))
-                else:  # complex128 8 x 4 tiles: filter i's pixels gathered row by row
-                    j = i
-                    col = ir.Constant(cty, ir.Undefined)
-                    for r in range(rows):
-                        for e in range(per):
-                            col = builder.insert_element(
-                                col, builder.extract_element(tile[r], ir.Constant(i32, j * per + e)),
-                                ir.Constant(i32, r * per + e))
-                at_j = builder.mul(step, ir.Constant(step.type, j * per))
-                columns.append((j, col, builder.bitcast(builder.gep(base, [at_j]), cty.as_pointer())))
+        if lanes >= rows:  # filter k * rows + i: block k of row i
+            runs = [(k * rows + i, take(tile[i], tile[i], range(k * rows, (k + 1) * rows)))
+                    for i in range(rows) for k in range(lanes // rows)]
+        else:  # complex128 8 x 4 tiles: filter j's pixels gathered row by row
+            runs = []
+            for j in range(lanes):
+                col = ir.Constant(cty, ir.Undefined)
+                for r in range(rows):
+                    for e in range(per):
+                        lane = builder.extract_element(tile[r], ir.Constant(i32, j * per + e))
+                        col = builder.insert_element(col, lane, ir.Constant(i32, r * per + e))
+                runs.append((j, col))
+        columns = [(j, col, builder.bitcast(builder.gep(base, [builder.mul(step, ir.Constant(step.type, j * per))]),
+                                            cty.as_pointer())) for j, col in runs]
         # whole tiles store plainly (masked stores of runs that cross cache lines
         # cost ~4 cycles each here); the row's last tile and partial filter blocks masked
         with builder.if_else(full) as (whole, part):

@@ -128,11 +128,11 @@ def run_short(spec, x, w5, b, out5, channels_first=False, out_cf=False):
     (``padded_channels_first``). The canonical kernel serves as its weights when
     one group's filters fill whole tile rows. With ``out_cf``, ``out5`` is
     channels-first (N, K, OD, OH, OW)."""
-    variant, pads, geom, xstrides, kernel = _short_plan(spec, channels_first)
+    variant, geom, xstrides, kernel = _terms_plan(spec, channels_first, True)
     wf, steps = term_weights(spec, w5, variant, canonical=True)
     if not channels_first:
         xf = padded(spec, x, scratch=True).reshape(-1)
-    elif pads:
+    elif has_pads(spec):
         xf = padded_channels_first(spec, x, True)[0]
     else:
         xf = np.ascontiguousarray(x, spec.dtype).reshape(-1)
@@ -143,13 +143,12 @@ def run_short(spec, x, w5, b, out5, channels_first=False, out_cf=False):
 
 
 @per_spec
-def _short_plan(spec, channels_first):
-    """``run_short``'s static arguments: (variant, whether the input is padded,
-    the padded input's geometry (N, C, D, H, W), its element strides, the kernel
-    (G, KD, KH, KW))."""
-    pads = has_pads(spec)
-    spatial = padded_sizes(spec)
-    return (choose_variant(spec.filters // spec.groups, spec.dtype), pads,
+def _terms_plan(spec, channels_first, padded_input):
+    """The term kernels' static arguments: (variant, the input's geometry (N, C,
+    D, H, W), its element strides, the kernel (G, KD, KH, KW)), the input padded
+    (``run_short``) or as it is (``run_long``)."""
+    spatial = padded_sizes(spec) if padded_input else spec.in_spatial
+    return (choose_variant(spec.filters // spec.groups, spec.dtype),
             (spec.batch, spec.channels, *spatial), element_strides(spec.channels, spatial, channels_first),
             (spec.groups,) + tuple(spec.kernel_spatial))
 
@@ -174,15 +173,13 @@ def run_long(spec, x, w5, b, out5, lattice=None, channels_first=False, out_cf=Fa
     most ``WIDE_TERMS`` terms: ``long_kernel``)."""
     if out_cf and (lattice is not None or reduction_terms(spec) > WIDE_TERMS):
         raise AssertionError("long_kernel writes channels-first results without a lattice, up to WIDE_TERMS terms")
-    variant = choose_variant(spec.filters // spec.groups, spec.dtype)
+    variant, geom, xstrides, kernel = _terms_plan(spec, channels_first, False)
     wf, steps = term_weights(spec, w5, variant, canonical=False)
     threads = numba.get_num_threads()
-    N, C, spatial = spec.batch, spec.channels, spec.in_spatial
     if channels_first:
         x = np.ascontiguousarray(x, spec.dtype)
     return _run_terms(spec, b, out5, variant, lambda bk, has_bias: long_kernel(
-        x.reshape(-1), (N, C, *spatial), element_strides(C, spatial, channels_first), wf, steps,
-        (spec.groups,) + tuple(spec.kernel_spatial), bk, has_bias, out5, output_grid(spec, lattice), spec.strides,
+        x.reshape(-1), geom, xstrides, wf, steps, kernel, bk, has_bias, out5, output_grid(spec, lattice), spec.strides,
         spec.dilations, tuple(p[0] for p in spec.pads), PAD_MODES[spec.padding_mode],
         w_chunk(spec, VARIANTS[variant][0], threads), threads, True if out_cf else None,
         variant_tag(variant)))

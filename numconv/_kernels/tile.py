@@ -443,6 +443,70 @@ def row_fmav(typingctx, tile, row, x, x_offset, count, w, w_offset, tag):
 
 
 @intrinsic
+def tile_slide(typingctx, tile, x, x_offset, x_step, lo, hi, count, w, w_offset, w_step, taps, stride, tag):
+    """One input row's taps into the whole tile, each input vector loaded once:
+    ``tile[p, i] += x[x_offset + q * x_step + i] * w[w_offset + j * w_step + i]``
+    for every row ``p``, tap ``j < len(taps)`` and ``q = p * len(stride) + j``, for
+    lanes ``i < count`` (an elementwise product: depthwise). Positions ``q``
+    outside ``[lo, hi)`` read zeros (zero padding along the row: their lanes are
+    masked off, so they may lie outside ``x``). The tap count and the stride are
+    the lengths of the tuples ``taps`` and ``stride``, part of the type, so the
+    ``(rows - 1) * stride + taps`` loads and ``rows * taps`` FMAs are straight-line
+    code with the tile in registers; where every position is inside and every
+    lane live, the loads are plain (a runtime branch to one of two copies).
+    Real dtypes only: ``w`` is read whole (callers pad it to whole rows)."""
+    dtype = x.dtype
+    if isinstance(dtype, types.Complex):
+        raise TypingError("tile_slide takes real data")
+    rows, lanes = _shape(tag, dtype)
+    elem, vcount = _scalar_lanes(dtype, lanes)
+    KW, S = taps.count, stride.count
+    Q = (rows - 1) * S + KW
+
+    def codegen(context, builder, sig, args):
+        tile_ptr, xarr, xoff, xstep, lov, hiv, cnt, warr, woff, wstep = args[:10]
+        i64 = ir.IntType(64)
+        vty = ir.VectorType(elem, vcount)
+        row_ptrs = [_row(builder, tile_ptr, ir.Constant(i64, p), elem, vcount)[0] for p in range(rows)]
+        x0 = _array_elem_ptr(context, builder, sig.args[1], xarr, xoff, elem, 1)
+        w0 = _array_elem_ptr(context, builder, sig.args[7], warr, woff, elem, 1)
+        wv = [builder.load(builder.bitcast(builder.gep(w0, [builder.mul(wstep, ir.Constant(i64, j))]),
+                                           vty.as_pointer()), align=4) for j in range(KW)]
+        xptrs = [builder.bitcast(builder.gep(x0, [builder.mul(xstep, ir.Constant(i64, q))]), vty.as_pointer())
+                 for q in range(Q)]
+        full = builder.and_(builder.and_(builder.icmp_signed("<=", lov, ir.Constant(i64, 0)),
+                                         builder.icmp_signed(">=", hiv, ir.Constant(i64, Q))),
+                            builder.icmp_signed(">=", cnt, ir.Constant(i64, lanes)))
+        lane_mask = _lane_mask(builder, cnt, vcount, 1)
+        none = ir.Constant(lane_mask.type, None)
+
+        def accumulate(load):
+            acc = [builder.load(ptr, align=64) for ptr in row_ptrs]
+            for q in range(Q):
+                xv = load(q)
+                for j in range(KW):
+                    p, r = divmod(q - j, S)
+                    if r == 0 and 0 <= p < rows:
+                        acc[p] = _fma(builder, xv, wv[j], acc[p])
+            for ptr, v in zip(row_ptrs, acc):
+                builder.store(v, ptr, align=64)
+
+        def masked(q):
+            inside = builder.and_(builder.icmp_signed("<=", lov, ir.Constant(i64, q)),
+                                  builder.icmp_signed(">", hiv, ir.Constant(i64, q)))
+            return _masked_load(builder, xptrs[q], builder.select(inside, lane_mask, none), vty)
+
+        with builder.if_else(full, likely=True) as (whole, partial):
+            with whole:
+                accumulate(lambda q: builder.load(xptrs[q], align=4))
+            with partial:
+                accumulate(masked)
+        return context.get_dummy_value()
+
+    return types.void(tile, x, x_offset, x_step, lo, hi, count, w, w_offset, w_step, taps, stride, tag), codegen
+
+
+@intrinsic
 def row_store(typingctx, src, row, dst, dst_offset, count, bias, bias_offset, has_bias, tag):
     """``dst[dst_offset + i] = T(src[row, i] + bias[bias_offset + i])`` for
     ``i < count``: vector loads, one rounding to ``dst``'s dtype and masked stores,
@@ -475,6 +539,46 @@ def row_store(typingctx, src, row, dst, dst_offset, count, bias, bias_offset, ha
         return context.get_dummy_value()
 
     return types.void(src, row, dst, dst_offset, count, bias, bias_offset, has_bias, tag), codegen
+
+
+@intrinsic
+def row_stream(typingctx, src, row, dst, dst_offset, bias, bias_offset, has_bias, tag):
+    """``row_store`` of a whole row from an ``acc_tile`` with non-temporal stores,
+    which write around the caches without reading the lines first (a plain store
+    to a line not in cache reads it: a third of a memory-bound kernel's traffic).
+    ``dst`` + ``dst_offset`` must be 64-byte aligned."""
+    dtype = dst.dtype
+    rows, lanes = _shape(tag, dtype)
+    elem, vcount = _scalar_lanes(dtype, lanes)
+    per = 2 if isinstance(dtype, types.Complex) else 1
+
+    def codegen(context, builder, sig, args):
+        sptr, rowv, darr, doff, barr, boff, hasb, _ = args
+        srow, vty = _row(builder, sptr, rowv, elem, vcount)
+        v = builder.load(srow, align=64)
+        bptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[4], barr, boff, elem, per), vty.as_pointer())
+        none = ir.Constant(ir.VectorType(ir.IntType(1), vcount), None)
+        full = ir.Constant(ir.VectorType(ir.IntType(1), vcount), [1] * vcount)
+        v = builder.fadd(v, _masked_load(builder, bptr, builder.select(hasb, full, none), vty))
+        dptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], darr, doff, elem, per), vty.as_pointer())
+        st = builder.store(v, dptr, align=64)
+        st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+        return context.get_dummy_value()
+
+    return types.void(src, row, dst, dst_offset, bias, bias_offset, has_bias, tag), codegen
+
+
+@intrinsic
+def store_fence(typingctx):
+    """``sfence``: orders ``row_stream``'s non-temporal stores before every later
+    store (a task's results are complete before the task ends)."""
+    def codegen(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                            "llvm.x86.sse.sfence")
+        builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
 
 
 # ------------------------------------------------------------------ software prefetch

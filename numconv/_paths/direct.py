@@ -23,7 +23,7 @@ from .. import _memory
 from .._config import kernel_lock
 from .._kernels.act import bias_activation_kernel, fused_code
 from .._kernels.conv import conv_direct_kernel
-from .._kernels.depthwise import depthwise_cf_kernel, depthwise_kernel
+from .._kernels.depthwise import depthwise_cf_kernel, depthwise_kernel, depthwise_slide_kernel
 from .._kernels.layout import swap_last_axes
 from .._kernels.narrow import MAX_FILTERS, narrow_kernel
 from .._kernels.pad import PAD_MODES, pad_kernel
@@ -342,6 +342,41 @@ def is_depthwise_channels_first(spec):
             and spec.dtype in (np.float32, np.float64) and math.prod(spec.kernel_spatial) <= FLUSH_TERMS)
 
 
+#: results at least this large bypass the caches (``tile.row_stream``): they
+#: would not stay there, and storing around them saves reading each line first.
+#: (depthwise 8 x 56 x 56 x 128 float32, 12.8 MB, 3 x 3, 2 threads: 1.56-1.63 ->
+#: 0.89-1.05 ms in one A/B run). Only without a fused activation, whose pass
+#: would read the results back.
+STREAM_BYTES = 8 << 20
+
+#: the most taps along W that ``depthwise_slide_kernel`` takes (one specialisation per count)
+MAX_SLIDE_TAPS = 9
+
+
+@per_spec
+def slides(spec):
+    """Whether ``depthwise_slide_kernel`` computes ``spec`` (canonical channels-last
+    operands): depthwise with multiplier 1, real floats, zero padding, dilation 1
+    and stride 1 or 2 along W, at most ``MAX_SLIDE_TAPS`` taps along W and, in
+    single precision, at most ``FLUSH_TERMS`` in all (no partial sums to flush)."""
+    return (is_depthwise(spec) and spec.filters == spec.channels and spec.dtype in (np.float32, np.float64)
+            and spec.padding_mode == "zeros" and spec.dilations[2] == 1 and spec.strides[2] in (1, 2)
+            and spec.kernel_spatial[2] <= MAX_SLIDE_TAPS
+            and (spec.dtype == np.float64 or math.prod(spec.kernel_spatial) <= FLUSH_TERMS))
+
+
+def slide_variant(spec):
+    """``depthwise_slide_kernel``'s tile: 8 pixels x one vector of channels when one
+    vector holds them all or the window has more than 7 taps along W (the taps'
+    weights take the registers), else 8 pixels x two vectors (twice the FMAs per
+    tap row for the same address arithmetic). 8 x 56 x 56 x 16, 3 x 3 valid, 2
+    threads: one vector 0.105 ms, two 0.141 (half their lanes idle); 1 x 56 x 56
+    x 128, 3 x 3 same, 1 thread: two vectors 0.115 ms, one 0.149."""
+    if spec.channels <= variant_lanes(3, spec.dtype) or spec.kernel_spatial[2] > 7:
+        return 3
+    return 2
+
+
 def depthwise_weights(spec, w5, lanes):
     """The Keras depthwise kernel (KD, KH, KW, 1, C * M) regrouped as (KD, KH, KW, M,
     CP): channels contiguous, zero-padded to CP, a multiple of ``lanes``."""
@@ -410,6 +445,15 @@ def run(spec, x5, w5, b, out5, lattice=None):
     bk, has_bias, act = epilogue(spec, b)
     pads = tuple(p[0] for p in spec.pads)
     mode = PAD_MODES[spec.padding_mode]
+    if lattice is None and slides(spec):
+        variant = slide_variant(spec)
+        R, lanes = VARIANTS[variant][0], variant_lanes(variant, spec.dtype)
+        with kernel_lock():
+            depthwise_slide_kernel(x5, depthwise_weights(spec, w5, lanes), bk, has_bias, out5, spec.strides,
+                                   spec.dilations, pads, w_chunk(spec, R, numba.get_num_threads()),
+                                   out5.nbytes >= STREAM_BYTES and not act, act,
+                                   (0,) * spec.kernel_spatial[2], (0,) * spec.strides[2], variant_tag(variant))
+        return out5
     if is_depthwise(spec) and lattice is None:
         variant = choose_variant(spec.channels, spec.dtype)
         wm = depthwise_weights(spec, w5, variant_lanes(variant, spec.dtype))

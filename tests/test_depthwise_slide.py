@@ -1,0 +1,200 @@
+"""The sliding depthwise kernel (``depthwise_slide_kernel``): channels-last
+depthwise convolution with multiplier 1 and zero padding, each input vector of a
+window row loaded once for all the tile's pixels that read it, and results of at
+least ``direct.STREAM_BYTES`` stored around the caches."""
+import re
+
+import numba
+import numpy as np
+import pytest
+
+import numconv
+from numconv._kernels.depthwise import depthwise_slide_kernel
+from numconv._kernels.tile import variant_tag
+from numconv._paths import direct
+from reference import ref_conv
+
+
+def _grouped(dk):
+    """A (*k, C, 1) depthwise kernel as the (*k, 1, C) grouped-conv kernel it is."""
+    return dk.reshape(dk.shape[:-2] + (1, dk.shape[-2]))
+
+
+def _shifted_sum(x, dk, pads):
+    """Depthwise conv, stride and dilation 1, by adding shifted copies of the
+    zero-padded input (channels-last, any rank): a second, loop-free reference."""
+    xp = np.pad(x, [(0, 0)] + list(pads) + [(0, 0)])
+    out_sp = tuple(xp.shape[1 + i] - dk.shape[i] + 1 for i in range(dk.ndim - 2))
+    y = np.zeros((x.shape[0],) + out_sp + (x.shape[-1],), np.result_type(x, dk))
+    for tap in np.ndindex(*dk.shape[:-2]):
+        window = tuple(slice(t, t + n) for t, n in zip(tap, out_sp))
+        y += xp[(slice(None),) + window] * dk[tap][:, 0]
+    return y
+
+
+@pytest.fixture
+def slide_calls(monkeypatch):
+    """The sliding kernel's calls, as (tap count, stride along W, stream flag)."""
+    calls = []
+
+    def counted(x, wm, b, has_bias, out, strides, dilations, pads, span, stream, act, taps, stride, tag):
+        calls.append((len(taps), len(stride), stream))
+        return depthwise_slide_kernel(x, wm, b, has_bias, out, strides, dilations, pads, span, stream, act, taps,
+                                      stride, tag)
+
+    monkeypatch.setattr(direct, "depthwise_slide_kernel", counted)
+    return calls
+
+
+# (spatial, kernel, strides, dilation, padding, channels, dtype): tap counts and
+# strides along W that the depthwise sweep also compiles, plus both tile widths
+# (more channels than one vector: two vectors, with a channel tail), explicit and
+# causal padding, strides and dilations along the other axes, 1 to 3 ranks.
+CASES = [
+    ((8, 11), (3, 3), 1, 1, "same", 40, np.float32),
+    ((9, 12), (3, 3), 2, 1, "same", 20, np.float64),
+    ((13, 10), (3, 2), (2, 1), (2, 1), "valid", 17, np.float32),
+    ((50,), (3,), 1, 1, "causal", 7, np.float32),
+    ((41,), (2,), 2, 1, ((2, 3),), 33, np.float64),
+    ((5, 6, 9), (2, 3, 3), (1, 2, 1), (2, 1, 1), "same", 17, np.float32),
+    ((7, 19), (1, 1), 1, 1, "valid", 3, np.float64),
+    ((10, 10), (2, 3), 2, (2, 1), ((1, 2), (0, 3)), 36, np.float32),
+]
+
+
+@pytest.mark.parametrize("spatial, k, s, d, padding, C, dtype", CASES)
+def test_slide_kernel_matches_reference(spatial, k, s, d, padding, C, dtype, slide_calls):
+    rng = np.random.default_rng(len(spatial) * 100 + C)
+    x = rng.standard_normal((2,) + spatial + (C,))
+    dk = rng.standard_normal(k + (C, 1))
+    b = rng.standard_normal(C)
+    ref = ref_conv(x, _grouped(dk), b, strides=s, padding=padding, dilation_rate=d, groups=C, activation="relu")
+    got = numconv.depthwise_conv(x.astype(dtype), dk.astype(dtype), b.astype(dtype), strides=s, padding=padding,
+                                 dilation_rate=d, activation="relu", method="direct")
+    assert slide_calls and got.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+
+def test_slide_kernel_splits_few_long_rows_identically_for_any_thread_count(slide_calls):
+    """One 1-D signal is one output row: the kernel splits it into runs of
+    tiles (``direct.w_chunk``) so both threads work, and each output is still one
+    thread's whole sum."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 3001, 24)).astype(np.float32)
+    dk = rng.standard_normal((9, 24, 1)).astype(np.float32)
+    before = numba.get_num_threads()
+    try:
+        numconv.set_num_threads(1)
+        one = numconv.depthwise_conv(x, dk, padding="same")
+        numconv.set_num_threads(2)
+        two = numconv.depthwise_conv(x, dk, padding="same")
+    finally:
+        numconv.set_num_threads(before)
+    assert len(slide_calls) == 2
+    np.testing.assert_array_equal(one, two)
+    ref = _shifted_sum(x.astype(np.float64), dk.astype(np.float64), [(4, 4)])
+    np.testing.assert_allclose(one, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_slide_kernel_keeps_nan_and_inf_local(slide_calls):
+    """Positions outside the input are masked lanes that read zeros, never a
+    neighbour times a zero weight: a NaN or an infinity reaches exactly the
+    outputs whose windows hold it."""
+    x = np.zeros((1, 12, 20, 40), np.float32)
+    x[0, 0, 0, 3] = np.nan
+    x[0, 5, 19, 35] = np.inf
+    x[0, 11, 7, 0] = np.nan
+    dk = np.ones((3, 3, 40, 1), np.float32)
+    got = numconv.depthwise_conv(x, dk, padding="same")
+    ref = _shifted_sum(x.astype(np.float64), dk.astype(np.float64), [(1, 1), (1, 1)])
+    assert slide_calls
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+    assert np.isnan(got).sum() == 4 + 6 and np.isinf(got).sum() == 6  # a corner, two edges
+
+
+def test_large_results_are_streamed_and_unaligned_outs_are_not(slide_calls):
+    """A result of at least ``STREAM_BYTES`` goes around the caches (streaming
+    stores need 64-byte aligned rows: numconv's own results are; a user's ``out=``
+    that is not takes plain stores in the same call). Both give the same numbers."""
+    rng = np.random.default_rng(9)
+    C = 512
+    x = rng.standard_normal((1, 64, 64, C)).astype(np.float32)  # result: 8 MiB
+    assert x.nbytes >= direct.STREAM_BYTES
+    dk = rng.standard_normal((3, 3, C, 1)).astype(np.float32)
+    got = numconv.depthwise_conv(x, dk, padding="same")
+    buf = np.empty(x.size + 16, np.float32)
+    offset = next(i for i in range(1, 16) if (buf.ctypes.data + 4 * i) % 64)  # a misaligned start
+    out = buf[offset:offset + x.size].reshape(x.shape)
+    assert out.ctypes.data % 64
+    numconv.depthwise_conv(x, dk, padding="same", out=out)
+    assert [c[2] for c in slide_calls] == [True, True]  # asked; the kernel checks alignment itself
+    ref = _shifted_sum(x.astype(np.float64), dk.astype(np.float64), [(1, 1), (1, 1)])
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(out, got)
+    small = numconv.depthwise_conv(x[:, :8], dk, padding="same")
+    assert slide_calls[-1][2] is False
+    np.testing.assert_array_equal(small[:, :7], got[:, :7])
+
+
+def test_slide_kernel_is_not_used_where_it_does_not_apply(slide_calls):
+    """Other padding modes, dilation along W, multipliers above 1 and complex data
+    take ``depthwise_kernel``."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 9, 9, 4))
+    numconv.depthwise_conv(x, rng.standard_normal((3, 3, 4, 1)), padding="same", padding_mode="reflect")
+    numconv.depthwise_conv(x, rng.standard_normal((3, 3, 4, 1)), dilation_rate=(1, 2))
+    numconv.depthwise_conv(x, rng.standard_normal((3, 3, 4, 2)))
+    numconv.depthwise_conv(x + 1j, rng.standard_normal((3, 3, 4, 1)))
+    assert slide_calls == []
+    numconv.depthwise_conv(x, rng.standard_normal((3, 3, 4, 1)), dilation_rate=(2, 1))
+    assert len(slide_calls) == 1
+
+
+def test_slide_kernel_specialises_on_taps_stride_dtype_and_tile_only():
+    """Ranks, paddings, strides and dilations along D and H, bias and activation
+    are runtime values: one signature per tap count along W, stride along W, dtype
+    and tile (~2 s each to compile)."""
+    rng = np.random.default_rng(4)
+    numconv.depthwise_conv(rng.standard_normal((1, 6, 6, 40)).astype(np.float32),
+                           rng.standard_normal((3, 3, 40, 1)).astype(np.float32))
+    before = len(depthwise_slide_kernel.signatures)
+    for rank in (1, 2, 3):
+        x = rng.standard_normal((2,) + (7,) * rank + (40,)).astype(np.float32)
+        dk = rng.standard_normal((2,) * (rank - 1) + (3, 40, 1)).astype(np.float32)
+        strides = (2,) * (rank - 1) + (1,)
+        numconv.depthwise_conv(x, dk, np.ones(40, np.float32), strides=strides, padding="same", activation="relu")
+        numconv.depthwise_conv(x, dk, dilation_rate=(2,) * (rank - 1) + (1,), padding="valid")
+    assert len(depthwise_slide_kernel.signatures) == before
+
+
+def _has_avx512():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "avx512f" in f.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
+def test_slide_kernel_loads_each_input_vector_once_per_window_row():
+    """The hot block of a 3-tap window row: 8 pixels x 2 vectors x 3 taps = 48
+    zmm FMAs from 10 x 2 input loads and 3 x 2 weight loads (each input vector is
+    read by up to 3 pixels), the tile kept in registers, no gathers. Without the
+    sharing it would be 48 input loads; a runtime tap loop gives 16 FMAs a block."""
+    from numconv import _config
+    kern = numba.njit(**{k: v for k, v in _config.PARALLEL.items() if k != "cache"})(
+        depthwise_slide_kernel.py_func)
+    x = np.ones((1, 1, 6, 40, 64), np.float32)
+    wm = np.ones((1, 3, 3, 1, 64), np.float32)
+    kern(x, wm, np.zeros(1, np.float32), False, np.empty((1, 1, 4, 38, 64), np.float32), (1, 1, 1), (1, 1, 1),
+         (0, 0, 0), 38, False, 0, (0,) * 3, (0,), variant_tag(2))
+    asm = kern.inspect_asm(kern.signatures[0])
+    assert "gather" not in asm and "scatter" not in asm
+    hot = max(re.split(r"\n\.?[\w$.]+:", asm), key=lambda blk: blk.count("vfmadd"))
+    fmas = re.findall(r"vfmadd\w+\s+([^\n]*)%zmm", hot)
+    assert len(fmas) >= 48, hot
+    loads = re.findall(r"vmovu\w+\s+[^%\n]*\([^\n]*%zmm", hot) + [f for f in fmas if "(" in f]
+    assert len(loads) <= 2 * 10 + 2 * 3 + 2, hot
+    assert not re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)

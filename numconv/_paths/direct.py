@@ -342,12 +342,20 @@ def is_depthwise_channels_first(spec):
             and spec.dtype in (np.float32, np.float64) and math.prod(spec.kernel_spatial) <= FLUSH_TERMS)
 
 
-#: results at least this large bypass the caches (``tile.row_stream``): they
-#: would not stay there, and storing around them saves reading each line first.
-#: (depthwise 8 x 56 x 56 x 128 float32, 12.8 MB, 3 x 3, 2 threads: 1.56-1.63 ->
-#: 0.89-1.05 ms in one A/B run). Only without a fused activation, whose pass
-#: would read the results back.
-STREAM_BYTES = 8 << 20
+#: calls whose input and result together take at least this many bytes (half
+#: this machine's L3) store their results around the caches (``tile.row_stream``):
+#: the results would not stay there, and streaming stores skip reading each line
+#: before writing it (depthwise 8 x 56 x 56 x 128 float32, 12.8 MB in and out, 3
+#: x 3, 2 threads: 1.56-1.63 -> 0.89-1.05 ms in one A/B run).
+STREAM_BYTES = 16 << 20
+
+
+@per_spec
+def streams(spec):
+    """Whether ``spec``'s results should be stored around the caches (``STREAM_BYTES``)."""
+    elements = math.prod(spec.in_spatial) * spec.channels + math.prod(spec.out_spatial) * spec.filters
+    return spec.batch * elements * np.dtype(spec.dtype).itemsize >= STREAM_BYTES
+
 
 #: the most taps along W that ``depthwise_slide_kernel`` takes (one specialisation per count)
 MAX_SLIDE_TAPS = 9
@@ -451,7 +459,7 @@ def run(spec, x5, w5, b, out5, lattice=None):
         with kernel_lock():
             depthwise_slide_kernel(x5, depthwise_weights(spec, w5, lanes), bk, has_bias, out5, spec.strides,
                                    spec.dilations, pads, w_chunk(spec, R, numba.get_num_threads()),
-                                   out5.nbytes >= STREAM_BYTES and not act, act,
+                                   streams(spec) and not act, act,  # (its pass would read them back)
                                    (0,) * spec.kernel_spatial[2], (0,) * spec.strides[2], variant_tag(variant))
         return out5
     if is_depthwise(spec) and lattice is None:

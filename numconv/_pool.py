@@ -12,6 +12,7 @@ from ._config import kernel_lock
 from ._errors import shape_str, type_error, unknown_option, value_error
 from ._kernels.layout import to_channels_first, to_channels_last
 from ._kernels.pool import AVG, MAX, L, R, pool_cf_kernel, pool_kernel
+from ._paths.direct import STREAM_BYTES
 from ._spec import DATA_FORMATS, canonical_array, normalize_array, normalize_tuple, same_pads
 
 _PADDINGS = ("valid", "same")
@@ -172,7 +173,8 @@ def _pool(fn, op, x, pool_size, strides, padding, data_format):
     out5 = alloc((N,) + lead + out_spatial + (C,), x5.dtype)
     if out5.size:
         with kernel_lock():
-            pool_kernel(x5, out5, pool, strides, pads, op, _chunk(out5.shape))
+            pool_kernel(x5, out5, pool, strides, pads, op, _chunk(out5.shape),
+                        x5.nbytes + out5.nbytes >= STREAM_BYTES)
     y = out5.reshape((N,) + out_spatial + (C,))
     if data_format == "channels_first":
         y = to_channels_first(y)
@@ -301,7 +303,7 @@ def _global(fn, op, x, data_format, keepdims):
     out = np.empty((N, 1, 1, G, channels // G), x.dtype)
     if out.size:
         with kernel_lock():
-            pool_kernel(x5, out, (1, S, 1), (1, S, 1), (0, 0, 0), op, _chunk(out.shape))
+            pool_kernel(x5, out, (1, S, 1), (1, S, 1), (0, 0, 0), op, _chunk(out.shape), False)
     out = out.reshape(N, channels)
     if keepdims:
         return out.reshape((N,) + (1,) * rank + (channels,) if data_format == "channels_last"

@@ -520,3 +520,28 @@ def test_channels_first_pooling_pools_planes_in_place(op, rank, sw, padding, wid
         _check(got, ref_pool(xd, k, strides, padding, "channels_first", op=op), op, np.dtype(dtype))
         cl = _call(op, np.ascontiguousarray(np.moveaxis(xd, 1, -1)), k, strides, padding)
         assert np.array_equal(got, np.moveaxis(cl, -1, 1), equal_nan=True)
+
+
+@pytest.mark.parametrize("op", ["max", "avg"])
+@pytest.mark.parametrize("channels", [64, 68])
+def test_large_pools_stream_their_results(op, channels, monkeypatch):
+    """An input and result of ``STREAM_BYTES`` or more store whole tile rows around
+    the caches (where the result's rows are 64-byte aligned: 64 float32 channels;
+    68 take plain stores): the same numbers as plain stores and the reference."""
+    from numconv import _pool
+    from numconv._kernels.pool import pool_kernel
+    flags = []
+
+    def counted(*args):
+        flags.append(args[-1])
+        return pool_kernel(*args)
+
+    monkeypatch.setattr(_pool, "pool_kernel", counted)
+    x = np.random.default_rng(channels).standard_normal((1, 256, 256, channels)).astype(np.float32)
+    assert x.nbytes >= _pool.STREAM_BYTES
+    streamed = _call(op, x, 3, 2)
+    monkeypatch.setattr(_pool, "STREAM_BYTES", 1 << 62)
+    plain = _call(op, x, 3, 2)
+    assert flags == [True, False]
+    np.testing.assert_array_equal(streamed, plain)
+    _check(streamed[:, :40], ref_pool(x[:, :81], 3, 2, op=op), op, np.float32)

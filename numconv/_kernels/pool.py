@@ -20,7 +20,11 @@ fetches the next tile's output lines for writing while it computes the current
 one (the read-for-ownership of fresh output lines was the second stall). On the
 2-thread 8 x 112 x 112 x 64, 3 x 3 / 2 max pool these took the kernel from 1.7
 to 1.2 ms (read prefetch) and on to 1.0 ms (write prefetch), medians on a
-shared, noisy machine. When the stride exceeds the pool width the row pass runs
+shared, noisy machine. Calls whose input and result are large
+(``_paths.direct.STREAM_BYTES``) store whole tile rows around the caches instead
+(``tile_stream``: no read-for-ownership, and no write prefetch): the same pool
+0.88-1.14 -> 0.73-0.99 ms, alternating processes (torch channels_last 1.41-1.62).
+When the stride exceeds the pool width the row pass runs
 per window, skipping columns no window reads. Max and sum are associative, so
 this equals the window reduction; the order of every output's reduction is
 fixed by the loop nest (never by the work split), so results do not depend on
@@ -57,7 +61,7 @@ from numba.extending import intrinsic
 
 from .._config import PARALLEL, SERIAL
 from .tile import LINE_BYTES, PREFETCH_BYTES, _alloca_tile, _array_elem_ptr, _lane_mask, _masked_load, \
-    _masked_store, _row, _splat, _vname, prefetch, prefetch_write
+    _masked_store, _row, _splat, _vname, prefetch, prefetch_write, store_fence
 
 #: ``op`` tags of ``pool_kernel``. As with the tile
 #: variants in ``tile.py``, the tag's *length* selects the op, so it is part of the
@@ -235,6 +239,29 @@ def tile_store(typingctx, tile, row, out, offset, count, divisor):
     return types.void(tile, row, out, offset, count, divisor), codegen
 
 
+@intrinsic
+def tile_stream(typingctx, tile, row, out, offset, divisor):
+    """``tile_store`` of a whole row (``L`` lanes) with a non-temporal store
+    (``tile.row_stream``); ``out`` + ``offset`` must be 64-byte aligned."""
+    dtype = tile.dtype
+    divide = not isinstance(divisor, types.NoneType)
+
+    def codegen(context, builder, sig, args):
+        tptr, rowv, oarr, off, div = args
+        ptr, vty = _row(builder, tptr, rowv, _elem(dtype), L)
+        v = builder.load(ptr, align=64)
+        if divide:
+            v = builder.fdiv(v, _splat(builder, context.cast(builder, div, sig.args[4], dtype), vty))
+        oty = ir.VectorType(_elem(sig.args[2].dtype), L)
+        optr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], oarr, off, oty.element, 1),
+                               oty.as_pointer())
+        st = builder.store(_convert(builder, v, oty), optr, align=64)
+        st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+        return context.get_dummy_value()
+
+    return types.void(tile, row, out, offset, divisor), codegen
+
+
 # ------------------------------------------------------------------ helpers
 
 @njit(inline="always", **SERIAL)
@@ -301,13 +328,15 @@ def _row_pass(tm, ts, op, x, run0, steps, rows, bufm, bufs, dst, total, ahead, l
 # ------------------------------------------------------------------ kernels
 
 @njit(**PARALLEL)
-def pool_kernel(x, out, pool, strides, pads, op, chunk):
+def pool_kernel(x, out, pool, strides, pads, op, chunk, stream):
     """``out[n, od, oh, ow, c]`` = max (``op`` MAX) or mean (``op`` AVG) of ``x`` over
     the window ``pool`` at ``(od, oh, ow) * strides - pads``, clipped to the input.
 
     ``pool``, ``strides`` and ``pads`` (the "before" pads) are 3-tuples. Parallel
     over (n, od, oh, piece of ``chunk`` output pixels along W) tasks, each
     writing only its own pixels. ``chunk`` only spreads short rows over threads.
+    ``stream``: store whole tile rows around the caches (``tile_stream``) where
+    ``out``'s rows are 64-byte aligned.
     """
     N, D, H, W, C = x.shape
     _, OD, OH, OW, _ = out.shape
@@ -322,6 +351,7 @@ def pool_kernel(x, out, pool, strides, pads, op, chunk):
     bstride = kw if gaps else sw
     ahead = PREFETCH_BYTES // xf.itemsize
     line = LINE_BYTES // xf.itemsize
+    stream = stream and outf.ctypes.data % LINE_BYTES == 0 and C * outf.itemsize % LINE_BYTES == 0
     for t in prange(N * OD * OH * pieces):
         tm = max_tile(x)
         ts = sum_tile(x)
@@ -356,7 +386,7 @@ def pool_kernel(x, out, pool, strides, pads, op, chunk):
             # every tap of every pixel of the tile inside the input along W: no checks
             interior = ow0 * sw - pw >= 0 and ow0 + R <= ow_hi and (ow0 + R - 1) * sw - pw + kw <= W
             b0 = (ow0 - ow_lo) * bstride * C
-            if ow0 + R < ow_hi:  # the next tile's output lines, fetched for writing while this one computes
+            if ow0 + R < ow_hi and not stream:  # the next tile's output lines, fetched for writing while this one computes
                 nxt = (obase + ow0 + R) * C
                 for e in range(0, min(R, ow_hi - ow0 - R) * C, line):
                     prefetch_write(outf, nxt + e)
@@ -392,10 +422,18 @@ def pool_kernel(x, out, pool, strides, pads, op, chunk):
                     if ow0 + p < ow_hi:
                         o = (obase + ow0 + p) * C + c0
                         if len(op) == 1:
-                            tile_store(tm, p, outf, o, cn, None)
+                            if stream and cn == L:
+                                tile_stream(tm, p, outf, o, None)
+                            else:
+                                tile_store(tm, p, outf, o, cn, None)
                         else:
                             ix = (ow0 + p) * sw - pw
-                            tile_store(ts, p, outf, o, cn, rows * (min(ix + kw, W) - max(ix, 0)))
+                            if stream and cn == L:
+                                tile_stream(ts, p, outf, o, rows * (min(ix + kw, W) - max(ix, 0)))
+                            else:
+                                tile_store(ts, p, outf, o, cn, rows * (min(ix + kw, W) - max(ix, 0)))
+        if stream:
+            store_fence()
 
 
 @njit(**PARALLEL)

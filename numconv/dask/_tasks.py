@@ -51,7 +51,7 @@ def pool_block(block, pads, info, *, fn, op, rank, data_format, pool, strides, s
     if out5.size:
         with kernel_lock():
             pool_kernel(x5, out5, (1,) * lead + pool, (1,) * lead + strides,
-                        (0,) * lead + tuple(pads[a][0] for a in spatial_axes), op, _chunk(out5.shape))
+                        (0,) * lead + tuple(pads[a][0] for a in spatial_axes), op, _chunk(out5.shape), False)
     y = out5.reshape((N,) + out_spatial + (C,))
     if data_format == "channels_first":
         y = np.ascontiguousarray(np.moveaxis(y, -1, 1))

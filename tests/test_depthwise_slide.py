@@ -198,3 +198,36 @@ def test_slide_kernel_loads_each_input_vector_once_per_window_row():
     loads = re.findall(r"vmovu\w+\s+[^%\n]*\([^\n]*%zmm", hot) + [f for f in fmas if "(" in f]
     assert len(loads) <= 2 * 10 + 2 * 3 + 2, hot
     assert not re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_channels_first_rows_share_their_input_loads_and_agree(dtype, monkeypatch):
+    """channels_first depthwise with tiles of output rows (``depthwise_cf_kernel``
+    with ``taps``): each input row loaded once for every output row that reads it.
+    Against the reference over window heights, strides 1 and 2 along H (1 along W),
+    row counts that are not whole tiles, zero and other paddings, 2-D and 3-D,
+    bias and activation."""
+    from numconv._kernels import depthwise as dw
+    sliding = []
+
+    def counted(*args):
+        sliding.append(len(args[-3]))
+        return dw.depthwise_cf_kernel(*args)
+
+    monkeypatch.setattr(direct, "depthwise_cf_kernel", counted)
+    rng = np.random.default_rng(11)
+    cases = [((13, 17), (3, 3), (1, 1), "same", "zeros"), ((14, 9), (5, 2), (2, 1), "valid", "zeros"),
+             ((19, 8), (2, 3), (2, 1), "same", "reflect"), ((4, 11, 10), (2, 4, 3), (1, 1, 1), "same", "zeros"),
+             ((9, 12), (1, 5), (1, 1), ((2, 1), (2, 2)), "zeros")]
+    for spatial, k, s, padding, mode in cases:
+        x = rng.standard_normal((2, 6) + spatial)
+        dk = rng.standard_normal(k + (6, 1))
+        b = rng.standard_normal(6)
+        ref = ref_conv(x, _grouped(dk), b, strides=s, padding=padding, groups=6, padding_mode=mode,
+                       data_format="channels_first", activation="tanh")
+        got = numconv.depthwise_conv(x.astype(dtype), dk.astype(dtype), b.astype(dtype), strides=s,
+                                     padding=padding, padding_mode=mode, data_format="channels_first",
+                                     activation="tanh", method="direct")
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+    assert sliding == [k[-2] for _, k, _, _, _ in cases]

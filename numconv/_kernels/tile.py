@@ -442,42 +442,32 @@ def row_fmav(typingctx, tile, row, x, x_offset, count, w, w_offset, tag):
     return types.void(tile, row, x, x_offset, count, w, w_offset, tag), codegen
 
 
-@intrinsic
-def tile_slide(typingctx, tile, x, x_offset, x_step, lo, hi, count, w, w_offset, w_step, taps, stride, tag):
-    """One input row's taps into the whole tile, each input vector loaded once:
-    ``tile[p, i] += x[x_offset + q * x_step + i] * w[w_offset + j * w_step + i]``
-    for every row ``p``, tap ``j < len(taps)`` and ``q = p * len(stride) + j``, for
-    lanes ``i < count`` (an elementwise product: depthwise). Positions ``q``
-    outside ``[lo, hi)`` read zeros (zero padding along the row: their lanes are
-    masked off, so they may lie outside ``x``). The tap count and the stride are
-    the lengths of the tuples ``taps`` and ``stride``, part of the type, so the
-    ``(rows - 1) * stride + taps`` loads and ``rows * taps`` FMAs are straight-line
-    code with the tile in registers; where every position is inside and every
-    lane live, the loads are plain (a runtime branch to one of two copies).
-    Real dtypes only: ``w`` is read whole (callers pad it to whole rows)."""
-    dtype = x.dtype
-    if isinstance(dtype, types.Complex):
-        raise TypingError("tile_slide takes real data")
-    rows, lanes = _shape(tag, dtype)
-    elem, vcount = _scalar_lanes(dtype, lanes)
-    KW, S = taps.count, stride.count
+def _slide_codegen(rows, lanes, elem, vcount, KW, S, broadcast):
+    """Code for ``tile_slide`` (``broadcast`` False: weight vectors, a lane count)
+    and ``tile_slide_rows`` (True: scalar weights, a lane bitmask)."""
     Q = (rows - 1) * S + KW
 
     def codegen(context, builder, sig, args):
-        tile_ptr, xarr, xoff, xstep, lov, hiv, cnt, warr, woff, wstep = args[:10]
+        tile_ptr, xarr, xoff, xstep, lov, hiv, live, warr, woff, wstep = args[:10]
         i64 = ir.IntType(64)
         vty = ir.VectorType(elem, vcount)
         row_ptrs = [_row(builder, tile_ptr, ir.Constant(i64, p), elem, vcount)[0] for p in range(rows)]
         x0 = _array_elem_ptr(context, builder, sig.args[1], xarr, xoff, elem, 1)
         w0 = _array_elem_ptr(context, builder, sig.args[7], warr, woff, elem, 1)
-        wv = [builder.load(builder.bitcast(builder.gep(w0, [builder.mul(wstep, ir.Constant(i64, j))]),
-                                           vty.as_pointer()), align=4) for j in range(KW)]
+        wptrs = [builder.gep(w0, [builder.mul(wstep, ir.Constant(i64, j))]) for j in range(KW)]
+        if broadcast:
+            wv = [_splat(builder, builder.load(ptr), vty) for ptr in wptrs]
+            bits = builder.trunc(live, ir.IntType(vcount)) if vcount < 64 else live
+            lane_mask = builder.bitcast(bits, ir.VectorType(ir.IntType(1), vcount))
+            whole = builder.icmp_signed("==", bits, ir.Constant(bits.type, (1 << vcount) - 1))
+        else:
+            wv = [builder.load(builder.bitcast(ptr, vty.as_pointer()), align=4) for ptr in wptrs]
+            lane_mask = _lane_mask(builder, live, vcount, 1)
+            whole = builder.icmp_signed(">=", live, ir.Constant(i64, lanes))
         xptrs = [builder.bitcast(builder.gep(x0, [builder.mul(xstep, ir.Constant(i64, q))]), vty.as_pointer())
                  for q in range(Q)]
         full = builder.and_(builder.and_(builder.icmp_signed("<=", lov, ir.Constant(i64, 0)),
-                                         builder.icmp_signed(">=", hiv, ir.Constant(i64, Q))),
-                            builder.icmp_signed(">=", cnt, ir.Constant(i64, lanes)))
-        lane_mask = _lane_mask(builder, cnt, vcount, 1)
+                                         builder.icmp_signed(">=", hiv, ir.Constant(i64, Q))), whole)
         none = ir.Constant(lane_mask.type, None)
 
         def accumulate(load):
@@ -496,14 +486,55 @@ def tile_slide(typingctx, tile, x, x_offset, x_step, lo, hi, count, w, w_offset,
                                   builder.icmp_signed(">", hiv, ir.Constant(i64, q)))
             return _masked_load(builder, xptrs[q], builder.select(inside, lane_mask, none), vty)
 
-        with builder.if_else(full, likely=True) as (whole, partial):
-            with whole:
+        with builder.if_else(full, likely=True) as (plain, partial):
+            with plain:
                 accumulate(lambda q: builder.load(xptrs[q], align=4))
             with partial:
                 accumulate(masked)
         return context.get_dummy_value()
 
-    return types.void(tile, x, x_offset, x_step, lo, hi, count, w, w_offset, w_step, taps, stride, tag), codegen
+    return codegen
+
+
+def _slide_typing(name, x, taps, stride, tag):
+    if isinstance(x.dtype, types.Complex):
+        raise TypingError(f"{name} takes real data")
+    rows, lanes = _shape(tag, x.dtype)
+    elem, vcount = _scalar_lanes(x.dtype, lanes)
+    return rows, lanes, elem, vcount, taps.count, stride.count
+
+
+@intrinsic
+def tile_slide(typingctx, tile, x, x_offset, x_step, lo, hi, count, w, w_offset, w_step, taps, stride, tag):
+    """One input row's taps into the whole tile, each input vector loaded once:
+    ``tile[p, i] += x[x_offset + q * x_step + i] * w[w_offset + j * w_step + i]``
+    for every row ``p``, tap ``j < len(taps)`` and ``q = p * len(stride) + j``, for
+    lanes ``i < count`` (an elementwise product: depthwise). Positions ``q``
+    outside ``[lo, hi)`` read zeros (zero padding along the row: their lanes are
+    masked off, so they may lie outside ``x``). The tap count and the stride are
+    the lengths of the tuples ``taps`` and ``stride``, part of the type, so the
+    ``(rows - 1) * stride + taps`` loads and ``rows * taps`` FMAs are straight-line
+    code with the tile in registers; where every position is inside and every
+    lane live, the loads are plain (a runtime branch to one of two copies).
+    Real dtypes only: ``w`` is read whole (callers pad it to whole rows)."""
+    shape = _slide_typing("tile_slide", x, taps, stride, tag)
+    return (types.void(tile, x, x_offset, x_step, lo, hi, count, w, w_offset, w_step, taps, stride, tag),
+            _slide_codegen(*shape, broadcast=False))
+
+
+@intrinsic
+def tile_slide_rows(typingctx, tile, x, x_offset, x_step, lo, hi, bits, w, w_offset, w_step, taps, stride, tag):
+    """``tile_slide`` with one weight per tap for all lanes:
+    ``tile[p, i] += x[x_offset + q * x_step + i] * w[w_offset + j * w_step]``, the
+    lanes ``i`` where bit ``i`` of the int64 ``bits`` is set (``lane_bits``; the
+    others read zeros). Channels-first depthwise: tile rows are output rows, so
+    each input row is loaded once for the (up to ``len(taps)``) output rows that
+    read it."""
+    shape = _slide_typing("tile_slide_rows", x, taps, stride, tag)
+    if shape[3] > 64:
+        raise TypingError("tile_slide_rows: at most 64 lanes")
+    return (types.void(tile, x, x_offset, x_step, lo, hi, bits, w, w_offset, w_step, taps, stride, tag),
+            _slide_codegen(*shape, broadcast=True))
 
 
 @intrinsic

@@ -395,6 +395,19 @@ def depthwise_weights(spec, w5, lanes):
     return wm
 
 
+@per_spec
+def _row_slide(spec):
+    """``depthwise_cf_kernel``'s ``taps`` and ``stride`` tuples: output rows that
+    share their input rows' loads where there are whole tiles of output rows,
+    dilation 1 and stride 1 or 2 along H and at most ``MAX_SLIDE_TAPS`` window
+    rows; else empty taps (the kernel's general loop)."""
+    _, kh, _ = spec.kernel_spatial
+    rows = VARIANTS[NARROW_VARIANT][0]
+    if spec.out_spatial[1] >= rows and spec.dilations[1] == 1 and spec.strides[1] in (1, 2) and kh <= MAX_SLIDE_TAPS:
+        return (0,) * kh, (0,) * spec.strides[1]
+    return (), (0,)
+
+
 def run_depthwise_channels_first(spec, x, w5, b, out):
     """``depthwise_cf_kernel`` on the user's (N, C, *spatial) ``x`` (zero padding:
     the kernel reads zeros for the positions outside) or on
@@ -413,7 +426,7 @@ def run_depthwise_channels_first(spec, x, w5, b, out):
     with kernel_lock():
         depthwise_cf_kernel(flat, geom, pads, depthwise_weights(spec, w5, 1), bk, has_bias,
                             out.reshape((spec.batch, spec.filters) + spec.out_spatial), spec.strides,
-                            spec.dilations, act, variant_tag(NARROW_VARIANT))
+                            spec.dilations, act, *_row_slide(spec), variant_tag(NARROW_VARIANT))
     return out
 
 

@@ -43,7 +43,8 @@ from .act import activate_slice, write_row
 from .conv import flush_if_due
 from .pad import source_index
 from .tile import (LINE_BYTES, acc_tile, at, flush_terms, lane_bits, prefetch, prefetch_write, row_flush, row_fma,
-                   row_fma_masked, row_fmav, row_store, row_stream, row_zero, store_fence, tile_shape, tile_slide, tile_slide_rows, wide_tile)
+                   row_fma_masked, row_fmav, row_store, row_stream, row_zero, store_fence, tile_shape, tile_slide,
+                   tile_slide_rows, wide_tile)
 
 
 @njit(inline="always", **SERIAL)

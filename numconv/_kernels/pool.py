@@ -386,7 +386,7 @@ def pool_kernel(x, out, pool, strides, pads, op, chunk, stream):
             # every tap of every pixel of the tile inside the input along W: no checks
             interior = ow0 * sw - pw >= 0 and ow0 + R <= ow_hi and (ow0 + R - 1) * sw - pw + kw <= W
             b0 = (ow0 - ow_lo) * bstride * C
-            if ow0 + R < ow_hi and not stream:  # the next tile's output lines, fetched for writing while this one computes
+            if ow0 + R < ow_hi and not stream:  # the next tile's output lines, fetched for writing meanwhile
                 nxt = (obase + ow0 + R) * C
                 for e in range(0, min(R, ow_hi - ow0 - R) * C, line):
                     prefetch_write(outf, nxt + e)

@@ -322,3 +322,29 @@ def test_channels_first_separable_keeps_its_input_layout(monkeypatch):
                                  out=out)
     assert got is out
     np.testing.assert_allclose(np.moveaxis(got, 1, -1), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_separable_intermediate_is_pooled_scratch_never_the_result(data_format, monkeypatch):
+    """separable_conv's depthwise result comes from the scratch pool (reused by
+    the thread's next call), so neither the result nor any later call may touch
+    it: results kept from earlier calls stay as they were."""
+    from numconv import _memory
+    lent = []
+    scratch = _memory.scratch
+
+    def recorded(shape, dtype):
+        a = scratch(shape, dtype)
+        lent.append(a)
+        return a
+
+    monkeypatch.setattr(_memory, "scratch", recorded)
+    rng = np.random.default_rng(8)
+    shape = (2, 9, 11, 16) if data_format == "channels_last" else (2, 16, 9, 11)
+    dk = rng.standard_normal((3, 3, 16, 1))
+    pk = rng.standard_normal((1, 1, 16, 8))
+    xs = [rng.standard_normal(shape) for _ in range(3)]
+    ys = [numconv.separable_conv(x, dk, pk, padding="same", data_format=data_format) for x in xs]
+    assert lent and not any(np.shares_memory(y, a) for y in ys for a in lent)
+    for x, y in zip(xs, ys):
+        np.testing.assert_array_equal(numconv.separable_conv(x, dk, pk, padding="same", data_format=data_format), y)

@@ -13,6 +13,7 @@ from numconv._kernels.depthwise import depthwise_slide_kernel
 from numconv._kernels.tile import variant_tag
 from numconv._paths import direct
 from reference import ref_conv
+from test_kernel_quality import _has_avx512, _hot_block, _uncached_twin
 
 
 def _grouped(dk):
@@ -169,30 +170,20 @@ def test_slide_kernel_specialises_on_taps_stride_dtype_and_tile_only():
     assert len(depthwise_slide_kernel.signatures) == before
 
 
-def _has_avx512():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return "avx512f" in f.read()
-    except OSError:
-        return False
-
-
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
 def test_slide_kernel_loads_each_input_vector_once_per_window_row():
     """The hot block of a 3-tap window row: 8 pixels x 2 vectors x 3 taps = 48
     zmm FMAs from 10 x 2 input loads and 3 x 2 weight loads (each input vector is
     read by up to 3 pixels), the tile kept in registers, no gathers. Without the
     sharing it would be 48 input loads; a runtime tap loop gives 16 FMAs a block."""
-    from numconv import _config
-    kern = numba.njit(**{k: v for k, v in _config.PARALLEL.items() if k != "cache"})(
-        depthwise_slide_kernel.py_func)
+    kern = _uncached_twin(depthwise_slide_kernel)
     x = np.ones((1, 1, 6, 40, 64), np.float32)
     wm = np.ones((1, 3, 3, 1, 64), np.float32)
     kern(x, wm, np.zeros(1, np.float32), False, np.empty((1, 1, 4, 38, 64), np.float32), (1, 1, 1), (1, 1, 1),
          (0, 0, 0), 38, False, 0, (0,) * 3, (0,), variant_tag(2))
     asm = kern.inspect_asm(kern.signatures[0])
     assert "gather" not in asm and "scatter" not in asm
-    hot = max(re.split(r"\n\.?[\w$.]+:", asm), key=lambda blk: blk.count("vfmadd"))
+    hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
     fmas = re.findall(r"vfmadd\w+\s+([^\n]*)%zmm", hot)
     assert len(fmas) >= 48, hot
     loads = re.findall(r"vmovu\w+\s+[^%\n]*\([^\n]*%zmm", hot) + [f for f in fmas if "(" in f]

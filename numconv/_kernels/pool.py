@@ -61,7 +61,7 @@ from numba.extending import intrinsic
 
 from .._config import PARALLEL, SERIAL
 from .tile import LINE_BYTES, PREFETCH_BYTES, _alloca_tile, _array_elem_ptr, _lane_mask, _masked_load, \
-    _masked_store, _row, _splat, _vname, prefetch, prefetch_write, store_fence
+    _masked_store, _row, _splat, _stream_store, _vname, prefetch, prefetch_write, store_fence
 
 #: ``op`` tags of ``pool_kernel``. As with the tile
 #: variants in ``tile.py``, the tag's *length* selects the op, so it is part of the
@@ -217,47 +217,45 @@ def tile_add(typingctx, tile, row, x, offset, count):
     return types.void(tile, row, x, offset, count), codegen
 
 
+def _tile_store_codegen(dtype, out, divisor, stream):
+    """Emit ``tile_store`` (``stream`` False: a masked store of ``count`` lanes) or
+    ``tile_stream`` (True: the whole row, one non-temporal store) for these types."""
+    divide = not isinstance(divisor, types.NoneType)
+
+    def emit(context, builder, tptr, rowv, oarr, off, cnt, div):
+        ptr, vty = _row(builder, tptr, rowv, _elem(dtype), L)
+        v = builder.load(ptr, align=64)
+        if divide:
+            v = builder.fdiv(v, _splat(builder, context.cast(builder, div, divisor, dtype), vty))
+        oty = ir.VectorType(_elem(out.dtype), L)
+        optr = builder.bitcast(_array_elem_ptr(context, builder, out, oarr, off, oty.element, 1), oty.as_pointer())
+        if stream:
+            _stream_store(builder, _convert(builder, v, oty), optr)
+        else:
+            _masked_store(builder, _convert(builder, v, oty), optr, _lane_mask(builder, cnt, L, 1))
+        return context.get_dummy_value()
+
+    return emit
+
+
 @intrinsic
 def tile_store(typingctx, tile, row, out, offset, count, divisor):
     """``out[offset + i] = T(tile[row, i] / divisor)`` for ``i < count`` (masked store,
     one rounding to ``out``'s dtype); a ``divisor`` of None stores the tile as is."""
-    dtype = tile.dtype
-    divide = not isinstance(divisor, types.NoneType)
-
-    def codegen(context, builder, sig, args):
-        tptr, rowv, oarr, off, cnt, div = args
-        ptr, vty = _row(builder, tptr, rowv, _elem(dtype), L)
-        v = builder.load(ptr, align=64)
-        if divide:
-            v = builder.fdiv(v, _splat(builder, context.cast(builder, div, sig.args[5], dtype), vty))
-        oty = ir.VectorType(_elem(sig.args[2].dtype), L)
-        optr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], oarr, off, oty.element, 1),
-                               oty.as_pointer())
-        _masked_store(builder, _convert(builder, v, oty), optr, _lane_mask(builder, cnt, L, 1))
-        return context.get_dummy_value()
-
-    return types.void(tile, row, out, offset, count, divisor), codegen
+    emit = _tile_store_codegen(tile.dtype, out, divisor, False)
+    return (types.void(tile, row, out, offset, count, divisor),
+            lambda context, builder, sig, args: emit(context, builder, *args))
 
 
 @intrinsic
 def tile_stream(typingctx, tile, row, out, offset, divisor):
     """``tile_store`` of a whole row (``L`` lanes) with a non-temporal store
-    (``tile.row_stream``); ``out`` + ``offset`` must be 64-byte aligned."""
-    dtype = tile.dtype
-    divide = not isinstance(divisor, types.NoneType)
+    (``tile._stream_store``); ``out`` + ``offset`` must be 64-byte aligned."""
+    emit = _tile_store_codegen(tile.dtype, out, divisor, True)
 
     def codegen(context, builder, sig, args):
         tptr, rowv, oarr, off, div = args
-        ptr, vty = _row(builder, tptr, rowv, _elem(dtype), L)
-        v = builder.load(ptr, align=64)
-        if divide:
-            v = builder.fdiv(v, _splat(builder, context.cast(builder, div, sig.args[4], dtype), vty))
-        oty = ir.VectorType(_elem(sig.args[2].dtype), L)
-        optr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], oarr, off, oty.element, 1),
-                               oty.as_pointer())
-        st = builder.store(_convert(builder, v, oty), optr, align=64)
-        st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
-        return context.get_dummy_value()
+        return emit(context, builder, tptr, rowv, oarr, off, None, div)
 
     return types.void(tile, row, out, offset, divisor), codegen
 

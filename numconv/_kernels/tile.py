@@ -164,6 +164,20 @@ def _masked_store(builder, value, ptr, mask):
     builder.call(fn, [value, ptr, ir.Constant(ir.IntType(32), 4), mask])
 
 
+def _bits_mask(builder, bits, count):
+    """<count x i1> from the int64 ``bits`` (bit i: lane i live; count <= 64)."""
+    if count < 64:
+        bits = builder.trunc(bits, ir.IntType(count))
+    return builder.bitcast(bits, ir.VectorType(ir.IntType(1), count))
+
+
+def _stream_store(builder, value, ptr):
+    """A non-temporal store of the vector ``value`` to the 64-byte aligned ``ptr``:
+    written around the caches, without reading the line first."""
+    st = builder.store(value, ptr, align=64)
+    st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+
+
 def _array_elem_ptr(context, builder, arrty, arr, offset, elem, per):
     """Pointer to element ``offset`` of a C-contiguous array, as ``elem*`` (complex
     elements count as ``per`` = 2 scalars)."""
@@ -312,10 +326,7 @@ def row_fma_masked(typingctx, tile, row, xv, w, w_offset, bits, tag):
         ptr, vty = _row(builder, tile_ptr, rowv, elem, count)
         wdata = context.make_array(sig.args[3])(context, builder, warr).data
         wptr = builder.bitcast(builder.gep(wdata, [woff]), vty.as_pointer())
-        if count < 64:
-            bitsv = builder.trunc(bitsv, ir.IntType(count))
-        live = builder.bitcast(bitsv, ir.VectorType(ir.IntType(1), count))
-        wvec = _masked_load(builder, wptr, live, vty)  # masked-off lanes read as 0
+        wvec = _masked_load(builder, wptr, _bits_mask(builder, bitsv, count), vty)  # masked-off lanes read as 0
         acc = builder.load(ptr, align=64)
         builder.store(_fma(builder, _splat(builder, xval, vty), wvec, acc), ptr, align=64)
         return context.get_dummy_value()
@@ -457,9 +468,9 @@ def _slide_codegen(rows, lanes, elem, vcount, KW, S, broadcast):
         wptrs = [builder.gep(w0, [builder.mul(wstep, ir.Constant(i64, j))]) for j in range(KW)]
         if broadcast:
             wv = [_splat(builder, builder.load(ptr), vty) for ptr in wptrs]
-            bits = builder.trunc(live, ir.IntType(vcount)) if vcount < 64 else live
-            lane_mask = builder.bitcast(bits, ir.VectorType(ir.IntType(1), vcount))
-            whole = builder.icmp_signed("==", bits, ir.Constant(bits.type, (1 << vcount) - 1))
+            lane_mask = _bits_mask(builder, live, vcount)
+            whole = builder.icmp_signed("==", builder.bitcast(lane_mask, ir.IntType(vcount)),
+                                        ir.Constant(ir.IntType(vcount), -1))
         else:
             wv = [builder.load(builder.bitcast(ptr, vty.as_pointer()), align=4) for ptr in wptrs]
             lane_mask = _lane_mask(builder, live, vcount, 1)
@@ -537,13 +548,9 @@ def tile_slide_rows(typingctx, tile, x, x_offset, x_step, lo, hi, bits, w, w_off
             _slide_codegen(*shape, broadcast=True))
 
 
-@intrinsic
-def row_store(typingctx, src, row, dst, dst_offset, count, bias, bias_offset, has_bias, tag):
-    """``dst[dst_offset + i] = T(src[row, i] + bias[bias_offset + i])`` for
-    ``i < count``: vector loads, one rounding to ``dst``'s dtype and masked stores,
-    the vector epilogue for contiguous output rows. ``src`` is a ``wide_tile``
-    (double precision) or an ``acc_tile`` (``dst``'s dtype; for reductions that
-    never flush). ``bias`` is read only when ``has_bias``."""
+def _row_store_codegen(src, dst, bias, tag, stream):
+    """Emit ``row_store`` (``stream`` False: masked stores of ``count`` lanes) or
+    ``row_stream`` (True: a whole row, one non-temporal store) for these types."""
     dtype = dst.dtype
     rows, lanes = _shape(tag, dtype)
     elem, vcount = _scalar_lanes(dtype, lanes)
@@ -551,13 +558,12 @@ def row_store(typingctx, src, row, dst, dst_offset, count, bias, bias_offset, ha
     welem, _ = _scalar_lanes(dtype if from_acc else _wide(dtype), lanes)
     per = 2 if isinstance(dtype, types.Complex) else 1
 
-    def codegen(context, builder, sig, args):
-        sptr, rowv, darr, doff, cnt, barr, boff, hasb, _ = args
+    def emit(context, builder, sptr, rowv, darr, doff, cnt, barr, boff, hasb):
         srow, wty = _row(builder, sptr, rowv, welem, vcount)
         vty = ir.VectorType(elem, vcount)
         mask = _lane_mask(builder, cnt, vcount, per)
         v = builder.load(srow, align=64)
-        bptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[5], barr, boff, elem, per), vty.as_pointer())
+        bptr = builder.bitcast(_array_elem_ptr(context, builder, bias, barr, boff, elem, per), vty.as_pointer())
         # The bias load is masked off entirely when there is no bias (callers pass
         # a 1-element dummy), keeping the epilogue one straight-line block.
         bv = _masked_load(builder, bptr, builder.select(hasb, mask, ir.Constant(mask.type, None)), vty)
@@ -565,36 +571,39 @@ def row_store(typingctx, src, row, dst, dst_offset, count, bias, bias_offset, ha
             v = builder.fptrunc(builder.fadd(v, builder.fpext(bv, wty)), vty)
         else:
             v = builder.fadd(v, bv)
-        dptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], darr, doff, elem, per), vty.as_pointer())
-        _masked_store(builder, v, dptr, mask)
+        dptr = builder.bitcast(_array_elem_ptr(context, builder, dst, darr, doff, elem, per), vty.as_pointer())
+        if stream:
+            _stream_store(builder, v, dptr)
+        else:
+            _masked_store(builder, v, dptr, mask)
         return context.get_dummy_value()
 
-    return types.void(src, row, dst, dst_offset, count, bias, bias_offset, has_bias, tag), codegen
+    return emit, lanes
+
+
+@intrinsic
+def row_store(typingctx, src, row, dst, dst_offset, count, bias, bias_offset, has_bias, tag):
+    """``dst[dst_offset + i] = T(src[row, i] + bias[bias_offset + i])`` for
+    ``i < count``: vector loads, one rounding to ``dst``'s dtype and masked stores,
+    the vector epilogue for contiguous output rows. ``src`` is a ``wide_tile``
+    (double precision) or an ``acc_tile`` (``dst``'s dtype; for reductions that
+    never flush). ``bias`` is read only when ``has_bias``."""
+    emit, _ = _row_store_codegen(src, dst, bias, tag, False)
+    return (types.void(src, row, dst, dst_offset, count, bias, bias_offset, has_bias, tag),
+            lambda context, builder, sig, args: emit(context, builder, *args[:8]))
 
 
 @intrinsic
 def row_stream(typingctx, src, row, dst, dst_offset, bias, bias_offset, has_bias, tag):
-    """``row_store`` of a whole row from an ``acc_tile`` with non-temporal stores,
-    which write around the caches without reading the lines first (a plain store
+    """``row_store`` of a whole row with a non-temporal store (``_stream_store``),
+    which writes around the caches without reading the line first (a plain store
     to a line not in cache reads it: a third of a memory-bound kernel's traffic).
     ``dst`` + ``dst_offset`` must be 64-byte aligned."""
-    dtype = dst.dtype
-    rows, lanes = _shape(tag, dtype)
-    elem, vcount = _scalar_lanes(dtype, lanes)
-    per = 2 if isinstance(dtype, types.Complex) else 1
+    emit, lanes = _row_store_codegen(src, dst, bias, tag, True)
 
     def codegen(context, builder, sig, args):
         sptr, rowv, darr, doff, barr, boff, hasb, _ = args
-        srow, vty = _row(builder, sptr, rowv, elem, vcount)
-        v = builder.load(srow, align=64)
-        bptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[4], barr, boff, elem, per), vty.as_pointer())
-        none = ir.Constant(ir.VectorType(ir.IntType(1), vcount), None)
-        full = ir.Constant(ir.VectorType(ir.IntType(1), vcount), [1] * vcount)
-        v = builder.fadd(v, _masked_load(builder, bptr, builder.select(hasb, full, none), vty))
-        dptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], darr, doff, elem, per), vty.as_pointer())
-        st = builder.store(v, dptr, align=64)
-        st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
-        return context.get_dummy_value()
+        return emit(context, builder, sptr, rowv, darr, doff, ir.Constant(ir.IntType(64), lanes), barr, boff, hasb)
 
     return types.void(src, row, dst, dst_offset, bias, bias_offset, has_bias, tag), codegen
 

@@ -345,13 +345,11 @@ def depthwise_cf_kernel(xf, geom, pads, wm, b, has_bias, out, strides, dilations
                                                 (a * KH * KW + cc) * M * CP + m * CP + c, KW * M * CP, taps, stride,
                                                 tag)
                     else:
-                        for a in range(KD):
+                        for a in range(a0, a1):
                             z = od * sd - pd + a * dd
-                            if z < 0 or z >= DI:
-                                continue
                             for bb in range(KH):
                                 for cc in range(KW):
-                                    wv = at(wf, (((a * KH + bb) * KW + cc) * M + m) * wm.shape[4] + c)
+                                    wv = at(wf, (((a * KH + bb) * KW + cc) * M + m) * CP + c)
                                     ix = ow0 - pw + cc * dw  # the first row's first input pixel
                                     bits = lane_bits(max(0, -ix), min(L, WI - ix))  # its lanes inside the input
                                     for r in range(R):

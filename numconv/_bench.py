@@ -380,7 +380,12 @@ def run(args):
         layer = numba.threading_layer()
     except ValueError:
         layer = "?"
-    machine = {"cpu": _cpu_name(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+    from llvmlite import binding
+
+    from numconv import _dispatch
+
+    machine = {"cpu": _cpu_name(), "llvm_cpu": binding.get_host_cpu_name(), "fma_bytes": _dispatch.fma_bytes(),
+               "logical_cpus": os.cpu_count(), "platform": platform.platform(),
                "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
                "numconv": numconv.__version__, "torch": getattr(torch, "__version__", None),
                "threads": threads, "numba_threading_layer": layer, "method": method,
@@ -389,7 +394,8 @@ def run(args):
     p = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
     p(f"numconv {numconv.__version__} bench: {threads} threads (Numba {numba.__version__}, "
       f"{layer} layer), method={method!r}, median of {args.repeat} samples after {WARMUP} warm-up calls, one process")
-    p(f"machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs; Python {machine['python']}, "
+    p(f"machine: {machine['cpu']} (LLVM {machine['llvm_cpu']}, {8 * machine['fma_bytes']}-bit FMA passes), "
+      f"{machine['logical_cpus']} logical CPUs; Python {machine['python']}, "
       f"NumPy {np.__version__}")
     if torch is not None:
         p(f"peer: torch {torch.__version__} at {threads} threads, torch.nn.functional.conv*d under no_grad; "

@@ -30,6 +30,15 @@ each method's cost a sum of terms (``cost_terms``) times constants (``CONSTANTS`
   Winograd 5.1-5.4 ms, auto had picked Winograd): its contraction counts
   ``WINOGRAD_3D_MAC_COST`` per multiply-add with a depth window, which picks
   the faster path or one within 6 % of it on three 3-D layers (16, 32, 64 channels).
+  That constant depends on the machine class (``fma_bytes``): on cores whose FMA
+  units are 256 bits wide (Zen 4 runs each 512-bit FMA in two passes; AVX2-only
+  CPUs), the direct kernel's multiply-adds cost twice the cycles while Winograd's
+  transforms, which wait on memory, cost about the same, so 3-D Winograd wins
+  there. Timed on a Zen 4 (2 threads, median of 9, 2026-11-24): direct / Winograd
+  1.40-1.81x on six 3-D layers (2 x 16 x 32^3 with 16, 32 and 64 channels, 1 x 8 x
+  16^2 x 64, a 5 x 3 x 3 window, float64), all of which the Zen 5 constant sent to
+  direct; ``WINOGRAD_3D_MAC_COST_HALF_WIDTH`` = 0.9 sends all six to Winograd
+  (break-even 0.93 on the 16-channel layer) and changes no 2-D choice.
 
 ``DIRECT_TAP_COST`` and the three FFT constants were fitted by
 ``benchmarks/fit_dispatch.py`` on the development machine (2 Zen 5 cores,
@@ -73,7 +82,28 @@ DEPTHWISE_COST = 10.0
 WINOGRAD_TRANSFORM_COST = 13.0
 WINOGRAD_TILE_COST = 2700.0
 WINOGRAD_WEIGHT_COST = 150.0
-WINOGRAD_3D_MAC_COST = 1.8
+WINOGRAD_3D_MAC_COST_FULL_WIDTH = 1.8
+WINOGRAD_3D_MAC_COST_HALF_WIDTH = 0.9
+#: LLVM CPU names of AVX-512 cores whose FMA units are 256 bits wide
+HALF_WIDTH_CPUS = frozenset({"znver4"})
+
+
+def fma_bytes(cpu_name=None, features=None):
+    """Bytes one FMA unit of this CPU handles per pass: 64 on AVX-512 cores with
+    full-width units, 32 on Zen 4 (LLVM's ``znver4``, AVX-512 split into two
+    256-bit passes) and on CPUs without AVX-512. ``cpu_name`` and ``features`` (an
+    LLVM host CPU name and its feature string) default to this machine's."""
+    if cpu_name is None or features is None:
+        from llvmlite import binding
+        cpu_name = binding.get_host_cpu_name() if cpu_name is None else cpu_name
+        features = binding.get_host_cpu_features().flatten() if features is None else features
+    if "+avx512f" not in features.split(","):
+        return 32
+    return 32 if cpu_name in HALF_WIDTH_CPUS else 64
+
+
+#: the 3-D Winograd contraction's cost per multiply-add, for this machine's class (see above)
+WINOGRAD_3D_MAC_COST = WINOGRAD_3D_MAC_COST_FULL_WIDTH if fma_bytes() == 64 else WINOGRAD_3D_MAC_COST_HALF_WIDTH
 
 #: cost term -> name of its constant in this module (None: the unit itself)
 CONSTANTS = {"direct_mac": None, "direct_tap": "DIRECT_TAP_COST", "depthwise_mac": "DEPTHWISE_COST",

@@ -20,10 +20,6 @@ def _pick(x_shape, w_shape, dtype=np.float32, **kw):
     ((1, 224, 224, 8), (3, 3, 8, 16), "direct"),
     ((8, 56, 56, 64), (5, 5, 64, 64), "direct"),       # Winograd is 3x3 only
     ((8, 56, 56, 128), (3, 3, 1, 128), "direct"),      # depthwise
-    # 3-D 3x3x3: Winograd's contraction runs per depth tap (measured direct 3.9-4.1
-    # vs Winograd 5.1-5.4 ms at 32 channels; 14.5 vs 14.4 ms at 64)
-    ((2, 16, 32, 32, 32), (3, 3, 3, 32, 32), "direct"),
-    ((2, 16, 32, 32, 64), (3, 3, 3, 64, 64), ("direct", "winograd")),
     # one channel, one filter: the narrow direct kernel (7 x 7: direct 4.0, FFT
     # 29 ms; 31 x 31: 25 vs 28 ms, a tie; 63 x 63: transforms win)
     ((1, 1024, 1024, 1), (3, 3, 1, 1), "direct"),
@@ -34,6 +30,43 @@ def _pick(x_shape, w_shape, dtype=np.float32, **kw):
 ])
 def test_choices(x_shape, w_shape, expected):
     assert _pick(x_shape, w_shape, padding="same") in ((expected,) if isinstance(expected, str) else expected)
+
+
+@pytest.mark.parametrize("fma, x_shape, w_shape, expected", [
+    # 3-D 3x3x3: Winograd's contraction runs per depth tap. Zen 5 (full-width FMA):
+    # direct 3.9-4.1 vs Winograd 5.1-5.4 ms at 32 channels, 14.5 vs 14.4 ms at 64.
+    (64, (2, 16, 32, 32, 32), (3, 3, 3, 32, 32), "direct"),
+    (64, (2, 16, 32, 32, 64), (3, 3, 3, 64, 64), ("direct", "winograd")),
+    # Zen 4 (each 512-bit FMA in two passes): direct 9.3-11.4 vs Winograd 5.9-6.3 ms
+    # at 32 channels, 2.5 vs 1.7-1.8 at 16, 33.7 vs 19.9-20.9 at 64
+    (32, (2, 16, 32, 32, 16), (3, 3, 3, 16, 16), "winograd"),
+    (32, (2, 16, 32, 32, 32), (3, 3, 3, 32, 32), "winograd"),
+    (32, (2, 16, 32, 32, 64), (3, 3, 3, 64, 64), "winograd"),
+    (32, (2, 16, 32, 32, 32), (5, 3, 3, 32, 32), "winograd"),
+    (32, (8, 56, 56, 16), (3, 3, 16, 16), "direct"),       # 2-D choices stay as they are
+    (32, (8, 56, 56, 64), (3, 3, 16, 64), "direct"),
+])
+def test_3d_winograd_choice_follows_the_machine_class(monkeypatch, fma, x_shape, w_shape, expected):
+    cost = _dispatch.WINOGRAD_3D_MAC_COST_FULL_WIDTH if fma == 64 else _dispatch.WINOGRAD_3D_MAC_COST_HALF_WIDTH
+    monkeypatch.setattr(_dispatch, "WINOGRAD_3D_MAC_COST", cost)
+    assert _pick(x_shape, w_shape, padding="same") in ((expected,) if isinstance(expected, str) else expected)
+
+
+@pytest.mark.parametrize("cpu, features, expected", [
+    ("znver5", "+avx2,+avx512f,+fma", 64),
+    ("sapphirerapids", "+avx2,+avx512f,+fma", 64),
+    ("znver4", "+avx2,+avx512f,+fma", 32),      # AVX-512 in two 256-bit passes
+    ("znver3", "+avx2,-avx512f,+fma", 32),      # no AVX-512
+    ("generic", "", 32),
+])
+def test_fma_bytes_classifies_the_machine(cpu, features, expected):
+    assert _dispatch.fma_bytes(cpu, features) == expected
+
+
+def test_the_3d_constant_is_this_machines_class():
+    full = _dispatch.fma_bytes() == 64
+    assert _dispatch.WINOGRAD_3D_MAC_COST == (_dispatch.WINOGRAD_3D_MAC_COST_FULL_WIDTH if full
+                                              else _dispatch.WINOGRAD_3D_MAC_COST_HALF_WIDTH)
 
 
 def test_winograd_needs_stride_1_and_real_floats():

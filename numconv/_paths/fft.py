@@ -23,7 +23,7 @@ import numpy as np
 from .. import _memory
 from .._config import get_num_threads, kernel_lock
 from .._kernels.act import bias_activation_kernel
-from .._kernels.spectral import contract_kernel
+from .._kernels.spectral import contract_kernel, contract_tag, pad_filters
 from .direct import epilogue, padded, padded_sizes
 
 
@@ -185,7 +185,9 @@ def run(spec, x5, w5, b, out5):
     Wf = forward(_dilated_flipped_kernel(spec, w5), fshape, (0, 1, 2), workers)  # (*F, Cg, K)
     F = Wf.shape[:3]
     nf = int(np.prod(F))
-    Wf = np.ascontiguousarray(Wf.reshape(nf, CG, K))
+    tag = contract_tag(K // G, Wf.dtype)
+    Wf = pad_filters(Wf.reshape(nf, CG, K), G, tag)
+    no_bias = np.zeros(1, Wf.dtype)
     region = tuple(slice(e - 1, e - 1 + (o - 1) * s + 1, s)
                    for e, o, s in zip(dilated_sizes(spec), spec.out_spatial, spec.strides))
     step = batch_chunk(spec)
@@ -198,7 +200,7 @@ def run(spec, x5, w5, b, out5):
         n = X.shape[0]
         Y = _memory.scratch((n,) + F + (K,), X.dtype)
         with kernel_lock():
-            contract_kernel(X.reshape(n, nf, C), Wf, Y.reshape(n, nf, K), G)
+            contract_kernel(X.reshape(n, nf, C), Wf, Y.reshape(n, nf, K), G, no_bias, tag)
         _memory.recycle(X)
         y = inverse(Y, fshape, (1, 2, 3), region, spec.dtype.kind != "c", workers, _memory.scratch)
         out5[n0:n0 + n] = y

@@ -1,0 +1,42 @@
+"""The FFT path's channel contraction (``_kernels/spectral.contract_kernel``) against
+``numpy.einsum`` in double precision: tile tails along frequencies and filters,
+groups, both complex dtypes."""
+import numpy as np
+import pytest
+
+from numconv._kernels.spectral import FREQ_BLOCK, contract_kernel, contract_tag, pad_filters
+from numconv._kernels.tile import VARIANTS
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize("N, nf, C, K, G", [
+    (1, 1, 1, 1, 1),
+    (2, FREQ_BLOCK + 3, 8, 8, 1),       # a second task whose last tile is short
+    (3, 61, 5, 7, 1),                   # 7 filters in an 8-lane row (a masked store)
+    (2, 130, 16, 16, 4),                # groups of 4 filters
+    (1, 77, 6, 36, 3),                  # 12 filters per group: more than one row in complex128
+    (2, 40, 4, 40, 1),                  # filters over several rows (the widest tile)
+])
+def test_contraction_matches_einsum(dtype, N, nf, C, K, G):
+    rng = np.random.default_rng(nf * K + G)
+    X = (rng.standard_normal((N, nf, C)) + 1j * rng.standard_normal((N, nf, C))).astype(dtype)
+    W = (rng.standard_normal((nf, C // G, K)) + 1j * rng.standard_normal((nf, C // G, K))).astype(dtype)
+    X0, W0 = X.copy(), W.copy()
+    Y = np.full((N, nf, K), np.nan, dtype)
+    tag = contract_tag(K // G, dtype)
+    contract_kernel(X, pad_filters(W, G, tag), Y, G, np.zeros(1, dtype), tag)
+    ref = np.einsum("nfgc,fcgk->nfgk", X.reshape(N, nf, G, C // G).astype(np.complex128),
+                    W.reshape(nf, C // G, G, K // G).astype(np.complex128)).reshape(N, nf, K)
+    tol = 1e-6 if dtype == np.complex64 else 1e-14
+    assert np.isfinite(Y).all()  # every output written
+    np.testing.assert_allclose(Y, ref, rtol=0, atol=tol * np.abs(ref).max() * C)
+    assert np.array_equal(X, X0) and np.array_equal(W, W0)
+
+
+def test_padded_filters_are_whole_rows_of_zeros_past_each_group():
+    W = np.arange(2 * 3 * 10, dtype=np.complex64).reshape(2, 3, 10) + 1j
+    tag = contract_tag(5, np.complex64)
+    P = pad_filters(W, 2, tag)
+    lanes = VARIANTS[len(tag)][1] // 8
+    assert P.shape == (2, 3, 2, lanes) and P.flags.c_contiguous
+    assert np.array_equal(P[..., :5], W.reshape(2, 3, 2, 5)) and not P[..., 5:].any()

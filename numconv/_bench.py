@@ -230,6 +230,7 @@ def measure_case(case, *, repeat, threads, torch, method="auto", channels_first=
     if bw and gemm and case.flops / case.min_bytes < gemm / bw:  # memory-bound by the roofline
         row["x_bandwidth"] = t_nc / (case.min_bytes / (bw * 1e9))
     row["extra_mib"] = peak_extra_mib(nc)
+    row["numconv_fresh_kernel_s"] = _time_without_kept_spectra(nc, repeat)
     row["cf_over_cl"] = None
     if channels_first and case.data_format == "channels_last":
         # both layouts again, sampled alternately: the host's load drifts between
@@ -260,6 +261,23 @@ def measure_case(case, *, repeat, threads, torch, method="auto", channels_first=
         if "torch_best_layout" in row:
             row["err_torch"] = _cases.rel_error(torch_calls[row["torch_best_layout"]].result(), ref)
     return row
+
+
+def _time_without_kept_spectra(nc, repeat):
+    """``nc``'s time when every call transforms its kernel anew (no spectrum kept
+    between calls: ``_paths/fft.kernel_spectrum``), or None when ``nc`` keeps none
+    (its path transforms no kernel)."""
+    from numconv._paths import fft
+
+    fft.clear_spectrum_cache()
+    nc()
+    if not fft._spectra:
+        return None
+    kept, fft.SPECTRUM_CACHE_BYTES = fft.SPECTRUM_CACHE_BYTES, 0
+    try:
+        return time_call(nc, repeat)
+    finally:
+        fft.SPECTRUM_CACHE_BYTES = kept
 
 
 def measure_signal_case(case, *, repeat, threads, accuracy=True):
@@ -437,6 +455,12 @@ def run(args):
         _cases._base_arrays.cache_clear()
     if cases:
         p("\n" + "\n".join(f"  {c.name:<16}  {c.describe()}  [{c.dtype}, {c.flops / 1e9:.2f} GFLOP]" for c in cases))
+    for r in rows:
+        if r.get("numconv_fresh_kernel_s"):
+            t = r["numconv_fresh_kernel_s"]
+            p(f"  {r['case']}: {t * 1e3:.2f} ms when every call transforms the kernel anew (numconv keeps "
+              "kernel spectra between calls, keyed by the kernel's values)"
+              + (f": speedup {r['torch_best_s'] / t:.2f}" if r.get("torch_best_s") else ""))
     speedups = [r["speedup"] for r in rows if r.get("speedup")]
     if speedups:
         geo = float(np.exp(np.mean(np.log(speedups))))

@@ -40,3 +40,55 @@ def test_padded_filters_are_whole_rows_of_zeros_past_each_group():
     lanes = VARIANTS[len(tag)][1] // 8
     assert P.shape == (2, 3, 2, lanes) and P.flags.c_contiguous
     assert np.array_equal(P[..., :5], W.reshape(2, 3, 2, 5)) and not P[..., 5:].any()
+
+
+# ---------------------------------------------------------------- kernel spectra kept between calls
+
+import numconv  # noqa: E402
+from numconv._paths import fft as fft_path  # noqa: E402
+from reference import ref_conv  # noqa: E402
+
+
+def _fft_conv(x, w, **kw):
+    return numconv.conv(x, w, padding="same", method="fft", **kw)
+
+
+def test_a_kept_spectrum_gives_the_same_bits_and_follows_the_kernels_values(monkeypatch):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 40, 40, 3)).astype(np.float32)
+    w = rng.standard_normal((9, 9, 3, 4)).astype(np.float32)
+    fft_path.clear_spectrum_cache()
+    first = _fft_conv(x, w)                  # transforms the kernel and keeps its spectrum
+    assert len(fft_path._spectra) == 1
+    again = _fft_conv(x, w.copy())           # another array with the same values: the kept spectrum
+    assert len(fft_path._spectra) == 1 and np.array_equal(first, again)
+    monkeypatch.setattr(fft_path, "SPECTRUM_CACHE_BYTES", 0)
+    assert np.array_equal(_fft_conv(x, w), first)  # the same bits without the cache
+    monkeypatch.undo()
+    w[4, 4, 1, 2] += 1.0                     # changed in place: a new digest, a new spectrum
+    changed = _fft_conv(x, w)
+    ref = ref_conv(x.astype(np.float64), w.astype(np.float64), padding="same")
+    np.testing.assert_allclose(changed, ref, atol=1e-4 * np.abs(ref).max())
+    assert not np.allclose(changed, first, atol=1e-3)
+    dilated = _fft_conv(x, w, dilation_rate=2)  # same kernel, other dilation: a spectrum of its own
+    np.testing.assert_allclose(dilated, ref_conv(x.astype(np.float64), w.astype(np.float64), padding="same",
+                                                 dilation_rate=2), atol=1e-4 * np.abs(ref).max())
+    assert len(fft_path._spectra) == 3
+
+
+def test_kept_spectra_stay_within_their_bytes(monkeypatch):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 64, 64, 2)).astype(np.float32)
+    fft_path.clear_spectrum_cache()
+    w = rng.standard_normal((15, 15, 2, 2)).astype(np.float32)
+    _fft_conv(x, w)
+    one = next(iter(fft_path._spectra.values()))[0].nbytes
+    monkeypatch.setattr(fft_path, "SPECTRUM_CACHE_BYTES", 3 * one)
+    for i in range(6):
+        _fft_conv(x, w + i)
+        assert sum(v[0].nbytes for v in fft_path._spectra.values()) <= 3 * one
+    assert len(fft_path._spectra) == 3
+    monkeypatch.setattr(fft_path, "SPECTRUM_CACHE_BYTES", one)  # larger than half: not kept
+    fft_path.clear_spectrum_cache()
+    _fft_conv(x, w)
+    assert len(fft_path._spectra) == 0

@@ -16,7 +16,10 @@ NaN and Inf: a transform mixes every input sample into every frequency, so one
 NaN or Inf in ``x`` or the kernel makes the whole output NaN on this path (as with
 ``scipy.signal.fftconvolve``); ``method="direct"`` keeps them local.
 """
+import collections
+import hashlib
 import math
+import threading
 
 import numpy as np
 
@@ -175,6 +178,62 @@ def inverse(A, shape, axes, region, real, workers, result=None):
     return cur
 
 
+#: bytes of kernel spectra kept between calls (``kernel_spectrum``); 0 turns the cache off
+SPECTRUM_CACHE_BYTES = 64 << 20
+_spectra = collections.OrderedDict()  # key -> (spectrum, tag), least recently used first
+_spectra_lock = threading.Lock()
+
+
+def _spectrum_key(spec, w5, fshape):
+    """What a kernel spectrum depends on: the kernel's values (a digest of its
+    bytes), shape and dtype, the transform size, the dilations and the groups."""
+    w = np.ascontiguousarray(w5)
+    return (hashlib.blake2b(w.reshape(-1).view(np.uint8), digest_size=20).digest(), w.shape, w.dtype.str,
+            tuple(fshape), tuple(spec.dilations), spec.groups)
+
+
+def kernel_spectrum(spec, w5, fshape, workers):
+    """``(W, tag)``: the spectrum of the dilated, flipped kernel as
+    ``contract_kernel`` reads it (nf, Cg, G, KP) and its tile tag.
+
+    Layers call with the same weights again and again, and on large kernels the
+    kernel's transforms cost as much as the input's (4 x 256 x 256 x 8 -> 8, 25 x
+    25: 7 of 28 ms). So spectra are kept between calls, keyed by the kernel's
+    *values* (a BLAKE2b digest of its bytes, ~0.1 ms per 160 KB) and everything
+    else the spectrum depends on, least recently used evicted first, in at most
+    ``SPECTRUM_CACHE_BYTES``; a spectrum larger than half of that is not kept.
+    A kernel changed in place has another digest, so it is transformed again:
+    the cache never changes a result (``tests/test_spectral.py``)."""
+    key = _spectrum_key(spec, w5, fshape) if SPECTRUM_CACHE_BYTES > 0 else None
+    if key is not None:
+        with _spectra_lock:
+            hit = _spectra.get(key)
+            if hit is not None:
+                _spectra.move_to_end(key)
+                return hit
+    CG, K, G = spec.channels // spec.groups, spec.filters, spec.groups
+    Wf = forward(_dilated_flipped_kernel(spec, w5), fshape, (0, 1, 2), workers)  # (*F, Cg, K)
+    nf = math.prod(Wf.shape[:3])
+    tag = contract_tag(K // G, Wf.dtype)
+    W = pad_filters(Wf.reshape(nf, CG, K), G, tag)
+    if key is None or 2 * W.nbytes > SPECTRUM_CACHE_BYTES:
+        return W, tag
+    W = np.array(W)  # its own memory: ``forward`` may have returned a pooled scratch buffer
+    with _spectra_lock:
+        _spectra[key] = (W, tag)
+        total = sum(v[0].nbytes for v in _spectra.values())
+        while total > SPECTRUM_CACHE_BYTES:
+            _, (old, _) = _spectra.popitem(last=False)
+            total -= old.nbytes
+    return W, tag
+
+
+def clear_spectrum_cache():
+    """Drop every kept kernel spectrum (``kernel_spectrum``)."""
+    with _spectra_lock:
+        _spectra.clear()
+
+
 def run(spec, x5, w5, b, out5):
     """Compute ``out5`` (N, OD, OH, OW, K) with transforms over the spatial axes,
     in batch chunks of bounded spectrum memory (``batch_chunk``)."""
@@ -182,11 +241,9 @@ def run(spec, x5, w5, b, out5):
     fshape = fft_shape(spec)
     N, C, K, G = spec.batch, spec.channels, spec.filters, spec.groups
     CG = C // G
-    Wf = forward(_dilated_flipped_kernel(spec, w5), fshape, (0, 1, 2), workers)  # (*F, Cg, K)
-    F = Wf.shape[:3]
-    nf = int(np.prod(F))
-    tag = contract_tag(K // G, Wf.dtype)
-    Wf = pad_filters(Wf.reshape(nf, CG, K), G, tag)
+    Wf, tag = kernel_spectrum(spec, w5, fshape, workers)
+    F = fshape[:2] + (fshape[2] // 2 + 1,) if spec.dtype.kind != "c" else fshape
+    nf = math.prod(F)
     no_bias = np.zeros(1, Wf.dtype)
     region = tuple(slice(e - 1, e - 1 + (o - 1) * s + 1, s)
                    for e, o, s in zip(dilated_sizes(spec), spec.out_spatial, spec.strides))

@@ -845,18 +845,25 @@ def time_methods(x_shape, kernel_shape, kwargs, dtype, repeat=5, seed=0):
     whose warm-up and timed call are the first sample), plus the method ``auto``
     chose, on seeded data of the given shapes. The later samples run in rounds
     (one call of each method per round), so a burst of load on this shared
-    machine slows every method alike instead of one method's samples."""
+    machine slows every method alike instead of one method's samples. Every call
+    transforms its kernel (no spectrum kept between calls, ``_paths/fft.py``): the
+    cost ``auto``'s model counts, and what a first call with new weights pays."""
     import time
 
     from numconv import choose_conv_method, conv
+    from numconv._paths import fft
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(kernel_shape).astype(dtype)
-    times = choose_conv_method(x, w, measure=True, **kwargs)[1]
-    for _ in range(repeat - 1):
-        for method in times:
-            t0 = time.perf_counter()
-            conv(x, w, method=method, **kwargs)
-            times[method] = min(times[method], time.perf_counter() - t0)
+    kept, fft.SPECTRUM_CACHE_BYTES = fft.SPECTRUM_CACHE_BYTES, 0
+    try:
+        times = choose_conv_method(x, w, measure=True, **kwargs)[1]
+        for _ in range(repeat - 1):
+            for method in times:
+                t0 = time.perf_counter()
+                conv(x, w, method=method, **kwargs)
+                times[method] = min(times[method], time.perf_counter() - t0)
+    finally:
+        fft.SPECTRUM_CACHE_BYTES = kept
     return times, choose_conv_method(x, w, **kwargs)

@@ -240,7 +240,6 @@ def run(spec, x5, w5, b, out5):
     workers = get_num_threads()
     fshape = fft_shape(spec)
     N, C, K, G = spec.batch, spec.channels, spec.filters, spec.groups
-    CG = C // G
     Wf, tag = kernel_spectrum(spec, w5, fshape, workers)
     F = fshape[:2] + (fshape[2] // 2 + 1,) if spec.dtype.kind != "c" else fshape
     nf = math.prod(F)

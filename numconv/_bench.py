@@ -273,11 +273,8 @@ def _time_without_kept_spectra(nc, repeat):
     nc()
     if not fft._spectra:
         return None
-    kept, fft.SPECTRUM_CACHE_BYTES = fft.SPECTRUM_CACHE_BYTES, 0
-    try:
+    with fft.spectra_not_kept():
         return time_call(nc, repeat)
-    finally:
-        fft.SPECTRUM_CACHE_BYTES = kept
 
 
 def measure_signal_case(case, *, repeat, threads, accuracy=True):

@@ -856,14 +856,11 @@ def time_methods(x_shape, kernel_shape, kwargs, dtype, repeat=5, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(kernel_shape).astype(dtype)
-    kept, fft.SPECTRUM_CACHE_BYTES = fft.SPECTRUM_CACHE_BYTES, 0
-    try:
+    with fft.spectra_not_kept():
         times = choose_conv_method(x, w, measure=True, **kwargs)[1]
         for _ in range(repeat - 1):
             for method in times:
                 t0 = time.perf_counter()
                 conv(x, w, method=method, **kwargs)
                 times[method] = min(times[method], time.perf_counter() - t0)
-    finally:
-        fft.SPECTRUM_CACHE_BYTES = kept
     return times, choose_conv_method(x, w, **kwargs)

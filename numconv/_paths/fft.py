@@ -17,6 +17,7 @@ NaN or Inf in ``x`` or the kernel makes the whole output NaN on this path (as wi
 ``scipy.signal.fftconvolve``); ``method="direct"`` keeps them local.
 """
 import collections
+import contextlib
 import hashlib
 import math
 import threading
@@ -27,7 +28,7 @@ from .. import _memory
 from .._config import get_num_threads, kernel_lock
 from .._kernels.act import bias_activation_kernel
 from .._kernels.spectral import contract_kernel, contract_tag, pad_filters
-from .direct import epilogue, padded, padded_sizes
+from .direct import _no_bias, epilogue, padded, padded_sizes
 
 
 
@@ -234,6 +235,18 @@ def clear_spectrum_cache():
         _spectra.clear()
 
 
+@contextlib.contextmanager
+def spectra_not_kept():
+    """Within this block every call transforms its kernel anew (no spectrum kept
+    or reused): what a first call with new weights costs, for timings."""
+    global SPECTRUM_CACHE_BYTES
+    kept, SPECTRUM_CACHE_BYTES = SPECTRUM_CACHE_BYTES, 0
+    try:
+        yield
+    finally:
+        SPECTRUM_CACHE_BYTES = kept
+
+
 def run(spec, x5, w5, b, out5):
     """Compute ``out5`` (N, OD, OH, OW, K) with transforms over the spatial axes,
     in batch chunks of bounded spectrum memory (``batch_chunk``)."""
@@ -241,9 +254,6 @@ def run(spec, x5, w5, b, out5):
     fshape = fft_shape(spec)
     N, C, K, G = spec.batch, spec.channels, spec.filters, spec.groups
     Wf, tag = kernel_spectrum(spec, w5, fshape, workers)
-    F = fshape[:2] + (fshape[2] // 2 + 1,) if spec.dtype.kind != "c" else fshape
-    nf = math.prod(F)
-    no_bias = np.zeros(1, Wf.dtype)
     region = tuple(slice(e - 1, e - 1 + (o - 1) * s + 1, s)
                    for e, o, s in zip(dilated_sizes(spec), spec.out_spatial, spec.strides))
     step = batch_chunk(spec)
@@ -253,10 +263,11 @@ def run(spec, x5, w5, b, out5):
         X = forward(xs, fshape, (1, 2, 3), workers)      # (n, *F, C)
         if xs is not xc:
             _memory.recycle(xs)
-        n = X.shape[0]
+        n, F = X.shape[0], X.shape[1:4]
+        nf = math.prod(F)
         Y = _memory.scratch((n,) + F + (K,), X.dtype)
         with kernel_lock():
-            contract_kernel(X.reshape(n, nf, C), Wf, Y.reshape(n, nf, K), G, no_bias, tag)
+            contract_kernel(X.reshape(n, nf, C), Wf, Y.reshape(n, nf, K), G, _no_bias(X.dtype), tag)
         _memory.recycle(X)
         y = inverse(Y, fshape, (1, 2, 3), region, spec.dtype.kind != "c", workers, _memory.scratch)
         out5[n0:n0 + n] = y

@@ -87,9 +87,18 @@ def time_pair(fn, other, repeat, warmup=WARMUP, min_sample=MIN_SAMPLE_S):
     return _time_in_turn((fn, other), repeat, warmup, min_sample)
 
 
+#: seconds of rest before each sample of ``_time_in_turn``: OpenMP pools (Numba's
+#: omp layer, torch's) spin for a few milliseconds after their last parallel
+#: region, and on 2 cores a pool still spinning took a core from the next
+#: sample's library (numconv's FFT cases after torch's samples: 7-11 ms instead
+#: of 10.5 measured alone on 4 x 256 x 256 x 8 -> 8, 25 x 25)
+SETTLE_S = 0.02
+
+
 def _time_in_turn(fns, repeat, warmup, min_sample):
     """``time_call`` for each of ``fns``, their warm-up calls and samples taken in
-    turn; calls per sample set by the first one's time."""
+    turn, each sample after a rest of ``SETTLE_S``; calls per sample set by the
+    first one's time."""
     for _ in range(warmup):
         for f in fns:
             f()
@@ -100,6 +109,7 @@ def _time_in_turn(fns, repeat, warmup, min_sample):
     samples = [[] for _ in fns]
     for _ in range(max(repeat, 1)):
         for f, out in zip(fns, samples):
+            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             for _ in range(number):
                 f()

@@ -1,10 +1,10 @@
-"""The FFT path's channel contraction (``_kernels/spectral.contract_kernel``) against
+"""The FFT path's channel contraction (``_kernels/spectral.contract``) against
 ``numpy.einsum`` in double precision: tile tails along frequencies and filters,
 groups, both complex dtypes."""
 import numpy as np
 import pytest
 
-from numconv._kernels.spectral import FREQ_BLOCK, contract_kernel, contract_tag, pad_filters
+from numconv._kernels.spectral import FREQ_BLOCK, contract, contract_tag, pad_filters
 from numconv._kernels.tile import VARIANTS
 
 
@@ -24,13 +24,29 @@ def test_contraction_matches_einsum(dtype, N, nf, C, K, G):
     X0, W0 = X.copy(), W.copy()
     Y = np.full((N, nf, K), np.nan, dtype)
     tag = contract_tag(K // G, dtype)
-    contract_kernel(X, pad_filters(W, G, tag), Y, G, np.zeros(1, dtype), tag)
+    contract(X, pad_filters(W, G, tag), Y, G, np.zeros(1, dtype), tag, threads=2)
     ref = np.einsum("nfgc,fcgk->nfgk", X.reshape(N, nf, G, C // G).astype(np.complex128),
                     W.reshape(nf, C // G, G, K // G).astype(np.complex128)).reshape(N, nf, K)
     tol = 1e-6 if dtype == np.complex64 else 1e-14
     assert np.isfinite(Y).all()  # every output written
     np.testing.assert_allclose(Y, ref, rtol=0, atol=tol * np.abs(ref).max() * C)
     assert np.array_equal(X, X0) and np.array_equal(W, W0)
+
+
+@pytest.mark.parametrize("threads", [1, 3, 64])
+def test_contraction_bits_do_not_depend_on_the_thread_count(threads):
+    """Shares of the frequency blocks (here 1, 3 and more threads than blocks)
+    change who computes a block, never its arithmetic."""
+    rng = np.random.default_rng(7)
+    N, nf, C, K = 2, 5 * FREQ_BLOCK + 9, 6, 10
+    X = (rng.standard_normal((N, nf, C)) + 1j * rng.standard_normal((N, nf, C))).astype(np.complex64)
+    W = (rng.standard_normal((nf, C, K)) + 1j * rng.standard_normal((nf, C, K))).astype(np.complex64)
+    tag = contract_tag(K, np.complex64)
+    WP = pad_filters(W, 1, tag)
+    Y1, Yt = (np.full((N, nf, K), np.nan, np.complex64) for _ in range(2))
+    contract(X, WP, Y1, 1, np.zeros(1, np.complex64), tag, threads=1)
+    contract(X, WP, Yt, 1, np.zeros(1, np.complex64), tag, threads=threads)
+    assert np.isfinite(Y1).all() and np.array_equal(Y1.view(np.float32), Yt.view(np.float32))
 
 
 def test_padded_filters_are_whole_rows_of_zeros_past_each_group():
@@ -92,3 +108,47 @@ def test_kept_spectra_stay_within_their_bytes(monkeypatch):
     fft_path.clear_spectrum_cache()
     _fft_conv(x, w)
     assert len(fft_path._spectra) == 0
+
+
+# ---------------------------------------------------------------- transform size and placement (fft_path.geometry)
+
+def test_same_padding_transforms_less_than_the_padded_length(monkeypatch):
+    """Zero padding is not copied: 256 samples with 25 taps "same" need 268 points
+    (not the padded 280), which rounds up to 270."""
+    seen = []
+    geometry = fft_path.geometry
+    monkeypatch.setattr(fft_path, "geometry", lambda spec: seen.append(geometry(spec)) or seen[-1])
+    x = np.zeros((1, 256, 256, 1), np.float32)
+    numconv.conv(x, np.zeros((25, 25, 1, 1), np.float32), padding="same", method="fft")
+    fshape, offsets, region, pad_first = seen[0]
+    assert fshape[1:] == (270, 270) and offsets == (0, 0, 0) and not pad_first
+    assert region[1:] == (slice(12, 268, 1), slice(12, 268, 1))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fft_geometry_is_exact_over_pads_strides_and_dilations(seed):
+    """1-D layers whose pads, kernel, stride and dilation are drawn at random (pads
+    up to twice the kernel, kernels longer than the input, every padding mode):
+    the FFT path against the float64 reference, tight enough that one aliased
+    sample fails."""
+    rng = np.random.default_rng(seed)
+    L, k = int(rng.integers(1, 24)), int(rng.integers(1, 12))
+    d, s = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    e = d * (k - 1) + 1
+    pads = (int(rng.integers(0, 2 * e + 1)), int(rng.integers(0, 2 * e + 1)))
+    mode = ["zeros", "reflect", "replicate", "circular"][seed % 4]
+    if mode == "reflect":
+        pads = tuple(min(p, L - 1) for p in pads)
+    elif mode == "circular":
+        pads = tuple(min(p, L) for p in pads)
+    if L + sum(pads) < e:
+        pads = (pads[0], pads[1] + e - L - sum(pads))
+        if mode in ("reflect", "circular") and pads[1] > L - (mode == "reflect"):
+            mode = "zeros"
+    x = rng.standard_normal((2, L, 3))
+    w = rng.standard_normal((k, 3, 2))
+    kw = dict(padding=(pads,), strides=s, dilation_rate=d, padding_mode=mode)
+    got = numconv.conv(x, w, method="fft", **kw)
+    ref = ref_conv(x, w, **kw)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * max(1.0, np.abs(ref).max()))

@@ -130,23 +130,51 @@ def write_row(dst, acc, bias, has_bias, code):
     activate_slice(dst, code)
 
 
+@njit(inline="always", **SERIAL)
+def _rows_per_block(K):
+    return max(1, 4096 // max(K, 1))
+
+
+@njit(inline="always", **SERIAL)
+def _bias_activation_block(y, b, has_bias, code, blk):
+    """``bias_activation_kernel`` on its block ``blk`` of rows (``_rows_per_block``)."""
+    M, K = y.shape
+    yf = y.reshape(y.size)
+    rows = _rows_per_block(K)
+    lo = blk * rows * K
+    hi = min(M, (blk + 1) * rows) * K
+    if has_bias:
+        for r in range(lo, hi, K):
+            for k in range(K):
+                yf[r + k] += b[k]
+    if code:
+        for i in range(lo, hi):
+            yf[i] = activate(yf[i], code)
+
+
+def bias_activation_blocks_count(y):
+    """Blocks of rows ``bias_activation_blocks`` takes for ``y`` (M, K)."""
+    M, K = y.shape
+    rows = _rows_per_block.py_func(K)
+    return -(-M // rows)
+
+
 @njit(**PARALLEL)
 def bias_activation_kernel(y, b, has_bias, code):
     """In place over rows of ``y`` (M, K): ``y[i] = activate(y[i] + b, code)``, for
-    paths whose arithmetic does not end in a kernel epilogue (FFT). Parallel over
+    paths whose arithmetic does not end in a kernel epilogue. Parallel over
     blocks of rows, indexed flat (a row view per pixel cost reference counting)."""
     M, K = y.shape
-    yf = y.reshape(y.size)
-    rows = max(1, 4096 // max(K, 1))
-    for blk in prange((M + rows - 1) // rows):
-        lo = blk * rows * K
-        hi = min(M, (blk + 1) * rows) * K
-        if has_bias:
-            for i in range(lo, hi):
-                yf[i] += b[(i - lo) % K]
-        if code:
-            for i in range(lo, hi):
-                yf[i] = activate(yf[i], code)
+    for blk in prange(-(-M // _rows_per_block(K))):
+        _bias_activation_block(y, b, has_bias, code, blk)
+
+
+@njit(**SERIAL)
+def bias_activation_blocks(y, b, has_bias, code, blk0, blk1):
+    """``bias_activation_kernel`` on blocks ``blk0 ... blk1 - 1``, in the calling
+    thread (for ``numconv._shares.in_shares``: the FFT path, between transforms)."""
+    for blk in range(blk0, blk1):
+        _bias_activation_block(y, b, has_bias, code, blk)
 
 
 #: Activation codes computed after the kernels, by NumPy's vectorised ufuncs

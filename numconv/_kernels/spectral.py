@@ -3,10 +3,11 @@
 ``Y[n, f, g*Kg + k] = sum_c X[n, f, g*Cg + c] * W[f, c, g*Kg + k]``: for every
 frequency a small (N x Cg) @ (Cg x Kg) product per group. NumPy's batched
 ``matmul`` paid ~1 us of dispatch per frequency (40 ms for a 280 x 141 spectrum
-of 8 channels); this loop nest runs them back to back, in parallel over
-frequency blocks, with the filter axis innermost and contiguous.
+of 8 channels); this loop nest runs them back to back, over blocks of
+frequencies shared out to Python threads (``contract``: not a Numba parallel
+loop, see ``numconv._shares``), with the filter axis innermost and contiguous.
 
-Each task runs the tile of the direct kernels (``tile.py``) over its frequencies:
+Each block runs the tile of the direct kernels (``tile.py``) over its frequencies:
 ``R`` consecutive frequencies (rows) x ``lanes`` filters of complex accumulators,
 one ``row_fma`` (a broadcast input value times a vector of its frequency's
 filters, the full complex product) per row and channel, then ``row_store`` of
@@ -19,25 +20,20 @@ one filter on 512 x 257 frequencies 1.65 -> 0.25 ms; 16 -> 16 channels in 4
 groups on 3283 frequencies 0.59 -> 0.09 ms (median of 15).
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .._config import PARALLEL
+from .._config import SERIAL
+from .._shares import in_shares
 from .tile import acc_tile, at, choose_variant, row_fma, row_store, row_zero, tile_shape, variant_lanes, variant_tag
 
 #: frequencies per task (a multiple of every tile's rows)
 FREQ_BLOCK = 64
 
 
-@njit(**PARALLEL)
-def contract_kernel(X, W, Y, groups, no_bias, tag):
-    """``Y[n, f, g*Kg + k] = sum_c X[n, f, g*Cg + c] * W[f, c, g, k]``.
-
-    ``X`` (N, nf, C) and ``Y`` (N, nf, K) complex spectra; ``W`` (nf, Cg, G, KP)
-    each group's filters, zero-padded to KP, whole rows of the ``tag`` tile
-    (``pad_filters``); ``no_bias`` a 1-element dummy of their dtype; all
-    C-contiguous. Each task owns a block of frequencies and writes only its
-    ``Y[:, block]``; the last tile of the spectrum repeats its last frequency in
-    the rows past the end (computed, never stored)."""
+@njit(inline="always", **SERIAL)
+def _contract_block(X, W, Y, groups, no_bias, tag, t):
+    """``contract_blocks``' work on frequency block ``t`` (``FREQ_BLOCK``
+    frequencies from ``t * FREQ_BLOCK``)."""
     N, nf, C = X.shape
     _, CG, G, KP = W.shape
     K = Y.shape[2]
@@ -46,33 +42,53 @@ def contract_kernel(X, W, Y, groups, no_bias, tag):
     xf = X.reshape(X.size)
     wf = W.reshape(W.size)
     yf = Y.reshape(Y.size)
-    nblocks = (nf + FREQ_BLOCK - 1) // FREQ_BLOCK
-    for t in prange(nblocks):
-        acc = acc_tile(W, tag)
-        for f0 in range(t * FREQ_BLOCK, min(nf, (t + 1) * FREQ_BLOCK), R):  # W[f0:f0 + R] serves all n
-            for n in range(N):
-                for g in range(groups):
-                    for k0 in range(0, KG, L):
+    acc = acc_tile(W, tag)
+    for f0 in range(t * FREQ_BLOCK, min(nf, (t + 1) * FREQ_BLOCK), R):  # W[f0:f0 + R] serves all n
+        for n in range(N):
+            for g in range(groups):
+                for k0 in range(0, KG, L):
+                    for r in range(R):
+                        row_zero(acc, r, W, tag)
+                    for c in range(CG):
                         for r in range(R):
-                            row_zero(acc, r, W, tag)
-                        for c in range(CG):
-                            for r in range(R):
-                                f = min(f0 + r, nf - 1)
-                                row_fma(acc, r, at(xf, (n * nf + f) * C + g * CG + c), wf,
-                                        ((f * CG + c) * G + g) * KP + k0, tag)
-                        for r in range(min(R, nf - f0)):
-                            row_store(acc, r, yf, (n * nf + f0 + r) * K + g * KG + k0, min(L, KG - k0), no_bias, 0,
-                                      False, tag)
+                            f = min(f0 + r, nf - 1)
+                            row_fma(acc, r, at(xf, (n * nf + f) * C + g * CG + c), wf,
+                                    ((f * CG + c) * G + g) * KP + k0, tag)
+                    for r in range(min(R, nf - f0)):
+                        row_store(acc, r, yf, (n * nf + f0 + r) * K + g * KG + k0, min(L, KG - k0), no_bias, 0,
+                                  False, tag)
+
+
+@njit(**SERIAL)
+def contract_blocks(X, W, Y, groups, no_bias, tag, t0, t1):
+    """``Y[n, f, g*Kg + k] = sum_c X[n, f, g*Cg + c] * W[f, c, g, k]`` for the
+    frequencies of blocks ``t0 ... t1 - 1``, in the calling thread (``contract``).
+
+    ``X`` (N, nf, C) and ``Y`` (N, nf, K) complex spectra; ``W`` (nf, Cg, G, KP)
+    each group's filters, zero-padded to KP, whole rows of the ``tag`` tile
+    (``pad_filters``); ``no_bias`` a 1-element dummy of their dtype; all
+    C-contiguous. Block ``t`` writes only ``Y[:, t * FREQ_BLOCK ...]``; the last
+    tile of the spectrum repeats its last frequency in the rows past the end
+    (computed, never stored)."""
+    for t in range(t0, t1):
+        _contract_block(X, W, Y, groups, no_bias, tag, t)
+
+
+def contract(X, W, Y, groups, no_bias, tag, threads):
+    """``contract_blocks`` over every frequency, shared out to ``threads`` Python
+    threads (``numconv._shares``: not a Numba parallel loop, whose idle threads
+    would spin through the SciPy transforms that follow)."""
+    in_shares(contract_blocks, -(-X.shape[1] // FREQ_BLOCK), threads, X, W, Y, groups, no_bias, tag)
 
 
 def contract_tag(filters_per_group, dtype):
-    """``contract_kernel``'s tile (``tile.variant_tag``) for ``dtype`` (complex)."""
+    """``contract_blocks``' tile (``tile.variant_tag``) for ``dtype`` (complex)."""
     return variant_tag(choose_variant(filters_per_group, dtype))
 
 
 def pad_filters(W, groups, tag):
     """(nf, Cg, K) -> (nf, Cg, G, KP): each group's K / G filters zero-padded to
-    whole rows of the ``tag`` tile, as ``contract_kernel`` reads them."""
+    whole rows of the ``tag`` tile, as ``contract_blocks`` reads them."""
     nf, CG, K = W.shape
     KG = K // groups
     L = variant_lanes(len(tag), W.dtype)

@@ -25,10 +25,12 @@ import threading
 import numpy as np
 
 from .. import _memory
-from .._config import get_num_threads, kernel_lock
-from .._kernels.act import bias_activation_kernel
-from .._kernels.spectral import contract_kernel, contract_tag, pad_filters
-from .direct import _no_bias, epilogue, padded, padded_sizes
+from .._config import get_num_threads
+from .._shares import in_shares
+from .._kernels.act import bias_activation_blocks, bias_activation_blocks_count
+from .._kernels.spectral import contract, contract_tag, pad_filters
+from .._spec import per_spec
+from .direct import _no_bias, epilogue, has_pads, padded, padded_sizes
 
 
 
@@ -36,13 +38,46 @@ def dilated_sizes(spec):
     return tuple(d * (k - 1) + 1 for k, d in zip(spec.kernel_spatial, spec.dilations))
 
 
-def fft_shape(spec):
-    """Transform size per spatial axis: the padded input length, rounded up to a
-    size ``scipy.fft`` transforms fast."""
+@per_spec
+def geometry(spec):
+    """``(fshape, offsets, region, pad_first)``: the transform size per spatial axis,
+    where the input's first sample lies in the zero-extended transform input, the
+    outputs' slice of the inverse transform, and whether the input is padded by
+    ``direct.padded`` first (padding modes other than zeros; then it is the
+    input).
+
+    Zero padding is not copied: the input lies at ``offset = max(0, pb - (e -
+    1))`` (``pb`` its pad before, ``e`` the dilated kernel size) with zeros
+    around it, and output ``o`` is the linear correlation at ``a + s*o``, ``a = e -
+    1 - pb + offset``. The circular correlation of size ``n`` adds the linear one
+    at ``p + m*n`` to position ``p``; the linear one is zero outside ``[offset,
+    offset + L + e - 1)``, so the kept positions ``a ... last`` are exact when
+    ``n >= offset + L + e - 1 - a`` (and ``n > last``: the region lies in the
+    transform, which also puts ``p - n`` below ``offset``; and ``n >= e``: the
+    kernel's taps fit). For "same"
+    padding that is ``L + (e - 1) / 2`` rather than the padded length ``L + e - 1``
+    (4 x 256 x 256 x 8, 25 x 25: 270 x 270 transforms instead of 280 x 280).
+    Every size is then rounded up to one ``scipy.fft`` transforms fast."""
     import scipy.fft  # imported on first use: keeps `import numconv` light
 
     real = spec.dtype.kind != "c"
-    return tuple(scipy.fft.next_fast_len(L, real=real) for L in padded_sizes(spec))
+    pad_first = spec.padding_mode != "zeros" and has_pads(spec)
+    sizes = padded_sizes(spec) if pad_first else spec.in_spatial
+    fshape, offsets, region = [], [], []
+    for L, (pb, _), e, s, lo in zip(sizes, spec.pads, dilated_sizes(spec), spec.strides, spec.out_spatial):
+        pb = 0 if pad_first else pb
+        offset = max(0, pb - (e - 1))
+        a = e - 1 - pb + offset
+        last = a + s * (lo - 1)
+        fshape.append(scipy.fft.next_fast_len(max(offset + L + e - 1 - a, last + 1, e), real=real))
+        offsets.append(offset)
+        region.append(slice(a, last + 1, s))
+    return tuple(fshape), tuple(offsets), tuple(region), pad_first
+
+
+def fft_shape(spec):
+    """Transform size per spatial axis (``geometry``)."""
+    return geometry(spec)[0]
 
 
 def _dilated_flipped_kernel(spec, w5):
@@ -67,12 +102,13 @@ def batch_chunk(spec):
     return max(1, min(spec.batch, CHUNK_BYTES // max(per_image, 1)))
 
 
-# The private pocketfft bindings take an ``out=`` array, so a real-to-complex pass
-# can write into a pooled buffer; scipy.fft's public rfft/irfft always allocate.
+# The private pocketfft bindings take an ``out=`` array (a view of a larger
+# buffer too), so a pass can write into a pooled buffer; scipy.fft's public
+# functions always allocate.
 try:
-    from scipy.fft._pocketfft.pypocketfft import c2r as _c2r, r2c as _r2c
+    from scipy.fft._pocketfft.pypocketfft import c2c as _c2c, c2r as _c2r, r2c as _r2c
 except ImportError:  # pragma: no cover - a SciPy without them: the public API, into a fresh array
-    _c2r = _r2c = None
+    _c2c = _c2r = _r2c = None
 
 
 def _rfft_into(src, axis, out, workers):
@@ -84,6 +120,15 @@ def _rfft_into(src, axis, out, workers):
         _r2c(src, (axis,), True, 0, out, workers)
 
 
+def _fft_into(src, axis, out, workers):
+    """``out[...] = scipy.fft.fft(src, axis=axis)``; ``out`` may be ``src``."""
+    if _c2c is None:
+        import scipy.fft
+        out[...] = scipy.fft.fft(src, axis=axis, workers=workers)
+    else:
+        _c2c(src, (axis,), True, 0, out, workers)
+
+
 def _irfft_into(src, axis, n, out, workers):
     """``out[...] = scipy.fft.irfft(src, n, axis=axis)``."""
     if _c2r is None:
@@ -93,26 +138,37 @@ def _irfft_into(src, axis, n, out, workers):
         _c2r(src, (axis,), n, False, 2, out, workers)
 
 
-def _extended(a, axis, n, dtype):
-    """A scratch copy of ``a`` as ``dtype``, zero-extended to length ``n`` along ``axis``."""
-    shape = list(a.shape)
-    m, shape[axis] = shape[axis], n
+def _zero_extended(shape, dtype, axis, n, offset, m):
+    """A scratch buffer of ``shape`` but ``n`` long along ``axis``, zero outside
+    ``offset ... offset + m``, and its view of that range (for the caller to fill)."""
+    shape = list(shape)
+    shape[axis] = n
     buf = _memory.scratch(shape, dtype)
     lead = (slice(None),) * axis
-    buf[lead + (slice(0, m),)] = a
-    buf[lead + (slice(m, n),)] = 0
+    buf[lead + (slice(0, offset),)] = 0
+    buf[lead + (slice(offset + m, n),)] = 0
+    return buf, buf[lead + (slice(offset, offset + m),)]
+
+
+def _extended(a, axis, n, dtype, offset=0):
+    """A scratch copy of ``a`` as ``dtype``, zero-extended to length ``n`` along
+    ``axis`` with ``a`` at ``offset``."""
+    buf, view = _zero_extended(a.shape, dtype, axis, n, offset, a.shape[axis])
+    view[...] = a
     return buf
 
 
-def forward(a, shape, axes, workers, real=None):
+def forward(a, shape, axes, workers, real=None, offsets=None):
     """``scipy.fft.rfftn(a, s=shape, axes=axes)`` (``fftn`` for complex ``a`` or
-    ``real=False``; every ``shape[i] >= a.shape[axes[i]]``) into pooled scratch
-    (``_memory.scratch``), one axis at a time so that each pass transforms only
-    rows that are not all zero padding: the last axis first (the real-to-complex
-    pass), over ``a``'s own extent on the other axes; then the others from last
-    to first, each zero-extended to its length only when its turn comes. A 31 x
-    31 kernel padded to 1080 x 1080 takes 31 row transforms in the first pass
-    instead of 1080.
+    ``real=False``) of ``a`` placed at ``offsets`` (default 0) along ``axes`` in a
+    zero-filled array of ``shape``, into pooled scratch (``_memory.scratch``), one
+    axis at a time so that each pass transforms only rows that are not all zero
+    padding: the last axis first (the real-to-complex pass), over ``a``'s own
+    extent on the other axes; then the others from last to first. Each pass
+    writes into a buffer already zero-extended along the axis transformed next,
+    so ``a`` is copied once (into its first pass's zero-extended input) and no
+    spectrum is copied. A 31 x 31 kernel padded to 1080 x 1080 takes 31 row
+    transforms in the first pass instead of 1080.
 
     Pooled buffers matter as much as the skipped rows: a fresh multi-megabyte
     array is mapped from the system and faults in one 4 KiB page at a time (a
@@ -121,31 +177,32 @@ def forward(a, shape, axes, workers, real=None):
     1-D or 2-D conv's leading canonical axes) are skipped: pocketfft copied the
     whole spectrum for each, 6 copies a call, 21 of 36 ms on the 8 x 65536 x 4
     1025-tap conv1d."""
-    import scipy.fft
-
     if real is None:
         real = a.dtype.kind != "c"
+    offsets = offsets or (0,) * len(axes)
     cdtype = np.result_type(a.dtype, np.complex64)
+    passes = [i for i in reversed(range(len(axes))) if shape[i] != 1 or (real and i == len(axes) - 1)]
+    if not passes:  # every axis has length 1: the transform is the identity
+        return _extended(a, axes[0], 1, cdtype)
     cur = a
-    for i in reversed(range(len(axes))):
-        ax, n = axes[i], shape[i]
-        if i == len(axes) - 1 and real:  # the first pass: cur is a
-            src = cur if cur.shape[ax] == n else _extended(cur, ax, n, cur.dtype)
-            out_shape = list(cur.shape)
+    for j, i in enumerate(passes):
+        ax, n, r2c = axes[i], shape[i], real and j == 0
+        if cur.shape[ax] != n or (not r2c and cur.dtype != cdtype):
+            cur = _extended(cur, ax, n, cur.dtype if r2c else cdtype, offsets[i])  # only ``a`` (see below)
+        out_shape = list(cur.shape)
+        if r2c:
             out_shape[ax] = n // 2 + 1
-            cur = _memory.scratch(out_shape, cdtype)
-            _rfft_into(src, ax, cur, workers)
-            if src is not a:
-                _memory.recycle(src)
-            continue
-        if n == 1 and cur is not a and cur.dtype == cdtype:
-            continue  # a length-1 transform is the identity (a 1-D conv's D and H axes)
-        if cur is a or cur.dtype != cdtype or cur.shape[ax] != n:
-            buf = _extended(cur, ax, n, cdtype)
-            if cur is not a:
-                _memory.recycle(cur)
-            cur = buf
-        cur = scipy.fft.fft(cur, axis=ax, workers=workers, overwrite_x=True)  # in place
+        nxt = passes[j + 1] if j + 1 < len(passes) else None
+        if nxt is not None and out_shape[axes[nxt]] != shape[nxt]:
+            buf, view = _zero_extended(out_shape, cdtype, axes[nxt], shape[nxt], offsets[nxt], out_shape[axes[nxt]])
+        elif r2c or cur is a:
+            buf = view = _memory.scratch(out_shape, cdtype)
+        else:
+            buf = view = cur  # in place, in a buffer of this call's own
+        (_rfft_into if r2c else _fft_into)(cur, ax, view, workers)
+        if cur is not a and cur is not buf:
+            _memory.recycle(cur)
+        cur = buf
     return cur
 
 
@@ -195,7 +252,7 @@ def _spectrum_key(spec, w5, fshape):
 
 def kernel_spectrum(spec, w5, fshape, workers):
     """``(W, tag)``: the spectrum of the dilated, flipped kernel as
-    ``contract_kernel`` reads it (nf, Cg, G, KP) and its tile tag.
+    ``contract`` reads it (nf, Cg, G, KP) and its tile tag.
 
     Layers call with the same weights again and again, and on large kernels the
     kernel's transforms cost as much as the input's (4 x 256 x 256 x 8 -> 8, 25 x
@@ -251,30 +308,25 @@ def run(spec, x5, w5, b, out5):
     """Compute ``out5`` (N, OD, OH, OW, K) with transforms over the spatial axes,
     in batch chunks of bounded spectrum memory (``batch_chunk``)."""
     workers = get_num_threads()
-    fshape = fft_shape(spec)
+    fshape, offsets, region, pad_first = geometry(spec)
     N, C, K, G = spec.batch, spec.channels, spec.filters, spec.groups
     Wf, tag = kernel_spectrum(spec, w5, fshape, workers)
-    region = tuple(slice(e - 1, e - 1 + (o - 1) * s + 1, s)
-                   for e, o, s in zip(dilated_sizes(spec), spec.out_spatial, spec.strides))
     step = batch_chunk(spec)
     for n0 in range(0, N, step):
         xc = x5[n0:n0 + step]
-        xs = padded(spec, xc, scratch=True)
-        X = forward(xs, fshape, (1, 2, 3), workers)      # (n, *F, C)
-        if xs is not xc:
-            _memory.recycle(xs)
+        xs = padded(spec, xc) if pad_first else xc
+        X = forward(xs, fshape, (1, 2, 3), workers, offsets=offsets)      # (n, *F, C)
         n, F = X.shape[0], X.shape[1:4]
         nf = math.prod(F)
         Y = _memory.scratch((n,) + F + (K,), X.dtype)
-        with kernel_lock():
-            contract_kernel(X.reshape(n, nf, C), Wf, Y.reshape(n, nf, K), G, _no_bias(X.dtype), tag)
+        contract(X.reshape(n, nf, C), Wf, Y.reshape(n, nf, K), G, _no_bias(X.dtype), tag, workers)
         _memory.recycle(X)
         y = inverse(Y, fshape, (1, 2, 3), region, spec.dtype.kind != "c", workers, _memory.scratch)
         out5[n0:n0 + n] = y
         _memory.recycle(Y)
         _memory.recycle(y)
     bk, has_bias, act = epilogue(spec, b)
-    if has_bias or act:
-        with kernel_lock():
-            bias_activation_kernel(out5.reshape(-1, K), bk, has_bias, act)
+    if has_bias or act:  # on Python threads, as the contraction (``numconv._shares``)
+        y2 = out5.reshape(-1, K)
+        in_shares(bias_activation_blocks, bias_activation_blocks_count(y2), workers, y2, bk, has_bias, act)
     return out5

@@ -28,6 +28,10 @@ from .tile import acc_tile, at, choose_variant, row_fma, row_store, row_zero, ti
 
 #: frequencies per task (a multiple of every tile's rows)
 FREQ_BLOCK = 64
+#: complex multiply-adds per microsecond on one thread, roughly (4 x 270 x 136
+#: frequencies x 8 x 8 channels: 9.4 M in ~3.6 ms), to decide whether a
+#: contraction is worth sharing out (``numconv._shares.SHARE_US``)
+MACS_PER_US = 2500
 
 
 @njit(inline="always", **SERIAL)
@@ -78,7 +82,9 @@ def contract(X, W, Y, groups, no_bias, tag, threads):
     """``contract_blocks`` over every frequency, shared out to ``threads`` Python
     threads (``numconv._shares``: not a Numba parallel loop, whose idle threads
     would spin through the SciPy transforms that follow)."""
-    in_shares(contract_blocks, -(-X.shape[1] // FREQ_BLOCK), threads, X, W, Y, groups, no_bias, tag)
+    N, nf, C = X.shape
+    in_shares(contract_blocks, -(-nf // FREQ_BLOCK), threads, X, W, Y, groups, no_bias, tag,
+              us=N * nf * C * W.shape[3] / MACS_PER_US)
 
 
 def contract_tag(filters_per_group, dtype):

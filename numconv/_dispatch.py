@@ -95,6 +95,8 @@ from ._paths import direct, fft, oa, winograd
 
 #: public ``method=`` string -> the path's ``run(spec, x5, w5, b, out5)``
 METHODS = {"direct": direct.run, "fft": fft.run, "oa": oa.run, "winograd": winograd.run}
+#: the methods whose arithmetic runs in SciPy transforms (``numconv._shares``)
+TRANSFORM_METHODS = frozenset({"fft", "oa"})
 
 #: LLVM CPU names of AVX-512 cores whose FMA units are 256 bits wide
 HALF_WIDTH_CPUS = frozenset({"znver4"})

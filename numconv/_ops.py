@@ -99,7 +99,8 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
         return np.empty(shape, spec.dtype) if out is None else out
     narrow, depthwise = direct.is_narrow_channels_first(spec), direct.is_depthwise_channels_first(spec)
     terms = direct.is_terms_channels_first(spec)
-    if (narrow or depthwise or terms) and _dispatch.resolve(spec) == "direct":
+    method = _dispatch.resolve(spec)
+    if (narrow or depthwise or terms) and method == "direct":
         # channels_first in and out, no layout changes (the narrow and depthwise_cf
         # kernels, and the term kernels storing their tiles transposed)
         result = out if out is not None and out.flags.c_contiguous else (
@@ -115,15 +116,17 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
             out[...] = result
             result = out
     else:
-        result = _run_channels_last(spec, canonical_input(spec, xu), w5, b, out, intermediate)
+        # layout changes around SciPy transforms run on Python threads (``numconv._shares``)
+        shared = method in _dispatch.TRANSFORM_METHODS
+        result = _run_channels_last(spec, canonical_input(spec, xu, shared), w5, b, out, intermediate, shared)
     if callable(spec.activation):
         result[...] = spec.activation(result)
     return result
 
 
-def _run_channels_last(spec, x5, w5, b, out, intermediate=False):
+def _run_channels_last(spec, x5, w5, b, out, intermediate=False, shared=False):
     """``conv`` on canonical channels-last operands, delivered in the user's layout
-    (``intermediate``: see ``_conv``)."""
+    (``intermediate``: see ``_conv``; ``shared``: ``_spec.user_layout``)."""
     canonical = spec.canonical_output_shape
     direct_out = (out is not None and spec.data_format == "channels_last"
                   and out.flags.c_contiguous)
@@ -136,7 +139,7 @@ def _run_channels_last(spec, x5, w5, b, out, intermediate=False):
     _dispatch.run(spec, x5, w5, b, out5)
     if direct_out:
         return out
-    return user_layout(spec, out5, spec.out_spatial, spec.filters, out)
+    return user_layout(spec, out5, spec.out_spatial, spec.filters, out, shared)
 
 
 def conv(x, kernel, bias=None, *, strides=1, padding="valid", dilation_rate=1, groups=None,

@@ -373,10 +373,11 @@ def _result_type(*dtypes):
     return np.result_type(*dtypes)
 
 
-def canonical_input(spec, x):
-    """``x`` (user layout) as the canonical (N, D, H, W, C) array in ``spec.dtype``."""
+def canonical_input(spec, x, shared=False):
+    """``x`` (user layout) as the canonical (N, D, H, W, C) array in ``spec.dtype``
+    (``shared``: see ``_kernels/layout.swap_last_axes``)."""
     if spec.data_format == "channels_first":
-        return to_channels_last(x, spec.dtype).reshape((spec.batch,) + spec.in_spatial + (spec.channels,))
+        return to_channels_last(x, spec.dtype, shared).reshape((spec.batch,) + spec.in_spatial + (spec.channels,))
     return canonical_array(x, spec.dtype, (spec.batch,) + spec.in_spatial + (spec.channels,))
 
 
@@ -402,12 +403,13 @@ def deliver(y, out):
     return out
 
 
-def user_layout(spec, y5, spatial, channels, out):
+def user_layout(spec, y5, spatial, channels, out, shared=False):
     """Canonical (N, 3 spatial, C) ``y5`` in the user's rank and ``spec.data_format``,
-    delivered (``deliver``) as a new array or into ``out``."""
+    delivered (``deliver``) as a new array or into ``out`` (``shared``: see
+    ``_kernels/layout.swap_last_axes``)."""
     y = y5.reshape((y5.shape[0],) + tuple(spatial[3 - spec.rank:]) + (channels,))
     if spec.data_format == "channels_first":
-        return to_channels_first(y, out)
+        return to_channels_first(y, out, shared)
     return deliver(y, out)
 
 

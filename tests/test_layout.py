@@ -17,13 +17,16 @@ SHAPES = [(2, 16, 256), (3, 64, 300), (1, 17, 33), (2, 5, 5000), (4, 40, 7), (1,
 DTYPES = [np.float32, np.float64, np.complex64, np.int32, np.uint8, np.complex128, np.bool_]
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("shape", SHAPES + [(3, 40, 20000)])  # the last: several shares on Python threads
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_swap_last_axes_matches_numpy(shape, dtype):
+def test_swap_last_axes_matches_numpy(shape, dtype, shared):
+    """Both launches: the Numba parallel kernel and its tasks shared out to Python
+    threads (``shared``, the FFT paths' layout changes)."""
     rng = np.random.default_rng(sum(shape))
     a = (rng.standard_normal(shape) * 100).astype(dtype)
     keep = a.copy()
-    got = swap_last_axes(a)
+    got = swap_last_axes(a, shared=shared)
     assert got.dtype == a.dtype and got.flags.c_contiguous
     np.testing.assert_array_equal(got, a.transpose(0, 2, 1))
     np.testing.assert_array_equal(a, keep)

@@ -22,7 +22,8 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from .. import _memory
-from .._config import PARALLEL, kernel_lock
+from .._config import PARALLEL, SERIAL, get_num_threads, kernel_lock
+from .._shares import in_shares
 
 
 @intrinsic
@@ -64,6 +65,44 @@ def transpose_block(typingctx, src, src_off, src_stride, dst, dst_off, dst_strid
     return types.void(src, src_off, src_stride, dst, dst_off, dst_stride), codegen
 
 
+@njit(inline="always", **SERIAL)
+def _transpose_task(src, dst, t):
+    """``transpose_kernel``'s task ``t``: example ``t // nb``, band ``t % nb``."""
+    N, A, B = src.shape
+    L = 64 // src.itemsize
+    band = 16 * L
+    nb = (B + band - 1) // band
+    sf = src.reshape(src.size)
+    df = dst.reshape(dst.size)
+    n = t // nb
+    b0 = (t - n * nb) * band
+    b1 = min(B, b0 + band)
+    bfull = b0 + (b1 - b0) // L * L
+    afull = A // L * L
+    o = n * A * B  # example n's first element, in both arrays
+    rows_all = A >= L  # rows past afull covered by a block ending at A
+    cols_all = b1 - b0 >= L  # columns past bfull covered by a block ending at b1
+    nrow = afull // L + (1 if rows_all and afull < A else 0)
+    ncol = (bfull - b0) // L + (1 if cols_all and bfull < b1 else 0)
+    for i in range(nrow):
+        a0 = min(i * L, A - L)
+        for j in range(ncol):
+            bb = min(b0 + j * L, b1 - L)
+            transpose_block(sf, o + a0 * B + bb, B, df, o + bb * A + a0, A)
+    if not (rows_all and cols_all):
+        for b in range(b0, b1):  # edges shorter than L: rows past afull, columns past bfull
+            a_start = 0 if b >= bfull and not cols_all else (A if rows_all else afull)
+            for a in range(a_start, A):
+                df[o + b * A + a] = sf[o + a * B + b]
+
+
+def transpose_tasks_count(src):
+    """Tasks of ``transpose_kernel`` for ``src`` (N, A, B): (example, column band)."""
+    N, A, B = src.shape
+    band = 16 * (64 // src.itemsize)
+    return N * -(-B // band)
+
+
 @njit(**PARALLEL)
 def transpose_kernel(src, dst):
     """``dst[n, b, a] = src[n, a, b]`` for ``src`` (N, A, B) and ``dst`` (N, B, A),
@@ -75,40 +114,27 @@ def transpose_kernel(src, dst):
     (The stock conv1d's 1000 x 46 x 16 result: 14 of every 46 rows were ragged,
     and the element loop made its channels_first delivery 0.13 ms.)"""
     N, A, B = src.shape
-    L = 64 // src.itemsize
-    band = 16 * L
-    nb = (B + band - 1) // band
-    sf = src.reshape(src.size)
-    df = dst.reshape(dst.size)
-    for t in prange(N * nb):
-        n = t // nb
-        b0 = (t - n * nb) * band
-        b1 = min(B, b0 + band)
-        bfull = b0 + (b1 - b0) // L * L
-        afull = A // L * L
-        o = n * A * B  # example n's first element, in both arrays
-        rows_all = A >= L  # rows past afull covered by a block ending at A
-        cols_all = b1 - b0 >= L  # columns past bfull covered by a block ending at b1
-        nrow = afull // L + (1 if rows_all and afull < A else 0)
-        ncol = (bfull - b0) // L + (1 if cols_all and bfull < b1 else 0)
-        for i in range(nrow):
-            a0 = min(i * L, A - L)
-            for j in range(ncol):
-                bb = min(b0 + j * L, b1 - L)
-                transpose_block(sf, o + a0 * B + bb, B, df, o + bb * A + a0, A)
-        if not (rows_all and cols_all):
-            for b in range(b0, b1):  # edges shorter than L: rows past afull, columns past bfull
-                a_start = 0 if b >= bfull and not cols_all else (A if rows_all else afull)
-                for a in range(a_start, A):
-                    df[o + b * A + a] = sf[o + a * B + b]
+    band = 16 * (64 // src.itemsize)
+    for t in prange(N * ((B + band - 1) // band)):
+        _transpose_task(src, dst, t)
+
+
+@njit(**SERIAL)
+def transpose_tasks(src, dst, t0, t1):
+    """``transpose_kernel``'s tasks ``t0 ... t1 - 1`` in the calling thread (for
+    ``numconv._shares.in_shares``)."""
+    for t in range(t0, t1):
+        _transpose_task(src, dst, t)
 
 
 _RAW = {4: np.uint32, 8: np.uint64}
 
 
-def swap_last_axes(a, out=None):
+def swap_last_axes(a, out=None, shared=False):
     """A C-contiguous array of ``a`` (N, A, B) with its last two axes swapped: (N, B, A),
-    in ``a``'s dtype; written into ``out`` when given (C-contiguous, same dtype)."""
+    in ``a``'s dtype; written into ``out`` when given (C-contiguous, same dtype).
+    ``shared``: on Python threads (``numconv._shares``), not a Numba parallel loop
+    (for the FFT paths, whose SciPy transforms Numba's spinning threads slow)."""
     if out is None:
         out = _memory.empty((a.shape[0], a.shape[2], a.shape[1]), a.dtype)
     if a.shape[1] == 1 or a.shape[2] == 1:  # the same element order: a plain copy
@@ -119,12 +145,16 @@ def swap_last_axes(a, out=None):
         out[...] = a.transpose(0, 2, 1)
         return out
     src = np.ascontiguousarray(a).view(raw)
+    if shared:
+        in_shares(transpose_tasks, transpose_tasks_count(src), get_num_threads(), src, out.view(raw),
+                  us=src.nbytes / 5000)  # ~5 bytes per ns each way
+        return out
     with kernel_lock():
         transpose_kernel(src, out.view(raw))
     return out
 
 
-def to_channels_last(x, dtype=None):
+def to_channels_last(x, dtype=None, shared=False):
     """``x`` (N, C, *spatial) as a new C-contiguous (N, *spatial, C) array in
     ``dtype`` (default: ``x``'s). Never returns ``x`` itself; the result is
     ``_memory.scratch`` (numconv's callers use it as an operand, never return it)."""
@@ -133,20 +163,20 @@ def to_channels_last(x, dtype=None):
     spatial = x.shape[2:]
     S = math.prod(spatial)
     # always an intermediate (the canonical operand of a channels_first call)
-    y = swap_last_axes(x.reshape(N, C, S), _memory.scratch((N, S, C), x.dtype))
+    y = swap_last_axes(x.reshape(N, C, S), _memory.scratch((N, S, C), x.dtype), shared)
     return y.reshape((N,) + spatial + (C,))
 
 
-def to_channels_first(y, out=None):
+def to_channels_first(y, out=None, shared=False):
     """``y`` (N, *spatial, C) as a C-contiguous (N, C, *spatial) array, written into
     ``out`` when it is C-contiguous with ``y``'s dtype (else copied into it)."""
     N, C = y.shape[0], y.shape[-1]
     spatial = y.shape[1:-1]
     src = np.ascontiguousarray(y).reshape(N, math.prod(spatial), C)
     if out is not None and out.flags.c_contiguous and out.dtype == y.dtype:
-        swap_last_axes(src, out.reshape(N, C, src.shape[1]))
+        swap_last_axes(src, out.reshape(N, C, src.shape[1]), shared)
         return out
-    z = swap_last_axes(src).reshape((N, C) + spatial)
+    z = swap_last_axes(src, None, shared).reshape((N, C) + spatial)
     if out is not None:
         out[...] = z
         return out

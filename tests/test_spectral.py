@@ -152,3 +152,28 @@ def test_fft_geometry_is_exact_over_pads_strides_and_dilations(seed):
     ref = ref_conv(x, w, **kw)
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * max(1.0, np.abs(ref).max()))
+
+
+@pytest.mark.parametrize("method", ["fft", "oa"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_transform_paths_launch_no_numba_parallel_loop(method, data_format, monkeypatch):
+    """After a Numba parallel loop its OpenMP threads spin for milliseconds, taking
+    cores from the SciPy transforms that follow (``numconv._shares``): the FFT and
+    overlap-save paths, bias, activation and channels_first layout changes
+    included, run no guarded parallel launch (every one takes ``kernel_lock``)."""
+    import sys
+
+    launches = []
+    for name, module in list(sys.modules.items()):
+        if name.startswith("numconv") and hasattr(module, "kernel_lock"):
+            lock = module.kernel_lock
+            monkeypatch.setattr(module, "kernel_lock", lambda lock=lock, name=name: launches.append(name) or lock())
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 12, 300, 150) if data_format == "channels_first" else (2, 300, 150, 12))
+    w = rng.standard_normal((9, 9, 12, 5))
+    b = rng.standard_normal(5)
+    got = numconv.conv(x, w, b, padding="same", activation="relu", data_format=data_format, method=method)
+    assert launches == [], launches
+    ref = numconv.conv(x, w, b, padding="same", activation="relu", data_format=data_format, method="direct")
+    assert launches, "the direct path's launches were not observed"
+    np.testing.assert_allclose(got, ref, atol=1e-10 * np.abs(ref).max())

@@ -39,14 +39,14 @@ def _executor():
 SHARE_US = 100
 
 
-def in_shares(kernel, count, threads, *args, us=float("inf")):
+def in_shares(kernel, count, threads, *args, us):
     """``kernel(*args, lo, hi)`` over ``0 ... count`` split into up to ``threads``
     contiguous shares of at least ``SHARE_US`` of the job's ``us`` (its estimated
     single-thread microseconds), one in the calling thread and the rest on the
     pool; returns when all are done. ``kernel`` must release the GIL
     (``nogil=True``) and its shares must write disjoint memory; a share's results
     do not depend on who runs it, so neither do the call's on ``threads``."""
-    shares = max(1, min(threads, count, int(us // SHARE_US) if us < float("inf") else count))
+    shares = max(1, min(threads, count, int(us // SHARE_US)))
     bounds = [count * i // shares for i in range(shares + 1)]
     futures = [_executor().submit(kernel, *args, bounds[i], bounds[i + 1]) for i in range(1, shares)]
     try:

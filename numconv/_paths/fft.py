@@ -123,29 +123,32 @@ def _threads_for(a, workers):
 
 def _rfft_into(src, axis, out, workers):
     """``out[...] = scipy.fft.rfft(src, axis=axis)`` (``src`` at its transform length)."""
+    workers = _threads_for(src, workers)
     if _r2c is None:
         import scipy.fft
         out[...] = scipy.fft.rfft(src, axis=axis, workers=workers)
     else:
-        _r2c(src, (axis,), True, 0, out, _threads_for(src, workers))
+        _r2c(src, (axis,), True, 0, out, workers)
 
 
 def _fft_into(src, axis, out, workers):
     """``out[...] = scipy.fft.fft(src, axis=axis)``; ``out`` may be ``src``."""
+    workers = _threads_for(src, workers)
     if _c2c is None:
         import scipy.fft
         out[...] = scipy.fft.fft(src, axis=axis, workers=workers)
     else:
-        _c2c(src, (axis,), True, 0, out, _threads_for(src, workers))
+        _c2c(src, (axis,), True, 0, out, workers)
 
 
 def _irfft_into(src, axis, n, out, workers):
     """``out[...] = scipy.fft.irfft(src, n, axis=axis)``."""
+    workers = _threads_for(out, workers)
     if _c2r is None:
         import scipy.fft
         out[...] = scipy.fft.irfft(src, n, axis=axis, workers=workers)
     else:
-        _c2r(src, (axis,), n, False, 2, out, _threads_for(out, workers))
+        _c2r(src, (axis,), n, False, 2, out, workers)
 
 
 def _zero_extended(shape, dtype, axis, n, offset, m):

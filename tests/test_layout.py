@@ -32,6 +32,25 @@ def test_swap_last_axes_matches_numpy(shape, dtype, shared):
     np.testing.assert_array_equal(a, keep)
 
 
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+@pytest.mark.parametrize("width", range(2, 17))
+def test_narrow_side_every_width(width, dtype, shared):
+    """A side narrower than one 64-byte row (few channels: the interleaving strips,
+    one shuffle network per width, 2-15 elements of 4 bytes, 2-7 of 8) on either
+    axis, against a long side of several bands with a ragged strip (549), one strip
+    and a ragged one (20 of 4-byte elements) and less than a strip (9)."""
+    rng = np.random.default_rng(width)
+    for long in (549, 20, 9):
+        for shape in ((2, width, long), (2, long, width)):
+            a = (rng.standard_normal(shape) * 100).astype(dtype)
+            if a.size < 4096:  # below the NumPy fallback's size: repeat examples to reach the kernel
+                a = np.ascontiguousarray(np.tile(a, (-(-4096 // a.size), 1, 1)))
+            got = swap_last_axes(a, shared=shared)
+            np.testing.assert_array_equal(got, a.transpose(0, 2, 1), err_msg=str(a.shape))
+            np.testing.assert_array_equal(swap_last_axes(got, shared=shared), a)
+
+
 def test_swap_last_axes_bit_patterns_survive():
     """The kernel moves raw bits: NaN payloads, -0.0 and infinities come through."""
     a = np.full((2, 32, 48), np.nan, np.float32)

@@ -235,6 +235,8 @@ def measure_case(case, *, repeat, threads, torch, method="auto", channels_first=
     row["gflops"] = case.flops / t_nc / 1e9
     gemm = ceilings.get("gemm", {}).get(case.dtype)
     row["pct_gemm"] = 100 * row["gflops"] / gemm if gemm else None
+    peak = ceilings.get("fma_peak", {}).get(case.dtype)
+    row["pct_peak"] = 100 * row["gflops"] / peak if peak else None
     bw = ceilings.get("bandwidth_gbs")
     row["x_bandwidth"] = None
     if bw and gemm and case.flops / case.min_bytes < gemm / bw:  # memory-bound by the roofline
@@ -262,6 +264,7 @@ def measure_case(case, *, repeat, threads, torch, method="auto", channels_first=
             row["torch_best_layout"] = best
             row["torch_best_s"] = times[best]
             row["speedup"] = times[best] / t_nc
+            row["torch_pct_peak"] = 100 * case.flops / times[best] / 1e9 / peak if peak else None
     try:
         ref = _cases.reference(case) if accuracy else None
     except NotImplementedError:  # ops checked by the test suite instead
@@ -346,7 +349,10 @@ def _columns(with_torch, with_cf, with_accuracy):
                  ("speedup", 7, lambda r: _fmt(r.get("speedup"), ".2f"))]
     cols += [("GFLOP/s", 7, lambda r: _fmt(r["gflops"], ".1f")),
              ("%GEMM", 5, lambda r: _fmt(r["pct_gemm"], ".0f")),
-             ("xBW", 5, lambda r: _fmt(r["x_bandwidth"], ".1f"))]
+             ("%peak", 5, lambda r: _fmt(r.get("pct_peak"), ".0f"))]
+    if with_torch:
+        cols += [("torch %peak", 11, lambda r: _fmt(r.get("torch_pct_peak"), ".0f"))]
+    cols += [("xBW", 5, lambda r: _fmt(r["x_bandwidth"], ".1f"))]
     if with_accuracy:
         cols += [("err numconv", 11, lambda r: _fmt(r.get("err_numconv"), ".1e"))]
         if with_torch:
@@ -397,9 +403,12 @@ def run(args):
     gemm_here = measure_gemm(dtypes) if slow_vars or gemm_sub is None else None
     ceiling = gemm_sub or gemm_here
     bandwidth = measure_bandwidth()
-    ceilings = {"gemm": ceiling, "gemm_this_process": gemm_here, "bandwidth_gbs": bandwidth}
-
     numconv.set_num_threads(threads)
+    from ._kernels.peak import fma_peak
+
+    peak = {dt: fma_peak(dt, threads) for dt in dtypes}
+    ceilings = {"gemm": ceiling, "gemm_this_process": gemm_here, "bandwidth_gbs": bandwidth, "fma_peak": peak}
+
     numconv.conv(np.ones((1, 4, 1), np.float32), np.ones((1, 1, 1), np.float32))  # pick the threading layer
     try:
         layer = numba.threading_layer()
@@ -432,7 +441,8 @@ def run(args):
              if gemm_sub else "this process")
     p(f"ceilings: 2048^3 np.matmul ({where}): "
       + ", ".join(f"{names.get(dt, dt)} {ceiling[dt]:.0f} GFLOP/s" for dt in dtypes)
-      + f"; copy bandwidth {bandwidth:.0f} GB/s (np.copyto, 1 thread)")
+      + f"; copy bandwidth {bandwidth:.0f} GB/s (np.copyto, 1 thread); FMA peak ({threads} threads, a "
+      "register-only loop of vector FMAs): " + ", ".join(f"{dt} {peak[dt]:.0f} GFLOP/s" for dt in dtypes))
     if slow_vars:
         p("WARNING: " + " ".join(f"{k}={v}" for k, v in slow_vars.items())
           + " set: they slow NumPy's OpenBLAS GEMM (in this process: "
@@ -442,7 +452,9 @@ def run(args):
     if load > 0.5:
         p(f"WARNING: 1-minute load average {load:.2f} before this run: other processes are using the CPU, "
           "so times (numconv's and torch's alike) are inflated and noisy.")
-    p("speedup = torch best / numconv; %GEMM = numconv GFLOP/s / ceiling of its dtype; xBW (memory-bound "
+    p("speedup = torch best / numconv; %GEMM = numconv GFLOP/s / ceiling of its dtype; %peak = GFLOP/s / FMA "
+      "peak of its dtype (above 100: fewer multiplies than the direct FLOP count, e.g. Winograd or FFT; "
+      "a direct computation cannot pass it, so torch %peak near 100 bounds any speedup); xBW (memory-bound "
       "cases) = numconv time / compulsory-traffic time at the copy bandwidth; err = max|y - ref| / max|ref| "
       "against a float64 NumPy reference; +MiB = peak extra memory of one numconv call beyond its output "
       "(tracemalloc)" + ("; cf/cl = numconv channels_first time / channels_last time" if args.channels_first else ""))
@@ -501,7 +513,7 @@ def run(args):
 
 def plot(rows, ceilings, machine, path):
     """Two panels: speedup over torch's best layout, and numconv GFLOP/s against
-    the GEMM ceilings. Needs matplotlib (imported here only)."""
+    the GEMM ceilings and the FMA peak. Needs matplotlib (imported here only)."""
     _check_plot_backend()
     import matplotlib.pyplot as plt
 
@@ -530,6 +542,8 @@ def plot(rows, ceilings, machine, path):
     styles = {"float32": "--", "float64": ":"}
     for dt, v in ceilings["gemm"].items():
         ax.axhline(v, color="gray", ls=styles.get(dt, "-."), lw=1, label=f"{dt} GEMM ceiling {v:.0f}")
+    for dt, v in ceilings.get("fma_peak", {}).items():
+        ax.axhline(v, color="k", ls=styles.get(dt, "-."), lw=1, label=f"{dt} FMA peak {v:.0f}")
     ax.set_ylabel("numconv GFLOP/s")
     ax.set_title(f"{machine['cpu']}, {machine['threads']} threads")
     ax.set_xticks(xs, names, rotation=45, ha="right")

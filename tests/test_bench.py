@@ -146,9 +146,10 @@ def test_bench_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert "ceilings: 2048^3 np.matmul" in out and "SGEMM" in out
     header = next(line for line in out.splitlines() if line.startswith("case "))
-    for col in ("numconv ms", "GFLOP/s", "%GEMM", "err numconv", "+MiB"):
+    for col in ("numconv ms", "GFLOP/s", "%GEMM", "%peak", "err numconv", "+MiB"):
         assert col in header
-    assert ("torch best" in header) == torch_present
+    assert ("torch best" in header) == torch_present and ("torch %peak" in header) == torch_present
+    assert "FMA peak (" in out
     row = next(line for line in out.splitlines() if line.startswith("stock "))
     assert "float32" in row
 
@@ -181,6 +182,23 @@ def test_bench_runs_without_torch(monkeypatch, capsys, tmp_path):
     assert row["case"] == "stock" and row["numconv_s"] > 0 and row["cf_over_cl"] > 0
     assert "torch_best_s" not in row and row["err_numconv"] < 1e-5
     assert data["machine"]["torch"] is None and data["ceilings"]["gemm"]["float32"] > 0
+    assert data["ceilings"]["fma_peak"]["float32"] > 0 and row["pct_peak"] > 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fma_peak_loop_runs_every_chain_the_given_number_of_times(dtype):
+    """The peak loop's result is the closed form of its recurrence, acc <- acc * a + b
+    from 1 + chain, summed over the chains: in float64 one iteration more or less
+    moves it by ~1e-6, a chain dropped by ~1 % (float32's rounding over 1000 steps
+    is ~1.4e-5: it checks the chains)."""
+    from numconv._kernels.peak import CHAINS, _burst, fma_peak
+
+    a, b, n = float(np.dtype(dtype).type(0.999999)), float(np.dtype(dtype).type(1e-7)), 1000
+    fixed = b / (1 - a)
+    want = sum(a**n * (1 + k - fixed) + fixed for k in range(CHAINS))
+    got = _burst(np.empty(1, dtype), n, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-12 if dtype == "float64" else 1e-4)
+    assert 0 < fma_peak(dtype, 1, seconds=0.005, repeat=1) < float("inf")
 
 
 def test_plot_without_matplotlib_is_a_clear_error(monkeypatch):

@@ -49,7 +49,7 @@ def _normalize(fn, in1, in2, mode, method, axes):
                           f"shape {shape_str(in2.shape)} (in1 has shape {shape_str(in1.shape)})",
                           "Add length-1 axes (in2[np.newaxis]) to broadcast a kernel over a stack, with axes=.")
     if axes is None:
-        conv_axes = list(range(in1.ndim))
+        conv_axes = listed = list(range(in1.ndim))
     else:
         try:
             listed = [operator.index(axes)] if np.ndim(axes) == 0 else [operator.index(a) for a in axes]
@@ -59,11 +59,11 @@ def _normalize(fn, in1, in2, mode, method, axes):
             raise value_error(fn, "axes", "must not be empty when given", repr(axes))
         if any(not -in1.ndim <= a < in1.ndim for a in listed):
             raise value_error(fn, "axes", f"must be valid axes of {in1.ndim}-d inputs", repr(axes))
-        norm = [a % in1.ndim for a in listed]
-        if len(set(norm)) != len(norm):
+        listed = [a % in1.ndim for a in listed]
+        if len(set(listed)) != len(listed):
             raise value_error(fn, "axes", "must not repeat an axis", repr(axes))
         # As fftconvolve: axes where either input has length 1 just broadcast.
-        conv_axes = sorted(a for a in norm if in1.shape[a] != 1 and in2.shape[a] != 1)
+        conv_axes = sorted(a for a in listed if in1.shape[a] != 1 and in2.shape[a] != 1)
     for a in range(in1.ndim):
         if a not in conv_axes and not (in1.shape[a] == in2.shape[a] or 1 in (in1.shape[a], in2.shape[a])):
             raise value_error(fn, "in2", f"must match in1 or be 1 on axis {a}, which is not convolved",
@@ -75,7 +75,25 @@ def _normalize(fn, in1, in2, mode, method, axes):
             raise value_error(fn, "in2", "must be at least as large as in1 in every convolved dimension, or "
                               "at most as large in every one, for mode='valid'",
                               f"shapes {shape_str(in1.shape)} and {shape_str(in2.shape)}")
-    return in1, in2, conv_axes
+    return in1, in2, conv_axes, listed
+
+
+def _effective_kernel(in1_shape, in2, mode, conv_axes, listed, correlate):
+    """``in2`` as the convolution over ``conv_axes`` uses it.
+
+    ``correlate``: reversed and conjugated along every axis correlated, ``listed``
+    (all of them, or ``axes``), a listed axis where either input has length 1
+    included: convolving there is a broadcast, but correlating reverses in2's
+    slices. ``"same"``: the result has in1's shape on every axis, as
+    ``scipy.signal.fftconvolve`` centres the whole result on in1, so an axis where
+    in1 has length 1 and in2 more keeps the result of in2's middle slice (index
+    ``(n - 1) // 2``); only that slice is convolved."""
+    if correlate:  # correlate(a, b) = convolve(a, reversed conj(b)); kernels are not conjugated
+        in2 = np.conj(in2[tuple(slice(None, None, -1) if ax in listed else slice(None) for ax in range(in2.ndim))])
+    if mode == "same":
+        in2 = in2[tuple(slice((n - 1) // 2, (n - 1) // 2 + 1) if ax not in conv_axes and m == 1 else slice(None)
+                        for ax, (m, n) in enumerate(zip(in1_shape, in2.shape)))]
+    return in2
 
 
 # ---------------------------------------------------------------- full convolution
@@ -261,14 +279,12 @@ def _mode_region(s1, s2, axes, mode):
 
 @_memory.calls_scratch
 def _convolve(fn, in1, in2, mode, method, axes, correlate):
-    in1, in2, conv_axes = _normalize(fn, in1, in2, mode, method, axes)
+    in1, in2, conv_axes, listed = _normalize(fn, in1, in2, mode, method, axes)
     result_dtype = np.result_type(in1, in2)
     for arg, arr in (("in1", in1), ("in2", in2)):
         if arr.size == 0:  # as SciPy, which raises for empty inputs
             raise value_error(fn, arg, "must not be empty", f"shape {shape_str(arr.shape)}")
-    if correlate:  # correlate(a, b) = convolve(a, reversed conj(b)); kernels are not conjugated
-        in2 = np.conj(in2[tuple(slice(None, None, -1) if ax in conv_axes else slice(None)
-                                for ax in range(in2.ndim))])
+    in2 = _effective_kernel(in1.shape, in2, mode, conv_axes, listed, correlate)
     if method == "auto":
         method = _choose(in1, in2, mode, conv_axes)
     a = in1.astype(_compute_dtype(in1.dtype), copy=False)
@@ -307,7 +323,10 @@ def convolve(in1, in2, mode="full", method="auto", axes=None):
         ``scipy.signal.oaconvolve``); ``"auto"``: `choose_conv_method`.
     axes : int or sequence of int, optional
         Convolve over these axes only (default: all); the other axes broadcast, as
-        in ``scipy.signal.fftconvolve``.
+        in ``scipy.signal.fftconvolve``, and ``"same"`` keeps in1's shape on them
+        too (where in1 has length 1 and in2 more: the result of in2's middle
+        slice, as ``fftconvolve``). ``correlate`` reverses in2 along every axis
+        listed.
 
     Returns
     -------
@@ -433,7 +452,7 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     >>> signal.choose_conv_method(np.ones((512, 512)), np.ones((31, 31)))
     'fft'
     """
-    in1, in2, axes = _normalize("choose_conv_method", in1, in2, mode, "auto", None)
+    in1, in2, axes, _ = _normalize("choose_conv_method", in1, in2, mode, "auto", None)
     if not measure:
         return _choose(in1, in2, mode, axes)
     times = {}

@@ -270,6 +270,14 @@ def test_signal_nd_axes_complex(chunks, mode):
     assert_same(compute(dsignal.convolve(Ad, K2, mode, axes=[1])), nsignal.convolve(A, K2, mode, axes=[1]))
     assert_same(compute(dsignal.convolve(Ad.real, K, mode, method="fft")),
                 nsignal.convolve(A.real, K, mode, method="fft"))
+    # in1 of length 1 on axis 1, which in2 (4 slices) broadcasts over: "same" keeps
+    # in2's middle slice there; correlate reverses the listed axis's slices
+    A1, K4 = A[:, :1], RNG.standard_normal((1, 4, 3))
+    A1d = da.from_array(A1, chunks=(chunks[0], 1, chunks[2]))
+    for op in ("convolve", "correlate"):
+        want = getattr(nsignal, op)(A1, K4, mode, axes=(1, 2))
+        assert want.shape[1] == (1 if mode == "same" else 4)
+        assert_same(compute(getattr(dsignal, op)(A1d, K4, mode, axes=(1, 2))), want)
 
 
 # ---------------------------------------------------------------- API behaviour

@@ -65,6 +65,13 @@ def test_matches_scipy(p, fn):
     ((5000,), (301,), None),
     ((301,), (5000,), None),            # the longer input second
     ((20, 3000, 4), (1, 55, 3), (1, 2)),
+    # in1 of length 1 where in2 is longer, on an axis that only broadcasts (not
+    # listed, or listed and dropped as fftconvolve drops length-1 axes): "same"
+    # keeps in1's length 1 there, the result of in2's middle slice
+    ((1, 300), (64, 17), 1),
+    ((2, 1, 60), (2, 5, 3), (1, 2)),
+    ((3, 1, 70), (1, 4, 5), 2),
+    ((1, 1, 50), (6, 4, 5), (0, 2)),
 ])
 @pytest.mark.parametrize("method", ["direct", "fft", "oa"])
 def test_axes_as_fftconvolve(s1, s2, axes, method):

@@ -35,13 +35,12 @@ def _convolve(fn, in1, in2, mode, method, axes, correlate):
 
     x = as_dask(fn, in1, "in1")
     stand_in = np.broadcast_to(np.zeros((), x.dtype), x.shape)  # validation only: no memory
-    _, k, conv_axes = _signal._normalize(fn, stand_in, in_memory(in2), mode, method, axes)
+    _, k, conv_axes, listed = _signal._normalize(fn, stand_in, in_memory(in2), mode, method, axes)
     for arg, shape in (("in1", x.shape), ("in2", k.shape)):
         if 0 in shape:  # as SciPy, which raises for empty inputs
             raise value_error(fn, arg, "must not be empty", f"shape {shape_str(shape)}")
     dtype = np.result_type(x.dtype, k.dtype)
-    if correlate:  # correlate(a, b) = convolve(a, reversed conj(b)), as the in-memory op
-        k = np.conj(k[tuple(slice(None, None, -1) if ax in conv_axes else slice(None) for ax in range(k.ndim))])
+    k = _signal._effective_kernel(x.shape, k, mode, conv_axes, listed, correlate)  # as the in-memory op
     plans, sliced = [], []
     for ax, (n, m) in enumerate(zip(x.shape, k.shape)):
         if ax in conv_axes:

@@ -39,6 +39,13 @@ each method's cost a sum of terms (``cost_terms``) times constants (``CONSTANTS`
   16^2 x 64, a 5 x 3 x 3 window, float64), all of which the Zen 5 constant sent to
   direct; 0.9 (``FITTED_CONSTANTS[32]``) sends all six to Winograd (break-even
   0.93 on the 16-channel layer) and changes no 2-D choice.
+  ``WINOGRAD_WEIGHT_COST`` (per transformed weight) fell from 150 to 16 when the
+  weight transform became a vector loop (3 x 3 x 512 x 512: 7.3 -> 0.7 ms), timed
+  against direct on nineteen 3 x 3 "same" float32 layers of 7-1024 channels and 2-56
+  pixels a side (2 threads, best of 5, 2026-11-24): 150 sent five layers that
+  Winograd computes 1.3-2.1x faster to direct (8 x 7 x 7 x 512, 2 x 16 x 16 x 512
+  -> 1024, ...); 16 picks the faster path or one within 1.2x of it on 17 of 19
+  (misses: 4 x 4 x 4 x 512, 1.23x; 1 x 7 x 7 x 64, 0.09 against 0.06 ms).
 
 ``DIRECT_TAP_COST`` and the three FFT constants were fitted by
 ``benchmarks/fit_dispatch.py`` on the development machine (2 Zen 5 cores,
@@ -133,7 +140,7 @@ WINOGRAD_3D_MAC_COST = _THIS_MACHINE["WINOGRAD_3D_MAC_COST"]
 DEPTHWISE_COST = 10.0
 WINOGRAD_TRANSFORM_COST = 13.0
 WINOGRAD_TILE_COST = 2700.0
-WINOGRAD_WEIGHT_COST = 150.0
+WINOGRAD_WEIGHT_COST = 16.0
 
 #: cost term -> name of its constant in this module (None: the unit itself)
 CONSTANTS = {"direct_mac": None, "direct_tap": "DIRECT_TAP_COST", "depthwise_mac": "DEPTHWISE_COST",

@@ -358,3 +358,33 @@ def test_term_kernels_write_channels_first_results(kind, channels, filters, dtyp
     out = np.full(want.shape, np.nan, dtype)
     assert numconv.conv2d(xcf, w, b, data_format="channels_first", out=out, **kw) is out
     assert np.array_equal(out, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+def test_packed_weights_match_numpy_in_a_reused_scratch_buffer(dtype):
+    """``pack_weights`` (``conv.pack_kernel``) gives NumPy's blocked transpose for
+    every groups / lanes / tail combination, zeros included, when the scratch buffer
+    it lands in held NaN from an earlier use (a kernel that skipped the pad lanes
+    would leave them there)."""
+    from numconv import _memory
+
+    rng = np.random.default_rng(11)
+    w5 = rng.standard_normal((2, 3, 1, 6, 60)).astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        w5 += 1j * rng.standard_normal(w5.shape)
+
+    @_memory.calls_scratch
+    def packed(groups, lanes):
+        junk = _memory.scratch((1 << 16,), np.float64)
+        junk.fill(np.nan)
+        _memory.recycle(junk)
+        return direct.pack_weights(w5, groups, lanes).copy()
+
+    for groups in (1, 2, 3, 4, 5, 6, 12, 60):
+        for lanes in (8, 16, 32, 64):
+            kg = 60 // groups
+            nkb = -(-kg // lanes)
+            ref = np.zeros((groups, nkb * lanes, 2, 3, 1, 6), dtype)
+            ref[:, :kg] = w5.reshape(2, 3, 1, 6, groups, kg).transpose(4, 5, 0, 1, 2, 3)
+            ref = ref.reshape(groups, nkb, lanes, 2, 3, 1, 6).transpose(0, 1, 3, 4, 5, 6, 2)
+            np.testing.assert_array_equal(packed(groups, lanes), ref, err_msg=f"groups {groups}, lanes {lanes}")

@@ -121,9 +121,21 @@ def test_results_do_not_depend_on_threads_or_task_runs():
 
 
 def test_weight_transform_is_g_w_gt_in_float64():
+    """U = G g G^T in float64, rounded once, zeros past each group's filters even
+    in a scratch buffer that held NaN from an earlier use."""
+    from numconv import _memory
+
     rng = np.random.default_rng(4)
     w5 = rng.standard_normal((2, 3, 3, 5, 12)).astype(np.float32)
-    up = wk.transform_weights(w5, 2, 16, np.float32)  # 2 groups of 6 filters, 16 lanes
+
+    @_memory.calls_scratch
+    def transform():
+        junk = _memory.scratch((1 << 14,), np.float64)
+        junk.fill(np.nan)
+        _memory.recycle(junk)
+        return wk.transform_weights(w5, 2, 16, np.float32).copy()  # 2 groups of 6 filters, 16 lanes
+
+    up = transform()
     g = np.array(wk.G)
     ref = np.einsum("ai,zijck,bj->zabck", g, w5.astype(np.float64), g).reshape(2, 16, 5, 2, 6)
     assert up.shape == (2, 1, 16, 2, 5, 16)

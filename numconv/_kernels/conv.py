@@ -20,6 +20,7 @@ Padding is folded into the index arithmetic: ``pads`` are the leading pads and
 reads, so no padded copy of the input is made.
 """
 import numba
+import numpy as np
 from numba import njit, prange
 
 from .._config import PARALLEL, SERIAL
@@ -195,3 +196,39 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
                             row_store(acc, p, outf, o, kn, b, kk, has_bias, tag)
                         if act:
                             activate_slice(outf[o:o + kn], act)
+
+
+#: weight rows (reduction terms) per task of ``pack_kernel``
+PACK_ROWS = 256
+
+
+@njit(**PARALLEL)
+def pack_kernel(w2, out):
+    """``out[g, kb, t, l] = w2[t, g * KG + kb * L + l]``, zero past each group's
+    ``KG = K // G`` filters: the (T, K) canonical kernel (T = KD * KH * KW * Cg
+    terms) in the (G, NKB, T, L) blocks of ``_paths/direct.pack_weights``.
+    Parallel over (g, runs of ``PACK_ROWS`` terms): each task reads whole kernel
+    rows in order and writes one sequential stream per block. (NumPy's zero-fill and strided transposes took 8.5 ms for a
+    1024 x 1024 1 x 1 kernel and 16 ms for 3 x 3 x 512 x 512, as long as the layer
+    itself on 8 x 7 x 7 inputs.)"""
+    T, K = w2.shape
+    G, NKB, _, L = out.shape
+    KG = K // G
+    runs = (T + PACK_ROWS - 1) // PACK_ROWS
+    zero = out.dtype.type(0)
+    src = w2.reshape(w2.size)
+    dst = out.reshape(out.size)
+    for task in prange(G * runs):
+        g = task // runs
+        t0 = (task - g * runs) * PACK_ROWS
+        for t in range(t0, min(T, t0 + PACK_ROWS)):
+            for kb in range(NKB):
+                # unsigned offsets: signed ones kept a negative-index check per
+                # element and the copy scalar (1.3-1.6 ms instead of 0.3 for 9.4 MB)
+                i = np.uint64(t * K + g * KG + kb * L)
+                o = np.uint64(((g * NKB + kb) * T + t) * L)
+                kn = np.uint64(min(L, KG - kb * L))
+                for lane in range(kn):
+                    dst[o + lane] = src[i + lane]
+                for lane in range(kn, L):
+                    dst[o + lane] = zero

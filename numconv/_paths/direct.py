@@ -22,7 +22,7 @@ import numpy as np
 from .. import _memory
 from .._config import kernel_lock
 from .._kernels.act import bias_activation_kernel, fused_code
-from .._kernels.conv import conv_direct_kernel
+from .._kernels.conv import conv_direct_kernel, pack_kernel
 from .._kernels.depthwise import depthwise_cf_kernel, depthwise_kernel, depthwise_slide_kernel
 from .._kernels.layout import swap_last_axes
 from .._kernels.narrow import MAX_FILTERS, narrow_kernel
@@ -39,14 +39,14 @@ NARROW_VARIANT = 1
 
 def pack_weights(w5, groups, lanes):
     """(KD, KH, KW, Cg, K) -> (G, NKB, KD, KH, KW, Cg, lanes), each group's filters
-    in blocks of ``lanes`` zero-filled past ``K // groups``."""
+    in blocks of ``lanes`` zero-filled past ``K // groups`` (``conv.pack_kernel``),
+    in a ``_memory.scratch`` buffer: the packed weights live for the current call."""
     KD, KH, KW, CG, K = w5.shape
-    KG = K // groups
-    nkb = -(-KG // lanes)
-    packed = np.zeros((groups, nkb * lanes, KD, KH, KW, CG), w5.dtype)
-    packed[:, :KG] = w5.reshape(KD, KH, KW, CG, groups, KG).transpose(4, 5, 0, 1, 2, 3)
-    out = _memory.empty((groups, nkb, KD, KH, KW, CG, lanes), w5.dtype)
-    out[...] = packed.reshape(groups, nkb, lanes, KD, KH, KW, CG).transpose(0, 1, 3, 4, 5, 6, 2)
+    nkb = -(-(K // groups) // lanes)
+    out = _memory.scratch((groups, nkb, KD, KH, KW, CG, lanes), w5.dtype)
+    with kernel_lock():
+        pack_kernel(np.ascontiguousarray(w5).reshape(KD * KH * KW * CG, K),
+                    out.reshape(groups, nkb, KD * KH * KW * CG, lanes))
     return out
 
 

@@ -348,3 +348,19 @@ def test_separable_intermediate_is_pooled_scratch_never_the_result(data_format, 
     assert lent and not any(np.shares_memory(y, a) for y in ys for a in lent)
     for x, y in zip(xs, ys):
         np.testing.assert_array_equal(numconv.separable_conv(x, dk, pk, padding="same", data_format=data_format), y)
+
+
+@pytest.mark.parametrize("shape,groups", [((1, 3, 3, 64, 96), 1), ((2, 3, 1, 6, 20), 2), ((1, 1, 3, 8, 60), 4),
+                                          ((1, 1, 3, 1, 12), 12), ((3, 3, 3, 20, 120), 8), ((1, 2, 2, 30, 7), 7)])
+def test_swap_channels_matches_numpy(shape, groups):
+    """The adjoint's kernel (each group's in and out channels swapped), built by the
+    transpose kernel, against NumPy's moveaxis, float32 and complex128."""
+    from numconv._adjoint import swap_channels
+
+    rng = np.random.default_rng(5)
+    for dtype in (np.float32, np.complex128):
+        w5 = rng.standard_normal(shape).astype(dtype)
+        *ks, cg, f = shape
+        fg = f // groups
+        ref = np.moveaxis(w5.reshape(*ks, cg, groups, fg), (-3, -2, -1), (-1, -2, -3)).reshape(*ks, fg, groups * cg)
+        np.testing.assert_array_equal(swap_channels(w5, groups), ref)

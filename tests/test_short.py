@@ -388,3 +388,22 @@ def test_packed_weights_match_numpy_in_a_reused_scratch_buffer(dtype):
             ref[:, :kg] = w5.reshape(2, 3, 1, 6, groups, kg).transpose(4, 5, 0, 1, 2, 3)
             ref = ref.reshape(groups, nkb, lanes, 2, 3, 1, 6).transpose(0, 1, 3, 4, 5, 6, 2)
             np.testing.assert_array_equal(packed(groups, lanes), ref, err_msg=f"groups {groups}, lanes {lanes}")
+
+
+@pytest.mark.parametrize("shape,filters,groups", [((8, 7, 7, 96), 80, 1), ((3, 5, 6, 20), 24, 1), ((4, 9, 3), 3, 1),
+                                                  ((2, 3, 4, 5, 40), 36, 2), ((6, 5, 300), 70, 1)])
+def test_pointwise_layers_run_as_one_row_bit_for_bit(shape, filters, groups, monkeypatch):
+    """A 1 x 1 layer at stride 1 runs as one row of all its pixels
+    (``direct.flat_pointwise``): the result is bit for bit the row-by-row one, with
+    bias and activation, and matches the reference."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((1,) * (len(shape) - 2) + (shape[-1] // groups, filters)).astype(np.float32)
+    b = rng.standard_normal(filters).astype(np.float32)
+    assert direct.flat_pointwise(spec_of(x, w, b, groups=groups)) is not None
+    flat = numconv.conv(x, w, b, groups=groups, activation="relu", method="direct")
+    monkeypatch.setattr(direct, "flat_pointwise", lambda spec: None)
+    rows = numconv.conv(x, w, b, groups=groups, activation="relu", method="direct")
+    np.testing.assert_array_equal(flat, rows)
+    ref = np.maximum(ref_conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), groups=groups), 0)
+    np.testing.assert_allclose(flat, ref, rtol=0, atol=1e-5 * np.abs(ref).max())

@@ -15,6 +15,7 @@ are filters, would spend most of them on zero padding.
 """
 import functools
 import math
+from dataclasses import replace
 
 import numba
 import numpy as np
@@ -452,6 +453,19 @@ def _fused(spec):
     return fused_code(spec.activation) if isinstance(spec.activation, int) else 0
 
 
+@per_spec
+def flat_pointwise(spec):
+    """A 1 x 1 layer at stride 1 without padding as one row of all its pixels (batch
+    1, spatial (1, 1, N * D * H * W)), or None: the same terms per output, but
+    tiles run across row ends (8 x 7 x 7 x 1024 -> 1024: a 7-pixel row is 2 tiles
+    of 4 with one row idle; as one row of 392 pixels none idles)."""
+    if (spec.kernel_spatial != (1, 1, 1) or spec.strides != (1, 1, 1) or has_pads(spec)
+            or spec.batch * math.prod(spec.in_spatial[:2]) == 1):
+        return None
+    pixels = spec.batch * math.prod(spec.in_spatial)
+    return replace(spec, batch=1, in_spatial=(1, 1, pixels), out_spatial=(1, 1, pixels))
+
+
 def run(spec, x5, w5, b, out5, lattice=None):
     """Compute ``out5`` (N, OD, OH, OW, K) in place with the fused activation code.
 
@@ -459,6 +473,11 @@ def run(spec, x5, w5, b, out5, lattice=None):
     ``o`` to ``first + o * step`` of a larger ``out5`` instead (the dense kernel's
     output lattice; used by the transposed conv's stride phases)."""
     if lattice is None and not is_depthwise(spec):
+        flat = flat_pointwise(spec)
+        if flat is not None and x5.flags.c_contiguous and out5.flags.c_contiguous:
+            run(flat, x5.reshape((1,) + flat.in_spatial + (spec.channels,)), w5, b,
+                out5.reshape((1,) + flat.out_spatial + (spec.filters,)))
+            return out5
         if is_narrow(spec):
             return run_narrow(spec, x5, w5, b, out5)
         if is_short(spec):

@@ -172,7 +172,7 @@ def _direct_terms(spec):
             tiles = spec.batch * od * -(-oh // per_weight) * -(-ow // lanes)
         return {"direct_mac": tiles * rows * lanes * taps * cg, "direct_tap": tiles * taps * cg}
     kg = spec.filters // spec.groups
-    variant = choose_variant(kg, spec.dtype)
+    variant = direct.terms_variant(spec)
     rows, lanes = VARIANTS[variant][0], variant_lanes(variant, spec.dtype)
     blocks = spec.groups * -(-kg // lanes)
     od, oh, ow = spec.out_spatial

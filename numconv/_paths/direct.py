@@ -143,13 +143,38 @@ def run_short(spec, x, w5, b, out5, channels_first=False, out_cf=False):
         variant_tag(variant)))
 
 
+#: the term kernels' 8 x 32 float32 tile against their 4 x 64 one, both fully used
+#: (8 x 28 x 28 x 128 -> 128 3 x 3 same, 2 threads, best of 9: 10.1 vs 8.6 ms)
+EIGHT_ROW_SPEED = 0.87
+
+
+@per_spec
+def terms_variant(spec):
+    """The term kernels' tile: ``choose_variant``'s, except that float32 layers
+    whose filters or output rows fill the 4 x 64 tile worse than the 8 x 32 one
+    (by ``EIGHT_ROW_SPEED``) take the latter. 96 filters fill 3/4 of two 64-lane
+    blocks and all of three 32-lane ones: 16 x 13 x 13 x 192 -> 96 7 x 7 37.3 ->
+    29.0 ms, 8 x 14 x 14 x 256 -> 80 3 x 3 5.0 -> 4.0, 32 x 100 x 128 -> 96 k 7
+    3.4 -> 2.7 (2 threads, best of 9)."""
+    kg = spec.filters // spec.groups
+    variant = choose_variant(kg, spec.dtype)
+    if variant != 1 or spec.dtype != np.float32:
+        return variant
+    ow = spec.out_spatial[2]
+
+    def use(v):  # the share of the tile's lanes and rows that hold outputs
+        rows, lanes = VARIANTS[v][0], variant_lanes(v, spec.dtype)
+        return kg / (lanes * -(-kg // lanes)) * ow / (rows * -(-ow // rows))
+    return 2 if EIGHT_ROW_SPEED * use(2) > use(1) else 1
+
+
 @per_spec
 def _terms_plan(spec, channels_first, padded_input):
     """The term kernels' static arguments: (variant, the input's geometry (N, C,
     D, H, W), its element strides, the kernel (G, KD, KH, KW)), the input padded
     (``run_short``) or as it is (``run_long``)."""
     spatial = padded_sizes(spec) if padded_input else spec.in_spatial
-    return (choose_variant(spec.filters // spec.groups, spec.dtype),
+    return (terms_variant(spec),
             (spec.batch, spec.channels, *spatial), element_strides(spec.channels, spatial, channels_first),
             (spec.groups,) + tuple(spec.kernel_spatial))
 

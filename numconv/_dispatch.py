@@ -156,20 +156,21 @@ def _direct_terms(spec):
     tile rows, output pixels to whole tiles along W) and tile-taps (one per tile,
     filter block and inner loop over channels: per kernel tap, or per kernel row
     where the kernel merges a row's taps into one loop; the overhead that
-    dominates when a tap has few channels). Depthwise: its own multiply-adds."""
+    dominates when a tap has few channels). Depthwise: its own multiply-adds, or
+    the narrow kernel's tiles per group where it computes the layer."""
     cg = spec.channels // spec.groups
     taps = math.prod(spec.kernel_spatial)
-    if direct.is_depthwise(spec):
+    if direct.is_depthwise(spec) and not direct.is_narrow_depthwise(spec):
         return {"depthwise_mac": spec.batch * math.prod(spec.out_spatial) * spec.filters * taps * cg}
-    if direct.is_narrow(spec):
+    if direct.is_narrow(spec) or direct.is_narrow_depthwise(spec):
         # the narrow kernel: lanes are output pixels along W, rows (filter, output row) pairs
         rows, lanes = VARIANTS[direct.NARROW_VARIANT][0], direct.narrow_lanes(spec)
         per_weight = direct.narrow_rows_per_weight(spec)
         od, oh, ow = spec.out_spatial
         if oh < per_weight:  # rows of a weight on consecutive runs along W (1-D signals)
-            tiles = spec.batch * od * oh * -(-ow // (lanes * per_weight))
+            tiles = spec.batch * spec.groups * od * oh * -(-ow // (lanes * per_weight))
         else:
-            tiles = spec.batch * od * -(-oh // per_weight) * -(-ow // lanes)
+            tiles = spec.batch * spec.groups * od * -(-oh // per_weight) * -(-ow // lanes)
         return {"direct_mac": tiles * rows * lanes * taps * cg, "direct_tap": tiles * taps * cg}
     kg = spec.filters // spec.groups
     variant = direct.terms_variant(spec)

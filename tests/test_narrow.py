@@ -176,3 +176,51 @@ def test_kernel_groups_of_one_channel():
     ref = ref_conv(np.moveaxis(x, 1, -1), w, b, strides=(2, 1), padding="same", dilation_rate=(1, 2), groups=6,
                    padding_mode="reflect")
     np.testing.assert_allclose(np.moveaxis(out, 1, -1), ref, rtol=1e-12, atol=1e-12)
+
+
+def _depthwise_cases():
+    rng = np.random.default_rng(1127)
+    cases = []
+    for i in range(24):
+        rank = (1, 2, 3)[i % 3]
+        width = int(rng.choice([64, 70, 130]))  # runs mostly full: the narrow kernel's
+        spatial = tuple(int(v) for v in rng.integers(4, 9, rank - 1)) + (width + 6,)
+        cases.append(dict(
+            spatial=spatial, ks=tuple(int(v) for v in rng.integers(1, 5, rank)),
+            strides=tuple(int(v) for v in rng.integers(1, 3, rank - 1)) + (1,),
+            dilation=tuple(int(v) for v in rng.integers(1, 3, rank)),
+            channels=int(rng.choice([2, 3, 4, 5])), multiplier=1 + i % 4, dtype=(np.float32, np.float64)[i % 2],
+            mode=str(rng.choice(["zeros", "reflect", "replicate", "circular"])), bias=bool(i % 3),
+            activation=(None, "relu", "tanh")[i % 3], seed=i))
+    return cases
+
+
+@pytest.mark.parametrize("c", _depthwise_cases(), ids=lambda c: f"r{len(c['spatial'])}-c{c['channels']}-"
+                                                               f"m{c['multiplier']}-{c['mode']}-s{c['seed']}")
+def test_few_channel_depthwise_runs_here_and_matches_reference(c):
+    """Depthwise layers of 2-5 channels that the slide kernel does not take run on
+    the narrow kernel (``direct.is_narrow_depthwise``), every padding mode, ranks
+    1-3, multipliers 1-4, against the grouped reference."""
+    rng = np.random.default_rng(c["seed"])
+    C, M = c["channels"], c["multiplier"]
+    x = rng.standard_normal((2,) + c["spatial"] + (C,)).astype(c["dtype"])
+    w = rng.standard_normal(c["ks"] + (1, C * M)).astype(c["dtype"])
+    b = rng.standard_normal(C * M).astype(c["dtype"]) if c["bias"] else None
+    kw = dict(strides=c["strides"], padding="same", dilation_rate=c["dilation"], padding_mode=c["mode"],
+              activation=c["activation"], groups=C)
+    try:
+        spec = spec_of(x, w, b, **kw)
+    except ValueError as e:
+        assert "larger" in str(e) or "smaller" in str(e) or "empty" in str(e), e
+        pytest.skip("no output for this window")
+    if c["mode"] == "zeros" and M == 1 and not direct.is_narrow_depthwise(spec):
+        assert direct.slides(spec)
+        pytest.skip("the slide kernel's layer")
+    assert direct.is_narrow_depthwise(spec)
+    keep = x.copy()
+    got = numconv.conv(x, w, b, method="direct", **kw)
+    np.testing.assert_array_equal(x, keep)
+    ref = ref_conv(x, w, b, **kw)
+    scale = np.abs(ref_conv(x, w, b, **dict(kw, activation=None))).max()
+    tol = 1e-5 if c["dtype"] == np.float32 else 1e-12
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * max(1.0, scale))

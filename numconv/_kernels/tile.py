@@ -18,7 +18,9 @@ GFLOP/s); vector-only access lets SROA promote the whole tile to registers.
 Shapes: ``TILE_BYTES`` (1 KiB = 16 zmm registers) of accumulators, split by the
 variant as (rows x row bytes): 4 x 256 (64 float32 / 32 float64 / 32 complex64 /
 16 complex128 lanes), 8 x 128 and 8 x 64 (half the registers; 16 rows spilled
-their 16 input pointers). A variant is selected by a tag tuple whose *length* is
+their 16 input pointers), and 8 x 32 (256-bit rows, for the term kernels' float32
+layers of at most 8 filters per group: ``_paths/direct.terms_variant``; rows
+narrower than 64 bytes start 64 bytes apart, ``_row_stride``). A variant is selected by a tag tuple whose *length* is
 the variant id, so it is part of the argument type and survives into the
 outlined ``prange`` body, where literal ints do not.
 
@@ -44,7 +46,7 @@ from .._config import SERIAL
 
 TILE_BYTES = 1024
 #: variant id -> (rows, bytes per row)
-VARIANTS = {1: (4, 256), 2: (8, 128), 3: (8, 64)}
+VARIANTS = {1: (4, 256), 2: (8, 128), 3: (8, 64), 4: (8, 32)}
 FLUSH_TERMS = 64
 
 
@@ -119,11 +121,19 @@ def _alloca_tile(builder, elem, count):
     return ptr
 
 
+def _row_stride(elem, count):
+    """Elements between rows of ``count`` elements in a tile: ``count``, padded to 64
+    bytes for narrower rows, so that every row starts on the 64-byte boundary its
+    loads and stores declare."""
+    per_line = 64 // (4 if isinstance(elem, ir.FloatType) else 8)
+    return max(count, per_line)
+
+
 def _row(builder, base, row, elem, count):
     """Pointer to row ``row`` (an i64 value) of ``count`` elements, as a vector pointer."""
     vty = ir.VectorType(elem, count)
     first = builder.bitcast(base, elem.as_pointer())
-    return builder.bitcast(builder.gep(first, [builder.mul(row, ir.Constant(row.type, count))]),
+    return builder.bitcast(builder.gep(first, [builder.mul(row, ir.Constant(row.type, _row_stride(elem, count)))]),
                            vty.as_pointer()), vty
 
 
@@ -217,7 +227,7 @@ def acc_tile(typingctx, like, tag):
 
     def codegen(context, builder, sig, args):
         elem, count = _scalar_lanes(dtype, lanes)
-        return builder.bitcast(_alloca_tile(builder, elem, rows * count), ir.IntType(8).as_pointer())
+        return builder.bitcast(_alloca_tile(builder, elem, rows * _row_stride(elem, count)), ir.IntType(8).as_pointer())
 
     return types.voidptr(like, tag), codegen
 
@@ -231,7 +241,7 @@ def wide_tile(typingctx, like, tag):
 
     def codegen(context, builder, sig, args):
         elem, count = _scalar_lanes(wide, lanes)
-        ptr = _alloca_tile(builder, elem, rows * count)
+        ptr = _alloca_tile(builder, elem, rows * _row_stride(elem, count))
         return builder.bitcast(ptr, context.get_data_type(wide).as_pointer())
 
     return types.CPointer(wide)(like, tag), codegen

@@ -150,7 +150,13 @@ EIGHT_ROW_SPEED = 0.87
 
 @per_spec
 def terms_variant(spec):
-    """The term kernels' tile: ``choose_variant``'s, except that float32 layers
+    """The term kernels' tile: ``choose_variant``'s, except in float32: at most 8
+    filters per group take the 8 x 8 tile (``tile.VARIANTS[4]``: 256-bit rows, all
+    lanes in use where the 8 x 16 one fills half; 2 threads, best of 9: 8 x 14 x 14
+    x 256 groups 32 3 x 3 0.86 -> 0.73 ms, 8 x 56 x 56 x 64 groups 8 2.73 -> 2.32, 8
+    x 14 x 14 x 128 -> 8 5 x 5 1.04 -> 0.86, 16 x 1000 x 64 -> 8 k 5 0.84 -> 0.67:
+    a 256-bit FMA does half a 512-bit one's work in half its issue slots on cores
+    that split 512-bit FMAs, and the broadcasts then bound it); and layers
     whose filters or output rows fill the 4 x 64 tile worse than the 8 x 32 one
     (by ``EIGHT_ROW_SPEED``) take the latter. 96 filters fill 3/4 of two 64-lane
     blocks and all of three 32-lane ones: 16 x 13 x 13 x 192 -> 96 7 x 7 37.3 ->
@@ -158,7 +164,11 @@ def terms_variant(spec):
     3.4 -> 2.7 (2 threads, best of 9)."""
     kg = spec.filters // spec.groups
     variant = choose_variant(kg, spec.dtype)
-    if variant != 1 or spec.dtype != np.float32:
+    if spec.dtype != np.float32:
+        return variant
+    if variant == 3:
+        return 4 if kg <= variant_lanes(4, spec.dtype) else 3
+    if variant != 1:
         return variant
     ow = spec.out_spatial[2]
 

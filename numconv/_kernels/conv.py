@@ -208,9 +208,9 @@ def pack_kernel(w2, out):
     ``KG = K // G`` filters: the (T, K) canonical kernel (T = KD * KH * KW * Cg
     terms) in the (G, NKB, T, L) blocks of ``_paths/direct.pack_weights``.
     Parallel over (g, runs of ``PACK_ROWS`` terms): each task reads whole kernel
-    rows in order and writes one sequential stream per block. (NumPy's zero-fill and strided transposes took 8.5 ms for a
-    1024 x 1024 1 x 1 kernel and 16 ms for 3 x 3 x 512 x 512, as long as the layer
-    itself on 8 x 7 x 7 inputs.)"""
+    rows in order and writes one sequential stream per block. (NumPy's zero-fill
+    and strided transposes took 8.5 ms for a 1024 x 1024 1 x 1 kernel and 16 ms
+    for 3 x 3 x 512 x 512, as long as the layer itself on 8 x 7 x 7 inputs.)"""
     T, K = w2.shape
     G, NKB, _, L = out.shape
     KG = K // G

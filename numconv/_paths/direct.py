@@ -327,8 +327,8 @@ def is_narrow_depthwise(spec):
     filters each, stride 1 along W, real floats): where a larger share of its
     lanes hold output pixels than of ``depthwise_kernel``'s hold channels. With 3
     or 4 channels that kernel fills 3 or 4 of its 16 float32 lanes: 8 x 272 x 272
-    x 4, 7 x 3 window, dilation 2, 18.8 -> 3.5 ms (torch 2.8); 8 x 182 x 91 x 4 ->
-    8, stride 2 along H: 4.5 -> 1.0 (torch 1.1)."""
+    x 4, 7 x 3 window, dilation 2, 18.8 -> 11.3 ms (torch 2.8); 8 x 182 x 91 x 4 ->
+    8, stride 2 along H: 4.5 -> 1.4 (torch 1.1)."""
     if (not is_depthwise(spec) or slides(spec) or spec.filters // spec.groups > MAX_FILTERS
             or spec.strides[2] != 1 or spec.dtype not in (np.float32, np.float64)):
         return False

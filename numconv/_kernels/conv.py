@@ -230,5 +230,5 @@ def pack_kernel(w2, out):
                 kn = np.uint64(min(L, KG - kb * L))
                 for lane in range(kn):
                     dst[o + lane] = src[i + lane]
-                for lane in range(kn, L):
+                for lane in range(kn, np.uint64(L)):
                     dst[o + lane] = zero

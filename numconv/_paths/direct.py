@@ -170,11 +170,9 @@ def terms_variant(spec):
         return 4 if kg <= variant_lanes(4, spec.dtype) else 3
     if variant != 1:
         return variant
-    ow = spec.out_spatial[2]
 
     def use(v):  # the share of the tile's lanes and rows that hold outputs
-        rows, lanes = VARIANTS[v][0], variant_lanes(v, spec.dtype)
-        return kg / (lanes * -(-kg // lanes)) * ow / (rows * -(-ow // rows))
+        return filled(kg, variant_lanes(v, spec.dtype)) * filled(spec.out_spatial[2], VARIANTS[v][0])
     return 2 if EIGHT_ROW_SPEED * use(2) > use(1) else 1
 
 
@@ -306,6 +304,18 @@ def narrow_rows_per_weight(spec):
     return VARIANTS[NARROW_VARIANT][0] // (1 if kg == 1 else 2 if kg == 2 else 4)
 
 
+def filled(n, width):
+    """The share of the slots of ``ceil(n / width)`` blocks of ``width`` that ``n``
+    items fill (tile lanes by filters or channels, tile rows by pixels)."""
+    return n / (width * -(-n // width))
+
+
+def narrow_use(spec):
+    """The share of the narrow kernel's lanes that hold output pixels (its runs of
+    ``narrow_lanes`` along W)."""
+    return filled(spec.out_spatial[2], narrow_lanes(spec))
+
+
 @per_spec
 def is_narrow(spec):
     """Whether ``run`` computes ``spec`` (canonical channels-last operands) on the
@@ -315,9 +325,7 @@ def is_narrow(spec):
     if (spec.groups != 1 or spec.filters > MAX_FILTERS or spec.strides[2] != 1
             or spec.dtype not in (np.float32, np.float64)):
         return False
-    L = narrow_lanes(spec)
-    ow = spec.out_spatial[2]
-    return ow / (L * -(-ow // L)) > spec.filters / variant_lanes(3, spec.dtype)
+    return narrow_use(spec) > filled(spec.filters, variant_lanes(3, spec.dtype))
 
 
 @per_spec
@@ -332,10 +340,8 @@ def is_narrow_depthwise(spec):
     if (not is_depthwise(spec) or slides(spec) or spec.filters // spec.groups > MAX_FILTERS
             or spec.strides[2] != 1 or spec.dtype not in (np.float32, np.float64)):
         return False
-    L = narrow_lanes(spec)
-    ow = spec.out_spatial[2]
-    lanes = variant_lanes(choose_variant(spec.channels, spec.dtype), spec.dtype)
-    return ow / (L * -(-ow // L)) > spec.channels / (lanes * -(-spec.channels // lanes))
+    return narrow_use(spec) > filled(spec.channels, variant_lanes(choose_variant(spec.channels, spec.dtype),
+                                                                   spec.dtype))
 
 
 def is_narrow_channels_first(spec):

@@ -1,8 +1,10 @@
 """numconv.signal against scipy.signal: same shapes, dtypes and values."""
+import numba
 import numpy as np
 import pytest
 import scipy.signal as ss
 
+import numconv
 from numconv import signal
 
 
@@ -154,19 +156,35 @@ def test_inputs_are_not_modified():
     assert np.array_equal(a, a0) and np.array_equal(b, b0)
 
 
-@pytest.mark.parametrize("b_rows", [1, 5])
-def test_overlap_add_chunks_a_stack_of_signals(monkeypatch, b_rows):
+@pytest.mark.parametrize("a_shape, v_shape, axes, kind", [
+    ((5, 3000), (1, 65), 1, "f"),        # one kernel: its spectrum computed once for every chunk
+    ((5, 3000), (5, 65), 1, "f"),        # one kernel per signal
+    ((5, 300), (1, 3000), 1, "f"),       # kernel longer than the signals: they swap roles
+    ((5, 4, 900), (1, 3, 65), (1, 2), "c"),  # a second convolved axis, complex
+])
+def test_overlap_add_chunks_a_stack_of_signals(monkeypatch, a_shape, v_shape, axes, kind):
     """A stack of signals goes through overlap-add in chunks along its first axis
-    (``OA_CHUNK_BYTES``, made tiny here): the same result as one pass and as SciPy,
-    with a shared kernel or one kernel per signal."""
+    (``OA_CHUNK_BYTES``, made tiny here), shared out to threads: the same result
+    as one pass and as SciPy, and bit for bit the same with 1 and 2 threads."""
     rng = np.random.default_rng(21)
-    a = rng.standard_normal((5, 3000))
-    v = rng.standard_normal((b_rows, 65))
-    whole = signal.convolve(a, v, method="oa", axes=1)
+    a = rng.standard_normal(a_shape)
+    v = rng.standard_normal(v_shape)
+    if kind == "c":
+        v = v + 1j * rng.standard_normal(v_shape)
+    whole = signal.convolve(a, v, method="oa", axes=axes)
     monkeypatch.setattr(signal, "OA_CHUNK_BYTES", 1)
-    chunked = signal.convolve(a, v, method="oa", axes=1)
-    np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(chunked, ss.oaconvolve(a, v, axes=1), rtol=1e-10, atol=1e-10)
+    monkeypatch.setattr(signal, "OA_US_PER_ELEMENT", 1.0)  # worth sharing out however small
+    chunked, before = {}, numconv.get_num_threads()
+    try:
+        for threads in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numconv.set_num_threads(threads)
+            chunked[threads] = signal.convolve(a, v, method="oa", axes=axes)
+    finally:
+        numconv.set_num_threads(before)
+    most = chunked[max(chunked)]
+    np.testing.assert_allclose(most, whole, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(most, ss.oaconvolve(a, v, axes=axes), rtol=1e-10, atol=1e-10)
+    assert np.array_equal(chunked[1], most)
 
 
 @pytest.mark.parametrize("shape, axes, kind", [

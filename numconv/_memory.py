@@ -11,7 +11,9 @@ inputs), packed weights and scratch buffers.
 """
 import functools
 import math
+import sys
 import threading
+import weakref
 
 import numpy as np
 from numba import njit
@@ -24,11 +26,14 @@ ALIGN = 64
 
 def empty(shape, dtype):
     """``np.empty(shape, dtype)`` whose data starts on an ``ALIGN``-byte boundary
-    (a view of a slightly larger byte buffer; C-contiguous and writeable)."""
+    (a view of a slightly larger byte buffer; C-contiguous and writeable). From
+    ``POOL_MIN_BYTES`` on, the buffer may be one a freed result left (``_pooled``)."""
     dtype = np.dtype(dtype)
     if type(shape) is not tuple:  # (tuples, the common case, skip np.ndim: 1.3 us)
         shape = tuple(int(s) for s in shape) if np.ndim(shape) else (int(shape),)
     nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes >= POOL_MIN_BYTES:
+        return _pooled(shape, dtype, nbytes + ALIGN)
     return _view(np.empty(nbytes + ALIGN, np.uint8), shape, dtype)
 
 
@@ -37,6 +42,90 @@ def zeros(shape, dtype):
     a = empty(shape, dtype)
     a[...] = 0
     return a
+
+
+# ------------------------------------------------------------------ results' memory
+# A result of more than 32 MiB is mapped afresh from the system by glibc's malloc
+# and unmapped when freed (smaller blocks are reused from the heap), so a layer
+# called in a loop faulted in every page of its result on every call: ~0.1 ms
+# per MiB here (a 66 MiB array touched once per 4 KiB page: 6.2 ms), as long as
+# a memory-bound layer itself (depthwise1d, 16 x 16000 x 64, 65 MB out: 7.2 ms a
+# call, of which ~2.5 was page faults). So a large result's buffer, once the
+# caller has dropped the result (and every view of it), goes to a pool the next
+# large allocation takes from, as PyTorch's GPU caching allocator does. A buffer
+# some view still uses is never handed out again: a finalizer on the result
+# checks the buffer's reference count, and a buffer still referenced is left to
+# be freed normally. At most ``POOL_BYTES`` of idle buffers are kept (the least
+# recently returned go first); ``release_scratch`` frees them all.
+
+#: results (and other ``empty`` arrays) of at least this many bytes use pooled buffers
+POOL_MIN_BYTES = 4 << 20
+#: idle bytes the results' pool keeps
+POOL_BYTES = 256 << 20
+#: a pooled buffer may be this much larger than the request (in parts of it)
+POOL_SLACK = 4
+
+_idle = []  # idle result buffers, least recently returned first
+
+
+class _Buffer(np.ndarray):
+    """A pooled result's memory: a uint8 array owning its data. Its own type stops
+    NumPy from collapsing a view's base past the array made on it (NumPy collapses
+    a base chain only through arrays of the view's own type), so every view of a
+    result keeps the result itself alive, and the result's finalizer runs only
+    once no view of it is left."""
+_idle_lock = threading.RLock()  # (re-entrant: a finalizer may run from a collection inside the lock)
+
+
+def _returned(buf):
+    """Finalizer of a pooled result: its buffer becomes idle unless a view of it
+    lives on (then its references outnumber this call's own, ``_FREE_REFS``)."""
+    if sys.getrefcount(buf) > _FREE_REFS:
+        return
+    with _idle_lock:
+        _idle.append(buf)
+        total = sum(b.nbytes for b in _idle)
+        while total > POOL_BYTES:
+            total -= _idle.pop(0).nbytes
+
+
+def _probe_refs(buf):
+    global _FREE_REFS
+    _FREE_REFS = sys.getrefcount(buf)
+
+
+def _count_free_refs():
+    """``_FREE_REFS``: the references a pooled buffer has while ``_returned`` runs
+    and no view of it lives on (the finalizer's own, and the dying result's base,
+    which NumPy drops after the finalizer): measured on an array made as
+    ``_pooled`` makes one, not assumed."""
+    buf = np.ndarray.__new__(_Buffer, (ALIGN,), np.uint8)
+    probe = np.ndarray((1,), np.uint8, buf)
+    weakref.finalize(probe, _probe_refs, buf)
+    del buf, probe
+
+
+_FREE_REFS = 0
+_count_free_refs()
+
+
+def _pooled(shape, dtype, need):
+    """An aligned ``shape`` array on an idle pooled buffer of ``need`` to ``need
+    * (1 + 1 / POOL_SLACK)`` bytes (the smallest), or on a fresh one; when it is
+    dropped, its buffer returns to the pool (``_returned``)."""
+    buf = None
+    with _idle_lock:
+        best = None
+        for i, b in enumerate(_idle):
+            if need <= b.nbytes <= need + need // POOL_SLACK and (best is None or b.nbytes < _idle[best].nbytes):
+                best = i
+        if best is not None:
+            buf = _idle.pop(best)
+    if buf is None:
+        buf = np.ndarray.__new__(_Buffer, (need,), np.uint8)
+    arr = _view(buf, shape, dtype)
+    weakref.finalize(arr, _returned, buf).atexit = False
+    return arr
 
 
 # ------------------------------------------------------------------ per-call scratch
@@ -135,7 +224,9 @@ def recycle(arr):
 
 
 def release_scratch():
-    """Free the calling thread's idle scratch buffers (the next call allocates
-    afresh). The bench calls it before measuring a call's peak memory, so the
-    buffers a call borrows count as its own."""
+    """Free the calling thread's idle scratch buffers and the idle buffers of the
+    results' pool (the next call allocates afresh). The bench calls it before
+    measuring a call's peak memory, so the buffers a call borrows count as its own."""
     _state()["idle"] = []
+    with _idle_lock:
+        _idle.clear()

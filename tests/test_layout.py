@@ -6,6 +6,7 @@ import pytest
 
 import numconv
 from numconv._kernels.layout import swap_last_axes, to_channels_first, to_channels_last
+from reference import ref_conv
 
 # (N, A, B): multiples of 16 and 8, ragged A and B, A or B below one block,
 # B over one band (16 blocks), a singleton axis, and the small-array fallback;
@@ -215,3 +216,90 @@ def test_separable_conv_returns_its_channels_last_copy_to_the_pool(monkeypatch):
     numconv.separable_conv(x, np.ones((3, 3, 16, 1), np.float32), np.ones((1, 1, 16, 8), np.float32), strides=2,
                            padding="same", data_format="channels_first")
     assert any(b.nbytes >= x.nbytes for b in st["idle"])
+
+
+@pytest.fixture
+def results_pool(monkeypatch):
+    """The results' buffer pool (``_memory._pooled``) from 1 KiB on, starting empty."""
+    from numconv import _memory
+    monkeypatch.setattr(_memory, "POOL_MIN_BYTES", 1 << 10)
+    monkeypatch.setattr(_memory, "_idle", [])
+    return _memory
+
+
+def _address(a):
+    return a.__array_interface__["data"][0]
+
+
+def _root(a):
+    """The array at the end of ``a``'s chain of bases (the memory's owner)."""
+    while a.base is not None:
+        a = a.base
+    return a
+
+
+def test_a_dropped_result_lends_its_buffer_but_a_live_view_keeps_it(results_pool):
+    """A result's buffer returns to the pool once the result and every view of it
+    are gone, and the next result of that size reuses it; a buffer some view
+    still uses (a slice, a reshape, a transpose, a view of a view, the buffer
+    itself at the end of the result's bases) is never lent:
+    the view's values survive any number of later calls unchanged."""
+    rng = np.random.default_rng(3)
+    x1, x2 = (rng.standard_normal((2, 24, 24, 8)).astype(np.float32) for _ in range(2))
+    w = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
+    conv = lambda x: numconv.conv(x, w, padding="same")  # noqa: E731
+    y = conv(x1)
+    at = _address(y)
+    del y
+    assert len(results_pool._idle) == 1
+    y = conv(x2)
+    assert _address(y) == at and not results_pool._idle  # the same memory, taken from the pool
+    np.testing.assert_allclose(y, ref_conv(x2, w, padding="same"), rtol=1e-5, atol=1e-5)
+    for make in (lambda r: r[1:], lambda r: r.reshape(-1)[::3], lambda r: r.T, lambda r: r[:, 2:][..., ::2],
+                 _root):
+        y = conv(x1)
+        view = make(y)
+        base = view is _root(y)
+        kept = view.copy()
+        del y
+        assert not any(np.shares_memory(view, b) for b in results_pool._idle)  # the view holds the buffer
+        for x in (x2, x1, x2):
+            z = conv(x)
+            assert not np.shares_memory(z, view)
+            del z
+        np.testing.assert_array_equal(view, kept)
+        del view
+        # its buffer is back (beside the one the calls took turns with), except when
+        # the view was the buffer itself: that one was dropped from the pool for good
+        assert len(results_pool._idle) == (1 if base else 2)
+
+
+def test_the_results_pool_keeps_at_most_pool_bytes(results_pool, monkeypatch):
+    x = np.ones((1, 32, 32, 4), np.float32)
+    w = np.ones((1, 1, 4, 4), np.float32)
+    monkeypatch.setattr(results_pool, "POOL_BYTES", 3 * x.nbytes)
+    ys = [numconv.conv(x * i, w) for i in range(8)]  # 8 live results, none from the pool
+    assert len({_address(y) for y in ys}) == 8
+    del ys
+    assert 0 < sum(b.nbytes for b in results_pool._idle) <= 3 * x.nbytes
+    results_pool.release_scratch()
+    assert not results_pool._idle
+
+
+def test_pooled_results_from_python_threads_are_correct(results_pool):
+    """Threads taking and returning pooled buffers at once never share one: each
+    result, kept while the others run, equals its single-threaded value."""
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(6)
+    xs = [rng.standard_normal((2, 20, 20, 8)).astype(np.float32) for _ in range(4)]
+    w = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
+    expected = [numconv.conv(x, w, padding="same").copy() for x in xs]
+
+    def work(i):
+        kept = [numconv.conv(xs[(i + j) % 4], w, padding="same") for j in range(3)]
+        for j, y in enumerate(kept):
+            np.testing.assert_array_equal(y, expected[(i + j) % 4])
+        return True
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(work, range(24)))

@@ -139,6 +139,28 @@ def test_large_results_are_streamed_and_unaligned_outs_are_not(slide_calls):
     np.testing.assert_array_equal(small[:, :7], got[:, :7])
 
 
+@pytest.mark.parametrize("C, dtype", [(48, np.float32), (80, np.float32), (24, np.float64)])
+def test_streamed_results_with_a_partial_channel_block(monkeypatch, slide_calls, C, dtype):
+    """Channels that fill one and a part tile rows (48 float32 channels: 32 + 16;
+    80: 32 + 32 + 16; 24 float64: 16 + 8) stream the partial row's whole lines
+    too (``tile.row_stream``'s count), without touching the next pixel's channels:
+    the same numbers as plain stores into a misaligned ``out=``, and as the
+    reference."""
+    monkeypatch.setattr(direct, "STREAM_BYTES", 0)  # (new shapes: ``streams`` not memoized for them yet)
+    rng = np.random.default_rng(C)
+    x = rng.standard_normal((2, 7, 19 + C % 5, C)).astype(dtype)
+    dk = rng.standard_normal((3, 3, C, 1)).astype(dtype)
+    got = numconv.depthwise_conv(x, dk, padding="same")
+    assert slide_calls[-1][2] is True
+    buf = np.empty(x.size + 16, dtype)
+    offset = next(i for i in range(1, 16) if (buf.ctypes.data + buf.itemsize * i) % 64)
+    out = buf[offset:offset + x.size].reshape(x.shape)
+    numconv.depthwise_conv(x, dk, padding="same", out=out)  # plain stores: the kernel checks alignment
+    np.testing.assert_array_equal(got, out)
+    ref = _shifted_sum(x.astype(np.float64), dk.astype(np.float64), [(1, 1), (1, 1)])
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
 def test_slide_kernel_is_not_used_where_it_does_not_apply(slide_calls):
     """Other padding modes, dilation along W, multipliers above 1 and complex data
     take ``depthwise_kernel``."""

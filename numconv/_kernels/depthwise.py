@@ -244,8 +244,8 @@ def depthwise_slide_kernel(x, wm, b, has_bias, out, strides, dilations, pads, sp
                 for p in range(R):
                     if ow0 + p < last:
                         o = (row + ow0 + p) * K + c0
-                        if cn == L and stream:
-                            row_stream(acc, p, outf, o, b, c0, has_bias, tag)
+                        if stream:  # (whole lines: K fills whole lines, and c0 starts one)
+                            row_stream(acc, p, outf, o, cn, b, c0, has_bias, tag)
                         elif cn == L:  # a constant count: plain stores
                             row_store(acc, p, outf, o, L, b, c0, has_bias, tag)
                         else:

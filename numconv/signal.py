@@ -133,7 +133,7 @@ def _full_fft(a, b, axes, region=None):
         spectrum = fa * fb
     if region is None:
         region = [slice(0, n) for n in shape]
-    return fft_path.inverse(spectrum, fshape, axes, region, not complex_data, workers)
+    return fft_path.inverse(spectrum, fshape, axes, region, not complex_data, workers, _memory.empty)
 
 
 def oa_lengths(n, k):
@@ -228,7 +228,7 @@ def _full_oa(a, b, axes, into=None, workers=None, kspec=None):
     step = _oa_chunk_step(a, b, axes) if into is None else None
     if step is not None:  # each chunk straight into its rows of the result
         shape = [p + q - 1 if i in axes else max(p, q) for i, (p, q) in enumerate(zip(a.shape, b.shape))]
-        result = np.empty(shape, np.result_type(a, b))
+        result = _memory.empty(shape, np.result_type(a, b))
         plan = _oa_plan(a[:1], b[:1], axes)
         shared = b.shape[0] == 1 and not plan[1] and plan[4] < plan[2]
         kspec = np.array(_oa_kernel_spectrum(b, plan[0], *plan[6:], workers)) if shared else None  # (its own memory)
@@ -271,7 +271,7 @@ def _full_oa(a, b, axes, into=None, workers=None, kspec=None):
                          _memory.scratch)
     # overlap-add into (nb + 1) rows of `block`: block j's outputs start at row j;
     # its tail (k - 1 <= block values) spills into the start of row j + 1
-    out = (np.empty if into is None else _memory.scratch)(y.shape[:-2] + (nb + 1, block), y.dtype)
+    out = (_memory.empty if into is None else _memory.scratch)(y.shape[:-2] + (nb + 1, block), y.dtype)
     out[..., :nb, :] = y[..., :block]
     out[..., nb, :] = 0
     out[..., 1:, :k - 1] += y[..., block:block + k - 1]

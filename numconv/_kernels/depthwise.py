@@ -43,8 +43,8 @@ from .act import activate_slice, write_row
 from .conv import flush_if_due
 from .pad import source_index
 from .tile import (LINE_BYTES, acc_tile, at, flush_terms, lane_bits, prefetch, prefetch_write, row_flush, row_fma,
-                   row_fma_masked, row_fmav, row_store, row_stream, row_zero, store_fence, tile_shape, tile_slide,
-                   tile_slide_rows, wide_tile)
+                   row_fma_masked, row_fmav, row_fmav_bits, row_store, row_stream, row_zero, store_fence, tile_shape,
+                   tile_slide, tile_slide_rows, wide_tile)
 
 
 @njit(inline="always", **SERIAL)
@@ -254,6 +254,87 @@ def depthwise_slide_kernel(x, wm, b, has_bias, out, strides, dilations, pads, sp
             store_fence()
         if act:  # one pass over the task's outputs, still in cache (see the docstring)
             activate_slice(outf[(row + first) * K:(row + last) * K], act)
+
+
+@njit(**PARALLEL)
+def depthwise_rows_kernel(x, wr, br, has_bias, out, strides, dilations, pads, span, act, tag):
+    """``out = act(depthwise(x, w) + b)`` for multiplier 1, zero padding and stride
+    1 along W, vectorised along each row's flat run of (pixel, channel) values
+    rather than along channels: few channels, or a count that leaves a channel
+    vector partly idle, still fill every lane.
+
+    In a channels-last row the output values ``j = p * C + c`` (pixel ``p``,
+    channel ``c``) lie in one contiguous run of ``OW * C``, and tap ``kw`` of
+    every one of them reads the input row's run at ``j + (kw * dw - pw) * C``: one
+    shift per tap, so a vector of consecutive outputs reads a vector of
+    consecutive inputs. Its weights ``w[tap, j % C]`` repeat every ``P = C /
+    gcd(C, lanes)`` vectors: ``wr`` (KD, KH, KW, P + R - 1, lanes) holds them and
+    ``br`` (P + R - 1, lanes) the bias (``_paths/direct.rows_weights``), ``R - 1``
+    vectors past a period so that a tile's ``R`` vectors are consecutive rows from
+    its first one's phase (a ``%`` per vector and tap, an integer division, made
+    the kernel 3-4x slower). Register tile: ``R``
+    consecutive vectors of a row's run. A vector that crosses the input row's
+    ends (zero padding along W) loads only its lanes inside the row
+    (``row_fmav_bits``); window rows outside the input along D and H are a range
+    per task, as in ``depthwise_slide_kernel``. Windows of at most
+    ``FLUSH_TERMS`` taps in single precision (stored straight from registers).
+    Tasks are ``span`` values (a multiple of the tile's) of one (n, od, oh) row;
+    each output is one thread's sum in a fixed order, so results do not depend
+    on the thread count."""
+    N, D, H, W, C = x.shape
+    _, OD, OH, OW, K = out.shape
+    KD, KH, KW, PR, _ = wr.shape
+    sd, sh, _ = strides
+    dd, dh, dw = dilations
+    pd, ph, pw = pads
+    R, V = tile_shape(x, tag)
+    xf = x.reshape(x.size)
+    outf = out.reshape(out.size)
+    wf = wr.reshape(wr.size)
+    line = LINE_BYTES // x.itemsize
+    LX = W * C
+    LO = OW * C
+    spans = -(-LO // span)
+    for t in prange(N * OD * OH * spans):
+        acc = acc_tile(x, tag)
+        r = t // spans
+        first = (t - r * spans) * span
+        last = min(first + span, LO)
+        n = r // (OD * OH)
+        r -= n * (OD * OH)
+        od = r // OH
+        oh = r - od * OH
+        orow = ((n * OD + od) * OH + oh) * LO
+        a0, a1 = window_range(od * sd - pd, dd, KD, D)
+        b0, b1 = window_range(oh * sh - ph, dh, KH, H)
+        for j0 in range(first, last, R * V):
+            if j0 + R * V < last:  # the next tile's output lines, fetched for writing
+                for e in range(0, min(R * V, last - j0 - R * V), line):
+                    prefetch_write(outf, orow + j0 + R * V + e)
+            phase = (j0 // V) % (PR - R + 1)  # the tile's first vector's weights: row ``phase`` of a tap's
+            for p in range(R):
+                row_zero(acc, p, x, tag)
+            for a in range(a0, a1):
+                for bb in range(b0, b1):
+                    xrow = ((n * D + od * sd - pd + a * dd) * H + oh * sh - ph + bb * dh) * LX
+                    for cc in range(KW):
+                        shift = (cc * dw - pw) * C
+                        wt = ((a * KH + bb) * KW + cc) * PR + phase
+                        if j0 + shift >= 0 and j0 + shift + R * V <= LX:  # the whole tile inside: straight-line
+                            for p in range(R):
+                                row_fmav(acc, p, xf, xrow + j0 + shift + p * V, V, wf, (wt + p) * V, tag)
+                            continue
+                        for p in range(R):
+                            i0 = j0 + p * V + shift  # the vector's first input value in the row's run
+                            if i0 < LX and i0 + V > 0:
+                                row_fmav_bits(acc, p, xf, xrow + i0, lane_bits(max(0, -i0), min(V, LX - i0)), wf,
+                                              (wt + p) * V, tag)
+            for p in range(R):
+                j = j0 + p * V
+                if j < last:
+                    row_store(acc, p, outf, orow + j, min(V, last - j), br, (phase + p) * V, has_bias, tag)
+        if act:  # one pass over the task's outputs, still in cache
+            activate_slice(outf[orow + first:orow + last], act)
 
 
 @njit(**PARALLEL)

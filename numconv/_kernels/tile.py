@@ -468,6 +468,32 @@ def row_fmav(typingctx, tile, row, x, x_offset, count, w, w_offset, tag):
     return types.void(tile, row, x, x_offset, count, w, w_offset, tag), codegen
 
 
+@intrinsic
+def row_fmav_bits(typingctx, tile, row, x, x_offset, bits, w, w_offset, tag):
+    """``tile[row, i] += x[x_offset + i] * w[w_offset + i]`` for the lanes ``i``
+    whose bit is set in the int64 ``bits`` (``lane_bits``; the other lanes' ``x``
+    is not read, so their addresses may lie outside ``x``, and reads as 0): an
+    elementwise product whose vector crosses the input's edge at either end.
+    Real dtypes, at most 64 lanes; ``w`` is read whole."""
+    dtype = w.dtype
+    rows, lanes = _shape(tag, dtype)
+    elem, vcount = _scalar_lanes(dtype, lanes)
+    if isinstance(dtype, types.Complex) or vcount > 64:
+        raise TypingError("row_fmav_bits: real dtypes and at most 64 lanes")
+
+    def codegen(context, builder, sig, args):
+        tile_ptr, rowv, xarr, xoff, bitsv, warr, woff, _ = args
+        ptr, vty = _row(builder, tile_ptr, rowv, elem, vcount)
+        xptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], xarr, xoff, elem, 1), vty.as_pointer())
+        wptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[5], warr, woff, elem, 1), vty.as_pointer())
+        xv = _masked_load(builder, xptr, _bits_mask(builder, bitsv, vcount), vty)
+        acc = builder.load(ptr, align=64)
+        builder.store(_fma(builder, xv, builder.load(wptr, align=4), acc), ptr, align=64)
+        return context.get_dummy_value()
+
+    return types.void(tile, row, x, x_offset, bits, w, w_offset, tag), codegen
+
+
 def _slide_codegen(rows, lanes, elem, vcount, KW, S, broadcast):
     """Code for ``tile_slide`` (``broadcast`` False: weight vectors, a lane count)
     and ``tile_slide_rows`` (True: scalar weights, a lane bitmask)."""

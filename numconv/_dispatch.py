@@ -157,12 +157,14 @@ def _direct_terms(spec):
     filter block and inner loop over channels: per kernel tap, or per kernel row
     where the kernel merges a row's taps into one loop; the overhead that
     dominates when a tap has few channels). Depthwise: its own multiply-adds, or
-    the narrow kernel's tiles per group where it computes the layer."""
+    the narrow kernel's tiles per group where it computes the layer (not where
+    the row-run kernel does)."""
     cg = spec.channels // spec.groups
     taps = math.prod(spec.kernel_spatial)
-    if direct.is_depthwise(spec) and not direct.is_narrow_depthwise(spec):
+    narrow_depthwise = direct.is_narrow_depthwise(spec) and not direct.rows_depthwise(spec)
+    if direct.is_depthwise(spec) and not narrow_depthwise:  # (the row-run kernel: every lane a useful value)
         return {"depthwise_mac": spec.batch * math.prod(spec.out_spatial) * spec.filters * taps * cg}
-    if direct.is_narrow(spec) or direct.is_narrow_depthwise(spec):
+    if direct.is_narrow(spec) or narrow_depthwise:
         # the narrow kernel: lanes are output pixels along W, rows (filter, output row) pairs
         rows, lanes = VARIANTS[direct.NARROW_VARIANT][0], direct.narrow_lanes(spec)
         per_weight = direct.narrow_rows_per_weight(spec)

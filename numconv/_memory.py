@@ -50,13 +50,14 @@ def zeros(shape, dtype):
 # called in a loop faulted in every page of its result on every call: ~0.1 ms
 # per MiB here (a 66 MiB array touched once per 4 KiB page: 6.2 ms), as long as
 # a memory-bound layer itself (depthwise1d, 16 x 16000 x 64, 65 MB out: 7.2 ms a
-# call, of which ~2.5 was page faults). So a large result's buffer, once the
-# caller has dropped the result (and every view of it), goes to a pool the next
-# large allocation takes from, as PyTorch's GPU caching allocator does. A buffer
-# some view still uses is never handed out again: a finalizer on the result
-# checks the buffer's reference count, and a buffer still referenced is left to
-# be freed normally. At most ``POOL_BYTES`` of idle buffers are kept (the least
-# recently returned go first); ``release_scratch`` frees them all.
+# call, 4.0 with the pool below). So a large result's buffer, once the caller has
+# dropped the result and every view of it, goes to a pool the next large
+# allocation takes from, as PyTorch's GPU caching allocator does. A buffer some
+# view still uses is never handed out again: its type (``_Buffer``) keeps every
+# view hanging on the result, whose finalizer then checks that nothing else holds
+# the buffer (a buffer still referenced is left to be freed normally). At most
+# ``POOL_BYTES`` of idle buffers are kept (the least recently returned go first);
+# ``release_scratch`` frees them all.
 
 #: results (and other ``empty`` arrays) of at least this many bytes use pooled buffers
 POOL_MIN_BYTES = 4 << 20
@@ -66,6 +67,7 @@ POOL_BYTES = 256 << 20
 POOL_SLACK = 4
 
 _idle = []  # idle result buffers, least recently returned first
+_idle_lock = threading.RLock()  # (re-entrant: a finalizer may run from a collection inside the lock)
 
 
 class _Buffer(np.ndarray):
@@ -74,7 +76,6 @@ class _Buffer(np.ndarray):
     a base chain only through arrays of the view's own type), so every view of a
     result keeps the result itself alive, and the result's finalizer runs only
     once no view of it is left."""
-_idle_lock = threading.RLock()  # (re-entrant: a finalizer may run from a collection inside the lock)
 
 
 def _returned(buf):

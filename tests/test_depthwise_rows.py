@@ -1,7 +1,7 @@
 """The row-run depthwise kernel (``depthwise_rows_kernel``): channels-last
-depthwise convolution with multiplier 1, zero padding and stride 1 along W,
-vectorised along each row's flat run of (pixel, channel) values, for channel
-counts that leave the channel-vectorised kernels' lanes idle."""
+depthwise convolution with multiplier 1 and zero padding, vectorised along each
+row's flat run of (pixel, channel) values, for channel counts that leave the
+channel-vectorised kernels' lanes idle."""
 import re
 
 import numba
@@ -44,6 +44,12 @@ CASES = [
     ((6, 21), (3, 3), (1, 1), (1, 2), ((2, 0), (0, 3)), 40, np.float32),
     ((11, 12), (5, 1), (2, 1), 1, "same", 3, np.float64),
     ((4, 4, 9), (1, 1, 9), 1, 1, "same", 8, np.float32),
+    # strides along W (a stride-1 run per task, every S-th pixel kept): with
+    # dilation along W (not the slide kernel's), stride 3, 3-D, float64
+    ((9, 40), (3, 3), (1, 2), (1, 2), "same", 4, np.float32),
+    ((7, 29), (6, 3), (1, 3), 1, ((2, 1), (1, 2)), 3, np.float32),
+    ((4, 5, 33), (1, 3, 2), (2, 1, 3), (1, 1, 2), "valid", 8, np.float32),
+    ((45,), (5,), 3, 3, "causal", 3, np.float64),
 ]
 
 
@@ -86,8 +92,9 @@ def test_rows_split_into_spans_give_the_same_bits_for_any_thread_count(rows_call
 
 
 def test_rows_kernel_is_not_used_where_it_does_not_apply(rows_calls):
-    """Multipliers above 1, stride along W, padding modes other than zeros, complex
-    data, and channels that fill the slide kernel's vectors take other kernels."""
+    """Multipliers above 1, a stride along W that the slide kernel takes, padding
+    modes other than zeros, complex data, and channels that fill the slide
+    kernel's vectors take other kernels."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((1, 9, 9, 4))
     numconv.depthwise_conv(x, rng.standard_normal((3, 3, 4, 2)))

@@ -452,9 +452,9 @@ ROWS_VARIANT = 3
 @per_spec
 def rows_depthwise(spec):
     """Whether ``depthwise_rows_kernel`` computes ``spec`` (canonical channels-last
-    operands): depthwise with multiplier 1, real floats, zero padding, stride 1
-    along W, in single precision at most ``FLUSH_TERMS`` taps, and channels that
-    leave the channel-vectorised kernels' lanes idle: at least half of the slide
+    operands): depthwise with multiplier 1, real floats, zero padding, in single
+    precision at most ``FLUSH_TERMS`` taps, and channels that leave the
+    channel-vectorised kernels' lanes idle: at least half of the slide
     kernel's (it loads each input vector once per window row, this kernel once
     per tap, so it wins only where most of the slide kernel's lanes are idle), or
     any of the general depthwise kernel's (dilation along W, other padding).
@@ -464,14 +464,23 @@ def rows_depthwise(spec):
     0.70 (slide); C = 12 / 24 / 48: 0.77-0.86 / 2.0-2.1 / 3.9-4.1 against 0.73 /
     1.5-1.6 / 3.4 (slide, kept). Dilation 2 (4 x 112 x 112 x C, 3 x 3): C = 4 / 24 /
     48: 0.11 / 0.34-0.44 / 0.76-0.78 against 0.49-0.68 / 2.7 / 6.8-7.2 (narrow or
-    general kernel)."""
+    general kernel). With a stride S along W it computes S times the outputs, so
+    it takes only layers the slide kernel does not and that leave at least half
+    the general kernel's lanes idle: 2 x 322 x 968 x C, 6 x 3, stride 3 along W, C
+    = 4 / 12: 2.1-2.2 / 7.0 ms against 5.9 / 6.7 (general, kept for 12); 4 x 927 x
+    618 x 8, 7 x 7, strides (3, 2), dilation (1, 2): 12.5 against 19.9; stride 2
+    along W with 4 or 8 channels: 0.20 / 0.35 against the slide kernel's 0.14 /
+    0.16 (kept)."""
     if not (is_depthwise(spec) and spec.filters == spec.channels and spec.dtype in (np.float32, np.float64)
-            and spec.strides[2] == 1 and (spec.padding_mode == "zeros" or not has_pads(spec))
+            and (spec.padding_mode == "zeros" or not has_pads(spec))
             and (spec.dtype == np.float64 or math.prod(spec.kernel_spatial) <= FLUSH_TERMS)):
         return False
+    general = filled(spec.channels, variant_lanes(choose_variant(spec.channels, spec.dtype), spec.dtype))
+    if spec.strides[2] > 1:  # S times the multiply-adds (the kernel's docstring): only against an idle half
+        return not slides(spec) and general <= 0.5
     if slides(spec):
         return filled(spec.channels, variant_lanes(slide_variant(spec), spec.dtype)) <= 0.5
-    return filled(spec.channels, variant_lanes(choose_variant(spec.channels, spec.dtype), spec.dtype)) < 1
+    return general < 1
 
 
 def rows_weights(spec, w5, b, lanes):
@@ -492,10 +501,13 @@ def run_depthwise_rows(spec, x5, w5, b, out5):
     bk, has_bias, act = epilogue(spec, b)
     R, lanes = VARIANTS[ROWS_VARIANT][0], variant_lanes(ROWS_VARIANT, spec.dtype)
     wr, br = rows_weights(spec, w5, bk if has_bias else None, lanes)
-    tile = R * lanes
-    run_len = spec.out_spatial[2] * spec.channels
+    # tasks: whole rows, or rows split into >= 8 per thread; a span counts the
+    # run's values at stride 1 along W (whole tiles), output pixels otherwise
+    stride = spec.strides[2]
+    tile = R * lanes if stride == 1 else -(-R * lanes // (stride * spec.channels))
+    run_len = spec.out_spatial[2] * (spec.channels if stride == 1 else 1)
     rows = spec.batch * spec.out_spatial[0] * spec.out_spatial[1]
-    want = 8 * numba.get_num_threads()  # tasks: whole rows, or rows split into >= 8 per thread
+    want = 8 * numba.get_num_threads()
     chunks = 1 if rows >= want else min(-(-want // rows), -(-run_len // (4 * tile)))
     span = -(-(-(-run_len // chunks)) // tile) * tile
     with kernel_lock():

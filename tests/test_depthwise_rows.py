@@ -1,5 +1,5 @@
 """The row-run depthwise kernel (``depthwise_rows_kernel``): channels-last
-depthwise convolution with multiplier 1 and zero padding, vectorised along each
+depthwise convolution with zero padding, vectorised along each
 row's flat run of (pixel, channel) values, for channel counts that leave the
 channel-vectorised kernels' lanes idle."""
 import re
@@ -51,6 +51,15 @@ CASES = [
     ((4, 5, 33), (1, 3, 2), (2, 1, 3), (1, 1, 2), "valid", 8, np.float32),
     ((45,), (5,), 3, 3, "causal", 3, np.float64),
 ]
+# depth multipliers (each window row copied with its channels repeated M times):
+# (spatial, kernel, strides, dilation, padding, channels, multiplier, dtype)
+MULTIPLIER_CASES = [
+    ((9, 23), (3, 3), 1, 1, "same", 4, 2, np.float32),
+    ((10, 17), (3, 7), (2, 1), (1, 2), "valid", 3, 2, np.float32),
+    ((61,), (5,), 2, 2, "causal", 2, 3, np.float32),
+    ((5, 6, 13), (1, 3, 2), (3, 1, 2), 1, ((0, 0), (1, 1), (0, 0)), 4, 2, np.float32),
+    ((8, 19), (2, 3), 1, 1, "same", 3, 4, np.float64),
+]
 
 
 @pytest.mark.parametrize("spatial, k, s, d, padding, C, dtype", CASES)
@@ -70,6 +79,22 @@ def test_rows_kernel_matches_reference(spatial, k, s, d, padding, C, dtype, rows
                                    method="direct")
     np.testing.assert_allclose(plain, ref_conv(x, dk.reshape(k + (1, C)), strides=s, padding=padding,
                                                dilation_rate=d, groups=C), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("spatial, k, s, d, padding, C, M, dtype", MULTIPLIER_CASES)
+def test_rows_kernel_with_a_depth_multiplier(spatial, k, s, d, padding, C, M, dtype, rows_calls):
+    """Output channel ``c * M + m`` reads channel ``c`` (Keras's order)."""
+    rng = np.random.default_rng(len(spatial) * 100 + C * M)
+    x = rng.standard_normal((2,) + spatial + (C,))
+    dk = rng.standard_normal(k + (C, M))
+    b = rng.standard_normal(C * M)
+    ref = ref_conv(x, dk.reshape(k + (1, C * M)), b, strides=s, padding=padding, dilation_rate=d, groups=C,
+                   activation="relu")
+    got = numconv.depthwise_conv(x.astype(dtype), dk.astype(dtype), b.astype(dtype), strides=s, padding=padding,
+                                 dilation_rate=d, activation="relu", method="direct")
+    assert rows_calls and got.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
 
 
 def test_rows_split_into_spans_give_the_same_bits_for_any_thread_count(rows_calls):
@@ -92,12 +117,13 @@ def test_rows_split_into_spans_give_the_same_bits_for_any_thread_count(rows_call
 
 
 def test_rows_kernel_is_not_used_where_it_does_not_apply(rows_calls):
-    """Multipliers above 1, a stride along W that the slide kernel takes, padding
-    modes other than zeros, complex data, and channels that fill the slide
+    """A stride along W that the slide kernel takes, padding modes other than
+    zeros, complex data, channels that fill the slide kernel's vectors, and
+    multipliers above 1 on channels that fill more than half the general
     kernel's vectors take other kernels."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((1, 9, 9, 4))
-    numconv.depthwise_conv(x, rng.standard_normal((3, 3, 4, 2)))
+    numconv.depthwise_conv(rng.standard_normal((1, 9, 9, 6)), rng.standard_normal((3, 3, 6, 2)))
     numconv.depthwise_conv(x, rng.standard_normal((3, 3, 4, 1)), strides=(1, 2))
     numconv.depthwise_conv(x, rng.standard_normal((3, 3, 4, 1)), padding="same", padding_mode="reflect")
     numconv.depthwise_conv(x + 1j, rng.standard_normal((3, 3, 4, 1)))

@@ -259,10 +259,10 @@ def depthwise_slide_kernel(x, wm, b, has_bias, out, strides, dilations, pads, sp
 
 @njit(**PARALLEL)
 def depthwise_rows_kernel(x, wr, br, has_bias, out, strides, dilations, pads, span, act, tag):
-    """``out = act(depthwise(x, w) + b)`` for multiplier 1 and zero padding,
-    vectorised along each row's flat run of (pixel, channel) values rather than
-    along channels: few channels, or a count that leaves a channel vector partly
-    idle, still fill every lane.
+    """``out = act(depthwise(x, w) + b)`` for zero padding, vectorised along each
+    row's flat run of (pixel, channel) values rather than along channels: few
+    channels, or a count that leaves a channel vector partly idle, still fill
+    every lane.
 
     In a channels-last row the output values ``j = p * C + c`` (pixel ``p``,
     channel ``c``) lie in one contiguous run of ``OW * C``, and tap ``kw`` of
@@ -288,7 +288,12 @@ def depthwise_rows_kernel(x, wr, br, has_bias, out, strides, dilations, pads, sp
     window into a buffer and keeps every ``S``-th pixel: ``S`` times the
     multiply-adds, which these memory-bound layers can spare (2 x 322 x 968 x 4,
     6 x 3, stride 3 along W: 5.9 ms on the channel-vectorised kernel, 4 of its
-    16 lanes in use). ``span`` then counts output pixels."""
+    16 lanes in use). ``span`` then counts output pixels. A depth multiplier
+    ``M`` > 1 (output channel ``c * M + m`` reads channel ``c``) breaks it too: a
+    task first copies its window's rows into a buffer with each channel repeated
+    ``M`` times, a run whose shifts give every output channel its input (4 x 128 x
+    42 x 85 x 4 -> 8, strides (3, 1, 2): 10.6 -> 5.3 ms; 8 x 182 x 91 x 4 -> 8,
+    stride 2 along H: 3.1 -> 1.1)."""
     N, D, H, W, C = x.shape
     _, OD, OH, OW, K = out.shape
     KD, KH, KW, PR, _ = wr.shape
@@ -296,18 +301,17 @@ def depthwise_rows_kernel(x, wr, br, has_bias, out, strides, dilations, pads, sp
     dd, dh, dw = dilations
     pd, ph, pw = pads
     R, V = tile_shape(x, tag)
+    M = K // C
     xf = x.reshape(x.size)
     outf = out.reshape(out.size)
     wf = wr.reshape(wr.size)
     line = LINE_BYTES // x.itemsize
     S = strides[2]
-    LX = W * C
-    LO = OW * C
+    LX = W * K  # a window row's run (its channels repeated M times where M > 1)
+    LO = OW * K
     units = LO if S == 1 else OW  # what ``span`` counts: run values at stride 1, else output pixels
     spans = -(-units // span)
-    dims = (H, LX, C, KH, KW, PR, R, V, dd, dh, dw, pw)
     for t in prange(N * OD * OH * spans):
-        acc = acc_tile(x, tag)
         r = t // spans
         first = (t - r * spans) * span
         last = min(first + span, units)
@@ -318,37 +322,58 @@ def depthwise_rows_kernel(x, wr, br, has_bias, out, strides, dilations, pads, sp
         orow = ((n * OD + od) * OH + oh) * LO
         a0, a1 = window_range(od * sd - pd, dd, KD, D)
         b0, b1 = window_range(oh * sh - ph, dh, KH, H)
-        xrow0 = ((n * D + od * sd - pd) * H + oh * sh - ph) * LX  # (window row (0, 0), maybe outside)
-        if S == 1:
-            _rows_tiles(acc, xf, wf, br, has_bias, outf, orow, first, last, 0, xrow0, (a0, a1, b0, b1), dims, line,
-                        x, tag)
-            if act:  # one pass over the task's outputs, still in cache
-                activate_slice(outf[orow + first:orow + last], act)
-            continue
-        # stride S along W: the stride-1 run of the task's window (every S-th pixel
-        # kept) into a buffer, then its kept pixels into the result
-        e0 = first * S * C
-        e1 = ((last - 1) * S + 1) * C
-        buf = np.empty(e1 - e0, x.dtype)
-        _rows_tiles(acc, xf, wf, br, has_bias, buf, -e0, e0, e1, e0, xrow0, (a0, a1, b0, b1), dims, line, x, tag)
-        for p in range(first, last):
-            src = (p - first) * S * C
-            dst = orow + p * C
-            for c in range(C):  # (unsigned: signed indices had LLVM vectorise over pixels with gathers)
-                outf[np.uint64(dst + c)] = buf[np.uint64(src + c)]
-        if act:
-            activate_slice(outf[orow + first * C:orow + last * C], act)
+        if M == 1:  # window row (a, bb) at xrow0 + a * step_a + bb * step_b of the input
+            src = xf
+            xrow0 = ((n * D + od * sd - pd) * H + oh * sh - ph) * LX
+            step_a, step_b = dd * H * LX, dh * LX
+        else:  # the window's rows inside the input, each channel repeated M times, into a buffer
+            nb = b1 - b0
+            src = np.empty(max(1, (a1 - a0) * nb * LX), x.dtype)
+            for a in range(a0, a1):
+                for bb in range(b0, b1):
+                    i0 = ((n * D + od * sd - pd + a * dd) * H + oh * sh - ph + bb * dh) * W * C
+                    o0 = ((a - a0) * nb + bb - b0) * LX
+                    for i in range(W * C):  # (unsigned: signed indices vectorised with gathers)
+                        v = xf[np.uint64(i0 + i)]
+                        for m in range(M):
+                            src[np.uint64(o0 + i * M + m)] = v
+            xrow0 = -(a0 * nb + b0) * LX
+            step_a, step_b = nb * LX, LX
+        if S == 1:  # the task's outputs are a stretch of the row's run: straight into the result
+            dst, base, e0, e1, origin = outf, orow, first, last, 0
+        else:  # stride S along W: the stride-1 run of their window, every S-th pixel kept below
+            e0 = first * S * K
+            e1 = ((last - 1) * S + 1) * K
+            dst, base, origin = np.empty(e1 - e0, x.dtype), -e0, e0
+        _rows_tiles(src, wf, br, has_bias, dst, base, e0, e1, origin, (xrow0, step_a, step_b),
+                    (a0, a1, b0, b1), (LX, K, KH, KW, PR, dw, pw), line, x, tag)
+        if S > 1:
+            for p in range(first, last):
+                s0 = (p - first) * S * K
+                o = orow + p * K
+                for c in range(K):  # (unsigned: signed indices had LLVM vectorise over pixels with gathers)
+                    outf[np.uint64(o + c)] = dst[np.uint64(s0 + c)]
+        if act:  # one pass over the task's outputs, still in cache
+            lo, hi = (first, last) if S == 1 else (first * K, last * K)
+            activate_slice(outf[orow + lo:orow + hi], act)
 
 
-@njit(inline="always", **SERIAL)
-def _rows_tiles(acc, xf, wf, br, has_bias, dst, base, first, last, origin, xrow0, window, dims, line, x, tag):
+@njit(**SERIAL)
+def _rows_tiles(xf, wf, br, has_bias, dst, base, first, last, origin, rows, window, dims, line, x, tag):
     """``depthwise_rows_kernel``'s tiles over the values ``first ... last - 1`` of
     a row's stride-1 run, stored at ``dst[base + j]``; ``origin`` (a multiple of
-    ``C``) is where the tiles' vectors start counting for their weights' phase,
-    ``xrow0`` the flat offset of the task's (n, od - pd, oh - ph) input row and
-    ``window`` the ranges of window rows inside the input along D and H."""
+    the channel count) is where the tiles' vectors start counting for their
+    weights' phase (0 in the result's row). Window row (a, bb) starts at ``xrow0 +
+    a * step_a + bb * step_b`` of ``xf`` (``rows``); ``window`` holds the ranges
+    of window rows inside the input along D and H. A function of its own, called
+    once per task (not inlined: its arrays are the input or a buffer and the
+    result or a buffer, and inlined under those choices the tile loop ran ~1.6x
+    slower), with the register tile in its own entry block."""
+    acc = acc_tile(x, tag)
+    R, V = tile_shape(x, tag)  # (constants here: from ``dims`` they left the tile loop rolled and masked)
     a0, a1, b0, b1 = window
-    H, LX, C, KH, KW, PR, R, V, dd, dh, dw, pw = dims
+    xrow0, step_a, step_b = rows
+    LX, C, KH, KW, PR, dw, pw = dims
     for j0 in range(first, last, R * V):
         if j0 + R * V < last:  # the next tile's output lines, fetched for writing
             for e in range(0, min(R * V, last - j0 - R * V), line):
@@ -358,7 +383,7 @@ def _rows_tiles(acc, xf, wf, br, has_bias, dst, base, first, last, origin, xrow0
             row_zero(acc, p, x, tag)
         for a in range(a0, a1):
             for bb in range(b0, b1):
-                xrow = xrow0 + (a * dd * H + bb * dh) * LX
+                xrow = xrow0 + a * step_a + bb * step_b
                 for cc in range(KW):
                     shift = (cc * dw - pw) * C
                     wt = ((a * KH + bb) * KW + cc) * PR + phase

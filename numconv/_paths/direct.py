@@ -452,7 +452,7 @@ ROWS_VARIANT = 3
 @per_spec
 def rows_depthwise(spec):
     """Whether ``depthwise_rows_kernel`` computes ``spec`` (canonical channels-last
-    operands): depthwise with multiplier 1, real floats, zero padding, in single
+    operands): depthwise, real floats, zero padding, in single
     precision at most ``FLUSH_TERMS`` taps, and channels that leave the
     channel-vectorised kernels' lanes idle: at least half of the slide
     kernel's (it loads each input vector once per window row, this kernel once
@@ -470,13 +470,17 @@ def rows_depthwise(spec):
     = 4 / 12: 2.1-2.2 / 7.0 ms against 5.9 / 6.7 (general, kept for 12); 4 x 927 x
     618 x 8, 7 x 7, strides (3, 2), dilation (1, 2): 12.5 against 19.9; stride 2
     along W with 4 or 8 channels: 0.20 / 0.35 against the slide kernel's 0.14 /
-    0.16 (kept)."""
-    if not (is_depthwise(spec) and spec.filters == spec.channels and spec.dtype in (np.float32, np.float64)
+    0.16 (kept). A depth multiplier above 1 (each window row copied with its
+    channels repeated) likewise: 16 x 272 x 272 x 3 -> 6, 3 x 7: 14.6 against
+    17.9 ms; 4 x 896 x 298 x 2 -> 4, 7 x 5, stride 3 along H: 6.5 against 5.8."""
+    if not (is_depthwise(spec) and spec.dtype in (np.float32, np.float64)
             and (spec.padding_mode == "zeros" or not has_pads(spec))
             and (spec.dtype == np.float64 or math.prod(spec.kernel_spatial) <= FLUSH_TERMS)):
         return False
     general = filled(spec.channels, variant_lanes(choose_variant(spec.channels, spec.dtype), spec.dtype))
-    if spec.strides[2] > 1:  # S times the multiply-adds (the kernel's docstring): only against an idle half
+    if spec.strides[2] > 1 or spec.filters > spec.channels:
+        # S times the multiply-adds, or each window row repeated into a buffer (the
+        # kernel's docstring): only against an idle half
         return not slides(spec) and general <= 0.5
     if slides(spec):
         return filled(spec.channels, variant_lanes(slide_variant(spec), spec.dtype)) <= 0.5
@@ -488,7 +492,7 @@ def rows_weights(spec, w5, b, lanes):
     (P + R - 1, lanes): vector ``q`` of a row's run holds channels ``(q * lanes +
     i) % C``, which repeat every ``P = C / gcd(C, lanes)`` vectors, and a tile's
     ``R`` vectors from any phase are consecutive rows."""
-    C = spec.channels
+    C = spec.filters  # (channels times the multiplier: the kernel's run repeats each channel M times)
     rows = C // math.gcd(C, lanes) + VARIANTS[ROWS_VARIANT][0] - 1
     channel = (np.arange(rows * lanes) % C).reshape(rows, lanes)
     wr = np.ascontiguousarray(w5[:, :, :, 0, :][..., channel])

@@ -229,9 +229,9 @@ def _full_oa(a, b, axes, into=None, workers=None, kspec=None):
     if step is not None:  # each chunk straight into its rows of the result
         shape = [p + q - 1 if i in axes else max(p, q) for i, (p, q) in enumerate(zip(a.shape, b.shape))]
         result = _memory.empty(shape, np.result_type(a, b))
-        plan = _oa_plan(a[:1], b[:1], axes)
-        shared = b.shape[0] == 1 and not plan[1] and plan[4] < plan[2]
-        kspec = np.array(_oa_kernel_spectrum(b, plan[0], *plan[6:], workers)) if shared else None  # (its own memory)
+        ax, swap, n, _, block, _, t_axes, fsizes, real = _oa_plan(a[:1], b[:1], axes)
+        shared = b.shape[0] == 1 and not swap and block < n
+        kspec = np.array(_oa_kernel_spectrum(b, ax, t_axes, fsizes, real, workers)) if shared else None  # (own memory)
         in_shares(_oa_chunks, -(-a.shape[0] // step), workers, a, b, axes, result, step, kspec,
                   us=OA_US_PER_ELEMENT * a.size)
         return result

@@ -62,14 +62,17 @@ MULTIPLIER_CASES = [
 ]
 
 
-@pytest.mark.parametrize("spatial, k, s, d, padding, C, dtype", CASES)
-def test_rows_kernel_matches_reference(spatial, k, s, d, padding, C, dtype, rows_calls):
-    rng = np.random.default_rng(len(spatial) * 100 + C)
+@pytest.mark.parametrize("spatial, k, s, d, padding, C, M, dtype",
+                         [case[:6] + (1,) + case[6:] for case in CASES] + MULTIPLIER_CASES)
+def test_rows_kernel_matches_reference(spatial, k, s, d, padding, C, M, dtype, rows_calls):
+    """With and without bias and activation; output channel ``c * M + m`` reads
+    channel ``c`` (Keras's order)."""
+    rng = np.random.default_rng(len(spatial) * 100 + C * M)
     x = rng.standard_normal((2,) + spatial + (C,))
-    dk = rng.standard_normal(k + (C, 1))
-    b = rng.standard_normal(C)
-    ref = ref_conv(x, dk.reshape(k + (1, C)), b, strides=s, padding=padding, dilation_rate=d, groups=C,
-                   activation="relu")
+    dk = rng.standard_normal(k + (C, M))
+    b = rng.standard_normal(C * M)
+    grouped = dk.reshape(k + (1, C * M))
+    ref = ref_conv(x, grouped, b, strides=s, padding=padding, dilation_rate=d, groups=C, activation="relu")
     got = numconv.depthwise_conv(x.astype(dtype), dk.astype(dtype), b.astype(dtype), strides=s, padding=padding,
                                  dilation_rate=d, activation="relu", method="direct")
     assert rows_calls and got.dtype == dtype
@@ -77,24 +80,8 @@ def test_rows_kernel_matches_reference(spatial, k, s, d, padding, C, dtype, rows
     np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
     plain = numconv.depthwise_conv(x.astype(dtype), dk.astype(dtype), strides=s, padding=padding, dilation_rate=d,
                                    method="direct")
-    np.testing.assert_allclose(plain, ref_conv(x, dk.reshape(k + (1, C)), strides=s, padding=padding,
-                                               dilation_rate=d, groups=C), rtol=tol, atol=tol)
-
-
-@pytest.mark.parametrize("spatial, k, s, d, padding, C, M, dtype", MULTIPLIER_CASES)
-def test_rows_kernel_with_a_depth_multiplier(spatial, k, s, d, padding, C, M, dtype, rows_calls):
-    """Output channel ``c * M + m`` reads channel ``c`` (Keras's order)."""
-    rng = np.random.default_rng(len(spatial) * 100 + C * M)
-    x = rng.standard_normal((2,) + spatial + (C,))
-    dk = rng.standard_normal(k + (C, M))
-    b = rng.standard_normal(C * M)
-    ref = ref_conv(x, dk.reshape(k + (1, C * M)), b, strides=s, padding=padding, dilation_rate=d, groups=C,
-                   activation="relu")
-    got = numconv.depthwise_conv(x.astype(dtype), dk.astype(dtype), b.astype(dtype), strides=s, padding=padding,
-                                 dilation_rate=d, activation="relu", method="direct")
-    assert rows_calls and got.dtype == dtype
-    tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(plain, ref_conv(x, grouped, strides=s, padding=padding, dilation_rate=d, groups=C),
+                               rtol=tol, atol=tol)
 
 
 def test_rows_split_into_spans_give_the_same_bits_for_any_thread_count(rows_calls):

@@ -41,7 +41,7 @@ from numba import njit, prange
 
 from .._config import PARALLEL, SERIAL
 from .act import activate_slice, write_row
-from .conv import flush_if_due
+from .conv import flush_if_due, row_task
 from .pad import source_index
 from .tile import (LINE_BYTES, acc_tile, at, flush_terms, lane_bits, prefetch, prefetch_write, row_flush, row_fma,
                    row_fma_masked, row_fmav, row_fmav_bits, row_store, row_stream, row_zero, store_fence, tile_shape,
@@ -218,13 +218,7 @@ def depthwise_slide_kernel(x, wm, b, has_bias, out, strides, dilations, pads, sp
     spans = -(-OW // span)
     for t in prange(N * OD * OH * spans):
         acc = acc_tile(x, tag)
-        r = t // spans
-        first = (t - r * spans) * span
-        last = min(first + span, OW)
-        n = r // (OD * OH)
-        r -= n * (OD * OH)
-        od = r // OH
-        oh = r - od * OH
+        n, od, oh, first, last = row_task(t, spans, OD, OH, OW, span)
         row = ((n * OD + od) * OH + oh) * OW
         a0, a1 = window_range(od * sd - pd, dd, KD, D)
         b0, b1 = window_range(oh * sh - ph, dh, KH, H)
@@ -312,13 +306,7 @@ def depthwise_rows_kernel(x, wr, br, has_bias, out, strides, dilations, pads, sp
     units = LO if S == 1 else OW  # what ``span`` counts: run values at stride 1, else output pixels
     spans = -(-units // span)
     for t in prange(N * OD * OH * spans):
-        r = t // spans
-        first = (t - r * spans) * span
-        last = min(first + span, units)
-        n = r // (OD * OH)
-        r -= n * (OD * OH)
-        od = r // OH
-        oh = r - od * OH
+        n, od, oh, first, last = row_task(t, spans, OD, OH, units, span)
         orow = ((n * OD + od) * OH + oh) * LO
         a0, a1 = window_range(od * sd - pd, dd, KD, D)
         b0, b1 = window_range(oh * sh - ph, dh, KH, H)

@@ -52,11 +52,13 @@ def pack_weights(w5, groups, lanes):
 
 
 @per_spec
-def w_chunk(spec, rows, threads):
-    """Pixels along W per task: whole rows when there are enough rows to balance
-    the threads, else rows split so that there are >= 8 tasks per thread."""
+def w_chunk(spec, rows, threads, ow=None):
+    """Pixels along W per task (a multiple of ``rows``): whole rows when there are
+    enough rows to balance the threads, else rows split so that there are >= 8
+    tasks per thread. ``ow``: the row's length in other units (default its output
+    pixels)."""
     n_rows = spec.batch * spec.out_spatial[0] * spec.out_spatial[1]
-    ow = spec.out_spatial[2]
+    ow = spec.out_spatial[2] if ow is None else ow
     want = 8 * threads
     chunks = 1 if n_rows >= want else min(-(-want // n_rows), -(-ow // (4 * rows)))
     chunk = -(-ow // max(chunks, 1))
@@ -505,15 +507,11 @@ def run_depthwise_rows(spec, x5, w5, b, out5):
     bk, has_bias, act = epilogue(spec, b)
     R, lanes = VARIANTS[ROWS_VARIANT][0], variant_lanes(ROWS_VARIANT, spec.dtype)
     wr, br = rows_weights(spec, w5, bk if has_bias else None, lanes)
-    # tasks: whole rows, or rows split into >= 8 per thread; a span counts the
-    # run's values at stride 1 along W (whole tiles), output pixels otherwise
-    stride = spec.strides[2]
-    tile = R * lanes if stride == 1 else -(-R * lanes // (stride * spec.channels))
-    run_len = spec.out_spatial[2] * (spec.channels if stride == 1 else 1)
-    rows = spec.batch * spec.out_spatial[0] * spec.out_spatial[1]
-    want = 8 * numba.get_num_threads()
-    chunks = 1 if rows >= want else min(-(-want // rows), -(-run_len // (4 * tile)))
-    span = -(-(-(-run_len // chunks)) // tile) * tile
+    # a span counts the run's values at stride 1 along W (whole tiles), output pixels
+    # otherwise; a pixel holds ``filters`` values (each channel M times)
+    stride, K = spec.strides[2], spec.filters
+    tile = R * lanes if stride == 1 else -(-R * lanes // (stride * K))
+    span = w_chunk(spec, tile, numba.get_num_threads(), spec.out_spatial[2] * (K if stride == 1 else 1))
     with kernel_lock():
         depthwise_rows_kernel(x5, wr, br, has_bias, out5, spec.strides, spec.dilations,
                               tuple(p[0] for p in spec.pads), span, act, variant_tag(ROWS_VARIANT))

@@ -63,3 +63,50 @@ def pad_kernel(x, xp, pads, mode):
                 pf[o + i] = xf[s + source_index(i - bw, W, mode)] if mode else zero
             for i in range(bw + W, WP):
                 pf[o + i] = xf[s + source_index(i - bw, W, mode)] if mode else zero
+
+
+@njit(**PARALLEL)
+def pad_rows_kernel(x, xp, pads, mode, chunks):
+    """``xp`` (N, DP, HP, WP, C) = channels-last ``x`` (N, D, H, W, C) padded on
+    its spatial axes, ``pads`` the leading pads, positions outside ``x`` read as
+    ``mode`` says (0: zeros); both C-contiguous. One pass, every element written
+    once (``np.pad`` is single-threaded, and zero-filling the whole copy first is
+    a pass more). Tasks: ``chunks`` pieces of each padded row (n, z, y), so a
+    few long rows (a 1-D signal) still spread over the threads."""
+    N, D, H, W, C = x.shape
+    _, DP, HP, WP, _ = xp.shape
+    bd, bh, bw = pads
+    xf = x.reshape(x.size)
+    pf = xp.reshape(xp.size)
+    zero = xp.dtype.type(0)
+    for t in prange(N * DP * HP * chunks):
+        r = t // chunks
+        k = t - r * chunks
+        p0 = k * WP // chunks                     # this task's padded pixels p0 .. p1 - 1
+        p1 = (k + 1) * WP // chunks
+        n = r // (DP * HP)
+        z = source_index(r // HP % DP - bd, D, mode)
+        y = source_index(r % HP - bh, H, mode)
+        o = r * WP * C
+        if z < 0 or y < 0:
+            pf[o + p0 * C:o + p1 * C] = zero
+            continue
+        s = ((n * D + z) * H + y) * W * C
+        a0 = max(p0, bw)
+        a1 = min(p1, bw + W)
+        if a1 > a0:
+            pf[o + a0 * C:o + a1 * C] = xf[s + (a0 - bw) * C:s + (a1 - bw) * C]
+        _pad_pixels(pf, xf, o, s, p0, min(p1, bw), bw, W, C, mode)
+        _pad_pixels(pf, xf, o, s, max(p0, bw + W), p1, bw, W, C, mode)
+
+
+@njit(inline="always", **SERIAL)
+def _pad_pixels(pf, xf, o, s, p0, p1, bw, W, C, mode):
+    """Padded pixels ``p0 .. p1 - 1`` of the row at ``pf[o:]`` (pads along W), from
+    the input row at ``xf[s:]``."""
+    for p in range(p0, p1):
+        i = source_index(p - bw, W, mode)
+        if i < 0:
+            pf[o + p * C:o + p * C + C] = 0
+        else:
+            pf[o + p * C:o + p * C + C] = xf[s + i * C:s + i * C + C]

@@ -469,6 +469,51 @@ def row_fmav(typingctx, tile, row, x, x_offset, count, w, w_offset, tag):
 
 
 @intrinsic
+def tile_sums(typingctx, tile, part, like, tag):
+    """``part[r] += sum(tile[r, :])`` for each of the tile's rows, in double
+    precision, then ``tile[:, :] = 0``: the reductions of channel-vectorised dot
+    products (``dot.py``). The rows are summed together as a fixed tree: pairs of
+    vectors halve their segments (each lane added to the one half a segment
+    away), so after log2(rows) levels one vector holds every row's partial sums
+    in row order, and the last levels halve that vector. ``part`` is a
+    C-contiguous float64 array of at least ``rows`` elements. Real dtypes, a
+    power-of-two number of rows no larger than the lanes."""
+    rows, lanes = _shape(tag, like.dtype)
+    elem, count = _scalar_lanes(like.dtype, lanes)
+    if isinstance(like.dtype, types.Complex) or rows > count or rows & (rows - 1):
+        raise TypingError("tile_sums: real dtypes, rows a power of two <= lanes")
+
+    def codegen(context, builder, sig, args):
+        dty = ir.VectorType(ir.DoubleType(), count)
+        vecs = []
+        for r in range(rows):
+            ptr, vty = _row(builder, args[0], ir.Constant(ir.IntType(64), r), elem, count)
+            v = builder.load(ptr, align=64)
+            vecs.append(v if isinstance(elem, ir.DoubleType) else builder.fpext(v, dty))
+            builder.store(ir.Constant(vty, None), ptr, align=64)
+        n, segs, m = count, 1, count  # lanes per vector, rows' segments per vector, lanes per segment
+        while len(vecs) > 1 or m > 1:
+            h = m // 2
+            if len(vecs) > 1:  # pairs of vectors -> one with twice the segments, each half as long
+                pairs, sources = [(vecs[i], vecs[i + 1]) for i in range(0, len(vecs), 2)], (0, n)
+            else:              # one vector: each segment halves in place (the vector too)
+                pairs, sources = [(vecs[0], vecs[0])], (0,)
+
+            def pick(off):
+                idx = [v + s * m + off + i for v in sources for s in range(segs) for i in range(h)]
+                return ir.Constant(ir.VectorType(ir.IntType(32), len(idx)), idx)
+            vecs = [builder.fadd(builder.shuffle_vector(a, b, pick(0)), builder.shuffle_vector(a, b, pick(h)))
+                    for a, b in pairs]
+            n, segs, m = vecs[0].type.count, segs * len(sources), h
+        pdata = builder.bitcast(context.make_array(sig.args[1])(context, builder, args[1]).data,
+                                ir.VectorType(ir.DoubleType(), rows).as_pointer())
+        builder.store(builder.fadd(builder.load(pdata, align=8), vecs[0]), pdata, align=8)
+        return context.get_dummy_value()
+
+    return types.void(tile, part, like, tag), codegen
+
+
+@intrinsic
 def row_fmav_bits(typingctx, tile, row, x, x_offset, bits, w, w_offset, tag):
     """``tile[row, i] += x[x_offset + i] * w[w_offset + i]`` for the lanes ``i``
     whose bit is set in the int64 ``bits`` (``lane_bits``; the other lanes' ``x``

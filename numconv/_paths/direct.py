@@ -24,16 +24,15 @@ from .. import _memory
 from .._config import kernel_lock
 from .._kernels.act import bias_activation_kernel, fused_code
 from .._kernels.conv import conv_direct_kernel, pack_kernel
+from .._kernels.dot import dot_kernel, dot_weights
 from .._kernels.depthwise import depthwise_cf_kernel, depthwise_kernel, depthwise_rows_kernel, depthwise_slide_kernel
 from .._kernels.layout import swap_last_axes
 from .._kernels.narrow import MAX_FILTERS, narrow_kernel
-from .._kernels.pad import PAD_MODES, pad_kernel
+from .._kernels.pad import PAD_MODES, pad_kernel, pad_rows_kernel
 from .._kernels.short import MAX_TERMS, WIDE_TERMS, long_kernel, short_kernel
 from .._kernels.tile import FLUSH_TERMS, VARIANTS, choose_variant, variant_lanes, variant_tag
 from .._spec import per_spec
 
-#: padding_mode -> numpy.pad mode for padded copies
-_NP_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 #: the tile variant of the narrow kernel (4 rows x 256 bytes of output pixels)
 NARROW_VARIANT = 1
 
@@ -84,18 +83,18 @@ def padded_sizes(spec):
 
 def padded(spec, x5, scratch=False):
     """``x5`` padded on its spatial axes by ``spec.pads`` with ``spec.padding_mode``
-    (``x5`` itself when there are no pads). With ``scratch``, zero padding goes into
-    a ``_memory.scratch`` buffer (no ``np.pad``, no fresh pages): for an operand
-    used within the current call only."""
+    (``x5`` itself when there are no pads), in one parallel pass (``pad_rows_kernel``).
+    With ``scratch`` the copy is a ``_memory.scratch`` buffer (no fresh pages): for
+    an operand used within the current call only."""
     if not has_pads(spec):
         return x5
-    if not (scratch and spec.padding_mode == "zeros"):
-        return np.pad(x5, ((0, 0),) + tuple(spec.pads) + ((0, 0),), mode=_NP_PAD[spec.padding_mode])
-    xp = _memory.scratch((x5.shape[0],) + padded_sizes(spec) + (x5.shape[-1],), x5.dtype)
-    xp[...] = 0
-    (pd, _), (ph, _), (pw, _) = spec.pads
-    D, H, W = spec.in_spatial
-    xp[:, pd:pd + D, ph:ph + H, pw:pw + W] = x5
+    x5 = np.ascontiguousarray(x5)
+    shape = (x5.shape[0],) + padded_sizes(spec) + (x5.shape[-1],)
+    xp = _memory.scratch(shape, x5.dtype) if scratch else np.empty(shape, x5.dtype)
+    rows = math.prod(shape[:3])
+    chunks = min(shape[3], -(-4 * numba.get_num_threads() // rows))
+    with kernel_lock():
+        pad_rows_kernel(x5, xp, tuple(p[0] for p in spec.pads), PAD_MODES[spec.padding_mode], chunks)
     return xp
 
 
@@ -120,8 +119,29 @@ def is_short(spec):
     0.76), where every float32 case and the 8-row float64 ones won (1000 x 50 x 1
     -> 16 k 5 float64: 0.19-0.37 vs 0.12-0.19 ms)."""
     single = np.dtype(spec.dtype) in (np.float32, np.complex64)
-    return reduction_terms(spec) <= MAX_TERMS and (
+    return reduction_terms(spec) <= MAX_TERMS and not copy_bound(spec) and (
         single or choose_variant(spec.filters // spec.groups, spec.dtype) != 1)
+
+
+#: bytes of padded copy per multiply-add above which ``copy_bound`` holds
+COPY_BYTES_PER_MAC = 0.5
+
+
+def copy_bound(spec):
+    """Whether the short kernel's padded copy of the input would cost more than the
+    kernel saves over the long / tile kernels (which gather their border tiles'
+    windows in place): more than ``COPY_BYTES_PER_MAC`` bytes per multiply-add,
+    a large input that strides or few filters leave mostly unread. The copy costs
+    ~0.06 ms per MB here (2 threads, ``pad_rows_kernel``), the long kernel 2-50 ps
+    more per multiply-add than the short one. Measured (2 threads, min of 21, short
+    with its copy vs long): 2 x 73 x 146 x 219 x 8 -> 4, 2 x 1 x 2, strides (1, 2,
+    3), groups 2 (3.1 B per MAC) 17.4 vs 11.3 ms; 4 x 46 x 46 x 92 x 2 -> 16 2 x 3
+    x 2 (0.02) 2.0 vs 3.3; 2 x 66964 x 2 -> 8 k 7 (0.07) 0.33 vs 0.58."""
+    if not has_pads(spec):
+        return False
+    copy = spec.batch * math.prod(padded_sizes(spec)) * spec.channels * np.dtype(spec.dtype).itemsize
+    macs = spec.batch * math.prod(spec.out_spatial) * spec.filters * reduction_terms(spec)
+    return copy > COPY_BYTES_PER_MAC * macs
 
 
 def run_short(spec, x, w5, b, out5, channels_first=False, out_cf=False):
@@ -328,6 +348,56 @@ def is_narrow(spec):
             or spec.dtype not in (np.float32, np.float64)):
         return False
     return narrow_use(spec) > filled(spec.filters, variant_lanes(3, spec.dtype))
+
+
+#: the most filters per group the dot kernel takes
+DOT_MAX_FILTERS = 4
+
+
+@per_spec
+def is_dot(spec):
+    """Whether ``run`` computes ``spec`` on the dot kernel (``_kernels/dot.py``,
+    vectorised along input channels): real floats, not depthwise, at most
+    ``DOT_MAX_FILTERS`` filters and at least one whole vector of channels per
+    group, and in double precision only where the narrow kernel would run it
+    (the tile kernel's 4-lane float64 rows are full with 4 filters, and it was
+    the faster there: 8 x 56 x 56 x 64 -> 4 3 x 3 stride 2, 0.68 vs 0.83-1.03 ms).
+    Measured (2 threads, min of 5-30, float32; before -> after): 8 x 128 x 128 x
+    64 -> 1 1 x 1 8.3-9.1 -> 0.8-2.0 ms (torch 1.6), -> 3 3 x 3 12.3 -> 6.7 (torch
+    12.0), 8 x 64 x 64 x 128 -> 4 3 x 3 4.8 -> 3.0-3.6, 16 x 10 x 10 x 30 x 64 -> 4
+    2 x 2 x 3 4.6 -> 2.7 (torch 1.8), 4 x 200 x 512 -> 1 k 9 stride 2 0.56 -> 0.09;
+    float64 8 x 128 x 128 x 64 -> 3 3 x 3 30.3 -> 11.4-12.9. With 5-8 filters the
+    long and tile kernels' 8-lane rows were faster (8 x 56 x 56 x 64 -> 8 3 x 3
+    stride 2 0.63 vs 0.78 ms), and with 8 channels in float32 (half a vector) the
+    narrow kernel (0.38 vs 0.55)."""
+    if spec.dtype not in (np.float32, np.float64) or is_depthwise(spec):
+        return False
+    return (spec.filters // spec.groups <= DOT_MAX_FILTERS
+            and spec.channels // spec.groups >= variant_lanes(DOT_VARIANT, spec.dtype)
+            and (spec.dtype == np.float32 or is_narrow(spec)))
+
+
+def run_dot(spec, x5, w5, b, out5):
+    """The dot kernel on the canonical channels-last operands, then the activation
+    pass. A padded input is copied padded (``padded``) unless the copy would
+    cost more than the layer (``copy_bound``); the kernel then reads every tile in
+    place (gathering border tiles through the padding mode cost 8 x 256 x 256 x
+    32 -> 3 9 x 9 same 91-92 against 72-73 ms; 4 x 32^3 x 32 -> 2 3 x 3 x 3 6.3-6.6
+    against 5.1-5.2)."""
+    lanes = variant_lanes(DOT_VARIANT, spec.dtype)
+    wd = dot_weights(w5, lanes)
+    threads = numba.get_num_threads()
+    pads = tuple(p[0] for p in spec.pads)
+    if not copy_bound(spec):
+        x5, pads = padded(spec, x5, scratch=True), (0, 0, 0)
+    return _run_terms(spec, b, out5, DOT_VARIANT, lambda bk, has_bias: dot_kernel(
+        x5, wd, bk, has_bias, out5, tuple(spec.kernel_spatial), spec.strides, spec.dilations,
+        pads, PAD_MODES[spec.padding_mode], spec.groups,
+        w_chunk(spec, VARIANTS[DOT_VARIANT][0], threads), threads, variant_tag(DOT_VARIANT)))
+
+
+#: the dot kernel's tile: 8 pixels x one 64-byte vector of channels
+DOT_VARIANT = 3
 
 
 @per_spec
@@ -610,6 +680,8 @@ def run(spec, x5, w5, b, out5, lattice=None):
             run(flat, x5.reshape((1,) + flat.in_spatial + (spec.channels,)), w5, b,
                 out5.reshape((1,) + flat.out_spatial + (spec.filters,)))
             return out5
+        if is_dot(spec):
+            return run_dot(spec, x5, w5, b, out5)
         if is_narrow(spec):
             return run_narrow(spec, x5, w5, b, out5)
         if is_short(spec):

@@ -100,6 +100,12 @@ def pad_rows_kernel(x, xp, pads, mode, chunks):
         _pad_pixels(pf, xf, o, s, max(p0, bw + W), p1, bw, W, C, mode)
 
 
+#: ``pad_rows_kernel`` on the calling thread: for the transform paths, which run
+#: no Numba parallel loop (its OpenMP threads would spin on the cores the SciPy
+#: transforms that follow use, ``numconv._shares``)
+pad_rows_serial = njit(**SERIAL)(pad_rows_kernel.py_func)
+
+
 @njit(inline="always", **SERIAL)
 def _pad_pixels(pf, xf, o, s, p0, p1, bw, W, C, mode):
     """Padded pixels ``p0 .. p1 - 1`` of the row at ``pf[o:]`` (pads along W), from

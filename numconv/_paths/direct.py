@@ -28,7 +28,7 @@ from .._kernels.dot import dot_kernel, dot_weights
 from .._kernels.depthwise import depthwise_cf_kernel, depthwise_kernel, depthwise_rows_kernel, depthwise_slide_kernel
 from .._kernels.layout import swap_last_axes
 from .._kernels.narrow import MAX_FILTERS, narrow_kernel
-from .._kernels.pad import PAD_MODES, pad_kernel, pad_rows_kernel
+from .._kernels.pad import PAD_MODES, pad_kernel, pad_rows_kernel, pad_rows_serial
 from .._kernels.short import MAX_TERMS, WIDE_TERMS, long_kernel, short_kernel
 from .._kernels.tile import FLUSH_TERMS, VARIANTS, choose_variant, variant_lanes, variant_tag
 from .._spec import per_spec
@@ -81,20 +81,25 @@ def padded_sizes(spec):
     return tuple(L + b + a for L, (b, a) in zip(spec.in_spatial, spec.pads))
 
 
-def padded(spec, x5, scratch=False):
+def padded(spec, x5, scratch=False, serial=False):
     """``x5`` padded on its spatial axes by ``spec.pads`` with ``spec.padding_mode``
-    (``x5`` itself when there are no pads), in one parallel pass (``pad_rows_kernel``).
-    With ``scratch`` the copy is a ``_memory.scratch`` buffer (no fresh pages): for
-    an operand used within the current call only."""
+    (``x5`` itself when there are no pads), in one parallel pass (``pad_rows_kernel``;
+    with ``serial``, on the calling thread: the transform paths' copies). With
+    ``scratch`` the copy is a ``_memory.scratch`` buffer (no fresh pages): for an
+    operand used within the current call only."""
     if not has_pads(spec):
         return x5
     x5 = np.ascontiguousarray(x5)
     shape = (x5.shape[0],) + padded_sizes(spec) + (x5.shape[-1],)
     xp = _memory.scratch(shape, x5.dtype) if scratch else np.empty(shape, x5.dtype)
+    pads = tuple(p[0] for p in spec.pads)
+    if serial:
+        pad_rows_serial(x5, xp, pads, PAD_MODES[spec.padding_mode], 1)
+        return xp
     rows = math.prod(shape[:3])
     chunks = min(shape[3], -(-4 * numba.get_num_threads() // rows))
     with kernel_lock():
-        pad_rows_kernel(x5, xp, tuple(p[0] for p in spec.pads), PAD_MODES[spec.padding_mode], chunks)
+        pad_rows_kernel(x5, xp, pads, PAD_MODES[spec.padding_mode], chunks)
     return xp
 
 

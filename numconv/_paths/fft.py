@@ -327,7 +327,7 @@ def run(spec, x5, w5, b, out5):
     step = batch_chunk(spec)
     for n0 in range(0, N, step):
         xc = x5[n0:n0 + step]
-        xs = padded(spec, xc) if pad_first else xc
+        xs = padded(spec, xc, serial=True) if pad_first else xc
         X = forward(xs, fshape, (1, 2, 3), workers, offsets=offsets)      # (n, *F, C)
         n, F = X.shape[0], X.shape[1:4]
         nf = math.prod(F)

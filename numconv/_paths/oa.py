@@ -66,7 +66,7 @@ def run(spec, x5, w5, b, out5):
     # Pad once with the padding mode (zeros into pooled scratch), then cut the
     # slabs into one pooled (N * nb, ...) batch: the blocks inside the padded input
     # through a strided view, the last ones zero-filled past its end.
-    xp = padded(spec, x5, scratch=True)
+    xp = padded(spec, x5, scratch=True, serial=True)
     st = list(xp.strides)
     shape = list(xp.shape)
     shape[1 + axis] = slab

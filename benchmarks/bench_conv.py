@@ -34,7 +34,8 @@ class Conv1D(_ConvSuite):
 
 
 class Conv2D(_ConvSuite):
-    """conv2d: resnet 3x3, pointwise 1x1, stem 7x7/2, dilated 3x3 d2, float64 resnet."""
+    """conv2d: resnet 3x3, pointwise 1x1, stem 7x7/2, dilated 3x3 d2, float64 resnet;
+    few filters over 64 channels: a 1x1 head to 2 classes, a 3x3 output to 3 colours."""
 
     params = [case_names("conv2d"), list(IMPLS)]
 

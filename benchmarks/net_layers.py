@@ -3,8 +3,9 @@
     python benchmarks/net_layers.py [--threads 2] [--budget 0.3]
 
 The case table (``numconv/_cases.py``) holds the issues' targets; this script
-times 22 float32 layers taken from ResNet-50, VGG, Inception, MobileNet,
-EfficientNet, YOLO, U-Net, DeepLab's ASPP, ResNeXt and 1-D text and audio models
+times 24 float32 layers taken from ResNet-50, VGG, Inception, MobileNet,
+EfficientNet, YOLO, U-Net (its bottom and its 1 x 1 head), an image decoder's
+3 x 3 output to colours, DeepLab's ASPP, ResNeXt and 1-D text and audio models
 (late stages with 7 x 7 to 16 x 16 maps and 512-1280 channels, strided
 downsampling, depthwise, dilated, grouped and squeeze-excite 1 x 1 layers), each
 numconv channels_last (``method="auto"``) against torch's faster of NCHW and
@@ -43,6 +44,8 @@ LAYERS = [
     ("aspp_d6", 2, (32, 32), 256, 256, (3, 3), 1, 6, 1, 6),
     ("squeeze_excite_fc", 32, (1, 1), 256, 64, (1, 1), 1, 0, 1, 1),
     ("resnext_g32", 8, (14, 14), 256, 256, (3, 3), 1, 1, 32, 1),
+    ("unet_head_1x1", 2, (256, 256), 64, 2, (1, 1), 1, 0, 1, 1),
+    ("decoder_rgb_3x3", 4, (128, 128), 64, 3, (3, 3), 1, 1, 1, 1),
 ]
 
 
@@ -72,7 +75,7 @@ def path_of(x, w, stride, pad, groups, dilation):
         return method
     if direct.is_depthwise(spec):
         return "direct/slide" if direct.slides(spec) else "direct/depthwise"
-    for name in ("narrow", "short", "long"):
+    for name in ("dot", "narrow", "short", "long"):
         if getattr(direct, "is_" + name)(spec):
             return "direct/" + name
     return "direct/tile"

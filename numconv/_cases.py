@@ -208,6 +208,10 @@ CASE_LIST = [
     # issue 4, item 5: large kernels, where the FFT path wins (torch has none)
     _c("fft2d", "fft", (4, 256, 256, 8), (25, 25, 8, 8), slow=True, padding="same"),
     _c("fft1d", "fft", (8, 65536, 4), (1025, 4, 4), slow=True, padding="same"),
+    # few filters over many channels (the dot kernel, no issue target): a segmentation
+    # head's 1 x 1 to two classes and an image decoder's 3 x 3 to three colours
+    _c("head1x1", "conv2d", (8, 128, 128, 64), (1, 1, 64, 2)),
+    _c("rgb3x3", "conv2d", (8, 128, 128, 64), (3, 3, 64, 3), padding="same"),
 ]
 
 CASES = {c.name: c for c in CASE_LIST}

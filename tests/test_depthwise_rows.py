@@ -51,7 +51,7 @@ CASES = [
     ((4, 5, 33), (1, 3, 2), (2, 1, 3), (1, 1, 2), "valid", 8, np.float32),
     ((45,), (5,), 3, 3, "causal", 3, np.float64),
 ]
-# depth multipliers (each window row copied with its channels repeated M times):
+# depth multipliers (each multiplier's run through a buffer, its pixels interleaved into the result):
 # (spatial, kernel, strides, dilation, padding, channels, multiplier, dtype)
 MULTIPLIER_CASES = [
     ((9, 23), (3, 3), 1, 1, "same", 4, 2, np.float32),
@@ -127,8 +127,8 @@ def test_rows_kernel_hot_loop_is_zmm_fmas_without_gathers():
     eighth FMA in the loop's latch block), the tile kept in registers, no gathers."""
     kern = _uncached_twin(depthwise_rows_kernel)
     x = np.ones((2, 1, 6, 56, 24), np.float32)
-    wr = np.ones((1, 3, 3, 3 + 7, 16), np.float32)
-    kern(x, wr, np.zeros((10, 16), np.float32), False, np.empty((2, 1, 6, 56, 24), np.float32), (1, 1, 1),
+    wr = np.ones((1, 1, 3, 3, 3 + 7, 16), np.float32)
+    kern(x, wr, np.zeros((1, 10, 16), np.float32), False, np.empty((2, 1, 6, 56, 24), np.float32), (1, 1, 1),
          (1, 1, 1), (0, 1, 1), 56 * 24, 0, variant_tag(direct.ROWS_VARIANT))
     asm = kern.inspect_asm(kern.signatures[0])
     assert "gather" not in asm and "scatter" not in asm

@@ -547,8 +547,9 @@ def rows_depthwise(spec):
     = 4 / 12: 2.1-2.2 / 7.0 ms against 5.9 / 6.7 (general, kept for 12); 4 x 927 x
     618 x 8, 7 x 7, strides (3, 2), dilation (1, 2): 12.5 against 19.9; stride 2
     along W with 4 or 8 channels: 0.20 / 0.35 against the slide kernel's 0.14 /
-    0.16 (kept). A depth multiplier above 1 (each window row copied with its
-    channels repeated) likewise: 16 x 272 x 272 x 3 -> 6, 3 x 7: 14.6 against
+    0.16 (kept). A depth multiplier above 1 (each multiplier's run through a
+    buffer) likewise (measured when the kernel still copied each window row with
+    its channels repeated): 16 x 272 x 272 x 3 -> 6, 3 x 7: 14.6 against
     17.9 ms; 4 x 896 x 298 x 2 -> 4, 7 x 5, stride 3 along H: 6.5 against 5.8."""
     if not (is_depthwise(spec) and spec.dtype in (np.float32, np.float64)
             and (spec.padding_mode == "zeros" or not has_pads(spec))
@@ -556,7 +557,7 @@ def rows_depthwise(spec):
         return False
     general = filled(spec.channels, variant_lanes(choose_variant(spec.channels, spec.dtype), spec.dtype))
     if spec.strides[2] > 1 or spec.filters > spec.channels:
-        # S times the multiply-adds, or each window row repeated into a buffer (the
+        # S times the multiply-adds, or each multiplier's run through a buffer (the
         # kernel's docstring): only against an idle half
         return not slides(spec) and general <= 0.5
     if slides(spec):
@@ -565,15 +566,16 @@ def rows_depthwise(spec):
 
 
 def rows_weights(spec, w5, b, lanes):
-    """``depthwise_rows_kernel``'s weights (KD, KH, KW, P + R - 1, lanes) and bias
-    (P + R - 1, lanes): vector ``q`` of a row's run holds channels ``(q * lanes +
-    i) % C``, which repeat every ``P = C / gcd(C, lanes)`` vectors, and a tile's
-    ``R`` vectors from any phase are consecutive rows."""
-    C = spec.filters  # (channels times the multiplier: the kernel's run repeats each channel M times)
+    """``depthwise_rows_kernel``'s weights (M, KD, KH, KW, P + R - 1, lanes) and
+    bias (M, P + R - 1, lanes), per multiplier ``m``: vector ``q`` of a row's run
+    holds channels ``(q * lanes + i) % C``, which repeat every ``P = C / gcd(C,
+    lanes)`` vectors, and a tile's ``R`` vectors from any phase are consecutive
+    rows; channel ``c`` of multiplier ``m`` is output channel ``c * M + m``."""
+    C, M = spec.channels, spec.filters // spec.channels
     rows = C // math.gcd(C, lanes) + VARIANTS[ROWS_VARIANT][0] - 1
-    channel = (np.arange(rows * lanes) % C).reshape(rows, lanes)
-    wr = np.ascontiguousarray(w5[:, :, :, 0, :][..., channel])
-    br = np.zeros((rows, lanes), spec.dtype) if b is None else np.ascontiguousarray(b[channel])
+    out_channel = (np.arange(M)[:, None, None] + M * (np.arange(rows * lanes) % C).reshape(rows, lanes))
+    wr = np.ascontiguousarray(np.moveaxis(w5[:, :, :, 0, :][..., out_channel], 3, 0))
+    br = np.zeros((M, rows, lanes), spec.dtype) if b is None else np.ascontiguousarray(b[out_channel])
     return wr, br
 
 
@@ -582,11 +584,12 @@ def run_depthwise_rows(spec, x5, w5, b, out5):
     bk, has_bias, act = epilogue(spec, b)
     R, lanes = VARIANTS[ROWS_VARIANT][0], variant_lanes(ROWS_VARIANT, spec.dtype)
     wr, br = rows_weights(spec, w5, bk if has_bias else None, lanes)
-    # a span counts the run's values at stride 1 along W (whole tiles), output pixels
-    # otherwise; a pixel holds ``filters`` values (each channel M times)
-    stride, K = spec.strides[2], spec.filters
-    tile = R * lanes if stride == 1 else -(-R * lanes // (stride * K))
-    span = w_chunk(spec, tile, numba.get_num_threads(), spec.out_spatial[2] * (K if stride == 1 else 1))
+    # a span counts the output run's values at stride 1 along W with multiplier 1
+    # (whole tiles), output pixels otherwise (a multiplier's run holds C values a pixel)
+    stride, C = spec.strides[2], spec.channels
+    whole = stride == 1 and spec.filters == C
+    tile = R * lanes if whole else -(-R * lanes // (stride * C))
+    span = w_chunk(spec, tile, numba.get_num_threads(), spec.out_spatial[2] * (C if whole else 1))
     with kernel_lock():
         depthwise_rows_kernel(x5, wr, br, has_bias, out5, spec.strides, spec.dilations,
                               tuple(p[0] for p in spec.pads), span, act, variant_tag(ROWS_VARIANT))

@@ -133,9 +133,10 @@ COPY_BYTES_PER_MAC = 0.5
 
 
 def copy_bound(spec):
-    """Whether the short kernel's padded copy of the input would cost more than the
-    kernel saves over the long / tile kernels (which gather their border tiles'
-    windows in place): more than ``COPY_BYTES_PER_MAC`` bytes per multiply-add,
+    """Whether a padded copy of the input would cost more than the kernels that read
+    one (short, dot) save over reading the input in place (the long and tile
+    kernels, or the dot kernel, gather their border tiles' windows through the
+    padding mode): more than ``COPY_BYTES_PER_MAC`` bytes per multiply-add,
     a large input that strides or few filters leave mostly unread. The copy costs
     ~0.06 ms per MB here (2 threads, ``pad_rows_kernel``), the long kernel 2-50 ps
     more per multiply-add than the short one. Measured (2 threads, min of 21, short
@@ -357,6 +358,8 @@ def is_narrow(spec):
 
 #: the most filters per group the dot kernel takes
 DOT_MAX_FILTERS = 4
+#: the dot kernel's tile: 8 pixels x one 64-byte vector of channels
+DOT_VARIANT = 3
 
 
 @per_spec
@@ -399,10 +402,6 @@ def run_dot(spec, x5, w5, b, out5):
         x5, wd, bk, has_bias, out5, tuple(spec.kernel_spatial), spec.strides, spec.dilations,
         pads, PAD_MODES[spec.padding_mode], spec.groups,
         w_chunk(spec, VARIANTS[DOT_VARIANT][0], threads), threads, variant_tag(DOT_VARIANT)))
-
-
-#: the dot kernel's tile: 8 pixels x one 64-byte vector of channels
-DOT_VARIANT = 3
 
 
 @per_spec

@@ -100,6 +100,19 @@ def test_border_tiles_read_through_the_padding_mode_give_the_padded_copy_bits(mo
         np.testing.assert_allclose(copied, ref_conv(x, w, **kw), rtol=2e-5, atol=2e-5)
 
 
+def test_filter_pairs_give_the_bits_of_single_filters(dot_calls):
+    """Two filters of a group share a tile (4 pixels x 2 filters); each row sums
+    the same terms in the same order as a filter alone (8 pixels x 1 filter)."""
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 9, 21, 40)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 40, 3)).astype(np.float32)
+    pairs = numconv.conv(x, w, padding="same", method="direct")
+    alone = [numconv.conv(x, w[..., f:f + 1], padding="same", method="direct") for f in range(3)]
+    assert len(dot_calls) == 4
+    assert np.array_equal(pairs, np.concatenate(alone, axis=-1))
+    np.testing.assert_allclose(pairs, ref_conv(x, w, padding="same"), rtol=2e-5, atol=2e-5)
+
+
 def test_same_bits_for_any_thread_count(dot_calls):
     """Tasks are whole tiles of output rows; each output's sum runs in one task,
     in one order."""

@@ -13,6 +13,7 @@ from numconv._kernels.pad import PAD_MODES, pad_rows_kernel
 from numconv._kernels.tile import variant_tag
 from numconv._paths import direct
 from reference import ref_conv
+from specs import spec_of
 from test_kernel_quality import _has_avx512, _hot_block, _uncached_twin
 
 
@@ -204,14 +205,8 @@ def test_short_kernel_leaves_copy_bound_layers_to_the_long_kernel():
     x = rng.standard_normal((1, 30, 60, 8)).astype(np.float32)
     w = rng.standard_normal((1, 2, 4, 4)).astype(np.float32)
     kw = dict(strides=(3, 4), padding=((0, 0), (1, 1)), groups=2)
-    spec = direct_spec(x, w, **kw)
+    spec = spec_of(x, w, **kw)
     assert direct.copy_bound(spec) and not direct.is_short(spec)
-    assert direct.is_short(direct_spec(x, w, groups=2))  # (no padding: no copy)
+    assert direct.is_short(spec_of(x, w, groups=2))  # (no padding: no copy)
     np.testing.assert_allclose(numconv.conv(x, w, method="direct", **kw), ref_conv(x, w, **kw), rtol=2e-5, atol=2e-5)
 
-
-def direct_spec(x, w, **kw):
-    from numconv import _dispatch
-    from numconv._spec import conv_spec
-    return conv_spec("conv", x, w, None, kw.get("strides", 1), kw.get("padding", "valid"), 1, kw.get("groups", 1),
-                     "channels_last", "zeros", None, "direct", _dispatch.METHODS)[0]

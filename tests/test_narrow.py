@@ -162,6 +162,34 @@ def test_channels_first_reads_the_users_array():
                           activation="sigmoid").dtype == np.float32
 
 
+@pytest.mark.parametrize("shape, ks", [((3, 5, 9, 70), (1, 1)), ((4, 3, 6, 40), (3, 2)), ((2, 70, 130), (1,)),
+                                       ((3, 1, 1, 40), (1, 1)), ((2, 2, 4, 5, 33), (1, 2, 1))])
+@pytest.mark.parametrize("readonly", [False, True])
+def test_unpadded_channels_first_reads_all_but_the_last_image_in_place(shape, ks, readonly):
+    """Without padding, images 0 ... N - 2 are read where they lie (their rows'
+    last runs read into the next image) and only the last one is copied; 1 x 1
+    layers run each image's pixels as one row. Bits equal the copying path's
+    (one image at a time), values the reference; inputs stay unchanged; tiny
+    images (shorter than a run) and read-only arrays take the copy."""
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(ks + (shape[1], 2)).astype(np.float32)
+    b = rng.standard_normal(2).astype(np.float32)
+    x0 = x.copy()
+    x.flags.writeable = not readonly
+    spec = spec_of(x, w, b, data_format="channels_first")
+    assert direct.is_narrow_channels_first(spec)
+    tiny = shape[1] * np.prod(shape[2:]) < direct.narrow_lanes(spec)
+    assert direct.in_place_channels_first(spec, x, True) == (not readonly and not tiny)
+    got = numconv.conv(x, w, b, data_format="channels_first")
+    one_by_one = np.concatenate([numconv.conv(x[i:i + 1].copy(), w, b, data_format="channels_first")
+                                 for i in range(shape[0])])
+    np.testing.assert_array_equal(got, one_by_one)
+    ref = np.moveaxis(ref_conv(np.moveaxis(x0.astype(np.float64), 1, -1), w, b), -1, 1)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(x, x0)
+
+
 def test_kernel_groups_of_one_channel():
     """The kernel's grouped form (one input channel per group: depthwise, which
     ``direct`` keeps on its own kernel) against the reference, called directly."""

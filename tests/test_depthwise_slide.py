@@ -60,6 +60,8 @@ CASES = [
     ((5, 6, 9), (2, 3, 3), (1, 2, 1), (2, 1, 1), "same", 17, np.float32),
     ((7, 19), (1, 1), 1, 1, "valid", 5, np.float64),
     ((10, 10), (2, 3), 2, (2, 1), ((1, 2), (0, 3)), 36, np.float32),
+    ((9, 23), (3, 3), (2, 3), 1, "same", 20, np.float32),  # strides 3 and 4 along W
+    ((11, 30), (7, 5), (3, 4), 1, "valid", 12, np.float64),
 ]
 
 
@@ -162,8 +164,9 @@ def test_streamed_results_with_a_partial_channel_block(monkeypatch, slide_calls,
 
 
 def test_slide_kernel_is_not_used_where_it_does_not_apply(slide_calls):
-    """Other padding modes, dilation along W, multipliers above 1 and complex data
-    take another kernel, as do channels that leave half its lanes idle
+    """Other padding modes, dilation along W, strides above ``MAX_SLIDE_STRIDE``
+    along W, multipliers above 1 and complex data take another kernel, as do
+    channels that leave half its lanes idle, or at strides 3 and 4 three quarters
     (``depthwise_rows_kernel``)."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((1, 9, 9, 12))
@@ -172,6 +175,9 @@ def test_slide_kernel_is_not_used_where_it_does_not_apply(slide_calls):
     numconv.depthwise_conv(x, rng.standard_normal((3, 3, 12, 2)))
     numconv.depthwise_conv(x + 1j, rng.standard_normal((3, 3, 12, 1)))
     numconv.depthwise_conv(x[..., :4], rng.standard_normal((3, 3, 4, 1)))
+    numconv.depthwise_conv(x[..., :3].astype(np.float32), rng.standard_normal((3, 3, 3, 1)).astype(np.float32),
+                           strides=3)  # 3 of 16 lanes
+    numconv.depthwise_conv(x, rng.standard_normal((3, 3, 12, 1)), strides=(1, direct.MAX_SLIDE_STRIDE + 1))
     assert slide_calls == []
     numconv.depthwise_conv(x, rng.standard_normal((3, 3, 12, 1)), dilation_rate=(2, 1))
     assert len(slide_calls) == 1

@@ -521,16 +521,25 @@ def streams(spec):
 
 #: the most taps along W that ``depthwise_slide_kernel`` takes (one specialisation per count)
 MAX_SLIDE_TAPS = 9
+#: the largest stride along W it takes (one specialisation per stride and tap count).
+#: Strides 3 and 4 joined later (2 threads, best of 15, before -> after, torch's
+#: best layout): 1 x 1336 x 1336 x 12, 7 x 3, strides (3, 3): 8.97 -> 3.92 ms
+#: (torch 4.9-5.0); 2 x 322 x 968 x 12, 6 x 3, (1, 3): 6.46 -> 2.45 (2.2-2.3);
+#: 8 x 112 x 112 x 64, 5 x 5, (3, 3): 1.42 -> 0.82 (0.90-0.95); 4 x 300 x 300 x
+#: 16, 7 x 7, (2, 3): 2.09 -> 1.01 (1.29-1.39); 4 x 256 x 256 x 12, 7 x 7, (4,
+#: 4): 1.05 -> 0.26 (0.28); 8 x 224 x 224 x 32, 4 x 4, (4, 4): 2.25 -> 1.57 (2.0-2.6)
+MAX_SLIDE_STRIDE = 4
 
 
 @per_spec
 def slides(spec):
     """Whether ``depthwise_slide_kernel`` computes ``spec`` (canonical channels-last
     operands): depthwise with multiplier 1, real floats, zero padding, dilation 1
-    and stride 1 or 2 along W, at most ``MAX_SLIDE_TAPS`` taps along W and, in
+    and a stride of at most ``MAX_SLIDE_STRIDE`` along W, at most
+    ``MAX_SLIDE_TAPS`` taps along W and, in
     single precision, at most ``FLUSH_TERMS`` in all (no partial sums to flush)."""
     return (is_depthwise(spec) and spec.filters == spec.channels and spec.dtype in (np.float32, np.float64)
-            and spec.padding_mode == "zeros" and spec.dilations[2] == 1 and spec.strides[2] in (1, 2)
+            and spec.padding_mode == "zeros" and spec.dilations[2] == 1 and spec.strides[2] <= MAX_SLIDE_STRIDE
             and spec.kernel_spatial[2] <= MAX_SLIDE_TAPS
             and (spec.dtype == np.float64 or math.prod(spec.kernel_spatial) <= FLUSH_TERMS))
 
@@ -583,8 +592,14 @@ def rows_depthwise(spec):
     general = filled(spec.channels, variant_lanes(choose_variant(spec.channels, spec.dtype), spec.dtype))
     if spec.strides[2] > 1 or spec.filters > spec.channels:
         # S times the multiply-adds, or each multiplier's run through a buffer (the
-        # kernel's docstring): only against an idle half
-        return not slides(spec) and general <= 0.5
+        # kernel's docstring): only against an idle half, and against the slide
+        # kernel at strides 3 and 4 only where it fills a quarter of its lanes or
+        # less (4 x 300 x 300 x C, 2 threads, this kernel / slide: C = 3, 3 x 3,
+        # strides (3, 3): 0.21 / 0.26-0.27 ms; C = 2, 5 x 5, (2, 3): 0.43 / 0.49;
+        # C = 8, 3 x 3, (1, 3): 1.17 / 0.71)
+        if slides(spec):
+            return spec.strides[2] > 2 and filled(spec.channels, variant_lanes(slide_variant(spec), spec.dtype)) <= 0.25
+        return general <= 0.5
     if slides(spec):
         return filled(spec.channels, variant_lanes(slide_variant(spec), spec.dtype)) <= 0.5
     return general < 1

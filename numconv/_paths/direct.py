@@ -480,9 +480,9 @@ def in_place_channels_first(spec, x, channels_first):
     """Whether ``run_narrow`` reads all but the last image of a channels_first
     input where it lies: no padding, and the user's array already C-contiguous in
     the layer's dtype, writeable (a read-only array would compile the kernel
-    again for its type), and an image at least a run long. (The copy that gives the kernel its zeros after the last
-    row cost more than the layer: 8 x 64 x 128 x 128 -> 2, 1 x 1, 3.3 ms
-    channels_first against 1.3 channels_last.)"""
+    again for its type), and an image at least a run long. (The copy that gives
+    the kernel its zeros after the last row cost more than the layer: 8 x 64 x
+    128 x 128 -> 2, 1 x 1, 3.3 ms channels_first against 1.3 channels_last.)"""
     return (channels_first and spec.batch > 1 and not has_pads(spec) and x.dtype == spec.dtype
             and x.flags.c_contiguous and x.flags.writeable
             and spec.channels * math.prod(spec.in_spatial) >= narrow_lanes(spec))

@@ -590,6 +590,8 @@ def rows_depthwise(spec):
             and (spec.dtype == np.float64 or math.prod(spec.kernel_spatial) <= FLUSH_TERMS)):
         return False
     general = filled(spec.channels, variant_lanes(choose_variant(spec.channels, spec.dtype), spec.dtype))
+    # the share of the slide kernel's lanes the channels fill, where it applies
+    slide = filled(spec.channels, variant_lanes(slide_variant(spec), spec.dtype)) if slides(spec) else None
     if spec.strides[2] > 1 or spec.filters > spec.channels:
         # S times the multiply-adds, or each multiplier's run through a buffer (the
         # kernel's docstring): only against an idle half, and against the slide
@@ -597,11 +599,11 @@ def rows_depthwise(spec):
         # less (4 x 300 x 300 x C, 2 threads, this kernel / slide: C = 3, 3 x 3,
         # strides (3, 3): 0.21 / 0.26-0.27 ms; C = 2, 5 x 5, (2, 3): 0.43 / 0.49;
         # C = 8, 3 x 3, (1, 3): 1.17 / 0.71)
-        if slides(spec):
-            return spec.strides[2] > 2 and filled(spec.channels, variant_lanes(slide_variant(spec), spec.dtype)) <= 0.25
+        if slide is not None:
+            return spec.strides[2] > 2 and slide <= 0.25
         return general <= 0.5
-    if slides(spec):
-        return filled(spec.channels, variant_lanes(slide_variant(spec), spec.dtype)) <= 0.5
+    if slide is not None:
+        return slide <= 0.5
     return general < 1
 
 

@@ -174,7 +174,9 @@ def test_layout_kernel_moves_zmm_rows(dtype):
 @pytest.mark.parametrize("dtype, fma", [(np.float32, "vfmadd231ps"), (np.float64, "vfmadd231pd")])
 def test_narrow_kernel_is_zmm_fmas_on_pixel_runs(dtype, fma):
     """The few-filter kernel's hot block: 512-bit FMAs on contiguous input runs
-    (memory operands or plain loads), no gathers, nothing stored back."""
+    (memory operands or plain loads), no gathers, nothing stored back; and each
+    task prefetches a later task's input into L2 (its channels' streams are
+    more than the hardware prefetcher follows: module docstring)."""
     from numconv._kernels.narrow import narrow_kernel
     from numconv._paths.direct import NARROW_VARIANT
 
@@ -187,6 +189,7 @@ def test_narrow_kernel_is_zmm_fmas_on_pixel_runs(dtype, fma):
     assert "gather" not in hot
     assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= 4, hot
     assert not re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
+    assert "prefetcht1" in asm
 
 
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")

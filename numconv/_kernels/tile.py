@@ -732,7 +732,7 @@ def store_fence(typingctx):
 #: how far ahead of its reads an input row is prefetched (pooling: 4 KiB beat 1, 2 and 8 KiB)
 PREFETCH_BYTES = 4096
 
-def _prefetch_codegen(write):
+def _prefetch_codegen(write, locality=3):
     def codegen(context, builder, sig, args):
         arr, off = args
         i8p = ir.IntType(8).as_pointer()
@@ -742,8 +742,8 @@ def _prefetch_codegen(write):
         ptr = _array_elem_ptr(context, builder, sig.args[0], arr, off, _scalar_lanes(dtype, 1)[0], per)
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
             ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
-        # (address, read 0 / write 1, highest temporal locality: all cache levels, data cache)
-        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, int(write)), ir.Constant(i32, 3),
+        # (address, read 0 / write 1, locality: 3 all cache levels, 2 from L2 on; data cache)
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, int(write)), ir.Constant(i32, locality),
                           ir.Constant(i32, 1)])
         return context.get_dummy_value()
 
@@ -754,6 +754,14 @@ def _prefetch_codegen(write):
 def prefetch(typingctx, x, offset):
     """Hint the cache to fetch the line holding ``x[offset]`` for reading (never faults)."""
     return types.void(x, offset), _prefetch_codegen(False)
+
+
+@intrinsic
+def prefetch_l2(typingctx, x, offset):
+    """``prefetch`` into the second-level cache only (``prefetcht1``): for data
+    read a little later than the next few hundred loads, which would evict what
+    the first-level cache still serves."""
+    return types.void(x, offset), _prefetch_codegen(False, 2)
 
 
 @intrinsic

@@ -112,25 +112,40 @@ def _compute_dtype(dtype):
     return dtype
 
 
+#: ``_full_fft`` keeps an operand's spectrum when the other has this many times its bytes
+KEEP_RATIO = 8
+
+
 def _full_fft(a, b, axes, region=None):
     """The full convolution over ``axes`` by products of spectra, cut to ``region``
     (a slice per axis in ``axes``; default all of it). The transforms skip what
     is known to be zero or thrown away (``_paths.fft.forward``/``inverse``): a
     31 x 31 kernel on a 1024 x 1024 image, mode "same", costs about 2.5 full
-    2-D transforms instead of 3."""
+    2-D transforms instead of 3.
+
+    The smaller operand's spectrum, where it is at most ``1 / KEEP_RATIO`` of the
+    other's bytes (a kernel), is kept between calls as a layer's kernel spectrum
+    is (``_paths.fft.kept``, keyed by a digest of its values): a script that
+    filters many images with one kernel transforms the kernel once (1024 x 1024
+    float64 image, 31 x 31 kernel, mode "same": 9.0-10.3 -> 7.5 ms a call)."""
     import scipy.fft
 
     shape = [a.shape[ax] + b.shape[ax] - 1 for ax in axes]
     complex_data = a.dtype.kind == "c" or b.dtype.kind == "c"
     fshape = [scipy.fft.next_fast_len(n, real=not complex_data) for n in shape]
     workers = get_num_threads()
-    fa = fft_path.forward(a, fshape, axes, workers, real=not complex_data)
-    fb = fft_path.forward(b, fshape, axes, workers, real=not complex_data)
+    spectra = []
+    for u, v in ((a, b), (b, a)):
+        def make(u=u):
+            return fft_path.forward(u, fshape, axes, workers, real=not complex_data),
+        key = None
+        if KEEP_RATIO * u.nbytes <= v.nbytes and fft_path.SPECTRUM_CACHE_BYTES > 0:
+            key = ("signal", fft_path.digest(u), tuple(fshape), tuple(axes), complex_data)
+        spectra.append(fft_path.kept(key, make)[0])
+    fa, fb = spectra
     shape_ab = np.broadcast_shapes(fa.shape, fb.shape)
-    if shape_ab in (fa.shape, fb.shape):
-        spectrum = np.multiply(fa, fb, out=fa if fa.shape == shape_ab else fb)
-    else:
-        spectrum = fa * fb
+    writable = [f for f in (fa, fb) if f.shape == shape_ab and not fft_path.is_kept(f)]
+    spectrum = np.multiply(fa, fb, out=writable[0]) if writable else fa * fb
     if region is None:
         region = [slice(0, n) for n in shape]
     return fft_path.inverse(spectrum, fshape, axes, region, not complex_data, workers, _memory.empty)

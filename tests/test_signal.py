@@ -301,3 +301,36 @@ def test_length_one_axes_are_not_transformed(shape, axes, fshape, kind, monkeypa
                                rtol=1e-12, atol=1e-12)
     complex_axes = [n for n in (fshape if not real else fshape[:-1]) if n != 1]
     assert sorted(set(passes)) == sorted(set(complex_axes)), passes  # every other pass observed, none of length 1
+
+
+def test_a_kernels_spectrum_is_kept_between_calls_and_follows_its_values(monkeypatch):
+    """The smaller operand's spectrum is kept (``_full_fft``): reused for the same
+    values wherever they lie, never written into, recomputed when they change."""
+    from numconv._paths import fft as fft_path
+
+    rng = np.random.default_rng(9)
+    x1, x2 = rng.standard_normal((2, 120, 150))
+    k = rng.standard_normal((9, 7))
+    fft_path.clear_spectrum_cache()
+
+    def check(y, *args, fn="convolve"):
+        np.testing.assert_allclose(y, getattr(ss, fn)(*args, mode="same", method="fft"), atol=1e-10)
+
+    y1 = signal.convolve(x1, k, mode="same", method="fft")
+    check(y1, x1, k)
+    assert len(fft_path._spectra) == 1
+    y2 = signal.convolve(x2, k.copy(), mode="same", method="fft")  # the same values: the kept spectrum
+    check(y2, x2, k)
+    assert len(fft_path._spectra) == 1
+    check(signal.convolve(k, x1, mode="same", method="fft"), k, x1)  # the kernel first
+    assert np.array_equal(signal.convolve(x1, k, mode="same", method="fft"), y1)  # the kept spectrum unchanged
+    check(signal.correlate(x1, k, mode="same", method="fft"), x1, k, fn="correlate")
+    check(signal.convolve(x1 + 1j * x2, k, mode="same", method="fft"), x1 + 1j * x2, k)
+    monkeypatch.setattr(fft_path, "SPECTRUM_CACHE_BYTES", 0)
+    assert np.array_equal(signal.convolve(x1, k, mode="same", method="fft"), y1)  # the same bits without it
+    monkeypatch.undo()
+    k[4, 3] += 1.0  # changed in place: another digest
+    check(signal.convolve(x1, k, mode="same", method="fft"), x1, k)
+    fft_path.clear_spectrum_cache()
+    signal.convolve(x1, x2, mode="same", method="fft")  # operands of one size: nothing kept
+    assert len(fft_path._spectra) == 0

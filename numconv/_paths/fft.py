@@ -255,12 +255,41 @@ _spectra = collections.OrderedDict()  # key -> (spectrum, tag), least recently u
 _spectra_lock = threading.Lock()
 
 
-def _spectrum_key(spec, w5, fshape):
-    """What a kernel spectrum depends on: the kernel's values (a digest of its
-    bytes), shape and dtype, the transform size, the dilations and the groups."""
-    w = np.ascontiguousarray(w5)
-    return (hashlib.blake2b(w.reshape(-1).view(np.uint8), digest_size=20).digest(), w.shape, w.dtype.str,
-            tuple(fshape), tuple(spec.dilations), spec.groups)
+def kept(key, make):
+    """``make()`` (a tuple whose first item is a spectrum), or what an earlier call
+    with the same ``key`` made: the kernel-spectrum cache (``kernel_spectrum``).
+    ``key`` None, or the cache off (``SPECTRUM_CACHE_BYTES`` 0), computes anew;
+    a spectrum larger than half the cache is not kept. A kept spectrum is
+    shared: callers never write into it."""
+    if key is None or SPECTRUM_CACHE_BYTES <= 0:
+        return make()
+    with _spectra_lock:
+        hit = _spectra.get(key)
+        if hit is not None:
+            _spectra.move_to_end(key)
+            return hit
+    value = make()
+    if 2 * value[0].nbytes > SPECTRUM_CACHE_BYTES:
+        return value
+    value = (np.array(value[0]),) + tuple(value[1:])  # its own memory: ``forward`` returns pooled scratch
+    with _spectra_lock:
+        _spectra[key] = value
+        total = sum(v[0].nbytes for v in _spectra.values())
+        while total > SPECTRUM_CACHE_BYTES:
+            total -= _spectra.popitem(last=False)[1][0].nbytes
+    return value
+
+
+def is_kept(spectrum):
+    """Whether ``spectrum`` is one ``kept`` holds (shared: never write into it)."""
+    with _spectra_lock:
+        return any(v[0] is spectrum for v in _spectra.values())
+
+
+def digest(a):
+    """A BLAKE2b digest of ``a``'s values (a C-contiguous copy's bytes), its shape and dtype."""
+    a = np.ascontiguousarray(a)
+    return hashlib.blake2b(a.reshape(-1).view(np.uint8), digest_size=20).digest(), a.shape, a.dtype.str
 
 
 def kernel_spectrum(spec, w5, fshape, workers):
@@ -269,34 +298,20 @@ def kernel_spectrum(spec, w5, fshape, workers):
 
     Layers call with the same weights again and again, and on large kernels the
     kernel's transforms cost as much as the input's (4 x 256 x 256 x 8 -> 8, 25 x
-    25: 7 of 28 ms). So spectra are kept between calls, keyed by the kernel's
-    *values* (a BLAKE2b digest of its bytes, ~0.1 ms per 160 KB) and everything
-    else the spectrum depends on, least recently used evicted first, in at most
-    ``SPECTRUM_CACHE_BYTES``; a spectrum larger than half of that is not kept.
-    A kernel changed in place has another digest, so it is transformed again:
-    the cache never changes a result (``tests/test_spectral.py``)."""
-    key = _spectrum_key(spec, w5, fshape) if SPECTRUM_CACHE_BYTES > 0 else None
-    if key is not None:
-        with _spectra_lock:
-            hit = _spectra.get(key)
-            if hit is not None:
-                _spectra.move_to_end(key)
-                return hit
-    CG, K, G = spec.channels // spec.groups, spec.filters, spec.groups
-    Wf = forward(_dilated_flipped_kernel(spec, w5), fshape, (0, 1, 2), workers)  # (*F, Cg, K)
-    nf = math.prod(Wf.shape[:3])
-    tag = contract_tag(K // G, Wf.dtype)
-    W = pad_filters(Wf.reshape(nf, CG, K), G, tag)
-    if key is None or 2 * W.nbytes > SPECTRUM_CACHE_BYTES:
-        return W, tag
-    W = np.array(W)  # its own memory: ``forward`` may have returned a pooled scratch buffer
-    with _spectra_lock:
-        _spectra[key] = (W, tag)
-        total = sum(v[0].nbytes for v in _spectra.values())
-        while total > SPECTRUM_CACHE_BYTES:
-            _, (old, _) = _spectra.popitem(last=False)
-            total -= old.nbytes
-    return W, tag
+    25: 7 of 28 ms). So spectra are kept between calls (``kept``), keyed by the
+    kernel's *values* (a BLAKE2b digest of its bytes, ~0.1 ms per 160 KB) and
+    everything else the spectrum depends on, least recently used evicted first,
+    in at most ``SPECTRUM_CACHE_BYTES``. A kernel changed in place has another
+    digest, so it is transformed again: the cache never changes a result
+    (``tests/test_spectral.py``)."""
+    def make():
+        CG, K, G = spec.channels // spec.groups, spec.filters, spec.groups
+        Wf = forward(_dilated_flipped_kernel(spec, w5), fshape, (0, 1, 2), workers)  # (*F, Cg, K)
+        tag = contract_tag(K // G, Wf.dtype)
+        return pad_filters(Wf.reshape(math.prod(Wf.shape[:3]), CG, K), G, tag), tag
+
+    key = ("conv", digest(w5), tuple(fshape), tuple(spec.dilations), spec.groups) if SPECTRUM_CACHE_BYTES > 0 else None
+    return kept(key, make)
 
 
 def clear_spectrum_cache():

@@ -210,7 +210,7 @@ def test_term_kernels_are_zmm_fmas_in_registers(name, dtype, fma, variant):
     if name == "short_kernel":
         cg, grid, extra = 3, (), (40,)
     else:  # 100 channels x 5 taps: partial sums every 64 terms, widened at 512
-        cg, grid, extra = 100, ((1, 1, 36, 1, 1, 1, 0, 0, 0),), ((0, 0, 2), 0, 40, 2)
+        cg, grid, extra = 100, ((1, 1, 36, 1, 1, 1, 0, 0, 0),), ((0, 0, 2), 0, 40, None, 2)
     x = (np.ones(2 * 40 * cg, dtype), (2, cg, 1, 1, 40), (40 * cg, 1, 40 * cg, 40 * cg, cg))
     kern(*x, np.ones(5 * cg * lanes, dtype), (5 * cg * lanes, lanes), (1, 1, 1, 5), np.zeros(1, dtype), False,
          out, *grid, (1, 1, 1), (1, 1, 1), *extra, None, variant_tag(variant))

@@ -224,6 +224,40 @@ def test_long_kernel_padded_layer_is_the_valid_layer_on_the_padded_input(rank, m
                                              padding_mode=mode, **kw), rtol=2e-5, atol=2e-5 * np.abs(got).max())
 
 
+@pytest.mark.parametrize("mode", sorted(_MODES))
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("spatial, ks, strides, dilation, pads", [
+    ((15, 15), (2, 4), (1, 1), (1, 2), ((1, 1), (4, 4))),                 # OW = 17 in tiles of 8
+    ((3, 6, 5), (3, 2, 3), (1, 2, 1), (1, 1, 2), ((0, 0), (1, 1), (1, 1))),  # OW = 3
+    ((9, 12), (3, 3), (2, 3), (1, 1), ((1, 1), (0, 2))),                   # OW = 5, strided, one-sided
+    ((7, 4), (3, 1), (1, 1), (1, 1), ((1, 1), (0, 0))),                    # OW = 4, rows inside
+])
+def test_long_kernel_tiles_run_across_row_ends(spatial, ks, strides, dilation, pads, data_format, mode,
+                                               monkeypatch):
+    """Short output rows (``direct.is_flat``): tiles run on past a row's end,
+    reading each pixel's input in place, or each pixel's own window through the
+    padding mode. The terms and their order are those of whole-row tiles, so the
+    results agree bit for bit with ``FLAT_BELOW`` = 0 (whole rows), and with the
+    float64 reference; grouped, in both layouts (channels-first read in place)."""
+    rng = np.random.default_rng(len(spatial) * 7 + ks[-1] + len(mode))
+    x = rng.standard_normal((3,) + spatial + (48,)).astype(np.float32)
+    w = rng.standard_normal(ks + (24, 40)).astype(np.float32)
+    kw = dict(groups=2, strides=strides, dilation_rate=dilation, padding=pads, padding_mode=mode)
+    assert direct.is_long(spec_of(x, w, **kw))
+    xin = np.ascontiguousarray(np.moveaxis(x, -1, 1)) if data_format == "channels_first" else x
+    flats = []
+    monkeypatch.setattr(direct, "long_kernel", lambda *a: flats.append(a[15]) or short.long_kernel(*a))
+    got = numconv.conv(xin, w, data_format=data_format, method="direct", **kw)
+    monkeypatch.setattr(direct, "FLAT_BELOW", 0.0)
+    rows = numconv.conv(xin, w, data_format=data_format, method="direct", **kw)
+    assert flats == [True, None]
+    assert np.array_equal(got, rows)
+    if data_format == "channels_first":
+        got = np.moveaxis(got, 1, -1)
+    np.testing.assert_allclose(got, ref_conv(x.astype(np.float64), w.astype(np.float64), **kw),
+                               rtol=2e-5, atol=2e-5 * np.abs(got).max())
+
+
 @pytest.mark.parametrize("width", [1, 7, 8, 9, 63, 200])
 def test_long_kernel_rows_split_across_tasks(width):
     """A long row split into W-chunks and thread blocks; each chunk stores only

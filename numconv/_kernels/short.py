@@ -51,19 +51,34 @@ the tile kernel left in, 0.19 ms.
   2.05-2.16 ms with it, 2.47-2.93 without, depending on where the input lies
   relative to the output. (The short kernel's tiles, a few terms long, lost
   with it.)
+* Short rows (``flat``, ``_paths/direct.is_flat``): a tile of ``R`` pixels
+  along one row idles where rows are short against it (17 pixels in tiles of
+  8: 3 tiles, 17 of 24 rows busy; 3-D and strided layers of a few pixels per
+  row). There the tasks are chunks of a whole (OH, OW) plane in row-major
+  order, and a tile runs on past a row's end into the next row: each pixel
+  then reads its input at its own offset (``accumulate_tile``), or, where a
+  window leaves the input, from its own window gathered through the padding
+  mode. The terms and their order are those of whole-row tiles, so the
+  results are the same bits. 16 x 15 x 15 x 192 -> 24, 2 x 4, dilation (1, 2),
+  pads (1, 4) (OW = 17): 3.0 -> 2.3 ms; 16 x 14 x 5 x 192 -> 64, 7 x 5, stride
+  (3, 1): 1.03 -> 0.61; 1 x 5 x 15 x 15 x 96 -> 192 (OW = 5): 0.49 -> 0.25. It
+  is a specialisation of its own (``flat`` None or True), so whole-row tiles
+  keep their code: with a per-pixel index there too, 8 x 56 x 56 x 128 -> 128
+  1 x 1 ran 3-7 % slower.
 * Loop order per task: filter blocks, then tiles, then groups, so a block's
   weights stay in cache over the row and a tile's input (or patch) serves every
   group (grouped 8 x 56 x 56 x 64, groups 4: 2.1-2.6 ms with groups outside the
   tiles, 1.6 with them inside).
 """
+import numba
 import numpy as np
 from numba import njit, prange
 
 from .._config import PARALLEL, SERIAL
 from .conv import row_task
 from .pad import source_index
-from .tile import (FLUSH_TERMS, LINE_BYTES, acc_tile, at, flush_terms, prefetch_write, row_fma, row_spill, row_store,
-                   row_zero, tile_shape, tile_store_transposed, wide_tile)
+from .tile import (FLUSH_TERMS, LINE_BYTES, acc_tile, at, flush_terms, index_buffer, prefetch_write, row_fma,
+                   row_spill, row_store, row_zero, tile_shape, tile_store_transposed, wide_tile)
 
 #: the longest reduction (Cg * kd * kh * kw) ``short_kernel`` takes
 MAX_TERMS = FLUSH_TERMS
@@ -160,7 +175,7 @@ def short_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, stride
 
 @njit(**PARALLEL)
 def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice, strides, dilations, pads, mode,
-                wchunk, slots, out_cf, tag):
+                wchunk, flat, slots, out_cf, tag):
     """``out = conv(x, w) + b`` for reductions of any length (module docstring).
 
     ``xf`` the unpadded input, flat: ``geom`` = (N, C, D, H, W), element (n, c,
@@ -172,7 +187,10 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
     ``conv.conv_direct_kernel`` (a transposed conv's stride phases). Other operands
     as ``short_kernel``'s. Parallel over ``slots`` equal blocks of the tasks
     (n, od, oh, W-chunk of ``wchunk`` pixels, a multiple of the tile's rows),
-    each block with its own patch buffer. ``out_cf`` as for ``short_kernel``; a
+    each block with its own patch buffer. ``flat``: tasks are chunks of ``wchunk``
+    pixels of a whole (OH, OW) plane in row-major order instead, so a tile's
+    pixels run on past a row's end into the next row (short rows: module
+    docstring). ``out_cf`` as for ``short_kernel``; a
     channels-first ``out`` has no lattice and at most ``WIDE_TERMS`` terms (a tile
     is stored from its float32 partial sums)."""
     N, C, D, H, W = geom
@@ -193,23 +211,29 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
     offs = term_offsets(KD, KH, KW, CG, sc, sz, sy, sx, dd, dh, dw)
     # A border tile reads a patch: its window of KD * KH input rows of PW pixels,
     # gathered through the padding mode (zeros outside under zero padding), laid
-    # out (KD * KH, PW, C).
+    # out (KD * KH, PW, C). A tile across a row's end gathers each pixel's own
+    # window (KD * KH rows of PK pixels), one after another, WIN elements apart.
     PW = (R - 1) * sw + (KW - 1) * dw + 1
     poffs = term_offsets(KD, KH, KW, CG, 1, KH * PW * C, PW * C, C, 1, 1, dw)
+    PK = (KW - 1) * dw + 1
+    WIN = KD * KH * PK * C
+    qoffs = term_offsets(KD, KH, KW, CG, 1, KH * PK * C, PK * C, C, 1, 1, dw)
     outf = out.reshape(out.size)
-    nch = (OW + wchunk - 1) // wchunk
+    TH, TW = (OH, OW) if flat is None else (1, OH * OW)  # the task grid's rows and their pixels
+    nch = (TW + wchunk - 1) // wchunk
     zero = xf.dtype.type(0)
     line = LINE_BYTES // xf.itemsize
-    tasks = N * OD * OH * nch
+    tasks = N * OD * TH * nch
     per = (tasks + slots - 1) // slots
-    patches = np.empty((slots, KD * KH * PW * C), xf.dtype)
+    patches = np.empty((slots, max(KD * KH * PW * C, R * WIN if flat is not None else 0)), xf.dtype)
     for s in prange(slots):  # the threads' equal blocks of tasks, each with its patch buffer
         patch = patches[s]
         for task in range(s * per, min(tasks, (s + 1) * per)):
             acc = acc_tile(xf, tag)
             part = acc_tile(xf, tag)
             wide = wide_tile(xf, tag)
-            n, od, oh, w0, w_end = row_task(task, nch, OD, OH, OW, wchunk)
+            pix = numba.carray(index_buffer(tag), (R,))  # (flat) each tile pixel's input from x0
+            n, od, oh, w0, w_end = row_task(task, nch, OD, TH, TW, wchunk)  # (flat: oh 0, w0 ... plane pixels)
             iz0 = od * sd - pd
             iy0 = oh * sh - ph
             rows_in = iz0 >= 0 and iz0 + (KD - 1) * dd < D and iy0 >= 0 and iy0 + (KH - 1) * dh < H
@@ -221,21 +245,33 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
                 kn = min(L, KG - k0)
                 for ow0 in range(w0, w_end, R):
                     last = min(R, w_end - ow0) - 1  # rows past it repeat the last pixel
-                    ix0 = ow0 * sw - pw
-                    if ow0 + R < w_end and out_cf is None:  # the next tile's output lines, fetched for writing
-                        for g in range(G):
-                            for p in range(min(R, w_end - ow0 - R)):
-                                nxt = (orow + (ow0 + R + p) * ew) * K + g * KG + k0
-                                for e in range(0, kn, line):
-                                    prefetch_write(outf, nxt + e)
-                    if rows_in and ix0 >= 0 and ix0 + last * sw + (KW - 1) * dw < W:
-                        src, to, cstep, step = xf, offs, CG * sc, sw * sx
-                        x0 = n * sn + iz0 * sz + iy0 * sy + ix0 * sx
+                    cross = False
+                    if flat is None:
+                        if ow0 + R < w_end and out_cf is None:  # the next tile's output lines, fetched for writing
+                            for g in range(G):
+                                for p in range(min(R, w_end - ow0 - R)):
+                                    nxt = (orow + (ow0 + R + p) * ew) * K + g * KG + k0
+                                    for e in range(0, kn, line):
+                                        prefetch_write(outf, nxt + e)
+                        ix0 = ow0 * sw - pw
+                        if rows_in and ix0 >= 0 and ix0 + last * sw + (KW - 1) * dw < W:
+                            src, to, cstep, step = xf, offs, CG * sc, sw * sx
+                            x0 = n * sn + iz0 * sz + iy0 * sy + ix0 * sx
+                        else:
+                            fill_patch(patch, xf, n * sn, (iz0, iy0, ix0), (KD, KH, PW), (C, D, H, W), xstrides,
+                                       (dd, dh), mode, zero)
+                            src, to, cstep, step = patch, poffs, CG, sw * C
+                            x0 = 0
                     else:
-                        fill_patch(patch, xf, n * sn, (iz0, iy0, ix0), (KD, KH, PW), (C, D, H, W), xstrides,
-                                   (dd, dh), mode, zero)
-                        src, to, cstep, step = patch, poffs, CG, sw * C
-                        x0 = 0
+                        src, to, cstep, x0, step, cross = flat_tile(
+                            patch, pix, xf, offs, poffs, qoffs, ow0, last, OW, iz0, n * sn, (CG, C, D, H, W),
+                            xstrides, (sh, sw), (dd, dh, dw), (ph, pw), (KD, KH, KW, PW, PK), mode, zero)
+                        if ow0 + R < w_end and out_cf is None:
+                            for p in range(min(R, w_end - ow0 - R)):
+                                nxt = flat_pixel(orow, ow0 + R + p, OW, OWF, eh, ew) * K + k0
+                                for g in range(G):
+                                    for e in range(0, kn, line):
+                                        prefetch_write(outf, nxt + g * KG + e)
                     for g in range(G):
                         kk = g * KG + k0
                         wb = (g * NKB + kb) * bstep
@@ -243,16 +279,17 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
                             row_zero(acc, p, xf, tag)
                         if F:
                             for t0 in range(0, T, F):
-                                accumulate(acc, src, to, x0 + g * cstep, t0, min(t0 + F, T), w, wb, tstep, step, last,
-                                           R, tag)
+                                accumulate_tile(acc, src, to, x0 + g * cstep, t0, min(t0 + F, T), w, wb, tstep,
+                                                cross, pix, step, last, R, tag)
                                 for p in range(R):
                                     row_spill(acc, part, p, t0 % WIDE_TERMS == 0, xf, tag)
                                 if (t0 + F) % WIDE_TERMS == 0 and t0 + F < T:
                                     for p in range(R):
                                         row_spill(part, wide, p, t0 < WIDE_TERMS, xf, tag)
                         else:
-                            accumulate(acc, src, to, x0 + g * cstep, 0, T, w, wb, tstep, step, last, R, tag)
-                        if out_cf is not None:
+                            accumulate_tile(acc, src, to, x0 + g * cstep, 0, T, w, wb, tstep, cross, pix, step, last,
+                                            R, tag)
+                        if out_cf is not None:  # (no lattice; flat: a plane's pixels ow0 ... are contiguous too)
                             plane = ODF * OHF * OWF
                             o = (n * K + kk) * plane + orow - n * plane + ow0
                             if F:
@@ -261,7 +298,10 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
                                 tile_store_transposed(acc, last + 1, outf, o, plane, kn, b, kk, has_bias, tag)
                             continue
                         for p in range(last + 1):
-                            o = (orow + (ow0 + p) * ew) * K + kk
+                            if flat is None:
+                                o = (orow + (ow0 + p) * ew) * K + kk
+                            else:
+                                o = flat_pixel(orow, ow0 + p, OW, OWF, eh, ew) * K + kk
                             if F and T > WIDE_TERMS:
                                 row_spill(part, wide, p, False, xf, tag)
                                 row_store(wide, p, outf, o, kn, b, kk, has_bias, tag)
@@ -269,6 +309,56 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
                                 row_store(part, p, outf, o, kn, b, kk, has_bias, tag)
                             else:
                                 row_store(acc, p, outf, o, kn, b, kk, has_bias, tag)
+
+
+@njit(inline="always", **SERIAL)
+def flat_pixel(orow, q, OW, OWF, eh, ew):
+    """The result's pixel index of a flat task's plane pixel ``q`` (row-major over
+    (OH, OW)), from ``orow``, the index of the plane's pixel (0, 0)."""
+    return orow + q // OW * eh * OWF + q % OW * ew
+
+
+@njit(inline="always", **SERIAL)
+def flat_tile(patch, pix, xf, offs, poffs, qoffs, q, last, OW, iz0, base, geom, xstrides, strides, dilations,
+              pads, window, mode, zero):
+    """Where a flat task's tile of plane pixels ``q ... q + last`` reads its input:
+    (src, term offsets, group step, x0, step, cross) for ``accumulate_tile``. In
+    one row, as ``long_kernel``'s row tiles: in place, or its window's patch.
+    Across a row's end (``cross``): each pixel's input in place (``pix`` from
+    ``x0``), or, when a window leaves the input, each pixel's own window gathered
+    into ``patch`` through the padding mode, one after another."""
+    CG, C, D, H, W = geom
+    _, sc, sz, sy, sx = xstrides
+    sh, sw = strides
+    dd, dh, dw = dilations
+    ph, pw = pads
+    KD, KH, KW, PW, PK = window
+    R = pix.size
+    z_in = iz0 >= 0 and iz0 + (KD - 1) * dd < D
+    iy0 = q // OW * sh - ph
+    ix0 = q % OW * sw - pw
+    if q % OW + last < OW:  # in one row
+        if z_in and iy0 >= 0 and iy0 + (KH - 1) * dh < H and ix0 >= 0 and ix0 + last * sw + (KW - 1) * dw < W:
+            return xf, offs, CG * sc, base + iz0 * sz + iy0 * sy + ix0 * sx, sw * sx, False
+        fill_patch(patch, xf, base, (iz0, iy0, ix0), (KD, KH, PW), (C, D, H, W), xstrides, (dd, dh), mode, zero)
+        return patch, poffs, CG, 0, sw * C, False
+    inside = z_in
+    for p in range(last + 1):
+        iy = (q + p) // OW * sh - ph
+        ix = (q + p) % OW * sw - pw
+        inside = inside and iy >= 0 and iy + (KH - 1) * dh < H and ix >= 0 and ix + PK <= W
+    if inside:
+        for p in range(R):
+            qp = q + min(p, last)
+            pix[p] = (qp // OW * sh - ph) * sy + (qp % OW * sw - pw) * sx
+        return xf, offs, CG * sc, base + iz0 * sz, 0, True
+    win = KD * KH * PK * C
+    for p in range(last + 1):
+        fill_patch(patch[p * win:], xf, base, (iz0, (q + p) // OW * sh - ph, (q + p) % OW * sw - pw), (KD, KH, PK),
+                   (C, D, H, W), xstrides, (dd, dh), mode, zero)
+    for p in range(R):
+        pix[p] = min(p, last) * win
+    return patch, qoffs, CG, 0, 0, True
 
 
 @njit(inline="always", **SERIAL)
@@ -281,6 +371,23 @@ def accumulate(acc, src, to, x0, t0, t1, w, wb, tstep, step, last, R, tag):
         wo = wb + t * tstep
         for p in range(R):
             row_fma(acc, p, at(src, o + min(p, last) * step), w, wo, tag)
+
+
+@njit(inline="always", **SERIAL)
+def accumulate_tile(acc, src, to, x0, t0, t1, w, wb, tstep, cross, pix, step, last, R, tag):
+    """``accumulate``, or where the tile runs across a row's end (``cross``) the
+    same with pixel ``p`` reading at ``x0 + to[t] + pix[p]``. (The long kernel's
+    tiles within a row keep ``accumulate``: an index per pixel measured 3-7 %
+    slower on 8 x 56 x 56 x 128 -> 128 1 x 1, and the short kernel's few-term
+    tiles 10-40 %.)"""
+    if cross:
+        for t in range(t0, t1):
+            o = x0 + to[t]
+            wo = wb + t * tstep
+            for p in range(R):
+                row_fma(acc, p, at(src, o + pix[p]), w, wo, tag)
+    else:
+        accumulate(acc, src, to, x0, t0, t1, w, wb, tstep, step, last, R, tag)
 
 
 @njit(**SERIAL)

@@ -51,12 +51,13 @@ def pack_weights(w5, groups, lanes):
 
 
 @per_spec
-def w_chunk(spec, rows, threads, ow=None):
+def w_chunk(spec, rows, threads, ow=None, n_rows=None):
     """Pixels along W per task (a multiple of ``rows``): whole rows when there are
     enough rows to balance the threads, else rows split so that there are >= 8
     tasks per thread. ``ow``: the row's length in other units (default its output
-    pixels)."""
-    n_rows = spec.batch * spec.out_spatial[0] * spec.out_spatial[1]
+    pixels); ``n_rows``: how many such rows (default the output's)."""
+    if n_rows is None:
+        n_rows = spec.batch * spec.out_spatial[0] * spec.out_spatial[1]
     ow = spec.out_spatial[2] if ow is None else ow
     want = 8 * threads
     chunks = 1 if n_rows >= want else min(-(-want // n_rows), -(-ow // (4 * rows)))
@@ -240,11 +241,28 @@ def run_long(spec, x, w5, b, out5, lattice=None, channels_first=False, out_cf=Fa
     threads = numba.get_num_threads()
     if channels_first:
         x = np.ascontiguousarray(x, spec.dtype)
+    rows = VARIANTS[variant][0]
+    flat = lattice is None and is_flat(spec, rows)
+    OD, OH, OW = spec.out_spatial
+    chunk = w_chunk(spec, rows, threads, OH * OW, spec.batch * OD) if flat else w_chunk(spec, rows, threads)
     return _run_terms(spec, b, out5, variant, lambda bk, has_bias: long_kernel(
         x.reshape(-1), geom, xstrides, wf, steps, kernel, bk, has_bias, out5, output_grid(spec, lattice), spec.strides,
-        spec.dilations, tuple(p[0] for p in spec.pads), PAD_MODES[spec.padding_mode],
-        w_chunk(spec, VARIANTS[variant][0], threads), threads, True if out_cf else None,
-        variant_tag(variant)))
+        spec.dilations, tuple(p[0] for p in spec.pads), PAD_MODES[spec.padding_mode], chunk, True if flat else None,
+        threads, True if out_cf else None, variant_tag(variant)))
+
+
+#: ``long_kernel``'s tiles run across row ends (``flat``) when whole-row tiles
+#: would fill less than this share of their rows with output pixels
+FLAT_BELOW = 0.85
+
+
+def is_flat(spec, rows):
+    """Whether ``run_long`` tiles the (OH, OW) planes in row-major order, a tile
+    running on past a row's end (``long_kernel``'s ``flat``): rows short against the
+    tile's ``rows`` pixels, so whole-row tiles would idle (OW = 17 in tiles of 8
+    pixels: 17 of 24 rows busy), and more than one row per plane."""
+    OD, OH, OW = spec.out_spatial
+    return OH > 1 and filled(OW, rows) < FLAT_BELOW and filled(OH * OW, rows) > filled(OW, rows)
 
 
 #: Terms per output up to which the term kernels read channels_first input in place

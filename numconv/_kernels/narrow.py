@@ -46,7 +46,7 @@ never taken).
 import numba
 from numba import njit, prange
 
-from .._config import PARALLEL
+from .._config import PARALLEL, SERIAL
 from .act import activate
 from .conv import flush_if_due
 from .tile import (LINE_BYTES, acc_tile, at, flush_terms, index_buffer, prefetch_l2, row_flush, row_fma, row_store, row_zero,
@@ -106,14 +106,7 @@ def narrow_kernel(xp, geom, w, b, has_bias, out, strides, dilations, cf_out, J, 
         acc = acc_tile(out, tag)
         wide = wide_tile(out, tag)
         res = numba.carray(wide, (R, L))
-        xb = t % nxb
-        rest = t // nxb
-        yb = rest % nyb
-        rest = rest // nyb
-        od = rest % OD
-        rest = rest // OD
-        g = rest % G
-        n = rest // G
+        n, g, od, yb, xb = _task(t, nxb, nyb, OD, G)
         oh0 = yb if runs else yb * J
         ow0 = xb * span
         # per tile row: its filter, input offset, output row and column offsets
@@ -139,14 +132,7 @@ def narrow_kernel(xp, geom, w, b, has_bias, out, strides, dilations, cf_out, J, 
         ahead = -1
         t2 = t + AHEAD
         if t2 < ntasks:
-            xb2 = t2 % nxb
-            rest = t2 // nxb
-            yb2 = rest % nyb
-            rest = rest // nyb
-            od2 = rest % OD
-            rest = rest // OD
-            g2 = rest % G
-            n2 = rest // G
+            n2, g2, od2, yb2, xb2 = _task(t2, nxb, nyb, OD, G)
             oy = yb2 * sh if runs else yb2 * J * sh + (J - 1) * sh + (KH - 1) * dh
             ahead = (((n2 * C + g2 * CG) * DP + od2 * sd) * HP + oy) * WP + xb2 * span
         cnt = 0
@@ -193,3 +179,16 @@ def narrow_kernel(xp, geom, w, b, has_bias, out, strides, dilations, cf_out, J, 
                 bk = b[k * L] if has_bias else zero
                 for i in range(m):
                     outf[o + i * step] = activate(out.dtype.type(res[r, i] + bk), act)
+
+
+@njit(inline="always", **SERIAL)
+def _task(t, nxb, nyb, OD, G):
+    """Task ``t``'s (n, g, od, yb, xb): its image, group, output plane, block of
+    rows and block along W."""
+    xb = t % nxb
+    rest = t // nxb
+    yb = rest % nyb
+    rest = rest // nyb
+    od = rest % OD
+    rest = rest // OD
+    return rest // G, rest % G, od, yb, xb

@@ -236,7 +236,8 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
             n, od, oh, w0, w_end = row_task(task, nch, OD, TH, TW, wchunk)  # (flat: oh 0, w0 ... plane pixels)
             iz0 = od * sd - pd
             iy0 = oh * sh - ph
-            rows_in = iz0 >= 0 and iz0 + (KD - 1) * dd < D and iy0 >= 0 and iy0 + (KH - 1) * dh < H
+            z_in = iz0 >= 0 and iz0 + (KD - 1) * dd < D
+            rows_in = z_in and iy0 >= 0 and iy0 + (KH - 1) * dh < H  # (whole-row tiles)
             orow = ((n * ODF + fd + od * ed) * OHF + fh + oh * eh) * OWF + fw  # pixel index of (od, oh, 0)
             # Filter blocks outermost (a block's weights stay in cache over the row),
             # then tiles, then groups (a tile's input, or its patch, serves them all).
@@ -264,7 +265,7 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
                             x0 = 0
                     else:
                         src, to, cstep, x0, step, cross = flat_tile(
-                            patch, pix, xf, offs, poffs, qoffs, ow0, last, OW, iz0, n * sn, (CG, C, D, H, W),
+                            patch, pix, xf, offs, poffs, qoffs, ow0, last, OW, iz0, z_in, n * sn, (CG, C, D, H, W),
                             xstrides, (sh, sw), (dd, dh, dw), (ph, pw), (KD, KH, KW, PW, PK), mode, zero)
                         if ow0 + R < w_end and out_cf is None:
                             for p in range(min(R, w_end - ow0 - R)):
@@ -319,14 +320,15 @@ def flat_pixel(orow, q, OW, OWF, eh, ew):
 
 
 @njit(inline="always", **SERIAL)
-def flat_tile(patch, pix, xf, offs, poffs, qoffs, q, last, OW, iz0, base, geom, xstrides, strides, dilations,
+def flat_tile(patch, pix, xf, offs, poffs, qoffs, q, last, OW, iz0, z_in, base, geom, xstrides, strides, dilations,
               pads, window, mode, zero):
     """Where a flat task's tile of plane pixels ``q ... q + last`` reads its input:
     (src, term offsets, group step, x0, step, cross) for ``accumulate_tile``. In
     one row, as ``long_kernel``'s row tiles: in place, or its window's patch.
     Across a row's end (``cross``): each pixel's input in place (``pix`` from
     ``x0``), or, when a window leaves the input, each pixel's own window gathered
-    into ``patch`` through the padding mode, one after another."""
+    into ``patch`` through the padding mode, one after another. ``z_in``: the
+    task's KD input planes from ``iz0`` all lie inside the input."""
     CG, C, D, H, W = geom
     _, sc, sz, sy, sx = xstrides
     sh, sw = strides
@@ -334,7 +336,6 @@ def flat_tile(patch, pix, xf, offs, poffs, qoffs, q, last, OW, iz0, base, geom, 
     ph, pw = pads
     KD, KH, KW, PW, PK = window
     R = pix.size
-    z_in = iz0 >= 0 and iz0 + (KD - 1) * dd < D
     iy0 = q // OW * sh - ph
     ix0 = q % OW * sw - pw
     if q % OW + last < OW:  # in one row

@@ -18,6 +18,16 @@ taps ``k`` with ``k*d = (i + pb) mod s``, which are evenly spaced, and is a stri
 conv of ``y`` with those taps reversed (``_phases``). So a stride-2 2-D transpose is
 four small stride-1 convs doing exactly the useful multiply-adds, not one conv of a
 zero-stuffed input doing four times as many.
+
+Each phase conv has a fixed cost (~40 us here: Python, weight packing, a
+parallel launch), so large strides on small layers were all fixed cost: a stride-3
+3-D layer is 27 one-tap phases (1 x 6 x 6 x 6 x 3 -> 256 3 x 3 x 3 input
+gradient: 2.9 ms, torch 0.04). There the adjoint takes its column form
+(``_columns``): one grouped 1 x 1 conv computes every input position's products
+with every tap, and ``_kernels/fold.py`` sums, per output, the columns that land
+on it (0.13 ms). It writes and reads back taps x the output's bytes, so
+``_columns_pay`` weighs that against the phases' fixed costs. The plans of both
+forms, with their sub-specs, are remembered per arguments (``_plan``).
 """
 import math
 from dataclasses import replace
@@ -31,6 +41,7 @@ from ._paths import direct
 from ._config import kernel_lock
 from ._errors import shape_str, type_error, unknown_option, value_error
 from ._kernels.layout import swap_last_axes
+from ._kernels.fold import axis_table, fold_columns_kernel
 from ._kernels.act import DEFERRED, apply_deferred, bias_activation_kernel, fused_code
 from ._kernels.pad import PAD_MODES, source_index
 from ._kernels.tile import VARIANTS, choose_variant, variant_lanes, variant_tag
@@ -68,50 +79,152 @@ def _axis_phases(s, d, k, pb, lout, o_len):
     return phases
 
 
+#: the column form's cost per byte of columns (written by the 1 x 1 conv, read back
+#: by the fold) against the phase form's cost per phase conv beyond the first, both
+#: in seconds (``_columns_pay``). Measured (2 threads, medians of 9, float32,
+#: phases vs columns): 1 x 6 x 6 x 6 x 64 -> 16 3 x 3 x 3 stride 3 (27 phases,
+#: 0.37 MB of columns) 0.90 vs 0.27 ms; 1 x 7 x 7 x 256 -> 128 3 x 3 stride 2 (4,
+#: 0.23 MB) 0.54 vs 0.50; 1 x 16 x 16 x 64 -> 64 4 x 4 stride 2 (4, 1.05 MB) 0.41 vs
+#: 0.47; 8 x 28 x 28 x 64 -> 64 3 x 3 stride 2 (4, 14 MB) 2.7 vs 4.6.
+COLUMN_BYTE_COST = 3e-10
+PHASE_COST = 4e-5
+
+#: adjoint plans by their arguments, most recent last (``_plan``)
+_PLANS = {}
+_PLANS_KEPT = 256
+
+
 def adjoint(spec, g5, wt, pbs, louts, out5, method):
-    """``out5[n, i..., c] = sum over o*s + k*d = i + pb of g5[n, o..., f] * wt[k..., f, c]``.
+    """``out5[n, i, c] = sum over o*s + k*d = i + pb of g5[n, o, f] * wt[k, f, c]``.
 
     ``g5`` (N, O1, O2, O3, F) canonical; ``wt`` (K1, K2, K3, F // G, C) the forward
     kernel with each group's channel axes swapped (``swap_channels``); ``spec`` gives
     strides, dilations, groups and dtype; ``out5`` (N, *louts, C) is written in full.
-    Each phase is a stride-1 conv on the chosen path (``method``)."""
+    Each phase is a stride-1 conv on the chosen path (``method``); where the phases
+    are many and small, the column form (``_columns``) instead."""
+    plan = _plan(spec, tuple(pbs), tuple(louts), g5.shape, wt.shape, method)
+    if plan.columns is not None:
+        return _columns(plan.columns, g5, wt, out5)
+    if plan.zero:
+        out5[...] = 0                                     # outputs no phase writes stay zero
+    for sub, src, taps, lattice in plan.runs:
+        gy = np.ascontiguousarray(g5[src])
+        w = np.ascontiguousarray(wt[taps])
+        if lattice is None:
+            _dispatch.run(sub, gy, w, None, out5)
+        elif _dispatch.resolve(sub) == "direct":
+            # the dense kernel writes the phase straight into its interleaved positions
+            direct.run(sub, gy, w, None, out5, lattice=lattice)
+        else:
+            tmp = _memory.scratch(sub.canonical_output_shape, spec.dtype)
+            _dispatch.run(sub, gy, w, None, tmp)
+            out5[(slice(None),) + tuple(slice(f, None, s) for s, f in zip(*lattice))] = tmp
+    return out5
+
+
+class _Plan:
+    """What ``adjoint`` runs for one set of arguments: ``runs``, per phase with any
+    tap (sub-spec, the slices of ``g5`` it reads, the index of its taps in ``wt``,
+    its output lattice or None when it is the only phase and fills the output);
+    ``zero``, whether some outputs no phase writes stay zero; ``columns``, the
+    column form's arguments instead (``_columns``), or None."""
+
+    __slots__ = ("runs", "zero", "columns")
+
+    def __init__(self, runs, zero, columns):
+        self.runs, self.zero, self.columns = runs, zero, columns
+
+
+def _plan(spec, pbs, louts, gshape, wshape, method):
+    """The remembered ``_Plan`` for these arguments (its sub-specs kept with it, so
+    their own remembered predicates serve every call)."""
+    try:
+        key = (spec, pbs, louts, gshape, wshape, method)
+        plan = _PLANS.get(key)
+    except TypeError:  # an unhashable field (a callable activation object)
+        return _make_plan(spec, pbs, louts, gshape, wshape, method)
+    if plan is None:
+        plan = _make_plan(spec, pbs, louts, gshape, wshape, method)
+        if len(_PLANS) >= _PLANS_KEPT:
+            try:
+                _PLANS.pop(next(iter(_PLANS)), None)
+            except (StopIteration, RuntimeError):  # another thread changed it meanwhile
+                pass
+        _PLANS[key] = plan
+    return plan
+
+
+def _make_plan(spec, pbs, louts, gshape, wshape, method):
     per_axis = [_axis_phases(s, d, k, pb, lo, o) for s, d, k, pb, lo, o in
-                zip(spec.strides, spec.dilations, wt.shape[:3], pbs, louts, g5.shape[1:4])]
-    N, F, C = g5.shape[0], g5.shape[-1], wt.shape[-1]
+                zip(spec.strides, spec.dilations, wshape[:3], pbs, louts, gshape[1:4])]
+    N, F, C = gshape[0], gshape[-1], wshape[-1]
     single = all(len(p) == 1 and p[0][1] == lo for p, lo in zip(per_axis, louts))
     runs = []
     for combo in np.ndindex(*[len(p) for p in per_axis]):
         phase = [per_axis[a][i] for a, i in enumerate(combo)]
         if any(not taps for _, _, taps, _, _ in phase):
             continue  # no tap reaches these outputs: they stay zero
-        src, pads = [slice(None)], []
-        for (i0, q, taps, dil, base), o_len in zip(phase, g5.shape[1:4]):
+        src, pads, shape = [slice(None)], [], []
+        for (i0, q, taps, dil, base), o_len in zip(phase, gshape[1:4]):
             extent = q + (len(taps) - 1) * dil          # y positions base .. base + extent - 1
             lo, hi = max(base, 0), min(base + extent, o_len)
             if lo >= hi:
                 break                                     # the window misses y entirely
             src.append(slice(lo, hi))
             pads.append((lo - base, base + extent - hi))
+            shape.append(hi - lo)
         else:
-            runs.append((phase, src, pads))
-    if len(runs) < math.prod(len(p) for p in per_axis):
-        out5[...] = 0                                     # outputs no phase writes stay zero
-    for phase, src, pads in runs:
-        gy = np.ascontiguousarray(g5[tuple(src)])
-        w = np.ascontiguousarray(wt[np.ix_(*(list(t) for _, _, t, _, _ in phase))])
-        sub = replace(spec, batch=N, channels=F, filters=C, in_spatial=gy.shape[1:4],
-                      kernel_spatial=w.shape[:3], out_spatial=tuple(p[1] for p in phase), strides=(1, 1, 1),
-                      dilations=tuple(p[3] for p in phase), pads=tuple(pads), padding_mode="zeros",
-                      activation=0, method=method)
-        if single:
-            _dispatch.run(sub, gy, w, None, out5)
-        elif _dispatch.resolve(sub) == "direct":
-            # the dense kernel writes the phase straight into its interleaved positions
-            direct.run(sub, gy, w, None, out5, lattice=(spec.strides, tuple(p[0] for p in phase)))
-        else:
-            tmp = _memory.scratch(sub.canonical_output_shape, spec.dtype)
-            _dispatch.run(sub, gy, w, None, tmp)
-            out5[(slice(None),) + tuple(slice(p[0], None, s) for p, s in zip(phase, spec.strides))] = tmp
+            sub = replace(spec, batch=N, channels=F, filters=C, in_spatial=tuple(shape),
+                          kernel_spatial=tuple(len(p[2]) for p in phase), out_spatial=tuple(p[1] for p in phase),
+                          strides=(1, 1, 1), dilations=tuple(p[3] for p in phase), pads=tuple(pads),
+                          padding_mode="zeros", activation=0, method=method)
+            lattice = None if single else (spec.strides, tuple(p[0] for p in phase))
+            runs.append((sub, tuple(src), np.ix_(*(list(t) for _, _, t, _, _ in phase)), lattice))
+    zero = len(runs) < math.prod(len(p) for p in per_axis)
+    columns = _columns_plan(spec, pbs, louts, gshape, wshape, method) if _columns_pay(spec, runs, gshape, wshape,
+                                                                                method) else None
+    return _Plan(runs, zero, columns)
+
+
+def _columns_pay(spec, runs, gshape, wshape, method):
+    """Whether the column form (``_columns``) is cheaper than the phase convs:
+    it writes and reads back a column per input position and tap, where the phases
+    pay a conv's fixed cost (~30 us of Python, weight packing and a parallel launch)
+    each. Large strides make many phases of few taps each (stride 3 in 3-D: 27 of
+    one tap), on outputs small enough that the fixed costs are all the time."""
+    if method not in ("auto", "direct") or len(runs) < 2:
+        return False
+    col_bytes = math.prod(gshape[:4]) * math.prod(wshape[:3]) * wshape[-1] * np.dtype(spec.dtype).itemsize
+    return col_bytes * COLUMN_BYTE_COST < (len(runs) - 1) * PHASE_COST
+
+
+def _columns_plan(spec, pbs, louts, gshape, wshape, method):
+    """The column form's (1 x 1 conv spec, fold arguments): each group's ``F // G``
+    channels of ``g5`` to its ``taps x C // G`` columns."""
+    O = tuple(gshape[1:4])
+    taps = tuple(wshape[:3])
+    sub = replace(spec, batch=gshape[0], channels=gshape[-1], filters=math.prod(taps) * wshape[-1], in_spatial=O,
+                  kernel_spatial=(1, 1, 1), out_spatial=O, strides=(1, 1, 1), dilations=(1, 1, 1),
+                  pads=((0, 0),) * 3, padding_mode="zeros", activation=0, method=method)
+    tables = tuple(axis_table(L, k, s, d, pb, o) for L, k, s, d, pb, o in
+                   zip(louts, taps, spec.strides, spec.dilations, pbs, O))
+    return sub, taps, spec.groups, tables
+
+
+def _columns(cplan, g5, wt, out5):
+    """The adjoint in column form: ``cols[n, o, (g, k, c)] = g5[n, o, group g] @
+    wt[k, :, g * Cg + c]`` as one grouped 1 x 1 conv on the dense kernels, then
+    each output position sums the columns that land on it (``fold_columns_kernel``)."""
+    sub, taps, G, tables = cplan
+    KT = math.prod(taps)
+    Fg, C = wt.shape[3], wt.shape[4]
+    wc = np.ascontiguousarray(wt.reshape(KT, Fg, G, C // G).transpose(1, 2, 0, 3)).reshape(1, 1, 1, Fg, KT * C)
+    cols = _memory.scratch(sub.canonical_output_shape, sub.dtype)
+    _dispatch.run(sub, np.ascontiguousarray(g5), wc, None, cols)
+    rows = math.prod(out5.shape[:3])
+    chunks = min(out5.shape[3], -(-4 * numba.get_num_threads() // rows))
+    with kernel_lock():
+        fold_columns_kernel(cols, out5, taps, G, chunks, tables)
     return out5
 
 

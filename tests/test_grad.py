@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import numconv
+from numconv import _adjoint
 from reference import ref_conv, ref_gradient, ref_output_length, ref_pads
 
 SEED = 7
@@ -80,6 +81,45 @@ def test_gradients_match_finite_differences(i):
     assert dx.shape == x.shape and dw.shape == w.shape
     np.testing.assert_allclose(dx, dx_fd, rtol=1e-7, atol=1e-8, err_msg=str(c))
     np.testing.assert_allclose(dw, dw_fd, rtol=1e-7, atol=1e-8, err_msg=str(c))
+
+
+@pytest.mark.parametrize("i", range(N_CASES))
+def test_input_gradient_in_both_adjoint_forms(i, adjoint_form):
+    """Both forms of the adjoint give the exact input gradient on every case, in
+    float64 and complex128; the column form runs wherever the strides make two
+    phases or more."""
+    form, calls = adjoint_form
+    c, x, w, a, g = _case_data(i, 3000)
+    dx_fd = ref_gradient(lambda v: np.vdot(ref_conv(v, w, **a), g), x)
+    np.testing.assert_allclose(numconv.conv_backprop_input(g, w, x.shape, **a), dx_fd, rtol=1e-7, atol=1e-8,
+                               err_msg=str(c))
+    (plan,) = _adjoint._PLANS.values()
+    assert len(calls) == (form == "columns" and len(plan.runs) >= 2), c
+    # complex: the gradient of the real and imaginary parts, each through the real map
+    wi = np.random.default_rng(i).standard_normal(w.shape)
+    dx = numconv.conv_backprop_input(g + 1j * g[::-1], w + 1j * wi, x.shape, **a)
+    ref = sum(coef * numconv.conv_backprop_input(gp, wp, x.shape, **a)
+              for coef, gp, wp in ((1, g, w), (-1, g[::-1], wi), (1j, g, wi), (1j, g[::-1], w)))
+    np.testing.assert_allclose(dx, ref, rtol=1e-10, atol=1e-10, err_msg=str(c))
+
+
+def test_column_form_is_chosen_for_many_small_phases():
+    """``_columns_pay``: stride 3 in 3-D (27 one-tap phases of a 2 x 2 x 2 output
+    gradient) takes the column form; a stride-2 layer whose columns would be
+    megabytes keeps its four phases (both measured in ``_adjoint``'s constants)."""
+    spec = numconv._spec.spec_from_shapes("conv_backprop_input", (1, 6, 6, 6, 3), (3, 3, 3, 3, 256), None,
+                                          np.float32, 3, "valid", 1, None, "channels_last", "zeros", None, "auto",
+                                          numconv._dispatch.METHODS)
+    wt = (3, 3, 3, 256, 3)
+    plan = _adjoint._plan(spec, (0, 0, 0), spec.in_spatial, (1, 2, 2, 2, 256), wt, "auto")
+    assert len(plan.runs) == 27 and plan.columns is not None
+    spec = numconv._spec.spec_from_shapes("conv_backprop_input", (8, 56, 56, 64), (3, 3, 64, 64), None,
+                                          np.float32, 2, "same", 1, None, "channels_last", "zeros", None, "auto",
+                                          numconv._dispatch.METHODS)
+    plan = _adjoint._plan(spec, (0, 0, 1), spec.in_spatial, (8, 1, 28, 28, 64), (1, 3, 3, 64, 64), "auto")
+    assert len(plan.runs) == 4 and plan.columns is None
+    assert _adjoint._plan(spec, (0, 0, 1), spec.in_spatial, (8, 1, 28, 28, 64), (1, 3, 3, 64, 64), "fft").columns \
+        is None
 
 
 @pytest.mark.parametrize("i", range(0, N_CASES, 6))

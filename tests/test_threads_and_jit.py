@@ -10,6 +10,7 @@ from numconv import _config
 from numconv._kernels.conv import conv_direct_kernel
 from numconv._kernels.short import long_kernel, short_kernel
 from numconv._kernels.depthwise import depthwise_kernel
+from numconv._kernels.fold import fold_columns_kernel
 
 
 def _case(seed, dtype=np.float32):
@@ -32,6 +33,24 @@ def test_results_bit_identical_for_any_thread_count():
         numconv.set_num_threads(old)
     for o in outs[1:]:
         assert np.array_equal(o, outs[0])
+
+
+def test_transposed_conv_bit_identical_for_any_thread_count(adjoint_form):
+    """Both forms of the adjoint (stride phases; columns folded per output) too."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 9, 7, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 4, 6, 5)).astype(np.float32)  # (*k, filters, in_channels)
+    old = numconv.get_num_threads()
+    try:
+        outs = []
+        for n in range(1, numba.config.NUMBA_NUM_THREADS + 1):
+            numconv.set_num_threads(n)
+            outs.append(numconv.conv_transpose(x, w, strides=(2, 3), padding="same", dilation_rate=1))
+    finally:
+        numconv.set_num_threads(old)
+    for o in outs[1:]:
+        assert np.array_equal(o, outs[0])
+    assert len(adjoint_form[1]) == (adjoint_form[0] == "columns") * len(outs)
 
 
 def test_set_num_threads_validates():
@@ -95,7 +114,9 @@ def test_specialisations_stay_few():
                 numconv.conv(np.moveaxis(xx, -1, 1), w, data_format="channels_first")
                 numconv.conv(xx, np.ones((2,) * rank + (1, 8), dt), strides=(1,) * (rank - 1) + (2,))
                 numconv.conv(xx, np.ones((5,) * rank + (4, 9), dt), padding="same")  # long reductions
+                numconv.conv_transpose(xx, np.ones((3,) * rank + (5, 4), dt), strides=2)  # its column form
     assert len(conv_direct_kernel.signatures) <= 3 * len(dtypes)
     assert len(short_kernel.signatures) <= (3 * len(dtypes) + 1) * 2  # x 2 result layouts
     assert len(long_kernel.signatures) <= (3 * 2 + 1) * 2 * 2  # single precision only; x 2 tilings (rows, flat)
     assert len(depthwise_kernel.signatures) <= 3 * len(dtypes)
+    assert 1 <= len(fold_columns_kernel.signatures) <= len(dtypes)

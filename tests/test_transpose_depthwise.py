@@ -39,7 +39,8 @@ TRANSPOSE_CASES = _transpose_cases()
 
 
 @pytest.mark.parametrize("i", range(len(TRANSPOSE_CASES)))
-def test_conv_transpose_matches_keras_definition(i):
+def test_conv_transpose_matches_keras_definition(i, adjoint_form):
+    """Both forms of the adjoint (``adjoint_form``): stride phases and columns."""
     c = TRANSPOSE_CASES[i]
     rng = np.random.default_rng(i)
     fmt = c["args"]["data_format"]

@@ -200,7 +200,8 @@ def test_term_kernels_are_zmm_fmas_in_registers(name, dtype, fma, variant):
     """The term-loop kernels' hot block (the term loop over every tile row): a
     512-bit FMA into each zmm of the tile (256-bit into each ymm of the 8 x 32
     tile), no gathers, no accumulator stored back (the long kernel's partial-sum
-    tiles live beside it, not in its place)."""
+    tiles live beside it, not in its place). The long kernel prefetches each
+    tile's successor's input rows into L2 (``prefetcht1``: module docstring)."""
     from numconv._kernels import short
 
     kern = _uncached_twin(getattr(short, name))
@@ -223,6 +224,7 @@ def test_term_kernels_are_zmm_fmas_in_registers(name, dtype, fma, variant):
     # the 16-accumulator tiles spill a broadcast input or two when LLVM unrolls
     # the term loop; never an accumulator
     assert not sums & set(re.findall(r"vmov\w+\s+(%" + reg + r"\d+), [^\n]*\(", hot)), hot
+    assert (name == "long_kernel") == ("prefetcht1" in asm)
 
 
 @pytest.mark.parametrize("op", ["conv", "conv_cf", "depthwise", "separable", "transpose", "backprop_input",

@@ -11,8 +11,8 @@ each method's cost a sum of terms (``cost_terms``) times constants (``CONSTANTS`
   runs and rows to whole tiles) plus ``DIRECT_TAP_COST`` per tile and inner
   loop (per kernel tap, or per kernel row where the kernel merges a row's taps;
   narrow: per tap and channel): the fixed cost that dominates small layers.
-  Depthwise counts ``DEPTHWISE_COST`` per multiply-add (a memory-bound kernel,
-  10-60 GFLOP/s against 300-400);
+  Depthwise counts ``DEPTHWISE_COST`` per multiply-add, times the element size
+  over 4 bytes (its kernels' lanes are channels or values of a row);
 * fft: ``FFT_TRANSFORM_COST`` per ``n log2 n`` operation of each transform (one
   per input image and channel, per output image and filter, per kernel slice),
   ``FFT_CONTRACT_COST`` per complex multiply-add of the channel contraction and
@@ -95,6 +95,8 @@ contraction, which they overcharge; they stay until re-timed on a Zen 5.
 import functools
 import math
 
+import numpy as np
+
 from ._kernels.act import DEFERRED, apply_deferred
 from ._kernels.tile import VARIANTS, choose_variant, variant_lanes
 from ._spec import per_spec
@@ -137,7 +139,15 @@ FFT_CONTRACT_COST = _THIS_MACHINE["FFT_CONTRACT_COST"]
 FFT_CALL_COST = _THIS_MACHINE["FFT_CALL_COST"]
 DIRECT_TAP_COST = _THIS_MACHINE["DIRECT_TAP_COST"]
 WINOGRAD_3D_MAC_COST = _THIS_MACHINE["WINOGRAD_3D_MAC_COST"]
-DEPTHWISE_COST = 10.0
+#: Refit 2026-11-25 on 72 seeded depthwise layers (ranks 1-3, 4-256 channels,
+#: kernels 3 to 255 taps / 31^2 / 9^3, dilation 1-2, float32, 2 threads, best of 3,
+#: every call transforming its kernel): the value 10 dated from slower depthwise
+#: kernels and sent 30 of the 72 to FFT or overlap-save, up to 17x slower than
+#: direct (2 x 56 x 56 x 128, 7 x 7: direct 0.62 ms, FFT 9.0; 4 x 16000 x 96, 31
+#: taps: direct 6.3, overlap-save 32.6). Implied per layer: 0.5-4 (above that, tiny
+#: layers whose fixed costs dominate); 2 puts auto within 1.2x of the fastest on
+#: 69 of 72 (misses: 3-D layers with 7^3 and 9^3 kernels, FFT 1.6-1.9x slower), 10 on 42.
+DEPTHWISE_COST = 2.0
 WINOGRAD_TRANSFORM_COST = 13.0
 WINOGRAD_TILE_COST = 2700.0
 WINOGRAD_WEIGHT_COST = 16.0
@@ -170,7 +180,8 @@ def _direct_terms(spec):
     taps = math.prod(spec.kernel_spatial)
     narrow_depthwise = direct.is_narrow_depthwise(spec) and not direct.rows_depthwise(spec)
     if direct.is_depthwise(spec) and not narrow_depthwise:  # (the row-run kernel: every lane a useful value)
-        return {"depthwise_mac": spec.batch * math.prod(spec.out_spatial) * spec.filters * taps * cg}
+        return {"depthwise_mac": spec.batch * math.prod(spec.out_spatial) * spec.filters * taps * cg
+                * np.dtype(spec.dtype).itemsize / 4}
     if direct.is_narrow(spec) or narrow_depthwise:
         # the narrow kernel: lanes are output pixels along W, rows (filter, output row) pairs
         rows, lanes = VARIANTS[direct.NARROW_VARIANT][0], direct.narrow_lanes(spec)

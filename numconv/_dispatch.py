@@ -11,8 +11,9 @@ each method's cost a sum of terms (``cost_terms``) times constants (``CONSTANTS`
   runs and rows to whole tiles) plus ``DIRECT_TAP_COST`` per tile and inner
   loop (per kernel tap, or per kernel row where the kernel merges a row's taps;
   narrow: per tap and channel): the fixed cost that dominates small layers.
-  Depthwise counts ``DEPTHWISE_COST`` per multiply-add, times the element size
-  over 4 bytes (its kernels' lanes are channels or values of a row);
+  Depthwise counts ``DEPTHWISE_COST`` per multiply-add, in either precision
+  (float64 ran 1.1-2.4x float32's time on 2-D layers and as fast on 3-D windows,
+  where SciPy's float64 transforms ran up to 2.5x float32's);
 * fft: ``FFT_TRANSFORM_COST`` per ``n log2 n`` operation of each transform (one
   per input image and channel, per output image and filter, per kernel slice),
   ``FFT_CONTRACT_COST`` per complex multiply-add of the channel contraction and
@@ -94,8 +95,6 @@ contraction, which they overcharge; they stay until re-timed on a Zen 5.
 """
 import functools
 import math
-
-import numpy as np
 
 from ._kernels.act import DEFERRED, apply_deferred
 from ._kernels.tile import VARIANTS, choose_variant, variant_lanes
@@ -180,8 +179,7 @@ def _direct_terms(spec):
     taps = math.prod(spec.kernel_spatial)
     narrow_depthwise = direct.is_narrow_depthwise(spec) and not direct.rows_depthwise(spec)
     if direct.is_depthwise(spec) and not narrow_depthwise:  # (the row-run kernel: every lane a useful value)
-        return {"depthwise_mac": spec.batch * math.prod(spec.out_spatial) * spec.filters * taps * cg
-                * np.dtype(spec.dtype).itemsize / 4}
+        return {"depthwise_mac": spec.batch * math.prod(spec.out_spatial) * spec.filters * taps * cg}
     if direct.is_narrow(spec) or narrow_depthwise:
         # the narrow kernel: lanes are output pixels along W, rows (filter, output row) pairs
         rows, lanes = VARIANTS[direct.NARROW_VARIANT][0], direct.narrow_lanes(spec)

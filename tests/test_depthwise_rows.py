@@ -40,8 +40,8 @@ CASES = [
     ((61,), (7,), 1, 3, "causal", 5, np.float32),
     ((37,), (2,), 1, 1, ((4, 1),), 2, np.float64),
     ((5, 6, 13), (2, 3, 3), (2, 2, 1), (1, 2, 1), "same", 7, np.float32),
-    ((8, 30), (4, 2), (3, 1), (2, 3), "valid", 24, np.float32),
-    ((6, 21), (3, 3), (1, 1), (1, 2), ((2, 0), (0, 3)), 40, np.float32),
+    ((8, 30), (4, 2), (3, 1), (2, 3), "valid", 6, np.float32),  # (more channels: the slide kernel's)
+    ((6, 21), (3, 3), (1, 1), (1, 2), ((2, 0), (0, 3)), 5, np.float32),
     ((11, 12), (5, 1), (2, 1), 1, "same", 3, np.float64),
     ((4, 4, 9), (1, 1, 9), 1, 1, "same", 8, np.float32),
     # strides along W (a stride-1 run per task, every S-th pixel kept): with

@@ -62,6 +62,12 @@ CASES = [
     ((10, 10), (2, 3), 2, (2, 1), ((1, 2), (0, 3)), 36, np.float32),
     ((9, 23), (3, 3), (2, 3), 1, "same", 20, np.float32),  # strides 3 and 4 along W
     ((11, 30), (7, 5), (3, 4), 1, "valid", 12, np.float64),
+    # dilation along W (stride 1 there): tiles of pixels a dilation apart
+    ((9, 40), (3, 3), 1, (1, 2), "same", 40, np.float32),
+    ((60,), (5,), 1, 3, "same", 20, np.float64),
+    ((6, 7, 30), (1, 3, 4), (1, 2, 1), (2, 1, 4), "valid", 17, np.float32),
+    ((5, 50), (3, 3), (2, 1), (1, 11), "same", 24, np.float32),  # dilation past the tile's 8 pixels
+    ((4, 21), (2, 3), 1, (1, 2), ((1, 0), (3, 2)), 33, np.float64),
 ]
 
 
@@ -79,24 +85,26 @@ def test_slide_kernel_matches_reference(spatial, k, s, d, padding, C, dtype, sli
     np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())
 
 
-def test_slide_kernel_splits_few_long_rows_identically_for_any_thread_count(slide_calls):
+@pytest.mark.parametrize("dilation", [1, 3])
+def test_slide_kernel_splits_few_long_rows_identically_for_any_thread_count(dilation, slide_calls):
     """One 1-D signal is one output row: the kernel splits it into runs of
-    tiles (``direct.w_chunk``) so both threads work, and each output is still one
-    thread's whole sum."""
+    tiles (``direct.w_chunk``; with a dilation, of blocks of tiles) so both
+    threads work, and each output is still one thread's whole sum."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 3001, 24)).astype(np.float32)
     dk = rng.standard_normal((9, 24, 1)).astype(np.float32)
     before = numba.get_num_threads()
     try:
         numconv.set_num_threads(1)
-        one = numconv.depthwise_conv(x, dk, padding="same")
+        one = numconv.depthwise_conv(x, dk, padding="same", dilation_rate=dilation)
         numconv.set_num_threads(2)
-        two = numconv.depthwise_conv(x, dk, padding="same")
+        two = numconv.depthwise_conv(x, dk, padding="same", dilation_rate=dilation)
     finally:
         numconv.set_num_threads(before)
     assert len(slide_calls) == 2
     np.testing.assert_array_equal(one, two)
-    ref = _shifted_sum(x.astype(np.float64), dk.astype(np.float64), [(4, 4)])
+    ref = ref_conv(x.astype(np.float64), _grouped(dk.astype(np.float64)), padding="same", dilation_rate=dilation,
+                   groups=24)
     np.testing.assert_allclose(one, ref, rtol=1e-5, atol=1e-5)
 
 
@@ -164,14 +172,15 @@ def test_streamed_results_with_a_partial_channel_block(monkeypatch, slide_calls,
 
 
 def test_slide_kernel_is_not_used_where_it_does_not_apply(slide_calls):
-    """Other padding modes, dilation along W, strides above ``MAX_SLIDE_STRIDE``
-    along W, multipliers above 1 and complex data take another kernel, as do
+    """Other padding modes, dilation and stride together along W, strides above
+    ``MAX_SLIDE_STRIDE`` along W, multipliers above 1 and complex data take
+    another kernel, as do
     channels that leave half its lanes idle, or at strides 3 and 4 three quarters
     (``depthwise_rows_kernel``)."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((1, 9, 9, 12))
     numconv.depthwise_conv(x, rng.standard_normal((3, 3, 12, 1)), padding="same", padding_mode="reflect")
-    numconv.depthwise_conv(x, rng.standard_normal((3, 3, 12, 1)), dilation_rate=(1, 2))
+    numconv.depthwise_conv(x, rng.standard_normal((3, 3, 12, 1)), strides=(1, 2), dilation_rate=(1, 2))
     numconv.depthwise_conv(x, rng.standard_normal((3, 3, 12, 2)))
     numconv.depthwise_conv(x + 1j, rng.standard_normal((3, 3, 12, 1)))
     numconv.depthwise_conv(x[..., :4], rng.standard_normal((3, 3, 4, 1)))
@@ -180,7 +189,8 @@ def test_slide_kernel_is_not_used_where_it_does_not_apply(slide_calls):
     numconv.depthwise_conv(x, rng.standard_normal((3, 3, 12, 1)), strides=(1, direct.MAX_SLIDE_STRIDE + 1))
     assert slide_calls == []
     numconv.depthwise_conv(x, rng.standard_normal((3, 3, 12, 1)), dilation_rate=(2, 1))
-    assert len(slide_calls) == 1
+    numconv.depthwise_conv(x, rng.standard_normal((3, 3, 12, 1)), dilation_rate=(1, 2))
+    assert len(slide_calls) == 2
 
 
 def test_slide_kernel_specialises_on_taps_stride_dtype_and_tile_only():

@@ -5,6 +5,8 @@ patch). Results against the float64 reference over their argument space, when
 ``direct`` uses each (and that it really runs), padded layers bit for bit as
 valid ones on the padded input, invariance to threads, tails, non-finite values
 and untouched inputs."""
+import itertools
+
 import numba
 import numpy as np
 import pytest
@@ -402,9 +404,12 @@ def test_packed_weights_match_numpy_in_a_reused_scratch_buffer(dtype):
     """``pack_weights`` (``conv.pack_kernel``) gives NumPy's blocked transpose for
     every groups / lanes / tail combination, zeros included, when the scratch buffer
     it lands in held NaN from an earlier use (a kernel that skipped the pad lanes
-    would leave them there)."""
+    would leave them there). Small kernels are packed serially
+    (``conv.pack_kernel_serial``), large ones in parallel: both, by moving the
+    threshold."""
     from numconv import _memory
 
+    short_pack = direct.pack_kernel_serial
     rng = np.random.default_rng(11)
     w5 = rng.standard_normal((2, 3, 1, 6, 60)).astype(dtype)
     if np.dtype(dtype).kind == "c":
@@ -417,14 +422,18 @@ def test_packed_weights_match_numpy_in_a_reused_scratch_buffer(dtype):
         _memory.recycle(junk)
         return direct.pack_weights(w5, groups, lanes).copy()
 
-    for groups in (1, 2, 3, 4, 5, 6, 12, 60):
-        for lanes in (8, 16, 32, 64):
+    for groups, lanes, serial in itertools.product((1, 2, 3, 4, 5, 6, 12, 60), (8, 16, 32, 64), (True, False)):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(direct, "PACK_SERIAL", w5.size if serial else w5.size - 1)
+            serial_calls = []
+            mp.setattr(direct, "pack_kernel_serial", lambda *a: serial_calls.append(1) or short_pack(*a))
             kg = 60 // groups
             nkb = -(-kg // lanes)
             ref = np.zeros((groups, nkb * lanes, 2, 3, 1, 6), dtype)
             ref[:, :kg] = w5.reshape(2, 3, 1, 6, groups, kg).transpose(4, 5, 0, 1, 2, 3)
             ref = ref.reshape(groups, nkb, lanes, 2, 3, 1, 6).transpose(0, 1, 3, 4, 5, 6, 2)
             np.testing.assert_array_equal(packed(groups, lanes), ref, err_msg=f"groups {groups}, lanes {lanes}")
+            assert len(serial_calls) == serial
 
 
 @pytest.mark.parametrize("shape,filters,groups", [((8, 7, 7, 96), 80, 1), ((3, 5, 6, 20), 24, 1), ((4, 9, 3), 3, 1),

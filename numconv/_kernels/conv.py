@@ -200,6 +200,9 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
 
 #: weight rows (reduction terms) per task of ``pack_kernel``
 PACK_ROWS = 256
+#: kernels of at most this many elements are packed on the calling thread
+#: (``pack_kernel_serial``)
+PACK_SERIAL = 1 << 16
 
 
 @njit(**PARALLEL)
@@ -211,24 +214,44 @@ def pack_kernel(w2, out):
     rows in order and writes one sequential stream per block. (NumPy's zero-fill
     and strided transposes took 8.5 ms for a 1024 x 1024 1 x 1 kernel and 16 ms
     for 3 x 3 x 512 x 512, as long as the layer itself on 8 x 7 x 7 inputs.)"""
-    T, K = w2.shape
-    G, NKB, _, L = out.shape
-    KG = K // G
+    T = w2.shape[0]
+    G = out.shape[0]
     runs = (T + PACK_ROWS - 1) // PACK_ROWS
-    zero = out.dtype.type(0)
-    src = w2.reshape(w2.size)
-    dst = out.reshape(out.size)
     for task in prange(G * runs):
         g = task // runs
         t0 = (task - g * runs) * PACK_ROWS
-        for t in range(t0, min(T, t0 + PACK_ROWS)):
-            for kb in range(NKB):
-                # unsigned offsets: signed ones kept a negative-index check per
-                # element and the copy scalar (1.3-1.6 ms instead of 0.3 for 9.4 MB)
-                i = np.uint64(t * K + g * KG + kb * L)
-                o = np.uint64(((g * NKB + kb) * T + t) * L)
-                kn = np.uint64(min(L, KG - kb * L))
-                for lane in range(kn):
-                    dst[o + lane] = src[i + lane]
-                for lane in range(kn, np.uint64(L)):
-                    dst[o + lane] = zero
+        _pack_rows(w2, out, g, t0, min(T, t0 + PACK_ROWS))
+
+
+@njit(**SERIAL)
+def pack_kernel_serial(w2, out):
+    """``pack_kernel`` on the calling thread: for kernels of at most
+    ``PACK_SERIAL`` elements, whose packing a parallel launch would cost
+    several times over (called in a loop: 3 x 3 x 16 x 16 3.6 -> 0.9 us, 3 x 3 x
+    64 x 64 6.0 -> 3.7; 3 x 3 x 256 x 256 stays parallel, 39 against 53; a
+    1 x 8 x 8 x 16 -> 16 3 x 3 conv, whose threads sleep between calls, ~55 ->
+    ~40 us a call)."""
+    for g in range(out.shape[0]):
+        _pack_rows(w2, out, g, 0, w2.shape[0])
+
+
+@njit(inline="always", **SERIAL)
+def _pack_rows(w2, out, g, t0, t1):
+    """Terms ``t0 : t1`` of group ``g`` (``pack_kernel``)."""
+    T, K = w2.shape
+    G, NKB, _, L = out.shape
+    KG = K // G
+    zero = out.dtype.type(0)
+    src = w2.reshape(w2.size)
+    dst = out.reshape(out.size)
+    for t in range(t0, t1):
+        for kb in range(NKB):
+            # unsigned offsets: signed ones kept a negative-index check per
+            # element and the copy scalar (1.3-1.6 ms instead of 0.3 for 9.4 MB)
+            i = np.uint64(t * K + g * KG + kb * L)
+            o = np.uint64(((g * NKB + kb) * T + t) * L)
+            kn = np.uint64(min(L, KG - kb * L))
+            for lane in range(kn):
+                dst[o + lane] = src[i + lane]
+            for lane in range(kn, np.uint64(L)):
+                dst[o + lane] = zero

@@ -23,7 +23,7 @@ import numpy as np
 from .. import _memory
 from .._config import kernel_lock
 from .._kernels.act import bias_activation_kernel, fused_code
-from .._kernels.conv import conv_direct_kernel, pack_kernel
+from .._kernels.conv import PACK_SERIAL, conv_direct_kernel, pack_kernel, pack_kernel_serial
 from .._kernels.dot import dot_kernel, dot_weights
 from .._kernels.depthwise import depthwise_cf_kernel, depthwise_kernel, depthwise_rows_kernel, depthwise_slide_kernel
 from .._kernels.layout import swap_last_axes
@@ -44,9 +44,12 @@ def pack_weights(w5, groups, lanes):
     KD, KH, KW, CG, K = w5.shape
     nkb = -(-(K // groups) // lanes)
     out = _memory.scratch((groups, nkb, KD, KH, KW, CG, lanes), w5.dtype)
+    w2 = np.ascontiguousarray(w5).reshape(KD * KH * KW * CG, K)
+    if w2.size <= PACK_SERIAL:
+        pack_kernel_serial(w2, out.reshape(groups, nkb, KD * KH * KW * CG, lanes))
+        return out
     with kernel_lock():
-        pack_kernel(np.ascontiguousarray(w5).reshape(KD * KH * KW * CG, K),
-                    out.reshape(groups, nkb, KD * KH * KW * CG, lanes))
+        pack_kernel(w2, out.reshape(groups, nkb, KD * KH * KW * CG, lanes))
     return out
 
 

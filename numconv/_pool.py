@@ -83,10 +83,39 @@ def _spatial(x, data_format):
     return x.shape[2:], x.shape[1]
 
 
+#: validated pooling geometry by its arguments, most recent last (``_pool_args``)
+_GEOMETRY = {}
+_GEOMETRY_KEPT = 256
+
+
+def _plain(v):
+    """Whether ``v`` keys ``_GEOMETRY`` as it is: None, a str, an int or a tuple of
+    ints (exactly those types: 2.0 or True must still reach validation)."""
+    return v is None or type(v) in (int, str) or (type(v) is tuple and all(type(e) is int for e in v))
+
+
 def _pool_args(fn, x, pool_size, strides, padding, data_format):
     """Validate; return ``(x, rank, data_format, out_spatial, pool3, strides3, pads3)``: ``x``
-    the validated array, the 3-tuples with leading singleton axes, pads the "before" ones."""
+    the validated array, the 3-tuples with leading singleton axes, pads the "before" ones.
+    The geometry is remembered per shape and arguments (~4 us of a small pool's ~12)."""
     x = _array(fn, x)
+    args = (pool_size, strides, padding, data_format)
+    key = (fn, x.shape) + args if all(map(_plain, args)) else None
+    geometry = None if key is None else _GEOMETRY.get(key)
+    if geometry is None:
+        geometry = _geometry(fn, x, pool_size, strides, padding, data_format)
+        if key is not None:
+            if len(_GEOMETRY) >= _GEOMETRY_KEPT:
+                try:
+                    _GEOMETRY.pop(next(iter(_GEOMETRY)), None)
+                except (StopIteration, RuntimeError):  # another thread changed it meanwhile
+                    pass
+            _GEOMETRY[key] = geometry
+    return (x,) + geometry
+
+
+def _geometry(fn, x, pool_size, strides, padding, data_format):
+    """``_pool_args``'s validation: ``(rank, data_format, out_spatial, pool3, strides3, pads3)``."""
     data_format = _data_format(fn, data_format)
     hint = _rank_hint(pool_size)
     rank = x.ndim - 2
@@ -115,7 +144,7 @@ def _pool_args(fn, x, pool_size, strides, padding, data_format):
             pads.append(0)
             out_spatial.append(n)
     lead = 3 - rank
-    return (x, rank, data_format, tuple(out_spatial), (1,) * lead + pool, (1,) * lead + strides,
+    return (rank, data_format, tuple(out_spatial), (1,) * lead + pool, (1,) * lead + strides,
             (0,) * lead + tuple(pads))
 
 

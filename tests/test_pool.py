@@ -415,6 +415,30 @@ def test_error_bad_pool_size_and_strides():
         numconv.max_pool(x, (2, 2, 2))
 
 
+def test_remembered_geometry_never_skips_validation():
+    """Geometry is remembered per shape and plain arguments (``_pool._pool_args``):
+    arguments equal to a remembered call's but of another type (2.0, True, a list)
+    are validated anew (and rejected where they are invalid), and failures are
+    never remembered."""
+    x = np.arange(64.0).reshape(1, 8, 8, 1)
+    y = numconv.max_pool(x, 2)
+    np.testing.assert_array_equal(numconv.max_pool(x, 2), y)
+    for bad in (2.0, (2.0, 2)):
+        with pytest.raises(TypeError, match=r"max_pool: pool_size must be an int"):
+            numconv.max_pool(x, bad)
+    np.testing.assert_array_equal(numconv.max_pool(x, [2, 2]), y)
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"max_pool: pool_size must have every entry >= 1; got 0\."):
+            numconv.max_pool(x, 0)
+    with pytest.raises(ValueError, match=r"max_pool: strides must have every entry >= 1"):
+        numconv.max_pool(x, 2, strides=0)
+    numconv.max_pool(x, 2, strides=1)
+    with pytest.raises(TypeError, match=r"max_pool: strides must be an int or a tuple of 2 ints; got True"):
+        numconv.max_pool(x, 2, strides=True)
+    # another shape with the same arguments computes its own geometry
+    assert numconv.max_pool(np.zeros((2, 6, 10, 3)), 2).shape == (2, 3, 5, 3)
+
+
 def test_error_padding_and_data_format():
     x = np.zeros((1, 8, 8, 1))
     with pytest.raises(ValueError, match=r"max_pool: unknown padding 'full'; expected one of 'valid', 'same'\."):

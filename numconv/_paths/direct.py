@@ -557,14 +557,11 @@ def slides(spec):
     """Whether ``depthwise_slide_kernel`` computes ``spec`` (canonical channels-last
     operands): depthwise with multiplier 1, real floats, zero padding, along W
     dilation 1 and a stride of at most ``MAX_SLIDE_STRIDE`` or stride 1 and any
-    dilation, at most
-    ``MAX_SLIDE_TAPS`` taps along W and, in
-    single precision, at most ``FLUSH_TERMS`` in all (no partial sums to flush)."""
+    dilation, and at most ``MAX_SLIDE_TAPS`` taps along W."""
     return (is_depthwise(spec) and spec.filters == spec.channels and spec.dtype in (np.float32, np.float64)
             and spec.padding_mode == "zeros" and (spec.dilations[2] == 1 or spec.strides[2] == 1)
             and spec.strides[2] <= MAX_SLIDE_STRIDE
-            and spec.kernel_spatial[2] <= MAX_SLIDE_TAPS
-            and (spec.dtype == np.float64 or math.prod(spec.kernel_spatial) <= FLUSH_TERMS))
+            and spec.kernel_spatial[2] <= MAX_SLIDE_TAPS)
 
 
 def slide_variant(spec):

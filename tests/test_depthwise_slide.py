@@ -13,7 +13,7 @@ from numconv._kernels.depthwise import depthwise_slide_kernel
 from numconv._kernels.tile import variant_tag
 from numconv._paths import direct
 from reference import ref_conv
-from test_kernel_quality import _has_avx512, _hot_block, _uncached_twin
+from test_kernel_quality import _has_avx512, _uncached_twin
 
 
 def _grouped(dk):
@@ -215,7 +215,10 @@ def test_slide_kernel_loads_each_input_vector_once_per_window_row():
     """The hot block of a 3-tap window row: 8 pixels x 2 vectors x 3 taps = 48
     zmm FMAs from 10 x 2 input loads and 3 x 2 weight loads (each input vector is
     read by up to 3 pixels), the tile kept in registers, no gathers. Without the
-    sharing it would be 48 input loads; a runtime tap loop gives 16 FMAs a block."""
+    sharing it would be 48 input loads; a runtime tap loop gives 16 FMAs a block.
+    The kernel holds three copies of that block (windows summed in registers,
+    dilated tiles, and long float32 windows, whose flushes keep a double-precision
+    tile live beside it and spill some of the tile); the first two must be clean."""
     kern = _uncached_twin(depthwise_slide_kernel)
     x = np.ones((1, 1, 6, 40, 64), np.float32)
     wm = np.ones((1, 3, 3, 1, 64), np.float32)
@@ -223,12 +226,16 @@ def test_slide_kernel_loads_each_input_vector_once_per_window_row():
          (0, 0, 0), 38, False, 0, (0,) * 3, (0,), variant_tag(2))
     asm = kern.inspect_asm(kern.signatures[0])
     assert "gather" not in asm and "scatter" not in asm
-    hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
-    fmas = re.findall(r"vfmadd\w+\s+([^\n]*)%zmm", hot)
-    assert len(fmas) >= 48, hot
-    loads = re.findall(r"vmovu\w+\s+[^%\n]*\([^\n]*%zmm", hot) + [f for f in fmas if "(" in f]
-    assert len(loads) <= 2 * 10 + 2 * 3 + 2, hot
-    assert not re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot)
+    blocks = re.split(r"\n\.?[\w$.]+:", asm)
+    most = max(blk.count("vfmadd") for blk in blocks)
+    assert most >= 48
+    clean = []
+    for hot in (blk for blk in blocks if blk.count("vfmadd") == most):
+        fmas = re.findall(r"vfmadd\w+\s+([^\n]*)%zmm", hot)
+        loads = re.findall(r"vmovu\w+\s+[^%\n]*\([^\n]*%zmm", hot) + [f for f in fmas if "(" in f]
+        if len(loads) <= 2 * 10 + 2 * 3 + 2 and not re.findall(r"vmov\w+\s+%zmm\d+, [^\n]*\(", hot):
+            clean.append(hot)
+    assert len(clean) >= 2, asm
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -264,12 +271,13 @@ def test_channels_first_rows_share_their_input_loads_and_agree(dtype, monkeypatc
     assert sliding == [k[-2] for _, k, _, _, _ in cases]
 
 
-@pytest.mark.parametrize("spatial, k, d", [((40, 40), (9, 9), 1), ((30, 50), (41, 5), (1, 2)),
+@pytest.mark.parametrize("spatial, k, d", [((40, 40), (9, 9), 1), ((30, 50), (41, 5), (2, 1)),
                                            ((9, 9, 30), (5, 5, 5), 1)])
 def test_slide_kernel_flushes_long_float32_windows(spatial, k, d, slide_calls):
     """Windows of more than ``FLUSH_TERMS`` taps in single precision: partial sums
     of whole window rows (at most 64 taps) added into a double-precision tile, as
-    the other kernels flush. On positive data (inputs exact in float32), mean
+    the other kernels flush (dilated along W, such windows take another kernel:
+    ``_paths/direct.slides``). On positive data (inputs exact in float32), mean
     relative errors against float64 of 6-7.5e-8 (max 3.4-4.9e-7); summed in
     registers without flushing, 1.0-1.3e-7 (max 5.5-7.8e-7)."""
     rng = np.random.default_rng(8)

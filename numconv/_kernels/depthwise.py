@@ -194,9 +194,14 @@ def depthwise_slide_kernel(x, wm, b, has_bias, out, strides, dilations, pads, sp
     Windows of at most ``FLUSH_TERMS`` taps are summed in registers and stored
     straight from them; longer ones in single precision add the tile into a
     double-precision one every ``FLUSH_TERMS // KW`` window rows (the other
-    kernels' flush length), a branch per task that leaves the short windows'
-    loop as it was (8 x 56 x 56 x 128, 9 x 9: 7.5-9.0 ms on ``depthwise_kernel``,
-    4.1 here; torch 5.4). Tasks are ``span`` output pixels of one (n, od, oh)
+    kernels' flush length), in a copy of the tile loop of its own (a runtime
+    flag in the one loop cost 3 x 3 windows 10-15 %; that copy keeps the double
+    tile live and spills part of the register tile): 8 x 56 x 56 x 128, 9 x 9:
+    7.5-9.0 ms on ``depthwise_kernel``, 4.1 here, torch 5.4. Dilated tiles
+    (below) have a copy without flushes; such windows of more than
+    ``FLUSH_TERMS`` taps in single precision go to another kernel. With the
+    three copies, depthwise2d (8 x 56 x 56 x 128, 3 x 3) measured 0.61 against
+    0.55-0.62 ms before them, depthwise1d 4.3-4.4 against 4.05-4.25. Tasks are ``span`` output pixels of one (n, od, oh)
     row (a whole row unless rows are too few to keep the threads busy).
 
     A dilation ``d`` along W (at stride 1) splits a block of ``R * d`` output
@@ -238,43 +243,69 @@ def depthwise_slide_kernel(x, wm, b, has_bias, out, strides, dilations, pads, sp
         a0, a1 = window_range(od * sd - pd, dd, KD, D)
         b0, b1 = window_range(oh * sh - ph, dh, KH, H)
         flushing = F != 0 and (a1 - a0) * (b1 - b0) > per_flush
-        for block in range(first, last, R * DW):  # DW tiles of R pixels DW apart (dilation along W)
-            if block + R * DW < last and not stream:  # the next block's output lines, fetched for writing
-                for e in range(0, min(R * DW, last - block - R * DW) * K, line):
-                    prefetch_write(outf, (row + block + R * DW) * K + e)
-            for ow0 in range(block, min(block + DW, last)):
-                x0 = ow0 * S - pw  # the input pixel of the tile's first position (position q: x0 + q * DW)
-                for c0 in range(0, C, L):
-                    cn = min(L, C - c0)
-                    for p in range(R):
-                        row_zero(acc, p, x, tag)
-                    if not flushing:
-                        for a in range(a0, a1):
-                            for bb in range(b0, b1):
-                                tile_slide(acc, xf, (((n * D + od * sd - pd + a * dd) * H + oh * sh - ph + bb * dh)
-                                                     * W + x0) * C + c0, C * DW, -(x0 // DW), -((x0 - W) // DW), cn,
-                                           wf, (a * KH + bb) * KW * CP + c0, CP, taps, stride, tag)
-                        _slide_store(acc, outf, row, ow0, DW, last, K, c0, cn, b, has_bias, stream, R, L, tag)
-                        continue
-                    # long windows in single precision: partial sums of per_flush window rows,
-                    # added into a double-precision tile (the other kernels' flush length)
-                    due = 0
-                    for a in range(a0, a1):
-                        for bb in range(b0, b1):
-                            tile_slide(acc, xf, (((n * D + od * sd - pd + a * dd) * H + oh * sh - ph + bb * dh)
-                                                 * W + x0) * C + c0, C * DW, -(x0 // DW), -((x0 - W) // DW), cn,
-                                       wf, (a * KH + bb) * KW * CP + c0, CP, taps, stride, tag)
-                            due += 1
-                            if due % per_flush == 0:  # (the first stores, no clearing)
-                                for p in range(R):
-                                    row_spill(acc, wide, p, due == per_flush, x, tag)
-                    for p in range(R):
-                        row_flush(acc, wide, p, x, tag)
-                    _slide_store(wide, outf, row, ow0, DW, last, K, c0, cn, b, has_bias, stream, R, L, tag)
+        geom = (D, H, W, C, K, KH, KW, CP, sd, sh, dd, dh, pd, ph, pw, S)
+        if DW == 1:
+            for ow0 in range(first, last, R):
+                if ow0 + R < last and not stream:  # the next tile's output lines, fetched for writing
+                    for e in range(0, min(R, last - ow0 - R) * K, line):
+                        prefetch_write(outf, (row + ow0 + R) * K + e)
+                # (a constant flag per copy: a runtime one in the tile cost 3 x 3 windows 10-15 %)
+                if flushing:
+                    _slide_tile(acc, wide, xf, wf, outf, b, has_bias, stream, n, od, oh, row, ow0, last, 1, a0, a1,
+                                b0, b1, True, per_flush, geom, taps, stride, tag)
+                else:
+                    _slide_tile(acc, wide, xf, wf, outf, b, has_bias, stream, n, od, oh, row, ow0, last, 1, a0, a1,
+                                b0, b1, False, per_flush, geom, taps, stride, tag)
+        else:  # DW tiles of R pixels DW apart per block (never flushing: ``_paths/direct.slides``)
+            for block in range(first, last, R * DW):
+                if block + R * DW < last and not stream:
+                    for e in range(0, min(R * DW, last - block - R * DW) * K, line):
+                        prefetch_write(outf, (row + block + R * DW) * K + e)
+                for ow0 in range(block, min(block + DW, last)):
+                    _slide_tile(acc, wide, xf, wf, outf, b, has_bias, stream, n, od, oh, row, ow0, last, DW, a0,
+                                a1, b0, b1, False, per_flush, geom, taps, stride, tag)
         if stream:
             store_fence()
         if act:  # one pass over the task's outputs, still in cache (see the docstring)
             activate_slice(outf[(row + first) * K:(row + last) * K], act)
+
+
+@njit(inline="always", **SERIAL)
+def _slide_tile(acc, wide, xf, wf, outf, b, has_bias, stream, n, od, oh, row, ow0, last, DW, a0, a1, b0, b1,
+                flushing, per_flush, geom, taps, stride, tag):
+    """One tile of ``depthwise_slide_kernel``: output pixels ``ow0 + p * DW`` (``p <
+    R``) of the row, every channel block, its window rows ``[a0, a1) x [b0, b1)``,
+    summed in registers or (``flushing``) in partial sums of ``per_flush`` window
+    rows; stored."""
+    D, H, W, C, K, KH, KW, CP, sd, sh, dd, dh, pd, ph, pw, S = geom
+    R, L = tile_shape(xf, tag)
+    x0 = ow0 * S - pw  # the input pixel of the tile's first position (position q: x0 + q * DW)
+    lo, hi = -(x0 // DW), -((x0 - W) // DW)  # the positions inside the row
+    for c0 in range(0, C, L):
+        cn = min(L, C - c0)
+        for p in range(R):
+            row_zero(acc, p, xf, tag)
+        if not flushing:
+            for a in range(a0, a1):
+                for bb in range(b0, b1):
+                    tile_slide(acc, xf, (((n * D + od * sd - pd + a * dd) * H + oh * sh - ph + bb * dh) * W + x0) * C
+                               + c0, C * DW, lo, hi, cn, wf, (a * KH + bb) * KW * CP + c0, CP, taps, stride, tag)
+            _slide_store(acc, outf, row, ow0, DW, last, K, c0, cn, b, has_bias, stream, R, L, tag)
+            continue
+        # long windows in single precision: partial sums of per_flush window rows,
+        # added into a double-precision tile (the other kernels' flush length)
+        due = 0
+        for a in range(a0, a1):
+            for bb in range(b0, b1):
+                tile_slide(acc, xf, (((n * D + od * sd - pd + a * dd) * H + oh * sh - ph + bb * dh) * W + x0) * C
+                           + c0, C * DW, lo, hi, cn, wf, (a * KH + bb) * KW * CP + c0, CP, taps, stride, tag)
+                due += 1
+                if due % per_flush == 0:  # (the first stores, no clearing)
+                    for p in range(R):
+                        row_spill(acc, wide, p, due == per_flush, xf, tag)
+        for p in range(R):
+            row_flush(acc, wide, p, xf, tag)
+        _slide_store(wide, outf, row, ow0, DW, last, K, c0, cn, b, has_bias, stream, R, L, tag)
 
 
 @njit(inline="always", **SERIAL)

@@ -556,12 +556,14 @@ MAX_SLIDE_STRIDE = 4
 def slides(spec):
     """Whether ``depthwise_slide_kernel`` computes ``spec`` (canonical channels-last
     operands): depthwise with multiplier 1, real floats, zero padding, along W
-    dilation 1 and a stride of at most ``MAX_SLIDE_STRIDE`` or stride 1 and any
-    dilation, and at most ``MAX_SLIDE_TAPS`` taps along W."""
+    dilation 1 and a stride of at most ``MAX_SLIDE_STRIDE``, or stride 1 and any
+    dilation (in single precision then at most ``FLUSH_TERMS`` taps: the dilated
+    tiles do not flush), and at most ``MAX_SLIDE_TAPS`` taps along W."""
     return (is_depthwise(spec) and spec.filters == spec.channels and spec.dtype in (np.float32, np.float64)
-            and spec.padding_mode == "zeros" and (spec.dilations[2] == 1 or spec.strides[2] == 1)
-            and spec.strides[2] <= MAX_SLIDE_STRIDE
-            and spec.kernel_spatial[2] <= MAX_SLIDE_TAPS)
+            and spec.padding_mode == "zeros" and spec.strides[2] <= MAX_SLIDE_STRIDE
+            and spec.kernel_spatial[2] <= MAX_SLIDE_TAPS
+            and (spec.dilations[2] == 1 or spec.strides[2] == 1 and (
+                spec.dtype == np.float64 or math.prod(spec.kernel_spatial) <= FLUSH_TERMS)))
 
 
 def slide_variant(spec):

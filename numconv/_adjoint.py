@@ -51,7 +51,7 @@ from ._paths import winograd as winograd_path
 from ._paths.direct import padded
 from ._spec import (DATA_FORMATS, ConvSpec, canonical_array, canonical_input, canonical_kernel, canonical_output,
                     check_out, deliver, normalize_activation, normalize_array, normalize_method, normalize_tuple,
-                    spec_from_shapes, user_layout)
+                    remember, spec_from_shapes, user_layout)
 
 # ---------------------------------------------------------------- the adjoint core
 
@@ -145,12 +145,7 @@ def _plan(spec, pbs, louts, gshape, wshape, method):
         return _make_plan(spec, pbs, louts, gshape, wshape, method)
     if plan is None:
         plan = _make_plan(spec, pbs, louts, gshape, wshape, method)
-        if len(_PLANS) >= _PLANS_KEPT:
-            try:
-                _PLANS.pop(next(iter(_PLANS)), None)
-            except (StopIteration, RuntimeError):  # another thread changed it meanwhile
-                pass
-        _PLANS[key] = plan
+        remember(_PLANS, _PLANS_KEPT, key, plan)
     return plan
 
 

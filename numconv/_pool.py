@@ -13,7 +13,7 @@ from ._errors import shape_str, type_error, unknown_option, value_error
 from ._kernels.layout import to_channels_first, to_channels_last
 from ._kernels.pool import AVG, MAX, L, R, pool_cf_kernel, pool_kernel
 from ._paths.direct import STREAM_BYTES
-from ._spec import DATA_FORMATS, canonical_array, normalize_array, normalize_tuple, same_pads
+from ._spec import DATA_FORMATS, canonical_array, normalize_array, normalize_tuple, remember, same_pads
 
 _PADDINGS = ("valid", "same")
 _SPATIAL_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
@@ -105,12 +105,7 @@ def _pool_args(fn, x, pool_size, strides, padding, data_format):
     if geometry is None:
         geometry = _geometry(fn, x, pool_size, strides, padding, data_format)
         if key is not None:
-            if len(_GEOMETRY) >= _GEOMETRY_KEPT:
-                try:
-                    _GEOMETRY.pop(next(iter(_GEOMETRY)), None)
-                except (StopIteration, RuntimeError):  # another thread changed it meanwhile
-                    pass
-            _GEOMETRY[key] = geometry
+            remember(_GEOMETRY, _GEOMETRY_KEPT, key, geometry)
     return (x,) + geometry
 
 

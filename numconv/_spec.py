@@ -456,13 +456,19 @@ def spec_from_shapes(fn, x_shape, kernel_shape, bias_shape, dtype, strides, padd
         spec = _validated(fn, x_shape, kernel_shape, bias_shape, dtype, strides, padding, dilation_rate, groups,
                           data_format, padding_mode, activation, method, methods, rank, integer_inputs)
         if key is not None:
-            if len(_SPECS) >= _SPECS_KEPT:
-                try:
-                    _SPECS.pop(next(iter(_SPECS)), None)
-                except (StopIteration, RuntimeError):  # another thread changed it meanwhile
-                    pass
-            _SPECS[key] = spec
+            remember(_SPECS, _SPECS_KEPT, key, spec)
     return spec
+
+
+def remember(table, limit, key, value):
+    """``table[key] = value`` in a remembered-values dict of at most ``limit``
+    entries, the oldest dropped first; safe against other threads changing it."""
+    if len(table) >= limit:
+        try:
+            table.pop(next(iter(table)), None)
+        except (StopIteration, RuntimeError):  # another thread changed it meanwhile
+            pass
+    table[key] = value
 
 
 def _validated(fn, x_shape, kernel_shape, bias_shape, dtype, strides, padding, dilation_rate, groups,

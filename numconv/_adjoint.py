@@ -17,7 +17,10 @@ outputs ``i`` split into ``s`` phases by ``(i + pb) mod s``; each phase only mee
 taps ``k`` with ``k*d = (i + pb) mod s``, which are evenly spaced, and is a stride-1
 conv of ``y`` with those taps reversed (``_phases``). So a stride-2 2-D transpose is
 four small stride-1 convs doing exactly the useful multiply-adds, not one conv of a
-zero-stuffed input doing four times as many.
+zero-stuffed input doing four times as many. 3x3 windows at stride 2 (2-D, >= 8
+channels and filters per group) take a Winograd form of all four phases at once
+instead, 25 products per 4 x 4 outputs where the phases do 36
+(``_paths/winograd.transposed_applies``, ``_kernels/winograd.py``).
 
 Each phase conv has a fixed cost (~40 us here: Python, weight packing, a
 parallel launch), so large strides on small layers were all fixed cost: a stride-3
@@ -103,6 +106,8 @@ def adjoint(spec, g5, wt, pbs, louts, out5, method):
     Each phase is a stride-1 conv on the chosen path (``method``); where the phases
     are many and small, the column form (``_columns``) instead."""
     plan = _plan(spec, tuple(pbs), tuple(louts), g5.shape, wt.shape, method)
+    if plan.transposed:
+        return winograd_path.run_transposed(spec, g5, wt, pbs, out5)
     if plan.columns is not None:
         return _columns(plan.columns, g5, wt, out5)
     if plan.zero:
@@ -127,12 +132,14 @@ class _Plan:
     tap (sub-spec, the slices of ``g5`` it reads, the index of its taps in ``wt``,
     its output lattice or None when it is the only phase and fills the output);
     ``zero``, whether some outputs no phase writes stay zero; ``columns``, the
-    column form's arguments instead (``_columns``), or None."""
+    column form's arguments instead (``_columns``), or None; ``transposed``,
+    whether the transposed Winograd scheme computes it all instead
+    (``_paths/winograd.transposed_applies``)."""
 
-    __slots__ = ("runs", "zero", "columns")
+    __slots__ = ("runs", "zero", "columns", "transposed")
 
-    def __init__(self, runs, zero, columns):
-        self.runs, self.zero, self.columns = runs, zero, columns
+    def __init__(self, runs, zero, columns, transposed=False):
+        self.runs, self.zero, self.columns, self.transposed = runs, zero, columns, transposed
 
 
 def _plan(spec, pbs, louts, gshape, wshape, method):
@@ -150,6 +157,8 @@ def _plan(spec, pbs, louts, gshape, wshape, method):
 
 
 def _make_plan(spec, pbs, louts, gshape, wshape, method):
+    if method in ("auto", "winograd") and winograd_path.transposed_applies(spec, pbs, louts, gshape, wshape):
+        return _Plan((), False, None, True)
     per_axis = [_axis_phases(s, d, k, pb, lo, o) for s, d, k, pb, lo, o in
                 zip(spec.strides, spec.dilations, wshape[:3], pbs, louts, gshape[1:4])]
     N, F, C = gshape[0], gshape[-1], wshape[-1]
@@ -293,8 +302,11 @@ def conv_backprop_input(grad_out, kernel, input_shape, *, strides=1, padding="va
         Shape of the forward input ``x`` (its layout given by ``data_format``).
     strides, padding, dilation_rate, groups, data_format, padding_mode
         The forward call's arguments (see `numconv.conv`).
-    method : {"auto", "direct", "fft", "oa"}, default "auto"
-        Path for the strided-phase convolutions that compute it.
+    method : {"auto", "direct", "fft", "oa", "winograd"}, default "auto"
+        Path for the strided-phase convolutions that compute it. 3x3 windows at
+        stride 2 (2-D, dilation 1, at least 8 channels and filters per group) take
+        the transposed Winograd scheme under "auto" and "winograd"; "direct"
+        keeps the phases.
     out : ndarray, optional
         Preallocated result of shape ``input_shape``.
 
@@ -562,8 +574,10 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
     data_format : {"channels_last", "channels_first"}
     activation : str or callable, optional
         As for `numconv.conv`.
-    method : {"auto", "direct", "fft", "oa"}, default "auto"
-        Path for the phase convolutions.
+    method : {"auto", "direct", "fft", "oa", "winograd"}, default "auto"
+        Path for the phase convolutions. 3x3 windows at stride 2 (2-D, dilation
+        1, at least 8 channels and filters) take the transposed Winograd scheme
+        under "auto" and "winograd"; "direct" keeps the phases.
     out : ndarray, optional
         Preallocated result.
 

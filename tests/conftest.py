@@ -18,6 +18,7 @@ def adjoint_form(request, monkeypatch):
     there are two phases or more. Returns (form, a list the column form's calls
     are appended to)."""
     monkeypatch.setattr(_adjoint, "PHASE_COST", 0.0 if request.param == "phases" else 1.0)
+    monkeypatch.setattr(_adjoint.winograd_path, "TRANSPOSED_MIN_CHANNELS", 1 << 30)  # not the Winograd scheme
     monkeypatch.setattr(_adjoint, "_PLANS", {})
     calls = []
     columns = _adjoint._columns

@@ -106,7 +106,8 @@ def test_input_gradient_in_both_adjoint_forms(i, adjoint_form):
 def test_column_form_is_chosen_for_many_small_phases():
     """``_columns_pay``: stride 3 in 3-D (27 one-tap phases of a 2 x 2 x 2 output
     gradient) takes the column form; a stride-2 layer whose columns would be
-    megabytes keeps its four phases (both measured in ``_adjoint``'s constants)."""
+    megabytes keeps its four phases (both measured in ``_adjoint``'s constants),
+    or with "auto", 3x3 windows and 64 channels, the transposed Winograd scheme."""
     spec = numconv._spec.spec_from_shapes("conv_backprop_input", (1, 6, 6, 6, 3), (3, 3, 3, 3, 256), None,
                                           np.float32, 3, "valid", 1, None, "channels_last", "zeros", None, "auto",
                                           numconv._dispatch.METHODS)
@@ -116,8 +117,9 @@ def test_column_form_is_chosen_for_many_small_phases():
     spec = numconv._spec.spec_from_shapes("conv_backprop_input", (8, 56, 56, 64), (3, 3, 64, 64), None,
                                           np.float32, 2, "same", 1, None, "channels_last", "zeros", None, "auto",
                                           numconv._dispatch.METHODS)
-    plan = _adjoint._plan(spec, (0, 0, 1), spec.in_spatial, (8, 1, 28, 28, 64), (1, 3, 3, 64, 64), "auto")
-    assert len(plan.runs) == 4 and plan.columns is None
+    plan = _adjoint._plan(spec, (0, 0, 1), spec.in_spatial, (8, 1, 28, 28, 64), (1, 3, 3, 64, 64), "direct")
+    assert len(plan.runs) == 4 and plan.columns is None and not plan.transposed
+    assert _adjoint._plan(spec, (0, 0, 1), spec.in_spatial, (8, 1, 28, 28, 64), (1, 3, 3, 64, 64), "auto").transposed
     assert _adjoint._plan(spec, (0, 0, 1), spec.in_spatial, (8, 1, 28, 28, 64), (1, 3, 3, 64, 64), "fft").columns \
         is None
 

@@ -113,16 +113,22 @@ def test_direct_kernel_hot_loop_is_zmm_fmas_without_gathers(dtype, fma, variant)
 
 
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
+@pytest.mark.parametrize("scheme", ["forward", "transposed"])
 @pytest.mark.parametrize("dtype, fma, suffix", [(np.float32, "vfmadd231ps", "ps"), (np.float64, "vfmadd231pd", "pd")])
-def test_winograd_kernel_is_zmm_fmas_and_vector_transforms(dtype, fma, suffix):
+def test_winograd_kernel_is_zmm_fmas_and_vector_transforms(dtype, fma, suffix, scheme):
     """The contraction's hot block is register-tile FMAs with nothing stored back,
-    and the transforms are 512-bit adds, never gathers."""
+    and the transforms are 512-bit adds, never gathers: for F(2x2, 3x3) and for
+    the stride-2 transposed scheme."""
     kern = _uncached_twin(wk.winograd_kernel)
     x5 = np.ones((1, 1, 8, 8, 64), dtype)
     lanes = variant_lanes(1, dtype)
-    up = wk.transform_weights(np.ones((1, 3, 3, 64, lanes), dtype), 1, lanes, dtype)
-    kern(x5, up, np.zeros(1, dtype), False, np.empty((1, 1, 8, 8, lanes), dtype), (1, 1, 1), (1, 1, 1), (0, 1, 1), 0,
-         4, 1, 0, variant_tag(1))
+    w5 = np.ones((1, 3, 3, 64, lanes), dtype)
+    if scheme == "forward":
+        up, out, tag = wk.transform_weights(w5, 1, lanes, dtype), np.empty((1, 1, 8, 8, lanes), dtype), wk.FORWARD
+    else:
+        up = wk.transform_weights(w5, 1, lanes, dtype, wk.TRANSPOSED)
+        out, tag = np.empty((1, 1, 16, 16, lanes), dtype), wk.TRANSPOSED
+    kern(x5, up, np.zeros(1, dtype), False, out, (1, 1, 1), (1, 1, 1), (0, 1, 1), 0, 4, 1, 0, variant_tag(1), tag)
     _assert_winograd_code(kern, fma, suffix, 8)
 
 

@@ -10,7 +10,7 @@ import numconv
 from numconv._kernels import winograd as wk
 from numconv._kernels.tile import VARIANTS, choose_variant, variant_lanes, variant_tag
 from numconv._paths import winograd as wpath
-from reference import ref_conv, ref_kernel_grad
+from reference import ref_conv, ref_conv_transpose, ref_gradient, ref_kernel_grad
 
 
 def _cases():
@@ -89,9 +89,9 @@ def test_dispatcher_runs_winograd_on_a_resnet_layer_and_matches():
     np.testing.assert_allclose(got, ref_conv(x, w, padding="same"), rtol=1e-5, atol=1e-5)
 
 
-def _kernel_call(x5, up, out, run, threads, variant):
+def _kernel_call(x5, up, out, run, threads, variant, scheme=wk.FORWARD):
     wk.winograd_kernel(x5, up, np.zeros(1, x5.dtype), False, out, (1, 1, 1), (1, 1, 1), (0, 1, 1), 0, run, threads, 0,
-                       variant_tag(variant))
+                       variant_tag(variant), scheme)
     return out.copy()
 
 
@@ -315,3 +315,128 @@ def test_kernel_gradient_inputs_are_not_modified():
     copies = x.copy(), g.copy()
     numconv.conv_backprop_kernel(x, g, (3, 3, 8, 8), padding="same", method="winograd")
     assert np.array_equal(x, copies[0]) and np.array_equal(g, copies[1])
+
+
+# ------------------------------------------------ the transposed scheme: stride-2 3x3 adjoints
+
+def _transposed_cases():
+    rng = np.random.default_rng(20261125)
+    cases = []
+    for i in range(24):
+        groups = int(rng.choice([1, 1, 2, 3]))
+        cases.append(dict(
+            rank=3 if i % 6 == 0 else 2, groups=groups, cg=int(rng.choice([1, 5, 17, 70])),
+            kg=int(rng.choice([1, 6, 17, 70])), spatial=tuple(int(v) for v in rng.integers(1, 7, 2)),
+            batch=int(rng.integers(1, 3)), dtype=[np.float32, np.float64][i % 2],
+            padding=["valid", "same", "full", ((0, 1), (2, 1))][i % 4],
+            output_padding=[None, None, (1, 0), (0, 1)][i % 4],
+            data_format="channels_first" if i % 5 == 0 else "channels_last", seed=i))
+    return cases
+
+
+@pytest.fixture
+def transposed_scheme(monkeypatch):
+    """Every stride-2 3 x 3 adjoint takes the transposed scheme, whatever its
+    channel counts; returns the list each ``run_transposed`` call appends to."""
+    from numconv import _adjoint
+
+    monkeypatch.setattr(wpath, "TRANSPOSED_MIN_CHANNELS", 1)
+    monkeypatch.setattr(_adjoint, "_PLANS", {})
+    calls, run = [], wpath.run_transposed
+
+    def spy(*args):
+        calls.append(args[0])
+        return run(*args)
+    monkeypatch.setattr(wpath, "run_transposed", spy)
+    return calls
+
+
+def _scale_tol(ref, dtype):
+    return dict(rtol=1e-5 if dtype == np.float32 else 1e-12, atol=(1e-5 if dtype == np.float32 else 1e-12)
+                * max(1.0, float(np.abs(ref).max(initial=0.0))))
+
+
+@pytest.mark.parametrize("c", _transposed_cases(), ids=lambda c: "r{rank}-g{groups}-c{cg}-k{kg}-{seed}".format(**c))
+def test_transposed_scheme_matches_the_definitions(c, transposed_scheme):
+    """``conv_transpose`` (Keras's definition: stuff, pad, correlate with the flipped
+    kernel) and ``conv_backprop_input`` (finite differences of the reference conv,
+    in float64) of 3 x 3 windows at stride 2 - odd and even pads, output_padding,
+    groups, both data formats, a depth axis of one tap - on the transposed scheme."""
+    rng = np.random.default_rng(c["seed"])
+    dt, fmt, G = c["dtype"], c["data_format"], c["groups"]
+    lead = (1,) if c["rank"] == 3 else ()
+    ks, strides = lead + (3, 3), lead + (2, 2)
+    C, K = c["cg"] * G, c["kg"] * G
+
+    def layout(shape_last):
+        return shape_last if fmt == "channels_last" else (shape_last[0], shape_last[-1]) + shape_last[1:-1]
+
+    # conv_transpose: x has C channels, the kernel (*k, filters, in_channels)
+    if G == 1:
+        spatial = lead + c["spatial"]
+        x = rng.standard_normal(layout((c["batch"],) + spatial + (C,))).astype(dt)
+        w = rng.standard_normal(ks + (K, C)).astype(dt)
+        b = rng.standard_normal(K).astype(dt)
+        padding = c["padding"] if c["padding"] in ("valid", "same") else "same"
+        op = c["output_padding"] and (0,) * len(lead) + c["output_padding"]
+        args = dict(strides=strides, padding=padding, output_padding=op, data_format=fmt)
+        got = numconv.conv_transpose(x, w, b, **args)
+        ref = ref_conv_transpose(x, w, b, **args)
+        assert got.dtype == dt and got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, **_scale_tol(ref, dt))
+        assert transposed_scheme, c
+    # conv_backprop_input: the forward conv maps C channels to K filters in G groups
+    del transposed_scheme[:]
+    spatial = lead + tuple(2 * s + 1 for s in c["spatial"])
+    padding = c["padding"] if isinstance(c["padding"], str) else (((0, 0),) if lead else ()) + c["padding"]
+    args = dict(strides=strides, padding=padding, groups=G, data_format=fmt)
+    xs = layout((c["batch"],) + spatial + (C,))
+    w = rng.standard_normal(ks + (c["cg"], K))
+    g = rng.standard_normal(ref_conv(np.zeros(xs), w, **args).shape)
+    got = numconv.conv_backprop_input(g.astype(dt), w.astype(dt), xs, **args)
+    assert transposed_scheme, c
+    if dt == np.float64:
+        ref = ref_gradient(lambda v: np.vdot(ref_conv(v, w, **args), g), np.zeros(xs))
+        np.testing.assert_allclose(got, ref, rtol=1e-7, atol=1e-8)
+    else:
+        ref = numconv.conv_backprop_input(g, w, xs, method="direct", **args)
+        np.testing.assert_allclose(got, ref, **_scale_tol(ref, dt))
+
+
+def test_transposed_scheme_results_do_not_depend_on_threads_or_task_runs():
+    rng = np.random.default_rng(5)
+    x5 = rng.standard_normal((3, 1, 7, 9, 70)).astype(np.float32)  # 70 channels: flushes
+    w5 = rng.standard_normal((1, 3, 3, 70, 40)).astype(np.float32)
+    variant = choose_variant(40, np.float32)
+    up = wk.transform_weights(w5, 1, variant_lanes(variant, np.float32), np.float32, wk.TRANSPOSED)
+    out = np.empty((3, 1, 14, 18, 40), np.float32)
+    rows = VARIANTS[variant][0]
+    first = _kernel_call(x5, up, out, rows, 1, variant, wk.TRANSPOSED)
+    for run, threads in [(rows, 2), (2 * rows, 1), (3 * rows, 2), (16 * rows, 2)]:
+        assert np.array_equal(_kernel_call(x5, up, out, run, threads, variant, wk.TRANSPOSED), first), (run, threads)
+    # pads (0, 1, 1): output i is full index i + 1 of the stride-2 scatter of x5 by w5
+    full = ref_conv_transpose(x5[:, 0], np.swapaxes(w5[0], 2, 3), strides=2)  # (3, 15, 19, 40)
+    ref = full[:, 1:, 1:]
+    np.testing.assert_allclose(first[:, 0], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+def test_transposed_scheme_needs_its_windows_and_enough_channels():
+    """``transposed_applies``: 3 x 3 at stride 2 with dilation 1, real dtypes, and
+    ``TRANSPOSED_MIN_CHANNELS``; anything else keeps the stride phases."""
+    from numconv import _adjoint
+
+    def plan(ks, strides, dil=1, C=16, K=16, dtype=np.float32, method="auto"):
+        spec = numconv._spec.spec_from_shapes("conv_backprop_input", (2, 12, 12, C), ks + (C, K), None, np.dtype(dtype),
+                                              strides, "same", dil, None, "channels_last", "zeros", None, method,
+                                              numconv._dispatch.METHODS)
+        g = (2, 1) + spec.out_spatial[1:] + (K,)
+        return _adjoint._make_plan(spec, (0, 1, 1), spec.in_spatial, g, (1,) + ks + (K, C), method)
+
+    assert plan((3, 3), 2).transposed and plan((3, 3), 2, dtype=np.float64).transposed
+    assert plan((3, 3), 2, method="winograd").transposed
+    assert not plan((3, 3), 2, method="direct").transposed
+    assert not plan((3, 3), 2, dtype=np.complex64).transposed
+    assert not plan((3, 3), 2, C=4).transposed and not plan((3, 3), 2, K=4).transposed
+    assert not plan((3, 3), (2, 1)).transposed and not plan((3, 3), 3).transposed
+    assert not plan((5, 5), 2).transposed and not plan((3, 2), 2).transposed
+    assert not plan((3, 3), 2, dil=2).transposed

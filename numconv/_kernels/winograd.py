@@ -49,12 +49,23 @@ transposed algorithm, F(3x3, 2x2): the same input transform, a transform of each
 tile's 2 x 2 output gradients, and a contraction over tiles instead of channels
 (resnet 8 x 56 x 56 x 64 -> 64, 2 threads: 2.4-2.8 ms against 4.8-5.4 ms for the
 direct gradient, ``_kernels/wgrad.py``; torch's autograd 4.4-4.5 ms).
+
+The stride-2 transposed convolution of 3x3 windows (``conv_transpose``, and
+``conv_backprop_input`` of a stride-2 conv: ``_adjoint``) runs on the same kernel
+with another scheme, selected by the ``scheme`` tag (``SCHEMES``). Per axis,
+``y[j] = sum over 2o + k = j of d[o] w[k]``: the outputs ``2m, 2m + 2`` are F(2, 2)
+on the taps (w2, w0) over ``d[m - 1 ... m + 1]`` and ``2m + 1, 2m + 3`` one tap (w1)
+each, so a 4 x 4 block of outputs reads a 3 x 3 patch and takes 25 products per
+channel pair where the four stride phases take 36 (``TBT``, ``TG``, ``TAT``: every
+coefficient is 0 or +-1, so the transforms are additions, no scaling; the kernel's
+in float64, rounded once). transpose2d (8 x 28 x 28 x 64 -> 64): 2.8 ms on the
+phases, 1.8 ms here.
 """
 import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from .. import _memory
 from .._config import PARALLEL, SERIAL, kernel_lock
@@ -72,39 +83,99 @@ G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))
 AT = ((1, 1, 1, 0), (0, 1, -1, -1))
 #: A (alpha x m), for the kernel gradient's F(3x3, 2x2) (see ``winograd_wgrad_kernel``)
 A = tuple(zip(*AT))
+#: The stride-2 transposed 3-tap scheme, T(4, 3/2) (the adjoint's ``transposed_scheme``):
+#: per axis, outputs ``2m ... 2m + 3`` of ``y[j] = sum_{2o + k = j} d[o] w[k]`` read
+#: ``d[m - 1 ... m + 1]``; the even outputs are F(2, 2) on taps (w2, w0), the odd
+#: ones one tap (w1) each: 5 products per 4 outputs instead of 6, 25 per 4 x 4
+#: outputs in 2-D instead of 36. Every coefficient is 0 or +-1 (exact transforms).
+T_SIDE, T_POSITIONS, T_OUT = 3, 5, 4
+TBT = ((1, -1, 0), (0, 1, 0), (0, -1, 1), (0, 1, 0), (0, 0, 1))
+TG = ((0, 0, 1), (1, 0, 1), (1, 0, 0), (0, 1, 0), (0, 1, 0))
+TAT = ((1, 1, 0, 0, 0), (0, 0, 0, 1, 0), (0, 1, 1, 0, 0), (0, 0, 0, 0, 1))
+#: scheme tag length -> (input patch side, transform positions per side, outputs per
+#: side, B^T, A^T): 1 = F(2x2, 3x3), 2 = T(4x4, 3x3 / 2). As with the tile variants
+#: (``tile.py``), the tag's *length* selects the scheme, so it is part of the kernel's
+#: argument type and survives into the ``prange`` body.
+SCHEMES = {1: (ALPHA, ALPHA, M_OUT, BT, AT), 2: (T_SIDE, T_POSITIONS, T_OUT, TBT, TAT)}
+FORWARD, TRANSPOSED = (0,), (0, 0)
 #: L2 bytes a task's V and M scratch may take (of the core's 1 MiB, next to a block of U)
 SCRATCH_BYTES = 512 << 10
 #: bytes of channels one transform call handles (one zmm register per patch value)
 VEC_BYTES = 64
 
 
-@njit(inline="always", **SERIAL)
-def _g3(w0, w1, w2):
-    """G @ (w0, w1, w2) for F(2, 3)'s G."""
-    return w0, 0.5 * (w0 + w1 + w2), 0.5 * (w0 - w1 + w2), w2
+def _g_apply(scheme, w0, w1, w2):
+    """G @ (w0, w1, w2) for the scheme's G (4 values for F(2, 3), 5 for the transposed scheme)."""
 
 
-@njit(inline="always", **SERIAL)
+@overload(_g_apply, inline="always")
+def _g_apply_overload(scheme, w0, w1, w2):
+    if scheme.count == 1:
+        return lambda scheme, w0, w1, w2: (w0, 0.5 * (w0 + w1 + w2), 0.5 * (w0 - w1 + w2), w2)
+    return lambda scheme, w0, w1, w2: (w2, w0 + w2, w0, w1, w1)  # TG
+
+
 def _store_row(dst, o, step, u):
-    """``dst[o + s * step] = u[s]`` for the 4 values of ``u``."""
-    dst[o] = u[0]
-    o += step
-    dst[o] = u[1]
-    o += step
-    dst[o] = u[2]
-    o += step
-    dst[o] = u[3]
+    """``dst[o + s * step] = u[s]`` for the 4 or 5 values of ``u``."""
+
+
+@overload(_store_row, inline="always")
+def _store_row_overload(dst, o, step, u):
+    # unrolled per length, no branches (a loop over the tuple kept it in memory, 5x
+    # slower; Numba's IR inlining of a branching version dropped stores)
+    if u.count == 4:
+        def store4(dst, o, step, u):
+            dst[o] = u[0]
+            dst[o + step] = u[1]
+            dst[o + step + step] = u[2]
+            dst[o + step + step + step] = u[3]
+        return store4
+
+    def store5(dst, o, step, u):
+        dst[o] = u[0]
+        dst[o + step] = u[1]
+        dst[o + step + step] = u[2]
+        dst[o + step + step + step] = u[3]
+        dst[o + step + step + step + step] = u[4]
+    return store5
+
+
+@njit(inline="always", **SERIAL)
+def _store_head(scheme, dst, o, step, c0, c1, c2):
+    """Rows 0-2 of ``(G g) G^T`` from the columns ``c0, c1, c2`` of ``G g``: row p
+    at ``dst[o + P * p * step]`` (P values per row), its values ``step`` apart."""
+    row = np.uint64(len(c0)) * step
+    _store_row(dst, o, step, _g_apply(scheme, c0[0], c1[0], c2[0]))
+    _store_row(dst, o + row, step, _g_apply(scheme, c0[1], c1[1], c2[1]))
+    _store_row(dst, o + row + row, step, _g_apply(scheme, c0[2], c1[2], c2[2]))
+
+
+def _store_tail(scheme, dst, o, step, c0, c1, c2):
+    """The rows of ``(G g) G^T`` after ``_store_head``'s (row 3, and 4 for 5 x 5)."""
+
+
+@overload(_store_tail, inline="always")
+def _store_tail_overload(scheme, dst, o, step, c0, c1, c2):
+    if scheme.count == 1:
+        def tail4(scheme, dst, o, step, c0, c1, c2):
+            _store_row(dst, o + np.uint64(12) * step, step, _g_apply(scheme, c0[3], c1[3], c2[3]))
+        return tail4
+
+    def tail5(scheme, dst, o, step, c0, c1, c2):
+        _store_row(dst, o + np.uint64(15) * step, step, _g_apply(scheme, c0[3], c1[3], c2[3]))
+        _store_row(dst, o + np.uint64(20) * step, step, _g_apply(scheme, c0[4], c1[4], c2[4]))
+    return tail5
 
 
 @njit(**PARALLEL)
-def _transform_weights_kernel(w5, up):
-    """up[g, kb, 4 * r + s, kd, c, lane] = (G g G^T)[r, s] of filter g * KG + kb * lanes + lane,
-    in float64, rounded once, zero past each group's KG filters; parallel over (kd,
-    c), each task a vector loop over a block's lanes (flat unsigned offsets: the
-    per-filter block arithmetic and signed indices kept it scalar, 7.3 ms for 3 x 3
-    x 512 x 512 against 0.4 now)."""
+def _transform_weights_kernel(w5, up, scheme):
+    """up[g, kb, P * p + q, kd, c, lane] = (G g G^T)[p, q] of filter g * KG + kb *
+    lanes + lane, the scheme's P x 3 matrix G, in float64, rounded once, zero past
+    each group's KG filters; parallel over (kd, c), each task a vector loop over a
+    block's lanes (flat unsigned offsets: the per-filter block arithmetic and
+    signed indices kept it scalar, 7.3 ms for 3 x 3 x 512 x 512 against 0.4 now)."""
     KD, _, _, CG, K = w5.shape
-    G_, NKB, _, _, _, L = up.shape
+    G_, NKB, P2, _, _, L = up.shape
     KG = K // G_
     src = w5.reshape(w5.size)
     dst = up.reshape(up.size)
@@ -112,48 +183,52 @@ def _transform_weights_kernel(w5, up):
     tap = np.uint64(CG * K)  # between (i, j) taps of w5
     tap2, tap3, tap4, tap5 = np.uint64(2 * CG * K), np.uint64(3 * CG * K), np.uint64(4 * CG * K), np.uint64(5 * CG * K)
     tap6, tap7, tap8 = np.uint64(6 * CG * K), np.uint64(7 * CG * K), np.uint64(8 * CG * K)
-    xi_step = np.uint64(KD * CG * L)  # between the 16 transformed values in up
-    xi4, xi8, xi12 = np.uint64(4 * KD * CG * L), np.uint64(8 * KD * CG * L), np.uint64(12 * KD * CG * L)
+    xi_step = np.uint64(KD * CG * L)  # between the transformed values in up
     for ac in prange(KD * CG):
         a = ac // CG
         c = ac - a * CG
         for g in range(G_):
             for kb in range(NKB):
                 i0 = np.uint64(a * 9 * CG * K + c * K + g * KG + kb * L)
-                o0 = np.uint64(((g * NKB + kb) * 16 * KD + a) * CG * L + c * L)
+                o0 = np.uint64(((g * NKB + kb) * P2 * KD + a) * CG * L + c * L)
                 kn = np.uint64(min(L, KG - kb * L))
-                for lane in range(kn):
-                    i = i0 + lane
-                    c0 = _g3(np.float64(src[i]), np.float64(src[i + tap3]), np.float64(src[i + tap6]))  # G g
-                    c1 = _g3(np.float64(src[i + tap]), np.float64(src[i + tap4]), np.float64(src[i + tap7]))
-                    c2 = _g3(np.float64(src[i + tap2]), np.float64(src[i + tap5]), np.float64(src[i + tap8]))
-                    o = o0 + lane
-                    _store_row(dst, o, xi_step, _g3(c0[0], c1[0], c2[0]))  # rows of (G g) G^T
-                    _store_row(dst, o + xi4, xi_step, _g3(c0[1], c1[1], c2[1]))
-                    _store_row(dst, o + xi8, xi_step, _g3(c0[2], c1[2], c2[2]))
-                    _store_row(dst, o + xi12, xi_step, _g3(c0[3], c1[3], c2[3]))
+                for part in range(2):  # (two loops: 25 stores in one stayed scalar, 20x slower)
+                    for lane in range(kn):
+                        i = i0 + lane
+                        c0 = _g_apply(scheme, np.float64(src[i]), np.float64(src[i + tap3]), np.float64(src[i + tap6]))
+                        c1 = _g_apply(scheme, np.float64(src[i + tap]), np.float64(src[i + tap4]),
+                                      np.float64(src[i + tap7]))
+                        c2 = _g_apply(scheme, np.float64(src[i + tap2]), np.float64(src[i + tap5]),
+                                      np.float64(src[i + tap8]))  # the columns of G g
+                        if part == 0:
+                            _store_head(scheme, dst, o0 + lane, xi_step, c0, c1, c2)
+                        else:
+                            _store_tail(scheme, dst, o0 + lane, xi_step, c0, c1, c2)
                 for lane in range(kn, np.uint64(L)):
-                    for xi in range(16):
+                    for xi in range(P2):
                         dst[o0 + lane + np.uint64(xi) * xi_step] = zero
 
 
-def transform_weights(w5, groups, lanes, dtype):
-    """(KD, 3, 3, Cg, K) -> U packed as (G, NKB, 16, KD, Cg, lanes): ``G g G^T``
-    computed in float64 and rounded once, each group's filters in blocks of
+def transform_weights(w5, groups, lanes, dtype, scheme=FORWARD):
+    """(KD, 3, 3, Cg, K) -> U packed as (G, NKB, P, KD, Cg, lanes), P the scheme's
+    transform positions (16 for F(2x2, 3x3), 25 for the transposed scheme): ``G g
+    G^T`` computed in float64 and rounded once, each group's filters in blocks of
     ``lanes`` zero-filled past ``K // groups``; each (xi, kd, c) is one contiguous
     row. A ``_memory.scratch`` buffer: U lives for the current call."""
     KD, _, _, CG, K = w5.shape
-    up = _memory.scratch((groups, -(-(K // groups) // lanes), ALPHA * ALPHA, KD, CG, lanes), dtype)
+    npos = SCHEMES[len(scheme)][1]
+    up = _memory.scratch((groups, -(-(K // groups) // lanes), npos * npos, KD, CG, lanes), dtype)
     with kernel_lock():
-        _transform_weights_kernel(np.ascontiguousarray(w5), up)
+        _transform_weights_kernel(np.ascontiguousarray(w5), up, scheme)
     return up
 
 
-def tile_run(kd, cg, lanes, rows, tiles, dtype, threads, budget=SCRATCH_BYTES):
-    """Tiles per task: ``V`` (kd x 16 x run x cg) and ``M`` (16 x run x lanes) within
-    ``budget`` bytes, a multiple of the register tile's ``rows``, and short enough
-    for >= 4 tasks per thread when there are few ``tiles`` in all."""
-    per_tile = ALPHA * ALPHA * (kd * cg + lanes) * np.dtype(dtype).itemsize
+def tile_run(kd, cg, lanes, rows, tiles, dtype, threads, budget=SCRATCH_BYTES, scheme=FORWARD):
+    """Tiles per task: ``V`` (kd x P x run x cg) and ``M`` (P x run x lanes), P the
+    scheme's transform positions (16 for F(2x2, 3x3)), within ``budget`` bytes, a
+    multiple of the register tile's ``rows``, and short enough for >= 4 tasks per
+    thread when there are few ``tiles`` in all."""
+    per_tile = SCHEMES[len(scheme)][1] ** 2 * (kd * cg + lanes) * np.dtype(dtype).itemsize
     run = max(1, budget // per_tile)
     run = min(run, max(1, -(-tiles // (4 * threads))))
     return -(-run // rows) * rows
@@ -210,35 +285,39 @@ def _grid_transform(name, side, mat, what):
     ``side x side`` grid positions p (row-major), and 0 where ``offsets[p] < 0``
     (zero padding, or outputs past the edge: no load)."""
     def impl(typingctx, src, offsets, shift, count, v, v_offset, v_stride):
-        elem, vl, vty = _vector_type(src.dtype)
-
-        def codegen(context, builder, sig, args):
-            xa, oa, sh, cnt, va, vo, vs = args
-            i64 = ir.IntType(64)
-            mask = _lane_mask(builder, cnt, vl, 1)
-            none = ir.Constant(mask.type, None)
-            xdata = context.make_array(sig.args[0])(context, builder, xa).data
-            offs = context.make_array(sig.args[1])(context, builder, oa).data
-            d = []
-            for i in range(side):
-                row = []
-                for j in range(side):
-                    ptr, ok = _offset_ptr(builder, xdata, offs, i * side + j, sh, vty)
-                    row.append(_masked_load(builder, ptr, builder.select(ok, mask, none), vty))
-                d.append(row)
-            vals = _sandwich(builder, mat, d, vty)
-            vdata = context.make_array(sig.args[4])(context, builder, va).data
-            for i in range(len(mat)):
-                for j in range(len(mat)):
-                    p = builder.gep(vdata, [builder.add(vo, builder.mul(vs, ir.Constant(i64, i * len(mat) + j)))])
-                    _masked_store(builder, vals[i][j], builder.bitcast(p, vty.as_pointer()), mask)
-            return context.get_dummy_value()
-
-        return types.void(src, offsets, shift, count, v, v_offset, v_stride), codegen
+        return (types.void(src, offsets, shift, count, v, v_offset, v_stride),
+                _grid_codegen(side, mat, *_vector_type(src.dtype)[1:]))
 
     impl.__name__ = impl.__qualname__ = name
     impl.__doc__ = what
     return intrinsic(impl)
+
+
+def _grid_codegen(side, mat, vl, vty):
+    """``_grid_transform``'s code for one grid side and matrix (``vl`` lanes of ``vty``)."""
+    def codegen(context, builder, sig, args):
+        xa, oa, sh, cnt, va, vo, vs = args[:7]
+        i64 = ir.IntType(64)
+        mask = _lane_mask(builder, cnt, vl, 1)
+        none = ir.Constant(mask.type, None)
+        xdata = context.make_array(sig.args[0])(context, builder, xa).data
+        offs = context.make_array(sig.args[1])(context, builder, oa).data
+        d = []
+        for i in range(side):
+            row = []
+            for j in range(side):
+                ptr, ok = _offset_ptr(builder, xdata, offs, i * side + j, sh, vty)
+                row.append(_masked_load(builder, ptr, builder.select(ok, mask, none), vty))
+            d.append(row)
+        vals = _sandwich(builder, mat, d, vty)
+        vdata = context.make_array(sig.args[4])(context, builder, va).data
+        for i in range(len(mat)):
+            for j in range(len(mat)):
+                p = builder.gep(vdata, [builder.add(vo, builder.mul(vs, ir.Constant(i64, i * len(mat) + j)))])
+                _masked_store(builder, vals[i][j], builder.bitcast(p, vty.as_pointer()), mask)
+        return context.get_dummy_value()
+
+    return codegen
 
 
 #: ``V = B^T d B`` of a 4 x 4 input patch (the forward pass and the kernel gradient)
@@ -248,35 +327,46 @@ transform_grad = _grid_transform("transform_grad", M_OUT, A, "One vector of filt
 
 
 @intrinsic
-def transform_output(typingctx, mm, m_offset, m_stride, out, offsets, shift, count, bias, b_offset, has_bias):
+def transform_patch(typingctx, src, offsets, shift, count, v, v_offset, v_stride, scheme):
+    """``transform_input`` of the scheme ``scheme`` (``SCHEMES``): its B^T over its
+    patch side, one position per row of ``v``."""
+    side, _, _, bt, _ = SCHEMES[scheme.count]
+    return (types.void(src, offsets, shift, count, v, v_offset, v_stride, scheme),
+            _grid_codegen(side, bt, *_vector_type(src.dtype)[1:]))
+
+
+@intrinsic
+def transform_output(typingctx, mm, m_offset, m_stride, out, offsets, shift, count, bias, b_offset, has_bias, scheme):
     """One vector of filters of one tile's output transform:
-    ``out[offsets[p] + shift + i] = (A^T M A)[p] + bias[b_offset + i]`` for the 4
-    outputs p with ``offsets[p] >= 0`` and lanes ``i < count``, where
-    ``M[xi] = mm[m_offset + xi * m_stride + i]``; ``bias`` is read only when ``has_bias``."""
+    ``out[offsets[p] + shift + i] = (A^T M A)[p] + bias[b_offset + i]`` for the
+    scheme's outputs p (2 x 2 for F(2x2, 3x3)) with ``offsets[p] >= 0`` and lanes
+    ``i < count``, where ``M[xi] = mm[m_offset + xi * m_stride + i]``; ``bias`` is
+    read only when ``has_bias``."""
     elem, vl, vty = _vector_type(out.dtype)
+    _, npos, nout, _, at_ = SCHEMES[scheme.count]
 
     def codegen(context, builder, sig, args):
-        ma, mo, ms, oa, offa, sh, cnt, ba, bo, hb = args
+        ma, mo, ms, oa, offa, sh, cnt, ba, bo, hb, _ = args
         i64 = ir.IntType(64)
         mask = _lane_mask(builder, cnt, vl, 1)
         none = ir.Constant(mask.type, None)
         mdata = context.make_array(sig.args[0])(context, builder, ma).data
         grid = [[builder.load(builder.bitcast(builder.gep(mdata, [
-            builder.add(mo, builder.mul(ms, ir.Constant(i64, i * ALPHA + j)))]), vty.as_pointer()), align=4)
-            for j in range(ALPHA)] for i in range(ALPHA)]
-        vals = _sandwich(builder, AT, grid, vty)
+            builder.add(mo, builder.mul(ms, ir.Constant(i64, i * npos + j)))]), vty.as_pointer()), align=4)
+            for j in range(npos)] for i in range(npos)]
+        vals = _sandwich(builder, at_, grid, vty)
         bdata = context.make_array(sig.args[7])(context, builder, ba).data
         bv = _masked_load(builder, builder.bitcast(builder.gep(bdata, [bo]), vty.as_pointer()),
                           builder.select(hb, mask, none), vty)
         odata = context.make_array(sig.args[3])(context, builder, oa).data
         offs = context.make_array(sig.args[4])(context, builder, offa).data
-        for i in range(M_OUT):
-            for j in range(M_OUT):
-                ptr, ok = _offset_ptr(builder, odata, offs, i * M_OUT + j, sh, vty)
+        for i in range(nout):
+            for j in range(nout):
+                ptr, ok = _offset_ptr(builder, odata, offs, i * nout + j, sh, vty)
                 _masked_store(builder, builder.fadd(vals[i][j], bv), ptr, builder.select(ok, mask, none))
         return context.get_dummy_value()
 
-    return types.void(mm, m_offset, m_stride, out, offsets, shift, count, bias, b_offset, has_bias), codegen
+    return types.void(mm, m_offset, m_stride, out, offsets, shift, count, bias, b_offset, has_bias, scheme), codegen
 
 
 @intrinsic
@@ -311,6 +401,38 @@ def _tile_origin(q, OD, TY, TX, dh, dw):
 
 
 @njit(inline="always", **SERIAL)
+def block_grid(OH, OW, ph, pw):
+    """Tile rows and columns (TY, TX) of the transposed scheme: blocks of 4
+    outputs, the first starting at the even full index (output + pad) at or
+    before output 0 (``_paths/winograd.tile_count`` calls it too)."""
+    return (OH + ph % 2 + 3) // 4, (OW + pw % 2 + 3) // 4
+
+
+@njit(inline="always", **SERIAL)
+def _scheme_origin(q, OD, TY, TX, dh, dw, ph, pw, scheme):
+    """(n, od, first output row, first output column) of tile ``q`` of the
+    scheme's flattened (N, OD, TY, TX) grid; the transposed scheme's first row or
+    column is -1 (not stored) where the pad is odd."""
+    if len(scheme) == 1:
+        return _tile_origin(q, OD, TY, TX, dh, dw)
+    tx = q % TX
+    q //= TX
+    ty = q % TY
+    q //= TY
+    return q // OD, q % OD, 4 * ty - ph % 2, 4 * tx - pw % 2
+
+
+@njit(inline="always", **SERIAL)
+def _patch_origin(oy0, ox0, ph, pw, scheme):
+    """The first input row and column of the patch of the tile at output (oy0, ox0):
+    the forward scheme's window start; the transposed scheme's ``m - 1`` for the
+    tile's first full index ``2m = output + pad``."""
+    if len(scheme) == 1:
+        return oy0 - ph, ox0 - pw
+    return (oy0 + ph) // 2 - 1, (ox0 + pw) // 2 - 1
+
+
+@njit(inline="always", **SERIAL)
 def _grid_offsets(offs, side, n, D, iz, y0, x0, H, W, C, dh, dw, mode, shift):
     """``offs[i * side + j]`` = the flat offset of element (n, iz, y0 + i * dh,
     x0 + j * dw, shift) of a C-contiguous (N, D, H, W, C) array, positions outside
@@ -324,10 +446,15 @@ def _grid_offsets(offs, side, n, D, iz, y0, x0, H, W, C, dh, dw, mode, shift):
 
 
 @njit(**PARALLEL)
-def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run, threads, act, tag):
+def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run, threads, act, tag, scheme):
     """``out = act(conv(x, w) + b)`` for 3x3 windows at H/W stride 1 (see module
     docstring); ``up`` from ``transform_weights``. Depth: any kernel size, stride
     and dilation. Operands as in ``conv.conv_direct_kernel``.
+
+    ``scheme`` ``TRANSPOSED`` instead computes the stride-2 transposed
+    convolution of 3x3 windows, ``out[n, i, :] = sum over 2o + k = i + pads of
+    x[n, o, :] @ w[k]`` per axis (H and W; dilation 1, zero padding; ``up`` from
+    ``transform_weights(..., TRANSPOSED)``).
 
     A task is a run of ``run`` consecutive tiles of the flattened (N, OD, TY, TX)
     tile grid (runs cross tile rows, so small images still share each block of
@@ -346,7 +473,12 @@ def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run
         F = 0
     chunk = F if F else CG
     VL = VEC_BYTES // x.itemsize
-    TY, TX = tile_grid(OH, OW, dh, dw)
+    S = ALPHA if len(scheme) == 1 else T_SIDE  # input patch side
+    MO = M_OUT if len(scheme) == 1 else T_OUT  # outputs per tile side
+    if len(scheme) == 1:
+        TY, TX = tile_grid(OH, OW, dh, dw)
+    else:
+        TY, TX = block_grid(OH, OW, ph, pw)
     ntile = N * OD * TY * TX
     ntask = (ntile + run - 1) // run
     workers = max(1, min(threads, ntask))
@@ -372,12 +504,13 @@ def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run
             for g in range(G):
                 # input transform: V[kd, xi, tile, c] (zeros for depth taps in zero padding)
                 for ti in range(tn):
-                    n, od, oy0, ox0 = _tile_origin(q0 + ti, OD, TY, TX, dh, dw)
+                    n, od, oy0, ox0 = _scheme_origin(q0 + ti, OD, TY, TX, dh, dw, ph, pw, scheme)
+                    py0, px0 = _patch_origin(oy0, ox0, ph, pw, scheme)
                     for a in range(KD):
                         iz = source_index(od * sd - pd + a * dd, D, mode)
-                        _grid_offsets(offs, ALPHA, n, D, iz, oy0 - ph, ox0 - pw, H, W, C, dh, dw, mode, g * CG)
+                        _grid_offsets(offs, S, n, D, iz, py0, px0, H, W, C, dh, dw, mode, g * CG)
                         for c0 in range(0, CG, VL):
-                            transform_input(xf, offs, c0, min(VL, CG - c0), V, a * A2 * VS + ti * CG + c0, VS)
+                            transform_patch(xf, offs, c0, min(VL, CG - c0), V, a * A2 * VS + ti * CG + c0, VS, scheme)
                 for kb in range(NKB):
                     k0 = kb * L
                     kn = min(L, KG - k0)
@@ -406,13 +539,13 @@ def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run
                     # output transform, bias and activation
                     kk = g * KG + k0
                     for ti in range(tn):
-                        n, od, oy0, ox0 = _tile_origin(q0 + ti, OD, TY, TX, dh, dw)
-                        _grid_offsets(oo, M_OUT, n, OD, od, oy0, ox0, OH, OW, K, dh, dw, 0, kk)
+                        n, od, oy0, ox0 = _scheme_origin(q0 + ti, OD, TY, TX, dh, dw, ph, pw, scheme)
+                        _grid_offsets(oo, MO, n, OD, od, oy0, ox0, OH, OW, K, dh, dw, 0, kk)
                         for e0 in range(0, kn, VL):
                             transform_output(M, ti * L + e0, MS, outf, oo, e0, min(VL, kn - e0), b, kk + e0,
-                                             has_bias)
+                                             has_bias, scheme)
                         if act:
-                            for q in range(M_OUT * M_OUT):
+                            for q in range(MO * MO):
                                 if oo[q] >= 0:
                                     activate_slice(outf[oo[q]:oo[q] + kn], act)
 

@@ -13,7 +13,7 @@ import numpy as np
 from .._config import kernel_lock
 from .._kernels.pad import PAD_MODES
 from .._kernels.tile import VARIANTS, choose_variant, variant_lanes, variant_tag
-from .._kernels.winograd import tile_grid, tile_run, transform_weights, winograd_kernel
+from .._kernels.winograd import FORWARD, TRANSPOSED, block_grid, tile_grid, tile_run, transform_weights, winograd_kernel
 from . import direct
 
 #: depth taps the kernel's row buffer holds (4 of its 16 entries are the patch rows)
@@ -48,5 +48,42 @@ def run(spec, x5, w5, b, out5):
                     spec.dtype, threads)
     with kernel_lock():
         winograd_kernel(x5, up, bk, has_bias, out5, spec.strides, spec.dilations, tuple(p[0] for p in spec.pads),
-                        PAD_MODES[spec.padding_mode], run_, threads, act, variant_tag(variant))
+                        PAD_MODES[spec.padding_mode], run_, threads, act, variant_tag(variant), FORWARD)
+    return out5
+
+
+#: channels and filters per group the transposed scheme needs at least: with fewer,
+#: its transforms outweigh the multiply-adds it saves
+TRANSPOSED_MIN_CHANNELS = 8
+
+
+def transposed_applies(spec, pbs, louts, gshape, wshape):
+    """Whether ``_adjoint.adjoint``'s scatter ``out[i] = sum over 2o + k = i + pb
+    of g[o] w[k]`` (per axis) takes the transposed scheme T(4x4, 3x3 / 2)
+    (``_kernels/winograd.py``): real floating dtype (not converted from integers,
+    whose exact sums its different rounding could change), 3x3 windows at stride 2 in H
+    and W with dilation 1, nothing along depth (one tap, stride 1, no offset), and
+    at least ``TRANSPOSED_MIN_CHANNELS`` channels and filters per group. It does
+    25 multiply-adds per 4 x 4 outputs where the stride phases do 36."""
+    return (spec.dtype in (np.float32, np.float64) and not spec.integer_inputs and tuple(wshape[:3]) == (1, 3, 3)
+            and tuple(spec.strides) == (1, 2, 2) and tuple(spec.dilations[1:]) == (1, 1)
+            and pbs[0] == 0 and louts[0] == gshape[1] and min(pbs) >= 0
+            and min(wshape[3], wshape[4] // spec.groups) >= TRANSPOSED_MIN_CHANNELS)
+
+
+def run_transposed(spec, g5, wt, pbs, out5):
+    """``out5`` (N, D, *louts, C) = the adjoint scatter of ``g5`` (N, D, OH, OW, F)
+    with ``wt`` (1, 3, 3, F // G, C) where ``transposed_applies``, in place."""
+    G = spec.groups
+    C = wt.shape[4]
+    variant = choose_variant(C // G, spec.dtype)
+    lanes = variant_lanes(variant, spec.dtype)
+    up = transform_weights(wt, G, lanes, spec.dtype, TRANSPOSED)
+    threads = numba.get_num_threads()
+    ty, tx = block_grid.py_func(out5.shape[2], out5.shape[3], pbs[1], pbs[2])
+    run_ = tile_run(1, wt.shape[3], lanes, VARIANTS[variant][0], out5.shape[0] * out5.shape[1] * ty * tx,
+                    spec.dtype, threads, scheme=TRANSPOSED)
+    with kernel_lock():
+        winograd_kernel(np.ascontiguousarray(g5), up, direct._no_bias(spec.dtype), False, out5, (1, 1, 1), (1, 1, 1),
+                        tuple(pbs), 0, run_, threads, 0, variant_tag(variant), TRANSPOSED)
     return out5

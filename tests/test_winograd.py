@@ -351,11 +351,6 @@ def transposed_scheme(monkeypatch):
     return calls
 
 
-def _scale_tol(ref, dtype):
-    return dict(rtol=1e-5 if dtype == np.float32 else 1e-12, atol=(1e-5 if dtype == np.float32 else 1e-12)
-                * max(1.0, float(np.abs(ref).max(initial=0.0))))
-
-
 @pytest.mark.parametrize("c", _transposed_cases(), ids=lambda c: "r{rank}-g{groups}-c{cg}-k{kg}-{seed}".format(**c))
 def test_transposed_scheme_matches_the_definitions(c, transposed_scheme):
     """``conv_transpose`` (Keras's definition: stuff, pad, correlate with the flipped
@@ -380,10 +375,7 @@ def test_transposed_scheme_matches_the_definitions(c, transposed_scheme):
         padding = c["padding"] if c["padding"] in ("valid", "same") else "same"
         op = c["output_padding"] and (0,) * len(lead) + c["output_padding"]
         args = dict(strides=strides, padding=padding, output_padding=op, data_format=fmt)
-        got = numconv.conv_transpose(x, w, b, **args)
-        ref = ref_conv_transpose(x, w, b, **args)
-        assert got.dtype == dt and got.shape == ref.shape
-        np.testing.assert_allclose(got, ref, **_scale_tol(ref, dt))
+        _assert_close_to_reference(numconv.conv_transpose(x, w, b, **args), ref_conv_transpose(x, w, b, **args), dt)
         assert transposed_scheme, c
     # conv_backprop_input: the forward conv maps C channels to K filters in G groups
     del transposed_scheme[:]
@@ -399,8 +391,7 @@ def test_transposed_scheme_matches_the_definitions(c, transposed_scheme):
         ref = ref_gradient(lambda v: np.vdot(ref_conv(v, w, **args), g), np.zeros(xs))
         np.testing.assert_allclose(got, ref, rtol=1e-7, atol=1e-8)
     else:
-        ref = numconv.conv_backprop_input(g, w, xs, method="direct", **args)
-        np.testing.assert_allclose(got, ref, **_scale_tol(ref, dt))
+        _assert_close_to_reference(got, numconv.conv_backprop_input(g, w, xs, method="direct", **args), dt)
 
 
 def test_transposed_scheme_results_do_not_depend_on_threads_or_task_runs():

@@ -83,11 +83,11 @@ G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))
 AT = ((1, 1, 1, 0), (0, 1, -1, -1))
 #: A (alpha x m), for the kernel gradient's F(3x3, 2x2) (see ``winograd_wgrad_kernel``)
 A = tuple(zip(*AT))
-#: The stride-2 transposed 3-tap scheme, T(4, 3/2) (the adjoint's ``transposed_scheme``):
+#: The stride-2 transposed 3-tap scheme, T(4, 3/2) (``_paths/winograd.transposed_applies``):
 #: per axis, outputs ``2m ... 2m + 3`` of ``y[j] = sum_{2o + k = j} d[o] w[k]`` read
 #: ``d[m - 1 ... m + 1]``; the even outputs are F(2, 2) on taps (w2, w0), the odd
 #: ones one tap (w1) each: 5 products per 4 outputs instead of 6, 25 per 4 x 4
-#: outputs in 2-D instead of 36. Every coefficient is 0 or +-1 (exact transforms).
+#: outputs in 2-D instead of 36. Every coefficient is 0 or +-1 (additions only).
 T_SIDE, T_POSITIONS, T_OUT = 3, 5, 4
 TBT = ((1, -1, 0), (0, 1, 0), (0, -1, 1), (0, 1, 0), (0, 0, 1))
 TG = ((0, 0, 1), (1, 0, 1), (1, 0, 0), (0, 1, 0), (0, 1, 0))
@@ -404,7 +404,7 @@ def _tile_origin(q, OD, TY, TX, dh, dw):
 def block_grid(OH, OW, ph, pw):
     """Tile rows and columns (TY, TX) of the transposed scheme: blocks of 4
     outputs, the first starting at the even full index (output + pad) at or
-    before output 0 (``_paths/winograd.tile_count`` calls it too)."""
+    before output 0 (``_paths/winograd.run_transposed`` calls it too)."""
     return (OH + ph % 2 + 3) // 4, (OW + pw % 2 + 3) // 4
 
 

@@ -13,7 +13,7 @@ from numconv._kernels.depthwise import depthwise_rows_kernel
 from numconv._kernels.tile import variant_tag
 from numconv._paths import direct
 from reference import ref_conv
-from test_kernel_quality import _has_avx512, _hot_block, _uncached_twin
+from test_kernel_quality import _has_avx512, _hot_block, _kernel_asm
 
 
 @pytest.fixture
@@ -125,12 +125,11 @@ def test_rows_kernel_hot_loop_is_zmm_fmas_without_gathers():
     """The hot block of a tap inside the row: one input load and one 512-bit FMA
     per vector of the 8-vector tile (weights as memory operands; LLVM puts the
     eighth FMA in the loop's latch block), the tile kept in registers, no gathers."""
-    kern = _uncached_twin(depthwise_rows_kernel)
     x = np.ones((2, 1, 6, 56, 24), np.float32)
     wr = np.ones((1, 1, 3, 3, 3 + 7, 16), np.float32)
-    kern(x, wr, np.zeros((1, 10, 16), np.float32), False, np.empty((2, 1, 6, 56, 24), np.float32), (1, 1, 1),
-         (1, 1, 1), (0, 1, 1), 56 * 24, 0, variant_tag(direct.ROWS_VARIANT))
-    asm = kern.inspect_asm(kern.signatures[0])
+    asm = _kernel_asm(depthwise_rows_kernel, x, wr, np.zeros((1, 10, 16), np.float32), False,
+                      np.empty((2, 1, 6, 56, 24), np.float32), (1, 1, 1), (1, 1, 1), (0, 1, 1), 56 * 24, 0,
+                      variant_tag(direct.ROWS_VARIANT))
     assert "gather" not in asm and "scatter" not in asm
     hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
     assert len(re.findall(r"vfmadd\w+\s+[^\n]*%zmm", hot)) >= 7, hot

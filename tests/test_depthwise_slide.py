@@ -13,7 +13,7 @@ from numconv._kernels.depthwise import depthwise_slide_kernel
 from numconv._kernels.tile import variant_tag
 from numconv._paths import direct
 from reference import ref_conv
-from test_kernel_quality import _has_avx512, _uncached_twin
+from test_kernel_quality import _has_avx512, _kernel_asm
 
 
 def _grouped(dk):
@@ -219,12 +219,11 @@ def test_slide_kernel_loads_each_input_vector_once_per_window_row():
     The kernel holds three copies of that block (windows summed in registers,
     dilated tiles, and long float32 windows, whose flushes keep a double-precision
     tile live beside it and spill some of the tile); the first two must be clean."""
-    kern = _uncached_twin(depthwise_slide_kernel)
     x = np.ones((1, 1, 6, 40, 64), np.float32)
     wm = np.ones((1, 3, 3, 1, 64), np.float32)
-    kern(x, wm, np.zeros(1, np.float32), False, np.empty((1, 1, 4, 38, 64), np.float32), (1, 1, 1), (1, 1, 1),
-         (0, 0, 0), 38, False, 0, (0,) * 3, (0,), variant_tag(2))
-    asm = kern.inspect_asm(kern.signatures[0])
+    asm = _kernel_asm(depthwise_slide_kernel, x, wm, np.zeros(1, np.float32), False,
+                      np.empty((1, 1, 4, 38, 64), np.float32), (1, 1, 1), (1, 1, 1), (0, 0, 0), 38, False, 0, (0,) * 3,
+                      (0,), variant_tag(2))
     assert "gather" not in asm and "scatter" not in asm
     blocks = re.split(r"\n\.?[\w$.]+:", asm)
     most = max(blk.count("vfmadd") for blk in blocks)

@@ -14,7 +14,7 @@ from numconv._kernels.tile import variant_tag
 from numconv._paths import direct
 from reference import ref_conv
 from specs import spec_of
-from test_kernel_quality import _has_avx512, _hot_block, _uncached_twin
+from test_kernel_quality import _has_avx512, _hot_block, _kernel_asm
 
 
 @pytest.fixture
@@ -166,12 +166,10 @@ def test_dot_kernel_is_not_used_where_it_does_not_apply(dot_calls):
 def test_dot_kernel_hot_loop_is_zmm_fmas_without_gathers():
     """The hot block: 512-bit FMAs on input vectors (one per pixel of the 8-pixel
     tile), the tile kept in registers, no gathers."""
-    kern = _uncached_twin(dot_kernel)
     x = np.ones((2, 1, 9, 13, 64), np.float32)
     wd = dot_weights(np.ones((1, 3, 3, 64, 3), np.float32), 16)
-    kern(x, wd, np.zeros(1, np.float32), False, np.empty((2, 1, 7, 11, 3), np.float32), (1, 3, 3), (1, 1, 1),
-         (1, 1, 1), (0, 0, 0), 0, 1, 8, 2, variant_tag(direct.DOT_VARIANT))
-    asm = kern.inspect_asm(kern.signatures[0])
+    asm = _kernel_asm(dot_kernel, x, wd, np.zeros(1, np.float32), False, np.empty((2, 1, 7, 11, 3), np.float32),
+                      (1, 3, 3), (1, 1, 1), (1, 1, 1), (0, 0, 0), 0, 1, 8, 2, variant_tag(direct.DOT_VARIANT))
     assert "gather" not in asm and "scatter" not in asm
     hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
     assert len(re.findall(r"vfmadd\w+\s+[^\n]*%zmm", hot)) >= 8, hot

@@ -69,16 +69,29 @@ def _uncached_twin(kernel):
     return numba.njit(**{k: v for k, v in _config.PARALLEL.items() if k != "cache"})(kernel.py_func)
 
 
+def _kernel_asm(kernel, *args):
+    """The assembly of ``kernel`` for ``args``, after calling it on them: its own
+    code where this process compiled it (a cold cache, as on CI, where another
+    test's call often already did: no second compile), else an uncached twin's
+    (code loaded from the cache cannot be inspected)."""
+    kernel(*args)
+    sig = tuple(kernel.typeof_pyval(a) for a in args)
+    if sig in kernel.overloads and not kernel.stats.cache_hits.get(sig):
+        return kernel.inspect_asm(sig)
+    twin = _uncached_twin(kernel)
+    twin(*args)
+    return twin.inspect_asm(twin.signatures[0])
+
+
 def _hot_block(asm, weight):
     """The basic block of ``asm`` with the largest ``weight(block)``."""
     return max(re.split(r"\n\.?[\w$.]+:", asm), key=weight)
 
 
-def _assert_winograd_code(kern, fma, suffix, fmas):
-    """A Winograd kernel's code: no gathers or scatters; in the contraction's hot
-    block at least ``fmas`` 512-bit FMAs and no zmm stored back (the register tile
-    stays in registers); the transforms' 512-bit adds (2 x 2 x 12 at least)."""
-    asm = kern.inspect_asm(kern.signatures[0])
+def _assert_winograd_code(asm, fma, suffix, fmas):
+    """A Winograd kernel's code ``asm``: no gathers or scatters; in the contraction's
+    hot block at least ``fmas`` 512-bit FMAs and no zmm stored back (the register
+    tile stays in registers); the transforms' 512-bit adds (2 x 2 x 12 at least)."""
     assert "gather" not in asm and "scatter" not in asm
     hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
     assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= fmas, hot
@@ -92,13 +105,11 @@ def _assert_winograd_code(kern, fma, suffix, fmas):
 def test_direct_kernel_hot_loop_is_zmm_fmas_without_gathers(dtype, fma, variant):
     """A regression here (no 512-bit FMAs, accumulators spilled, or gathers)
     silently costs 3-100x."""
-    kern = _uncached_twin(conv_direct_kernel)
     lanes = variant_lanes(variant, dtype)
     x = np.ones((1, 1, 6, 40, 64), dtype)
     w = pack_weights(np.ones((1, 3, 3, 64, lanes), dtype), 1, lanes)
-    kern(x, w, np.zeros(1, dtype), False, np.empty((1, 1, 4, 38, lanes), dtype), (1, 4, 38, 1, 1, 1, 0, 0, 0),
-         (1, 1, 1), (1, 1, 1), (0, 0, 0), 0, 40, 0, variant_tag(variant))
-    asm = kern.inspect_asm(kern.signatures[0])
+    asm = _kernel_asm(conv_direct_kernel, x, w, np.zeros(1, dtype), False, np.empty((1, 1, 4, 38, lanes), dtype),
+                      (1, 4, 38, 1, 1, 1, 0, 0, 0), (1, 1, 1), (1, 1, 1), (0, 0, 0), 0, 40, 0, variant_tag(variant))
     assert "gather" not in asm
     # The hottest basic block: FMAs with memory operands for the weights and
     # nothing stored back (the accumulator tile stays in registers).
@@ -120,7 +131,6 @@ def test_winograd_kernel_is_zmm_fmas_and_vector_transforms(dtype, fma, suffix, s
     """The contraction's hot block is register-tile FMAs with nothing stored back,
     and the transforms are 512-bit adds, never gathers: for F(2x2, 3x3) and for
     the stride-2 transposed scheme (float32 only: one more compile each)."""
-    kern = _uncached_twin(wk.winograd_kernel)
     x5 = np.ones((1, 1, 8, 8, 64), dtype)
     lanes = variant_lanes(1, dtype)
     w5 = np.ones((1, 3, 3, 64, lanes), dtype)
@@ -129,8 +139,9 @@ def test_winograd_kernel_is_zmm_fmas_and_vector_transforms(dtype, fma, suffix, s
     else:
         up = wk.transform_weights(w5, 1, lanes, dtype, wk.TRANSPOSED)
         out, tag = np.empty((1, 1, 16, 16, lanes), dtype), wk.TRANSPOSED
-    kern(x5, up, np.zeros(1, dtype), False, out, (1, 1, 1), (1, 1, 1), (0, 1, 1), 0, 4, 1, 0, variant_tag(1), tag)
-    _assert_winograd_code(kern, fma, suffix, 8)
+    asm = _kernel_asm(wk.winograd_kernel, x5, up, np.zeros(1, dtype), False, out, (1, 1, 1), (1, 1, 1), (0, 1, 1), 0, 4,
+                      1, 0, variant_tag(1), tag)
+    _assert_winograd_code(asm, fma, suffix, 8)
 
 
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
@@ -139,12 +150,11 @@ def test_winograd_kernel_gradient_is_zmm_fmas_and_vector_transforms(dtype, fma, 
     """The kernel gradient's contraction: register-tile FMAs, nothing stored back
     in its hot block; its transforms 512-bit adds; no gathers or scatters anywhere
     (a plain element loop clearing its float64 sums had become scatters)."""
-    kern = _uncached_twin(wk.winograd_wgrad_kernel)
     x5 = np.ones((1, 1, 8, 8, 64), dtype)
     g5 = np.ones((1, 1, 8, 8, 64), dtype)
     part = np.zeros((2, 1, 16, 1, 64, 64))
-    kern(x5, g5, part, (1, 1, 1), (1, 1), (0, 1, 1), (64, 64), 4, variant_tag(1))
-    _assert_winograd_code(kern, fma, suffix, 16)
+    asm = _kernel_asm(wk.winograd_wgrad_kernel, x5, g5, part, (1, 1, 1), (1, 1), (0, 1, 1), (64, 64), 4, variant_tag(1))
+    _assert_winograd_code(asm, fma, suffix, 16)
 
 
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
@@ -157,9 +167,7 @@ def test_layout_kernel_moves_zmm_rows(dtype):
     of zmm stores and shuffles per width."""
     from numconv._kernels.layout import transpose_kernel
 
-    kern = _uncached_twin(transpose_kernel)
-    kern(np.ones((1, 32, 64), dtype), np.empty((1, 64, 32), dtype))
-    asm = kern.inspect_asm(kern.signatures[0])
+    asm = _kernel_asm(transpose_kernel, np.ones((1, 32, 64), dtype), np.empty((1, 64, 32), dtype))
     # Blocks that shuffle zmm registers and store zmm rows to memory (not stack
     # spills; the widest strips spill); LLVM may vectorise the ragged-edge loop
     # with gathers, which is fine for those few elements, but no shuffling block
@@ -187,11 +195,9 @@ def test_narrow_kernel_is_zmm_fmas_on_pixel_runs(dtype, fma):
     from numconv._kernels.narrow import narrow_kernel
     from numconv._paths.direct import NARROW_VARIANT
 
-    kern = _uncached_twin(narrow_kernel)
     xp = np.ones(2 * 10 * 80 + 64, dtype)
-    kern(xp, (2, 1, 1, 10, 80), np.ones((1, 3, 3, 2, 1), dtype), np.zeros(1, dtype), False,
-         np.empty((1, 1, 8, 78, 1), dtype), (1, 1, 1), (1, 1, 1), False, 4, 0, variant_tag(NARROW_VARIANT))
-    asm = kern.inspect_asm(kern.signatures[0])
+    asm = _kernel_asm(narrow_kernel, xp, (2, 1, 1, 10, 80), np.ones((1, 3, 3, 2, 1), dtype), np.zeros(1, dtype), False,
+                      np.empty((1, 1, 8, 78, 1), dtype), (1, 1, 1), (1, 1, 1), False, 4, 0, variant_tag(NARROW_VARIANT))
     hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
     assert "gather" not in hot
     assert len(re.findall(fma + r"\s+[^\n]*%zmm", hot)) >= 4, hot
@@ -211,7 +217,6 @@ def test_term_kernels_are_zmm_fmas_in_registers(name, dtype, fma, variant):
     tile's successor's input rows into L2 (``prefetcht1``: module docstring)."""
     from numconv._kernels import short
 
-    kern = _uncached_twin(getattr(short, name))
     lanes = variant_lanes(variant, dtype)
     rows, row_bytes = VARIANTS[variant]
     out = np.empty((2, 1, 1, 36, lanes), dtype)
@@ -220,9 +225,8 @@ def test_term_kernels_are_zmm_fmas_in_registers(name, dtype, fma, variant):
     else:  # 100 channels x 5 taps: partial sums every 64 terms, widened at 512
         cg, grid, extra = 100, ((1, 1, 36, 1, 1, 1, 0, 0, 0),), ((0, 0, 2), 0, 40, None, 2)
     x = (np.ones(2 * 40 * cg, dtype), (2, cg, 1, 1, 40), (40 * cg, 1, 40 * cg, 40 * cg, cg))
-    kern(*x, np.ones(5 * cg * lanes, dtype), (5 * cg * lanes, lanes), (1, 1, 1, 5), np.zeros(1, dtype), False,
-         out, *grid, (1, 1, 1), (1, 1, 1), *extra, None, variant_tag(variant))
-    asm = kern.inspect_asm(kern.signatures[0])
+    asm = _kernel_asm(getattr(short, name), *x, np.ones(5 * cg * lanes, dtype), (5 * cg * lanes, lanes), (1, 1, 1, 5),
+                      np.zeros(1, dtype), False, out, *grid, (1, 1, 1), (1, 1, 1), *extra, None, variant_tag(variant))
     assert "gather" not in asm and "scatter" not in asm
     hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
     reg = "zmm" if row_bytes >= 64 else "ymm"
@@ -296,10 +300,8 @@ def test_channels_first_max_pool_kernel_deinterleaves_in_registers():
     gather loop is what it replaces)."""
     from numconv._kernels.pool import MAX, pool_cf_kernel
 
-    kern = _uncached_twin(pool_cf_kernel)
-    kern(np.ones((4, 1, 9, 70), np.float32), np.empty((4, 1, 4, 34), np.float32), (1, 3, 3), (1, 2, 2), (0, 0, 0),
-         MAX)
-    asm = kern.inspect_asm(kern.signatures[0])
+    asm = _kernel_asm(pool_cf_kernel, np.ones((4, 1, 9, 70), np.float32), np.empty((4, 1, 4, 34), np.float32),
+                      (1, 3, 3), (1, 2, 2), (0, 0, 0), MAX)
     assert "gather" not in asm
     assert re.search(r"vpermt2ps\s+[^\n]*%zmm|vpermi2ps\s+[^\n]*%zmm|vshufps\s+[^\n]*%zmm", asm), "no zmm deinterleave"
     assert re.search(r"vmaxps\s+[^\n]*%zmm", asm)

@@ -123,6 +123,21 @@ def test_the_sweep_runs_each_kernel(kind):
         assert any(c["cg"] * np.prod(c["ks"]) > short.WIDE_TERMS for c in _cases(kind))
 
 
+def test_term_offsets_list_the_terms_in_kernel_order():
+    """The term kernels' offsets, term (kd, kh, kw, c) in that order: each
+    position's element offset for the given strides and dilations (the kernels'
+    results rest on it; only the reference sweeps would notice otherwise)."""
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        KD, KH, KW, CG = (int(v) for v in rng.integers(1, 5, 4))
+        strides = tuple(int(v) for v in rng.integers(0, 1000, 4))
+        dil = tuple(int(v) for v in rng.integers(1, 4, 3))
+        sc, sz, sy, sx = strides
+        want = [c * sc + a * dil[0] * sz + b * dil[1] * sy + k * dil[2] * sx
+                for a, b, k, c in itertools.product(range(KD), range(KH), range(KW), range(CG))]
+        np.testing.assert_array_equal(short.term_offsets(KD, KH, KW, CG, *strides, *dil), want)
+
+
 def test_when_it_applies():
     x = np.zeros((2, 20, 30, 8), np.float32)
     assert direct.is_short(spec_of(x[..., :7], np.zeros((3, 3, 7, 16), np.float32)))    # 63 terms

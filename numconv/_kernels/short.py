@@ -100,12 +100,19 @@ def term_offsets(KD, KH, KW, CG, sc, sz, sy, sx, dd, dh, dw):
     (.., H, W, C): 1, H * W * C, W * C, C; channels-first (C, D, H, W): D * H * W,
     H * W, W, 1)."""
     offs = np.empty(KD * KH * KW * CG, np.int64)
-    for t in range(offs.size):  # t = ((a * KH + bb) * KW + cc) * CG + c; nested loops vectorised to scatters
-        c = t % CG
-        cc = t // CG % KW
-        bb = t // (CG * KW) % KH
-        a = t // (CG * KW * KH)
-        offs[t] = c * sc + a * dd * sz + bb * dh * sy + cc * dw * sx
+    # Nested loops over a running unsigned index t = ((a * KH + bb) * KW + cc) * CG + c:
+    # plain stores. (A flat loop recovering (a, bb, cc, c) from t by division took
+    # ~10 ns a term, three lists per call: 60 us a call of a 2048 -> 1000 1 x 1
+    # layer, 0.2 ms of a 3 x 3 x 3 x 256 one; indexing by the computed signed
+    # position, the nested loops had vectorised to scatters.)
+    t = np.uint64(0)
+    for a in range(KD):
+        for bb in range(KH):
+            for cc in range(KW):
+                tap = a * dd * sz + bb * dh * sy + cc * dw * sx
+                for c in range(CG):
+                    offs[t] = tap + c * sc
+                    t += np.uint64(1)
     return offs
 
 

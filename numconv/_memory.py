@@ -194,16 +194,16 @@ def scratch(shape, dtype):
     or a view of it, to the caller."""
     st = _state()
     dtype = np.dtype(dtype)
-    shape = tuple(int(s) for s in shape)
-    nbytes = math.prod(shape) * dtype.itemsize
+    shape = tuple(map(int, shape))
+    need = math.prod(shape) * dtype.itemsize + ALIGN
     if not st["depth"]:
         return empty(shape, dtype)
-    need = nbytes + ALIGN
-    fits = [i for i, b in enumerate(st["idle"]) if b.nbytes >= need]
-    if fits:
-        buf = st["idle"].pop(min(fits, key=lambda i: st["idle"][i].nbytes))
-    else:
-        buf = np.empty(need, np.uint8)
+    idle = st["idle"]
+    best = -1  # the smallest idle buffer that fits (one pass: a tiny layer's call borrows 1-3)
+    for i, b in enumerate(idle):
+        if b.nbytes >= need and (best < 0 or b.nbytes < idle[best].nbytes):
+            best = i
+    buf = idle.pop(best) if best >= 0 else np.empty(need, np.uint8)
     st["lent"].append(buf)
     return _view(buf, shape, dtype)
 

@@ -320,16 +320,15 @@ def _grid_codegen(side, mat, vl, vty):
     return codegen
 
 
-#: ``V = B^T d B`` of a 4 x 4 input patch (the forward pass and the kernel gradient)
-transform_input = _grid_transform("transform_input", ALPHA, BT, "One vector of channels of a tile's B^T d B.")
 #: ``A g A^T`` of a 2 x 2 block of output gradients (the kernel gradient, F(3x3, 2x2))
 transform_grad = _grid_transform("transform_grad", M_OUT, A, "One vector of filters of a tile's A g A^T.")
 
 
 @intrinsic
 def transform_patch(typingctx, src, offsets, shift, count, v, v_offset, v_stride, scheme):
-    """``transform_input`` of the scheme ``scheme`` (``SCHEMES``): its B^T over its
-    patch side, one position per row of ``v``."""
+    """One vector of channels of a patch's ``B^T d B`` for the scheme ``scheme``
+    (``SCHEMES``; ``FORWARD``: a 4 x 4 patch, the forward pass and the kernel
+    gradient), its B^T over its patch side, one position per row of ``v``."""
     side, _, _, bt, _ = SCHEMES[scheme.count]
     return (types.void(src, offsets, shift, count, v, v_offset, v_stride, scheme),
             _grid_codegen(side, bt, *_vector_type(src.dtype)[1:]))
@@ -597,7 +596,7 @@ def winograd_wgrad_kernel(x, gy, part, dilations, depth, pads, block, run, tag):
 
         dW = G^T (sum over tiles of (B^T d B) * (A g A^T)) G
 
-    so the input patches take the forward pass's transform (``transform_input``),
+    so the input patches take the forward pass's transform (``transform_patch``),
     the 2 x 2 gradients ``transform_grad``, and the sum over tiles, 16 products per
     tile where the direct gradient does 36 per output tile of 4, is 16 channel x
     filter contractions on the register tile: ``R`` input channels (rows, one
@@ -673,7 +672,7 @@ def winograd_wgrad_kernel(x, gy, part, dilations, depth, pads, block, run, tag):
                     iz = source_index(od * sd - pd + a * dd, D, 0)
                     _grid_offsets(offs, ALPHA, n, D, iz, oy0 - ph, ox0 - pw, H, W, C, dh, dw, 0, g * CG + c_lo)
                     for c0 in range(0, cn, VL):
-                        transform_input(xf, offs, c0, min(VL, cn - c0), V, a * A2 * VS + ti * CB + c0, VS)
+                        transform_patch(xf, offs, c0, min(VL, cn - c0), V, a * A2 * VS + ti * CB + c0, VS, FORWARD)
             for a in range(KD):
                 for xi in range(A2):
                     for c0 in range(0, cnp, R):

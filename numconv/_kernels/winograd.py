@@ -399,6 +399,18 @@ def _tile_origin(q, OD, TY, TX, dh, dw):
     return q // OD, q % OD, (ty // dh) * 2 * dh + ty % dh, (tx // dw) * 2 * dw + tx % dw
 
 
+def scheme_sides(scheme):
+    """(input patch side, outputs per tile side) of ``scheme`` (``SCHEMES``)."""
+    side, _, nout, _, _ = SCHEMES[len(scheme)]
+    return side, nout
+
+
+@overload(scheme_sides, inline="always")
+def _scheme_sides_overload(scheme):
+    sides = scheme_sides((0,) * scheme.count)
+    return lambda scheme: sides
+
+
 @njit(inline="always", **SERIAL)
 def block_grid(OH, OW, ph, pw):
     """Tile rows and columns (TY, TX) of the transposed scheme: blocks of 4
@@ -472,8 +484,7 @@ def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run
         F = 0
     chunk = F if F else CG
     VL = VEC_BYTES // x.itemsize
-    S = ALPHA if len(scheme) == 1 else T_SIDE  # input patch side
-    MO = M_OUT if len(scheme) == 1 else T_OUT  # outputs per tile side
+    S, MO = scheme_sides(scheme)  # input patch side, outputs per tile side
     if len(scheme) == 1:
         TY, TX = tile_grid(OH, OW, dh, dw)
     else:

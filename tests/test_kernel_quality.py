@@ -238,6 +238,29 @@ def test_term_kernels_are_zmm_fmas_in_registers(name, dtype, fma, variant):
     assert (name == "long_kernel") == ("prefetcht1" in asm)
 
 
+@pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_pointwise_kernel_is_zmm_fmas_in_registers(variant):
+    """``pointwise_kernel`` (1 x 1 layers as a matrix product) as the long kernel:
+    a 512-bit FMA into each zmm of the tile (256-bit, each ymm, on the 8 x 32
+    tile), no gathers or scatters, no accumulator stored back in the hot block,
+    the next tile's input prefetched into L2."""
+    from numconv._kernels.short import pointwise_kernel
+
+    lanes = variant_lanes(variant, np.float32)
+    rows, row_bytes = VARIANTS[variant]
+    C, K, P = 100, 2 * lanes, 36
+    asm = _kernel_asm(pointwise_kernel, np.ones(P * C, np.float32), np.ones(2 * C * lanes, np.float32),
+                      np.zeros(1, np.float32), False, np.empty((P, K), np.float32), 12, 2, variant_tag(variant))
+    assert "gather" not in asm and "scatter" not in asm
+    hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
+    reg = "zmm" if row_bytes >= 64 else "ymm"
+    sums = set(re.findall(r"vfmadd231ps\s+[^\n]*, (%" + reg + r"\d+)\n", hot + "\n"))
+    assert len(sums) >= rows * row_bytes // (64 if reg == "zmm" else 32), hot
+    assert not sums & set(re.findall(r"vmov\w+\s+(%" + reg + r"\d+), [^\n]*\(", hot)), hot
+    assert "prefetcht1" in asm
+
+
 @pytest.mark.parametrize("op", ["conv", "conv_cf", "depthwise", "separable", "transpose", "backprop_input",
                                 "max_pool"])
 def test_results_start_on_a_cache_line(op):

@@ -78,9 +78,17 @@ def _args(c):
     return x, w, b, kw
 
 
-def _kernel_ran(spec):
-    """The term kernel ``direct`` runs for ``spec``: "short", "long" or None."""
-    return "short" if direct.is_short(spec) else "long" if direct.is_long(spec) else None
+def _kernel_ran(spec, data_format="channels_last"):
+    """The term kernel ``direct`` runs for ``spec``: "short", "long", "pointwise"
+    (``pointwise_kernel``: a 1 x 1 stride-1 layer's pixels as one row, when the
+    input is not read channels-first in place) or None."""
+    if direct.is_short(spec):
+        return "short"
+    if not direct.is_long(spec):
+        return None
+    in_place_cf = data_format == "channels_first" and direct.is_terms_channels_first(spec)
+    product = direct.is_product(direct.flat_pointwise(spec) or spec) and not in_place_cf
+    return "pointwise" if product else "long"
 
 
 @pytest.mark.parametrize("c", _cases("short") + _cases("long"),
@@ -89,7 +97,7 @@ def _kernel_ran(spec):
 def test_matches_reference(c, monkeypatch):
     x, w, b, kw = _args(c)
     calls = []
-    for name in ("short_kernel", "long_kernel"):
+    for name in ("short_kernel", "long_kernel", "pointwise_kernel"):
         monkeypatch.setattr(direct, name, lambda *a, name=name: calls.append(name[:-7]) or getattr(short, name)(*a))
     xin = x if c["data_format"] == "channels_last" else np.ascontiguousarray(np.moveaxis(x, -1, 1))
     keep, wkeep = xin.copy(), w.copy()
@@ -99,7 +107,7 @@ def test_matches_reference(c, monkeypatch):
         assert "empty" in str(e) or "larger" in str(e) or "smaller" in str(e), e
         pytest.skip("no output for this window")
     spec = spec_of(x, w, **kw)
-    ran = _kernel_ran(spec)
+    ran = _kernel_ran(spec, c["data_format"])
     assert calls == ([ran] if ran else [])
     ref = ref_conv(x, w, b, **kw)
     scale = np.abs(ref_conv(x, w, b, **dict(kw, activation=None))).max()
@@ -287,6 +295,41 @@ def test_long_kernel_rows_split_across_tasks(width):
     numconv.conv1d(x, w, padding="same", method="direct", out=out)
     np.testing.assert_allclose(out, ref_conv(x.astype(np.float64), w.astype(np.float64), padding="same"),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pixels, channels, filters", [
+    ((2, 3, 5), 65, 17), ((1, 37), 128, 64), ((3, 7, 7), 200, 70), ((2, 4, 4, 3), 512, 33),
+    ((1, 9), 513, 130), ((2, 5, 5), 1000, 5), ((1, 6, 7), 1024, 64), ((1, 11), 1100, 24)])
+def test_pointwise_kernel_is_the_long_kernel_bit_for_bit(pixels, channels, filters, monkeypatch):
+    """1 x 1 stride-1 float32 layers run ``pointwise_kernel`` (a matrix product
+    over their pixels), which sums the long kernel's terms in its order with its
+    partial sums (flushed every 64 terms, widened every 512: channel counts
+    around both): the same bits as ``long_kernel`` on the same layer, at any
+    thread count, and the float64 reference's values."""
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal(pixels + (channels,)).astype(np.float32)
+    w = rng.standard_normal((1,) * (len(pixels) - 1) + (channels, filters)).astype(np.float32)
+    b = rng.standard_normal(filters).astype(np.float32)
+    keep = x.copy()
+    calls = []
+    monkeypatch.setattr(direct, "pointwise_kernel", lambda *a: calls.append(1) or short.pointwise_kernel(*a))
+    got = numconv.conv(x, w, b, activation="relu", method="direct")
+    assert calls, "pointwise_kernel did not run"
+    before = numba.get_num_threads()
+    try:
+        numconv.set_num_threads(1)
+        one = numconv.conv(x, w, b, activation="relu", method="direct")
+    finally:
+        numconv.set_num_threads(before)
+    monkeypatch.setattr(direct, "is_product", lambda spec: False)
+    calls.clear()
+    via_long = numconv.conv(x, w, b, activation="relu", method="direct")
+    assert not calls
+    np.testing.assert_array_equal(got, via_long)
+    np.testing.assert_array_equal(got, one)
+    np.testing.assert_array_equal(x, keep)
+    ref = ref_conv(x, w, b, activation="relu")
+    np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5 * np.abs(ref).max())
 
 
 def test_long_kernel_non_finite_inputs_stay_local():

@@ -75,6 +75,12 @@ the tile kernel left in, 0.19 ms.
   weights stay in cache over the row and a tile's input (or patch) serves every
   group (grouped 8 x 56 x 56 x 64, groups 4: 2.1-2.6 ms with groups outside the
   tiles, 1.6 with them inside).
+
+``pointwise_kernel``: the long kernel's 1 x 1, stride-1, one-group layers (their
+pixels as one row, ``_paths/direct.flat_pointwise``) as a plain matrix product:
+the same terms, order and partial sums, so the same bits, in a loop nest without
+the long kernel's padding, patch, group and row-end code, which cost it 10-20 %
+there (``pointwise_kernel``'s docstring).
 """
 import numba
 import numpy as np
@@ -331,6 +337,88 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
                                 row_store(part, p, outf, o, kn, b, kk, has_bias, tag)
                             else:
                                 row_store(acc, p, outf, o, kn, b, kk, has_bias, tag)
+
+
+@njit(**PARALLEL)
+def pointwise_kernel(xf, w, b, has_bias, out, wchunk, slots, tag):
+    """``out = x @ W + b``: a 1 x 1, stride-1 layer of one group over its pixels
+    as one matrix product (``xf`` the (P, C) pixels' channels, flat; ``out`` (P,
+    K); ``w`` packed (NKB, C, lanes) as for ``long_kernel``; tasks of ``wchunk``
+    pixels in ``slots`` equal blocks). The terms, their order and the three
+    levels of partial sums are ``long_kernel``'s on the same layer, so the
+    results are the same bits; the loop nest is that of a plain matrix product.
+
+    Why a kernel of its own: ``long_kernel``'s generality (padding modes,
+    patches, strides, groups, tiles across row ends, the lattice) cost it 10-20 %
+    on 1 x 1 layers, though its hot loop is the same 16 FMAs, 4 weight loads and
+    4 broadcasts per term; a loop nest without it ran as fast as a bare
+    register-tile product (2 threads, interleaved, medians of 11: 8 x 56 x 56 x
+    128 -> 128 5.0-5.4 -> 4.3-4.4 ms, 8 x 28 x 28 x 256 -> 256 4.3 -> 3.8-3.9)."""
+    P, K = out.shape
+    C = xf.size // P
+    F = flush_terms(xf)  # 0: double precision sums in registers
+    R, L = tile_shape(xf, tag)
+    NKB = (K + L - 1) // L
+    line = LINE_BYTES // xf.itemsize
+    wf = w.reshape(w.size)
+    outf = out.reshape(out.size)
+    tasks = (P + wchunk - 1) // wchunk
+    per = (tasks + slots - 1) // slots
+    for s in prange(slots):
+        for task in range(s * per, min(tasks, (s + 1) * per)):
+            acc = acc_tile(xf, tag)
+            part = acc_tile(xf, tag)
+            wide = wide_tile(xf, tag)
+            lo = task * wchunk
+            hi = min(P, lo + wchunk)
+            for kb in range(NKB):
+                k0 = kb * L
+                kn = min(L, K - k0)
+                wb = kb * C * L
+                for q in range(lo, hi, R):
+                    last = min(R, hi - q) - 1  # rows past it repeat the last pixel
+                    if q + R < hi:  # the next tile: its output lines for writing, its input into L2
+                        for p in range(min(R, hi - q - R)):
+                            for e in range(0, kn, line):
+                                prefetch_write(outf, (q + R + p) * K + k0 + e)
+                        for e in range((q + R) * C, min(hi, q + 2 * R) * C, line):
+                            prefetch_l2(xf, e)
+                    for p in range(R):
+                        row_zero(acc, p, xf, tag)
+                    if F == 0:
+                        _product_terms(acc, xf, q * C, 0, C, wf, wb, C, last, R, L, tag)
+                    elif C <= WIDE_TERMS:
+                        for t0 in range(0, C, F):
+                            _product_terms(acc, xf, q * C, t0, min(t0 + F, C), wf, wb, C, last, R, L, tag)
+                            for p in range(R):
+                                row_spill(acc, part, p, t0 == 0, xf, tag)
+                    else:
+                        for t0 in range(0, C, F):
+                            _product_terms(acc, xf, q * C, t0, min(t0 + F, C), wf, wb, C, last, R, L, tag)
+                            for p in range(R):
+                                row_spill(acc, part, p, t0 % WIDE_TERMS == 0, xf, tag)
+                            if (t0 + F) % WIDE_TERMS == 0 and t0 + F < C:
+                                for p in range(R):
+                                    row_spill(part, wide, p, t0 < WIDE_TERMS, xf, tag)
+                    for p in range(last + 1):
+                        o = (q + p) * K + k0
+                        if F == 0:
+                            row_store(acc, p, outf, o, kn, b, k0, has_bias, tag)
+                        elif C <= WIDE_TERMS:
+                            row_store(part, p, outf, o, kn, b, k0, has_bias, tag)
+                        else:
+                            row_spill(part, wide, p, False, xf, tag)
+                            row_store(wide, p, outf, o, kn, b, k0, has_bias, tag)
+
+
+@njit(inline="always", **SERIAL)
+def _product_terms(acc, xf, x0, t0, t1, w, wb, C, last, R, L, tag):
+    """Terms (channels) ``t0 : t1`` of a tile of ``pointwise_kernel`` into ``acc``:
+    pixel ``p`` reads ``xf[x0 + min(p, last) * C + t]``, against weight row ``wb + t * L``."""
+    for t in range(t0, t1):
+        wo = wb + t * L
+        for p in range(R):
+            row_fma(acc, p, at(xf, x0 + min(p, last) * C + t), w, wo, tag)
 
 
 @njit(inline="always", **SERIAL)

@@ -29,7 +29,7 @@ from .._kernels.depthwise import depthwise_cf_kernel, depthwise_kernel, depthwis
 from .._kernels.layout import swap_last_axes
 from .._kernels.narrow import MAX_FILTERS, narrow_kernel
 from .._kernels.pad import PAD_MODES, pad_kernel, pad_rows_kernel, pad_rows_serial
-from .._kernels.short import MAX_TERMS, WIDE_TERMS, long_kernel, short_kernel
+from .._kernels.short import MAX_TERMS, WIDE_TERMS, long_kernel, pointwise_kernel, short_kernel
 from .._kernels.tile import FLUSH_TERMS, VARIANTS, choose_variant, variant_lanes, variant_tag
 from .._spec import per_spec
 
@@ -239,6 +239,8 @@ def run_long(spec, x, w5, b, out5, lattice=None, channels_first=False, out_cf=Fa
     most ``WIDE_TERMS`` terms: ``long_kernel``)."""
     if out_cf and (lattice is not None or reduction_terms(spec) > WIDE_TERMS):
         raise AssertionError("long_kernel writes channels-first results without a lattice, up to WIDE_TERMS terms")
+    if lattice is None and not channels_first and not out_cf and is_product(spec):
+        return run_product(spec, x, w5, b, out5)
     variant, geom, xstrides, kernel = _terms_plan(spec, channels_first, False)
     wf, steps = term_weights(spec, w5, variant, canonical=False)
     threads = numba.get_num_threads()
@@ -252,6 +254,26 @@ def run_long(spec, x, w5, b, out5, lattice=None, channels_first=False, out_cf=Fa
         x.reshape(-1), geom, xstrides, wf, steps, kernel, bk, has_bias, out5, output_grid(spec, lattice), spec.strides,
         spec.dilations, tuple(p[0] for p in spec.pads), PAD_MODES[spec.padding_mode], chunk, True if flat else None,
         threads, True if out_cf else None, variant_tag(variant)))
+
+
+@per_spec
+def is_product(spec):
+    """Whether ``pointwise_kernel`` computes ``spec`` (for ``run_long``): one row
+    of pixels (``flat_pointwise``'s form, or a layer that is one row already)
+    through a 1 x 1 kernel at stride 1, one group, single precision."""
+    return (spec.dtype == np.float32 and spec.groups == 1 and spec.batch == 1 and spec.in_spatial[:2] == (1, 1)
+            and spec.kernel_spatial == (1, 1, 1) and spec.strides == (1, 1, 1) and not has_pads(spec))
+
+
+def run_product(spec, x, w5, b, out5):
+    """``pointwise_kernel`` on ``spec`` (``is_product``), weights packed as for ``run_long``."""
+    variant = terms_variant(spec)
+    wf, _ = term_weights(spec, w5, variant, canonical=False)
+    threads = numba.get_num_threads()
+    P = spec.in_spatial[2]
+    return _run_terms(spec, b, out5, variant, lambda bk, has_bias: pointwise_kernel(
+        np.ascontiguousarray(x).reshape(-1), wf, bk, has_bias, out5.reshape(P, spec.filters),
+        w_chunk(spec, VARIANTS[variant][0], threads), threads, variant_tag(variant)))
 
 
 #: ``long_kernel``'s tiles run across row ends (``flat``) when whole-row tiles

@@ -316,6 +316,37 @@ def _depthwise_stays_channels_first(fn, x, w, strides, padding, dilation_rate, g
 
 
 @_memory.calls_scratch
+def _separable_fused(fn, rank, x, w, pk, bias, strides, padding, dilation_rate, channels, data_format,
+                     padding_mode, activation, method, out):
+    """``separable_conv``'s two stages in one kernel (``direct.fuses_separable``:
+    the depthwise result stays in cache), or None where they run apart. The
+    arguments are checked as the two stages' ``conv`` calls check them."""
+    spec, xu, w5, _ = conv_spec(fn, x, w, None, strides, padding, dilation_rate, channels, data_format,
+                                padding_mode, None, method, _dispatch.METHODS, rank, layout=False)
+    if spec.batch == 0 or data_format != "channels_last" or _dispatch.resolve(spec) != "direct":
+        return None
+    mid = np.broadcast_to(np.zeros((), spec.dtype), spec.output_shape)  # the intermediate's shape, no memory
+    pspec, _, pk5, b = conv_spec(fn, mid, pk, bias, 1, "valid", 1, 1, "channels_last", "zeros", activation,
+                                 method, _dispatch.METHODS, rank, layout=False)
+    if _dispatch.resolve(pspec) != "direct" or not direct.fuses_separable(spec, pspec):
+        return None
+    check_out(fn, out, pspec.output_shape, pspec.dtype)
+    direct_out = out is not None and out.flags.c_contiguous
+    out5 = out.reshape(pspec.canonical_output_shape) if direct_out else _memory.empty(
+        pspec.canonical_output_shape, pspec.dtype)
+    direct.run_separable(spec, pspec, canonical_input(spec, xu, False), w5, pk5, b, out5)
+    _dispatch.finish(pspec, out5)
+    result = out5.reshape(pspec.output_shape)
+    if out is not None:
+        if not direct_out:
+            out[...] = result
+        result = out
+    if callable(activation):
+        result[...] = activation(result)
+    return result
+
+
+@_memory.calls_scratch
 def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, strides=1, padding="valid",
                    dilation_rate=1, data_format="channels_last", padding_mode="zeros", activation=None,
                    method="auto", out=None):
@@ -368,10 +399,14 @@ def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, strides=
         return _conv(fn, None, mid, pk, bias, 1, "valid", 1, 1, "channels_first", "zeros", activation, method, out)
     if cf and x.ndim == rank + 2:
         x = to_channels_last(x)  # run both stages channels-last; one layout change each way
-    mid = _conv(fn, None, x, w, None, strides, padding, dilation_rate, channels,
-                "channels_last" if cf else data_format, padding_mode, None, method, None, intermediate=True)
-    y = _conv(fn, None, mid, pk, bias, 1, "valid", 1, 1, "channels_last", "zeros", activation, method,
-              None if cf else out)
+    fmt = "channels_last" if cf else data_format
+    y = _separable_fused(fn, rank, x, w, pk, bias, strides, padding, dilation_rate, channels, fmt, padding_mode,
+                         activation, method, None if cf else out)
+    if y is None:
+        mid = _conv(fn, None, x, w, None, strides, padding, dilation_rate, channels, fmt, padding_mode, None, method,
+                    None, intermediate=True)
+        y = _conv(fn, None, mid, pk, bias, 1, "valid", 1, 1, "channels_last", "zeros", activation, method,
+                  None if cf else out)
     if not cf:
         return y
     check_out(fn, out, (y.shape[0], y.shape[-1]) + y.shape[1:-1], y.dtype)

@@ -261,6 +261,29 @@ def test_pointwise_kernel_is_zmm_fmas_in_registers(variant):
     assert "prefetcht1" in asm
 
 
+@pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
+def test_separable_kernel_is_zmm_fmas_in_registers():
+    """The fused separable kernel: its 1 x 1 stage's hot block a 512-bit FMA into
+    each of the 16 zmm of the 4 x 64 tile, no accumulator stored back; no gathers
+    or scatters anywhere (the depthwise stage's slides included)."""
+    from numconv._kernels.separable import separable_kernel
+    from numconv._paths.direct import FUSED_VARIANTS
+
+    dvar, pvar = FUSED_VARIANTS
+    C, K = 48, 128
+    x = np.ones((2, 1, 6, 20, C), np.float32)
+    wm = np.ones((1, 3, 3, 1, 64), np.float32)
+    wp = np.ones(2 * C * 64, np.float32)
+    out = np.empty((2, 1, 6, 20, K), np.float32)
+    asm = _kernel_asm(separable_kernel, x, wm, wp, np.zeros(1, np.float32), False, out, (1, 1, 1), (1, 1, 1),
+                      (0, 1, 1), 20, 2, (0,) * 3, (0,), variant_tag(dvar), variant_tag(pvar))
+    assert "gather" not in asm and "scatter" not in asm
+    hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
+    sums = set(re.findall(r"vfmadd231ps\s+[^\n]*, (%zmm\d+)\n", hot + "\n"))
+    assert len(sums) >= 16, hot
+    assert not sums & set(re.findall(r"vmov\w+\s+(%zmm\d+), [^\n]*\(", hot)), hot
+
+
 @pytest.mark.parametrize("op", ["conv", "conv_cf", "depthwise", "separable", "transpose", "backprop_input",
                                 "max_pool"])
 def test_results_start_on_a_cache_line(op):

@@ -29,6 +29,7 @@ from .._kernels.depthwise import depthwise_cf_kernel, depthwise_kernel, depthwis
 from .._kernels.layout import swap_last_axes
 from .._kernels.narrow import MAX_FILTERS, narrow_kernel
 from .._kernels.pad import PAD_MODES, pad_kernel, pad_rows_kernel, pad_rows_serial
+from .._kernels.separable import separable_kernel
 from .._kernels.short import MAX_TERMS, WIDE_TERMS, long_kernel, pointwise_kernel, short_kernel
 from .._kernels.tile import FLUSH_TERMS, VARIANTS, choose_variant, variant_lanes, variant_tag
 from .._spec import per_spec
@@ -586,6 +587,39 @@ def slides(spec):
             and spec.kernel_spatial[2] <= MAX_SLIDE_TAPS
             and (spec.dilations[2] == 1 or spec.strides[2] == 1 and (
                 spec.dtype == np.float64 or math.prod(spec.kernel_spatial) <= FLUSH_TERMS)))
+
+
+#: ``separable_kernel``'s tiles: its depthwise stage's (8 pixels x 32 lanes, the
+#: slide kernel's on most layers) and its 1 x 1 stage's (4 pixels x 64 filters).
+#: One of each keeps its specialisations to the taps and stride along W (each
+#: ~4-5 s to compile cold); other 1 x 1 tiles run the stages apart.
+FUSED_VARIANTS = (2, 1)
+
+
+def fuses_separable(spec, pspec):
+    """Whether ``separable_kernel`` computes a separable layer whose depthwise
+    stage is ``spec`` and 1 x 1 stage ``pspec`` in one pass: the slide kernel's
+    layers without dilation along W whose window sums never flush (single
+    precision: at most ``FLUSH_TERMS // KW`` window rows), and a 1 x 1 stage that
+    ``pointwise_kernel`` computes on its 4 x 64 tile (``FUSED_VARIANTS``)."""
+    KD, KH, KW = spec.kernel_spatial
+    flat = flat_pointwise(pspec) or pspec
+    return (spec.dtype == np.float32 and slides(spec) and spec.dilations[2] == 1
+            and KD * KH <= max(FLUSH_TERMS // KW, 1) and is_product(flat) and terms_variant(flat) == FUSED_VARIANTS[1])
+
+
+def run_separable(spec, pspec, x5, w5, pk5, b, out5):
+    """``separable_kernel`` (``fuses_separable``): ``out5`` (N, OD, OH, OW, K) =
+    the 1 x 1 stage ``pspec`` (kernel ``pk5``, bias ``b`` and its activation) of
+    the depthwise stage ``spec`` (kernel ``w5``) of ``x5``."""
+    dvar, pvar = FUSED_VARIANTS
+    rows, lanes = VARIANTS[dvar][0], variant_lanes(dvar, spec.dtype)
+    wp = pack_weights(pk5, 1, variant_lanes(pvar, pspec.dtype))
+    threads = numba.get_num_threads()
+    return _run_terms(pspec, b, out5, pvar, lambda bk, has_bias: separable_kernel(
+        x5, depthwise_weights(spec, w5, lanes), wp, bk, has_bias, out5, spec.strides, spec.dilations,
+        tuple(p[0] for p in spec.pads), w_chunk(spec, rows, threads), threads, (0,) * spec.kernel_spatial[2],
+        (0,) * spec.strides[2], variant_tag(dvar), variant_tag(pvar)))
 
 
 def slide_variant(spec):

@@ -1,0 +1,155 @@
+"""The fused separable kernel (``_kernels/separable.py``): separable layers whose
+two stages it takes run in one pass, with the bits of the two stages run apart,
+the float64 reference's values, any thread count, ``out=`` and both data
+formats; layers outside its scope run the two stages."""
+import numba
+import numpy as np
+import pytest
+
+import numconv
+from numconv._kernels import separable
+from numconv._paths import direct
+from reference import ref_conv
+
+
+def _dw_as_grouped(k):
+    """Keras depthwise kernel (*k, C, 1) as a grouped-conv kernel (*k, 1, C)."""
+    return np.moveaxis(k, -2, -1)
+
+
+def _cases():
+    """40 seeded layers the fused kernel takes: ranks 1-3, channels and filters
+    around the tiles' widths with tails (filters that its 4 x 64 tile takes),
+    widths below, at and past a tile, strides, dilation along D and H, every
+    zero padding; 1, 3 or 5 taps along W (each tap count and stride along W is a
+    specialisation to compile)."""
+    rng = np.random.default_rng(77)
+    cases = []
+    for i in range(40):
+        r = (1, 2, 3)[i % 3]
+        ks = tuple(int(v) for v in rng.choice([1, 3] if r == 3 else [1, 3, 5], r))  # (taps along W: a specialisation)
+        width = int(rng.choice([1, 3, 8, 9, 17, 40]))
+        spatial = tuple(int(v) for v in rng.integers(3, 7, r - 1)) + (width + 2 * ks[-1],)
+        cases.append(dict(
+            batch=int(rng.integers(1, 4)), spatial=spatial, ks=ks,
+            C=int(rng.choice([3, 8, 16, 24, 33, 64, 128, 200])), K=int(rng.choice([33, 64, 100, 128])),
+            strides=tuple(int(v) for v in rng.integers(1, 3, r)),
+            dilation=tuple(int(v) for v in rng.integers(1, 3, r - 1)) + (1,),
+            padding=str(rng.choice(["valid", "same", "causal" if r == 1 else "full"])),
+            bias=bool(i % 3), activation=(None, "relu", "tanh", "gelu")[i % 4],
+            data_format="channels_first" if i % 5 == 0 else "channels_last", seed=i))
+    return cases
+
+
+CASES = _cases()
+
+
+def _args(c):
+    rng = np.random.default_rng(c["seed"])
+    cl = (c["batch"],) + c["spatial"] + (c["C"],)
+    x = rng.standard_normal(cl).astype(np.float32)
+    if c["data_format"] == "channels_first":
+        x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    dk = rng.standard_normal(c["ks"] + (c["C"], 1)).astype(np.float32)
+    pk = rng.standard_normal((1,) * len(c["ks"]) + (c["C"], c["K"])).astype(np.float32)
+    b = rng.standard_normal(c["K"]).astype(np.float32) if c["bias"] else None
+    kw = dict(strides=c["strides"], padding=c["padding"], dilation_rate=c["dilation"], activation=c["activation"],
+              data_format=c["data_format"])
+    return x, dk, pk, b, kw
+
+
+def _fused_calls(monkeypatch):
+    calls = []
+    monkeypatch.setattr(direct, "separable_kernel", lambda *a: calls.append(1) or separable.separable_kernel(*a))
+    return calls
+
+
+@pytest.mark.parametrize("c", CASES, ids=lambda c: f"r{len(c['ks'])}-k{c['ks']}-C{c['C']}-K{c['K']}-s{c['seed']}")
+def test_fused_is_the_two_stages_bit_for_bit(c, monkeypatch):
+    x, dk, pk, b, kw = _args(c)
+    keep = [a.copy() for a in (x, dk, pk)]
+    calls = _fused_calls(monkeypatch)
+    try:
+        got = numconv.separable_conv(x, dk, pk, b, **kw)
+    except ValueError as e:
+        assert "empty" in str(e) or "larger" in str(e) or "smaller" in str(e), e
+        pytest.skip("no output for this window")
+    # (channels_first: unless the depthwise stage runs channels-first in place)
+    assert calls or c["data_format"] == "channels_first", "the fused kernel did not run"
+    for a, k in zip((x, dk, pk), keep):
+        np.testing.assert_array_equal(a, k)
+    monkeypatch.setattr(direct, "fuses_separable", lambda spec, pspec: False)
+    apart = numconv.separable_conv(x, dk, pk, b, **kw)
+    assert len(calls) <= 1
+    np.testing.assert_array_equal(got, apart)
+    fmt = c["data_format"]
+    x64 = x.astype(np.float64)
+    mid = ref_conv(x64, _dw_as_grouped(dk.astype(np.float64)), groups=c["C"], strides=c["strides"],
+                   padding=c["padding"], dilation_rate=c["dilation"], data_format=fmt)
+    ref = ref_conv(mid, pk.astype(np.float64), None if b is None else b.astype(np.float64), data_format=fmt,
+                   activation=c["activation"])
+    np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5 * max(1.0, np.abs(ref).max()))
+
+
+def test_sweep_reaches_the_edges():
+    """Guard against the sweep drifting: tails of channels and filters, widths
+    within one tile, strides along W, dilation, every rank and both formats."""
+    assert {c["C"] % 16 != 0 for c in CASES} == {True, False}
+    assert {c["K"] % 16 != 0 for c in CASES} == {True, False}
+    assert {c["strides"][-1] for c in CASES} == {1, 2}
+    assert any(max(c["dilation"]) > 1 for c in CASES)
+    assert {len(c["ks"]) for c in CASES} == {1, 2, 3}
+    assert {c["data_format"] for c in CASES} == {"channels_last", "channels_first"}
+
+
+def test_fused_results_do_not_depend_on_threads_and_fill_out(monkeypatch):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 11, 37, 48)).astype(np.float32)
+    dk = rng.standard_normal((3, 3, 48, 1)).astype(np.float32)
+    pk = rng.standard_normal((1, 1, 48, 64)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    calls = _fused_calls(monkeypatch)
+    before = numba.get_num_threads()
+    try:
+        numconv.set_num_threads(1)
+        one = numconv.separable_conv(x, dk, pk, b, padding="same", activation="relu")
+        numconv.set_num_threads(2)
+        two = numconv.separable_conv(x, dk, pk, b, padding="same", activation="relu")
+    finally:
+        numconv.set_num_threads(before)
+    np.testing.assert_array_equal(one, two)
+    out = np.full(two.shape, np.nan, np.float32)
+    assert numconv.separable_conv(x, dk, pk, b, padding="same", activation="relu", out=out) is out
+    np.testing.assert_array_equal(out, two)
+    strided = np.full((3, 11, 37, 128), np.nan, np.float32)[..., ::2]  # not C-contiguous: filled by a copy
+    assert numconv.separable_conv(x, dk, pk, b, padding="same", activation="relu", out=strided) is strided
+    np.testing.assert_array_equal(strided, two)
+    assert len(calls) == 4
+
+
+@pytest.mark.parametrize("change", [
+    dict(dtype=np.float64), dict(multiplier=2), dict(dilation_rate=(1, 2)), dict(padding_mode="reflect"),
+    dict(pk_dtype=np.float64), dict(method="fft"), dict(filters=70)])
+def test_layers_outside_its_scope_run_the_two_stages(change, monkeypatch):
+    """float64, a depth multiplier, dilation along W, a padding mode, a float64
+    pointwise kernel (the second stage then runs in float64), another method and
+    filters the 8 x 32 tile fills better (70) run the stages apart, with the
+    reference's values."""
+    rng = np.random.default_rng(4)
+    dtype = change.get("dtype", np.float32)
+    M = change.get("multiplier", 1)
+    x = rng.standard_normal((2, 9, 12, 16)).astype(dtype)
+    dk = rng.standard_normal((3, 3, 16, M)).astype(dtype)
+    pk = rng.standard_normal((1, 1, 16 * M, change.get("filters", 64))).astype(change.get("pk_dtype", dtype))
+    kw = {k: v for k, v in change.items() if k in ("dilation_rate", "padding_mode", "method")}
+    calls = _fused_calls(monkeypatch)
+    got = numconv.separable_conv(x, dk, pk, padding="same", **kw)
+    assert not calls
+    dw = np.zeros((3, 3, 1, 16 * M))
+    for m in range(M):
+        dw[..., 0, m::M] = dk[..., m]
+    mid = ref_conv(x.astype(np.float64), dw, groups=16, padding="same", dilation_rate=kw.get("dilation_rate", 1),
+                   padding_mode=kw.get("padding_mode", "zeros"))
+    ref = ref_conv(mid, pk.astype(np.float64))
+    tol = 1e-10 if dtype == np.float64 else 2e-5  # (a float64 pointwise stage reads the float32 depthwise result)
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())

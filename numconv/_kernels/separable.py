@@ -27,16 +27,18 @@ from .tile import acc_tile, tile_shape, wide_tile
 
 
 @njit(**PARALLEL)
-def separable_kernel(x, wm, wp, b, has_bias, out, strides, dilations, pads, span, slots, taps, stride, dtag, ptag):
+def separable_kernel(x, wm, wp, b, has_bias, out, mids, strides, dilations, pads, span, taps, stride, dtag, ptag):
     """``out = pointwise(depthwise(x, wm), wp) + b`` (module docstring).
 
     ``x`` (N, D, H, W, C) canonical channels-last; ``wm`` (KD, KH, KW, 1, CP) the
     depthwise weights as ``depthwise_slide_kernel`` reads them (``taps`` and
     ``stride``: its tap count and stride along W as tuple lengths; ``dtag`` its
     tile); ``wp`` the 1 x 1 weights packed as ``pointwise_kernel`` reads them
-    (``ptag`` its tile); ``out`` (N, OD, OH, OW, K). Parallel over ``slots``
-    equal blocks of the tasks (n, od, oh, run of ``span`` pixels), each block
-    with its own buffer for its runs' depthwise results."""
+    (``ptag`` its tile); ``out`` (N, OD, OH, OW, K). Parallel over equal blocks
+    of the tasks (n, od, oh, run of ``span`` pixels), one per row of ``mids``
+    (slots, >= span * C), each block's buffer for its runs' depthwise results,
+    its rows 64-byte aligned (``_memory.scratch``; Numba's own arrays start 32
+    bytes off a cache line as often as not)."""
     N, D, H, W, C = x.shape
     _, OD, OH, OW, K = out.shape
     KD, KH, KW, _, CP = wm.shape
@@ -49,10 +51,10 @@ def separable_kernel(x, wm, wp, b, has_bias, out, strides, dilations, pads, span
     wpf = wp.reshape(wp.size)
     outf = out.reshape(out.size)
     no_bias = np.zeros(1, x.dtype)
+    slots = mids.shape[0]
     spans = -(-OW // span)
     tasks = N * OD * OH * spans
     per = (tasks + slots - 1) // slots
-    mids = np.empty((slots, span * C), x.dtype)
     geom = (D, H, W, C, C, KH, KW, CP, sd, sh, dd, dh, pd, ph, pw, len(stride))
     for s in prange(slots):
         mid = mids[s]

@@ -31,7 +31,7 @@ from .._kernels.narrow import MAX_FILTERS, narrow_kernel
 from .._kernels.pad import PAD_MODES, pad_kernel, pad_rows_kernel, pad_rows_serial
 from .._kernels.separable import separable_kernel
 from .._kernels.short import MAX_TERMS, WIDE_TERMS, long_kernel, pointwise_kernel, short_kernel
-from .._kernels.tile import FLUSH_TERMS, VARIANTS, choose_variant, variant_lanes, variant_tag
+from .._kernels.tile import FLUSH_TERMS, LINE_BYTES, VARIANTS, choose_variant, variant_lanes, variant_tag
 from .._spec import per_spec
 
 #: the tile variant of the narrow kernel (4 rows x 256 bytes of output pixels)
@@ -616,10 +616,13 @@ def run_separable(spec, pspec, x5, w5, pk5, b, out5):
     rows, lanes = VARIANTS[dvar][0], variant_lanes(dvar, spec.dtype)
     wp = pack_weights(pk5, 1, variant_lanes(pvar, pspec.dtype))
     threads = numba.get_num_threads()
+    span = w_chunk(spec, rows, threads)
+    line = LINE_BYTES // np.dtype(spec.dtype).itemsize
+    mids = _memory.scratch((threads, -(-span * spec.channels // line) * line), spec.dtype)  # aligned rows
     return _run_terms(pspec, b, out5, pvar, lambda bk, has_bias: separable_kernel(
-        x5, depthwise_weights(spec, w5, lanes), wp, bk, has_bias, out5, spec.strides, spec.dilations,
-        tuple(p[0] for p in spec.pads), w_chunk(spec, rows, threads), threads, (0,) * spec.kernel_spatial[2],
-        (0,) * spec.strides[2], variant_tag(dvar), variant_tag(pvar)))
+        x5, depthwise_weights(spec, w5, lanes), wp, bk, has_bias, out5, mids, spec.strides, spec.dilations,
+        tuple(p[0] for p in spec.pads), span, (0,) * spec.kernel_spatial[2], (0,) * spec.strides[2],
+        variant_tag(dvar), variant_tag(pvar)))
 
 
 def slide_variant(spec):

@@ -250,8 +250,9 @@ def test_pointwise_kernel_is_zmm_fmas_in_registers(variant):
     lanes = variant_lanes(variant, np.float32)
     rows, row_bytes = VARIANTS[variant]
     C, K, P = 100, 2 * lanes, 36
-    asm = _kernel_asm(pointwise_kernel, np.ones(P * C, np.float32), np.ones(2 * C * lanes, np.float32),
-                      np.zeros(1, np.float32), False, np.empty((P, K), np.float32), 12, 2, variant_tag(variant))
+    asm = _kernel_asm(pointwise_kernel, np.ones(P * C, np.float32), (1, 1, P, C), (1, 1, 1),
+                      np.ones(2 * C * lanes, np.float32), np.zeros(1, np.float32), False,
+                      np.empty((1, 1, 1, P, K), np.float32), 12, 2, variant_tag(variant))
     assert "gather" not in asm and "scatter" not in asm
     hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
     reg = "zmm" if row_bytes >= 64 else "ymm"

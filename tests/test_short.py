@@ -297,15 +297,18 @@ def test_long_kernel_rows_split_across_tasks(width):
                                rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("pixels, channels, filters", [
-    ((2, 3, 5), 65, 17), ((1, 37), 128, 64), ((3, 7, 7), 200, 70), ((2, 4, 4, 3), 512, 33),
-    ((1, 9), 513, 130), ((2, 5, 5), 1000, 5), ((1, 6, 7), 1024, 64), ((1, 11), 1100, 24)])
-def test_pointwise_kernel_is_the_long_kernel_bit_for_bit(pixels, channels, filters, monkeypatch):
-    """1 x 1 stride-1 float32 layers run ``pointwise_kernel`` (a matrix product
-    over their pixels), which sums the long kernel's terms in its order with its
-    partial sums (flushed every 64 terms, widened every 512: channel counts
-    around both): the same bits as ``long_kernel`` on the same layer, at any
-    thread count, and the float64 reference's values."""
+@pytest.mark.parametrize("pixels, channels, filters, strides", [
+    ((2, 3, 5), 65, 17, 1), ((1, 37), 128, 64, 1), ((3, 7, 7), 200, 70, 1), ((2, 4, 4, 3), 512, 33, 1),
+    ((1, 9), 513, 130, 1), ((2, 5, 5), 1000, 5, 1), ((1, 6, 7), 1024, 64, 1), ((1, 11), 1100, 24, 1),
+    ((3, 10, 16), 96, 70, (2, 2)), ((1, 7, 45), 520, 33, (1, 3)), ((2, 64), 200, 64, 4),
+    ((1, 4, 6, 30), 100, 64, (2, 2, 2))])
+def test_pointwise_kernel_is_the_long_kernel_bit_for_bit(pixels, channels, filters, strides, monkeypatch):
+    """1 x 1 float32 layers without padding run ``pointwise_kernel`` (matrix
+    products over runs of their pixels; stride 1 as one row of all of them,
+    strided along their output rows), which sums the long kernel's terms in its
+    order with its partial sums (flushed every 64 terms, widened every 512:
+    channel counts around both): the same bits as ``long_kernel`` on the same
+    layer, at any thread count, and the float64 reference's values."""
     rng = np.random.default_rng(channels)
     x = rng.standard_normal(pixels + (channels,)).astype(np.float32)
     w = rng.standard_normal((1,) * (len(pixels) - 1) + (channels, filters)).astype(np.float32)
@@ -313,22 +316,22 @@ def test_pointwise_kernel_is_the_long_kernel_bit_for_bit(pixels, channels, filte
     keep = x.copy()
     calls = []
     monkeypatch.setattr(direct, "pointwise_kernel", lambda *a: calls.append(1) or short.pointwise_kernel(*a))
-    got = numconv.conv(x, w, b, activation="relu", method="direct")
+    got = numconv.conv(x, w, b, strides=strides, activation="relu", method="direct")
     assert calls, "pointwise_kernel did not run"
     before = numba.get_num_threads()
     try:
         numconv.set_num_threads(1)
-        one = numconv.conv(x, w, b, activation="relu", method="direct")
+        one = numconv.conv(x, w, b, strides=strides, activation="relu", method="direct")
     finally:
         numconv.set_num_threads(before)
     monkeypatch.setattr(direct, "is_product", lambda spec: False)
     calls.clear()
-    via_long = numconv.conv(x, w, b, activation="relu", method="direct")
+    via_long = numconv.conv(x, w, b, strides=strides, activation="relu", method="direct")
     assert not calls
     np.testing.assert_array_equal(got, via_long)
     np.testing.assert_array_equal(got, one)
     np.testing.assert_array_equal(x, keep)
-    ref = ref_conv(x, w, b, activation="relu")
+    ref = ref_conv(x, w, b, strides=strides, activation="relu")
     np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5 * np.abs(ref).max())
 
 

@@ -67,5 +67,5 @@ def separable_kernel(x, wm, wp, b, has_bias, out, mids, strides, dilations, pads
             for ow0 in range(first, last, R):  # pixel ow0 + p goes to mid[(ow0 + p - first) * C:]
                 _slide_tile(acc, wide, xf, wf, mid, no_bias, False, False, n, od, oh, -first, ow0, last, 1, a0, a1,
                             b0, b1, False, 1, geom, taps, stride, dtag)
-            product_rows(mid, 0, last - first, C, wpf, b, has_bias, outf, ((n * OD + od) * OH + oh) * OW + first, K,
-                         ptag)
+            product_rows(mid, 0, C, last - first, C, wpf, b, has_bias, outf, ((n * OD + od) * OH + oh) * OW + first,
+                         K, ptag)

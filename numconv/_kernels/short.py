@@ -340,37 +340,44 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
 
 
 @njit(**PARALLEL)
-def pointwise_kernel(xf, w, b, has_bias, out, wchunk, slots, tag):
-    """``out = x @ W + b``: a 1 x 1, stride-1 layer of one group over its pixels
-    as one matrix product (``xf`` the (P, C) pixels' channels, flat; ``out`` (P,
-    K); ``w`` packed (NKB, C, lanes) as for ``long_kernel``; tasks of ``wchunk``
-    pixels in ``slots`` equal blocks). The terms, their order and the three
-    levels of partial sums are ``long_kernel``'s on the same layer, so the
+def pointwise_kernel(xf, geom, strides, w, b, has_bias, out, wchunk, slots, tag):
+    """``out = x @ W + b`` per output pixel: a 1 x 1 layer of one group without
+    padding as matrix products over runs of its pixels (``xf`` the (N, D, H, W,
+    C) input, flat, ``geom`` = (D, H, W, C); ``out`` (N, OD, OH, OW, K); ``w``
+    packed (NKB, C, lanes) as for ``long_kernel``; tasks of ``wchunk`` pixels of
+    one output row, in ``slots`` equal blocks). A stride-1 layer comes as one
+    row of all its pixels (``_paths/direct.flat_pointwise``); a strided one
+    reads every ``sw``-th pixel of its rows. The terms, their order and the
+    three levels of partial sums are ``long_kernel``'s on the same layer, so the
     results are the same bits; the loop nest is that of a plain matrix product.
 
     Why a kernel of its own: ``long_kernel``'s generality (padding modes,
-    patches, strides, groups, tiles across row ends, the lattice) cost it 10-20 %
+    patches, groups, tiles across row ends, the lattice) cost it 10-20 %
     on 1 x 1 layers, though its hot loop is the same 16 FMAs, 4 weight loads and
     4 broadcasts per term; a loop nest without it ran as fast as a bare
     register-tile product (2 threads, interleaved, medians of 11: 8 x 56 x 56 x
-    128 -> 128 5.0-5.4 -> 4.3-4.4 ms, 8 x 28 x 28 x 256 -> 256 4.3 -> 3.8-3.9)."""
-    P, K = out.shape
-    C = xf.size // P
+    128 -> 128 5.0-5.4 -> 4.3-4.4 ms, 8 x 28 x 28 x 256 -> 256 4.3 -> 3.8-3.9;
+    a stride-2 8 x 28 x 28 x 128 -> 256 whole call 0.73 -> 0.65 ms)."""
+    D, H, W, C = geom
+    sd, sh, sw = strides
+    N, OD, OH, OW, K = out.shape
     wf = w.reshape(w.size)
     outf = out.reshape(out.size)
-    tasks = (P + wchunk - 1) // wchunk
+    nch = (OW + wchunk - 1) // wchunk
+    tasks = N * OD * OH * nch
     per = (tasks + slots - 1) // slots
     for s in prange(slots):
         for task in range(s * per, min(tasks, (s + 1) * per)):
-            lo = task * wchunk
-            hi = min(P, lo + wchunk)
-            product_rows(xf, lo * C, hi - lo, C, wf, b, has_bias, outf, lo, K, tag)
+            n, od, oh, first, last = row_task(task, nch, OD, OH, OW, wchunk)
+            x0 = (((n * D + od * sd) * H + oh * sh) * W + first * sw) * C
+            product_rows(xf, x0, sw * C, last - first, C, wf, b, has_bias, outf, ((n * OD + od) * OH + oh) * OW + first,
+                         K, tag)
 
 
 @njit(inline="always", **SERIAL)
-def product_rows(src, s0, n, C, w, b, has_bias, outf, o0, K, tag):
+def product_rows(src, s0, step, n, C, w, b, has_bias, outf, o0, K, tag):
     """``n`` pixels of ``pointwise_kernel``'s product: pixel ``i``'s ``C`` channels
-    at ``src[s0 + i * C:]``, its ``K`` results (+ ``b`` where ``has_bias``) to
+    at ``src[s0 + i * step:]``, its ``K`` results (+ ``b`` where ``has_bias``) to
     ``outf[(o0 + i) * K:]``; filter blocks outermost (a block's weights stay in
     cache over the pixels), then tiles of ``R`` pixels."""
     F = flush_terms(src)  # 0: double precision sums in registers
@@ -389,21 +396,21 @@ def product_rows(src, s0, n, C, w, b, has_bias, outf, o0, K, tag):
                 for p in range(min(R, n - q - R)):
                     for e in range(0, kn, line):
                         prefetch_write(outf, (o0 + q + R + p) * K + k0 + e)
-                for e in range(s0 + (q + R) * C, s0 + min(n, q + 2 * R) * C, line):
-                    prefetch_l2(src, e)
-            x0 = s0 + q * C
+                    for e in range(0, C, line):
+                        prefetch_l2(src, s0 + (q + R + p) * step + e)
+            x0 = s0 + q * step
             for p in range(R):
                 row_zero(acc, p, src, tag)
             if F == 0:
-                _product_terms(acc, src, x0, 0, C, w, wb, C, last, R, L, tag)
+                _product_terms(acc, src, x0, 0, C, w, wb, step, last, R, L, tag)
             elif C <= WIDE_TERMS:
                 for t0 in range(0, C, F):
-                    _product_terms(acc, src, x0, t0, min(t0 + F, C), w, wb, C, last, R, L, tag)
+                    _product_terms(acc, src, x0, t0, min(t0 + F, C), w, wb, step, last, R, L, tag)
                     for p in range(R):
                         row_spill(acc, part, p, t0 == 0, src, tag)
             else:
                 for t0 in range(0, C, F):
-                    _product_terms(acc, src, x0, t0, min(t0 + F, C), w, wb, C, last, R, L, tag)
+                    _product_terms(acc, src, x0, t0, min(t0 + F, C), w, wb, step, last, R, L, tag)
                     for p in range(R):
                         row_spill(acc, part, p, t0 % WIDE_TERMS == 0, src, tag)
                     if (t0 + F) % WIDE_TERMS == 0 and t0 + F < C:
@@ -421,13 +428,13 @@ def product_rows(src, s0, n, C, w, b, has_bias, outf, o0, K, tag):
 
 
 @njit(inline="always", **SERIAL)
-def _product_terms(acc, xf, x0, t0, t1, w, wb, C, last, R, L, tag):
+def _product_terms(acc, xf, x0, t0, t1, w, wb, step, last, R, L, tag):
     """Terms (channels) ``t0 : t1`` of a tile of ``pointwise_kernel`` into ``acc``:
-    pixel ``p`` reads ``xf[x0 + min(p, last) * C + t]``, against weight row ``wb + t * L``."""
+    pixel ``p`` reads ``xf[x0 + min(p, last) * step + t]``, against weight row ``wb + t * L``."""
     for t in range(t0, t1):
         wo = wb + t * L
         for p in range(R):
-            row_fma(acc, p, at(xf, x0 + min(p, last) * C + t), w, wo, tag)
+            row_fma(acc, p, at(xf, x0 + min(p, last) * step + t), w, wo, tag)
 
 
 @njit(inline="always", **SERIAL)

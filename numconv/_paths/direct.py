@@ -259,11 +259,17 @@ def run_long(spec, x, w5, b, out5, lattice=None, channels_first=False, out_cf=Fa
 
 @per_spec
 def is_product(spec):
-    """Whether ``pointwise_kernel`` computes ``spec`` (for ``run_long``): one row
-    of pixels (``flat_pointwise``'s form, or a layer that is one row already)
-    through a 1 x 1 kernel at stride 1, one group, single precision."""
-    return (spec.dtype == np.float32 and spec.groups == 1 and spec.batch == 1 and spec.in_spatial[:2] == (1, 1)
-            and spec.kernel_spatial == (1, 1, 1) and spec.strides == (1, 1, 1) and not has_pads(spec))
+    """Whether ``pointwise_kernel`` computes ``spec`` (for ``run_long``): a 1 x 1
+    kernel without padding, one group, single precision; at stride 1 only as one
+    row of pixels (``flat_pointwise``'s form, or a layer that is one row
+    already), and strided where its rows fill the tiles (else the long
+    kernel's tiles run across row ends: ``is_flat``)."""
+    if not (spec.dtype == np.float32 and spec.groups == 1 and spec.kernel_spatial == (1, 1, 1)
+            and not has_pads(spec)):
+        return False
+    if spec.strides == (1, 1, 1):
+        return spec.batch == 1 and spec.in_spatial[:2] == (1, 1)
+    return not is_flat(spec, VARIANTS[terms_variant(spec)][0])
 
 
 def run_product(spec, x, w5, b, out5):
@@ -271,10 +277,9 @@ def run_product(spec, x, w5, b, out5):
     variant = terms_variant(spec)
     wf, _ = term_weights(spec, w5, variant, canonical=False)
     threads = numba.get_num_threads()
-    P = spec.in_spatial[2]
     return _run_terms(spec, b, out5, variant, lambda bk, has_bias: pointwise_kernel(
-        np.ascontiguousarray(x).reshape(-1), wf, bk, has_bias, out5.reshape(P, spec.filters),
-        w_chunk(spec, VARIANTS[variant][0], threads), threads, variant_tag(variant)))
+        np.ascontiguousarray(x).reshape(-1), tuple(spec.in_spatial) + (spec.channels,), spec.strides, wf, bk,
+        has_bias, out5, w_chunk(spec, VARIANTS[variant][0], threads), threads, variant_tag(variant)))
 
 
 #: ``long_kernel``'s tiles run across row ends (``flat``) when whole-row tiles

@@ -124,9 +124,11 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     return result
 
 
-def _run_channels_last(spec, x5, w5, b, out, intermediate=False, shared=False):
+def _run_channels_last(spec, x5, w5, b, out, intermediate=False, shared=False, run=None):
     """``conv`` on canonical channels-last operands, delivered in the user's layout
-    (``intermediate``: see ``_conv``; ``shared``: ``_spec.user_layout``)."""
+    (``intermediate``: see ``_conv``; ``shared``: ``_spec.user_layout``); ``run(spec,
+    x5, w5, b, out5)`` computes the canonical result (the fused separable kernel
+    passes its own)."""
     canonical = spec.canonical_output_shape
     direct_out = (out is not None and spec.data_format == "channels_last"
                   and out.flags.c_contiguous)
@@ -136,7 +138,7 @@ def _run_channels_last(spec, x5, w5, b, out, intermediate=False, shared=False):
         out5 = (_memory.scratch if intermediate else _memory.empty)(canonical, spec.dtype)  # returned as it is
     else:
         out5 = _memory.scratch(canonical, spec.dtype)  # laid out or copied into a result
-    _dispatch.run(spec, x5, w5, b, out5)
+    (run or _dispatch.run)(spec, x5, w5, b, out5)
     if direct_out:
         return out
     return user_layout(spec, out5, spec.out_spatial, spec.filters, out, shared)
@@ -331,16 +333,8 @@ def _separable_fused(fn, rank, x, w, pk, bias, strides, padding, dilation_rate, 
     if _dispatch.resolve(pspec) != "direct" or not direct.fuses_separable(spec, pspec):
         return None
     check_out(fn, out, pspec.output_shape, pspec.dtype)
-    direct_out = out is not None and out.flags.c_contiguous
-    out5 = out.reshape(pspec.canonical_output_shape) if direct_out else _memory.empty(
-        pspec.canonical_output_shape, pspec.dtype)
-    direct.run_separable(spec, pspec, canonical_input(spec, xu, False), w5, pk5, b, out5)
-    _dispatch.finish(pspec, out5)
-    result = out5.reshape(pspec.output_shape)
-    if out is not None:
-        if not direct_out:
-            out[...] = result
-        result = out
+    result = _run_channels_last(pspec, canonical_input(spec, xu, False), pk5, b, out, run=lambda ps, x5, pk5, b, out5:
+                                _dispatch.finish(ps, direct.run_separable(spec, ps, x5, w5, pk5, b, out5)))
     if callable(activation):
         result[...] = activation(result)
     return result

@@ -403,7 +403,8 @@ def product_rows(src, s0, step, n, C, w, b, has_bias, outf, o0, K, tag):
                 row_zero(acc, p, src, tag)
             if F == 0:
                 _product_terms(acc, src, x0, 0, C, w, wb, step, last, R, L, tag)
-            elif C <= WIDE_TERMS:
+            elif C <= WIDE_TERMS:  # the general loop below without its widening: that code in the loop
+                # cost 3-10 % (8 x 56 x 56 x 128 -> 128: 4.9-5.6 against 5.2-6.0 ms, alternating processes)
                 for t0 in range(0, C, F):
                     _product_terms(acc, src, x0, t0, min(t0 + F, C), w, wb, step, last, R, L, tag)
                     for p in range(R):

@@ -86,6 +86,17 @@ def ref_pads(padding, spatial, ksize, strides, dilations):
     return [(int(p), int(p)) if np.isscalar(p) else (int(p[0]), int(p[1])) for p in padding]
 
 
+def ref_depthwise_kernel(k):
+    """A Keras depthwise kernel (*k, C, M) as the grouped-conv kernel (*k, 1, C * M)
+    it is (groups C, output channel ``c * M + m``), by loops, in ``k``'s dtype."""
+    *ks, C, M = k.shape
+    w = np.zeros(tuple(ks) + (1, C * M), k.dtype)
+    for c in range(C):
+        for m in range(M):
+            w[..., 0, c * M + m] = k[..., c, m]
+    return w
+
+
 def ref_conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=None,
              data_format="channels_last", padding_mode="zeros", activation=None):
     """N-d grouped cross-correlation, computed in float64/complex128, from the definition."""

@@ -12,13 +12,8 @@ import numconv
 from numconv._kernels.depthwise import depthwise_slide_kernel
 from numconv._kernels.tile import variant_tag
 from numconv._paths import direct
-from reference import ref_conv
+from reference import ref_conv, ref_depthwise_kernel
 from test_kernel_quality import _has_avx512, _kernel_asm
-
-
-def _grouped(dk):
-    """A (*k, C, 1) depthwise kernel as the (*k, 1, C) grouped-conv kernel it is."""
-    return dk.reshape(dk.shape[:-2] + (1, dk.shape[-2]))
 
 
 def _shifted_sum(x, dk, pads):
@@ -77,7 +72,8 @@ def test_slide_kernel_matches_reference(spatial, k, s, d, padding, C, dtype, sli
     x = rng.standard_normal((2,) + spatial + (C,))
     dk = rng.standard_normal(k + (C, 1))
     b = rng.standard_normal(C)
-    ref = ref_conv(x, _grouped(dk), b, strides=s, padding=padding, dilation_rate=d, groups=C, activation="relu")
+    ref = ref_conv(x, ref_depthwise_kernel(dk), b, strides=s, padding=padding, dilation_rate=d, groups=C,
+                   activation="relu")
     got = numconv.depthwise_conv(x.astype(dtype), dk.astype(dtype), b.astype(dtype), strides=s, padding=padding,
                                  dilation_rate=d, activation="relu", method="direct")
     assert slide_calls and got.dtype == dtype
@@ -103,8 +99,8 @@ def test_slide_kernel_splits_few_long_rows_identically_for_any_thread_count(dila
         numconv.set_num_threads(before)
     assert len(slide_calls) == 2
     np.testing.assert_array_equal(one, two)
-    ref = ref_conv(x.astype(np.float64), _grouped(dk.astype(np.float64)), padding="same", dilation_rate=dilation,
-                   groups=24)
+    ref = ref_conv(x.astype(np.float64), ref_depthwise_kernel(dk.astype(np.float64)), padding="same",
+                   dilation_rate=dilation, groups=24)
     np.testing.assert_allclose(one, ref, rtol=1e-5, atol=1e-5)
 
 
@@ -260,7 +256,7 @@ def test_channels_first_rows_share_their_input_loads_and_agree(dtype, monkeypatc
         x = rng.standard_normal((2, 6) + spatial)
         dk = rng.standard_normal(k + (6, 1))
         b = rng.standard_normal(6)
-        ref = ref_conv(x, _grouped(dk), b, strides=s, padding=padding, groups=6, padding_mode=mode,
+        ref = ref_conv(x, ref_depthwise_kernel(dk), b, strides=s, padding=padding, groups=6, padding_mode=mode,
                        data_format="channels_first", activation="tanh")
         got = numconv.depthwise_conv(x.astype(dtype), dk.astype(dtype), b.astype(dtype), strides=s,
                                      padding=padding, padding_mode=mode, data_format="channels_first",
@@ -284,7 +280,7 @@ def test_slide_kernel_flushes_long_float32_windows(spatial, k, d, slide_calls):
     dk = rng.random(k + (20, 1)).astype(np.float32)
     got = numconv.depthwise_conv(x, dk, padding="same", dilation_rate=d, method="direct")
     assert slide_calls and got.dtype == np.float32
-    ref = ref_conv(x.astype(np.float64), _grouped(dk.astype(np.float64)), padding="same", dilation_rate=d,
+    ref = ref_conv(x.astype(np.float64), ref_depthwise_kernel(dk.astype(np.float64)), padding="same", dilation_rate=d,
                    groups=20)
     rel = np.abs(got - ref) / np.abs(ref)
     assert rel.mean() < 9e-8 and rel.max() < 6e-7, (rel.mean(), rel.max())

@@ -9,12 +9,7 @@ import pytest
 import numconv
 from numconv._kernels import separable
 from numconv._paths import direct
-from reference import ref_conv
-
-
-def _dw_as_grouped(k):
-    """Keras depthwise kernel (*k, C, 1) as a grouped-conv kernel (*k, 1, C)."""
-    return np.moveaxis(k, -2, -1)
+from reference import ref_conv, ref_depthwise_kernel
 
 
 def _cases():
@@ -84,7 +79,7 @@ def test_fused_is_the_two_stages_bit_for_bit(c, monkeypatch):
     np.testing.assert_array_equal(got, apart)
     fmt = c["data_format"]
     x64 = x.astype(np.float64)
-    mid = ref_conv(x64, _dw_as_grouped(dk.astype(np.float64)), groups=c["C"], strides=c["strides"],
+    mid = ref_conv(x64, ref_depthwise_kernel(dk.astype(np.float64)), groups=c["C"], strides=c["strides"],
                    padding=c["padding"], dilation_rate=c["dilation"], data_format=fmt)
     ref = ref_conv(mid, pk.astype(np.float64), None if b is None else b.astype(np.float64), data_format=fmt,
                    activation=c["activation"])
@@ -145,10 +140,8 @@ def test_layers_outside_its_scope_run_the_two_stages(change, monkeypatch):
     calls = _fused_calls(monkeypatch)
     got = numconv.separable_conv(x, dk, pk, padding="same", **kw)
     assert not calls
-    dw = np.zeros((3, 3, 1, 16 * M))
-    for m in range(M):
-        dw[..., 0, m::M] = dk[..., m]
-    mid = ref_conv(x.astype(np.float64), dw, groups=16, padding="same", dilation_rate=kw.get("dilation_rate", 1),
+    mid = ref_conv(x.astype(np.float64), ref_depthwise_kernel(dk.astype(np.float64)), groups=16, padding="same",
+                   dilation_rate=kw.get("dilation_rate", 1),
                    padding_mode=kw.get("padding_mode", "zeros"))
     ref = ref_conv(mid, pk.astype(np.float64))
     tol = 1e-10 if dtype == np.float64 else 2e-5  # (a float64 pointwise stage reads the float32 depthwise result)

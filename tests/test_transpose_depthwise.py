@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import numconv
-from reference import ref_conv, ref_conv_transpose
+from reference import ref_conv, ref_conv_transpose, ref_depthwise_kernel
 
 # ---------------------------------------------------------------- conv_transpose
 
@@ -136,16 +136,6 @@ def test_conv_transpose_errors():
 # ---------------------------------------------------------------- depthwise and separable
 
 
-def _dw_as_grouped(k):
-    """Keras depthwise kernel (*k, C, M) written as a grouped-conv kernel, by loops."""
-    *ks, C, M = k.shape
-    w = np.zeros(tuple(ks) + (1, C * M))
-    for c in range(C):
-        for m in range(M):
-            w[..., 0, c * M + m] = k[..., c, m]
-    return w
-
-
 def _depthwise_cases():
     rng = np.random.default_rng(31)
     cases = []
@@ -180,9 +170,9 @@ def test_depthwise_and_separable_match_reference(i):
     pk = rng.standard_normal((1,) * c["r"] + (c["C"] * c["M"], c["F"]))
     b1, b2 = rng.standard_normal(c["C"] * c["M"]), rng.standard_normal(c["F"])
     a = c["args"]
-    ref = ref_conv(x, _dw_as_grouped(dk), b1, groups=c["C"], activation="tanh", **a)
+    ref = ref_conv(x, ref_depthwise_kernel(dk), b1, groups=c["C"], activation="tanh", **a)
     np.testing.assert_allclose(numconv.depthwise_conv(x, dk, b1, activation="tanh", **a), ref, atol=1e-12)
-    mid = ref_conv(x, _dw_as_grouped(dk), groups=c["C"], **a)
+    mid = ref_conv(x, ref_depthwise_kernel(dk), groups=c["C"], **a)
     ref_sep = ref_conv(mid, pk, b2, data_format=fmt, activation="relu")
     got = numconv.separable_conv(x, dk, pk, b2, activation="relu", **a)
     np.testing.assert_allclose(got, ref_sep, atol=1e-11)
@@ -197,7 +187,7 @@ def test_depthwise_stride_and_dilation_together_keras_22515():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((1, 15, 15, 3))
     dk = rng.standard_normal((3, 3, 3, 2))
-    ref = ref_conv(x, _dw_as_grouped(dk), groups=3, strides=2, dilation_rate=2, padding="same")
+    ref = ref_conv(x, ref_depthwise_kernel(dk), groups=3, strides=2, dilation_rate=2, padding="same")
     np.testing.assert_allclose(numconv.depthwise_conv(x, dk, strides=2, dilation_rate=2, padding="same"), ref,
                                atol=1e-12)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import numconv
-from numconv import _config
+from numconv import _config, _memory
 from numconv._kernels import winograd as wk
 from numconv._kernels.conv import conv_direct_kernel
 from numconv._kernels.tile import VARIANTS, variant_lanes, variant_tag
@@ -263,10 +263,13 @@ def test_pointwise_kernel_is_zmm_fmas_in_registers(variant):
 
 
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
-def test_separable_kernel_is_zmm_fmas_in_registers():
+@pytest.mark.parametrize("stream", [(), (0,)])
+def test_separable_kernel_is_zmm_fmas_in_registers(stream):
     """The fused separable kernel: its 1 x 1 stage's hot block a 512-bit FMA into
     each of the 16 zmm of the 4 x 64 tile, no accumulator stored back; no gathers
-    or scatters anywhere (the depthwise stage's slides included)."""
+    or scatters anywhere (the depthwise stage's slides included). Streaming: its
+    results stored non-temporally (into an aligned ``out``), no output lines
+    fetched for writing; else the reverse."""
     from numconv._kernels.separable import separable_kernel
     from numconv._paths.direct import FUSED_VARIANTS
 
@@ -275,11 +278,12 @@ def test_separable_kernel_is_zmm_fmas_in_registers():
     x = np.ones((2, 1, 6, 20, C), np.float32)
     wm = np.ones((1, 3, 3, 1, 64), np.float32)
     wp = np.ones(2 * C * 64, np.float32)
-    out = np.empty((2, 1, 6, 20, K), np.float32)
+    out = _memory.empty((2, 1, 6, 20, K), np.float32)
     mids = np.empty((2, 20 * C), np.float32)
     asm = _kernel_asm(separable_kernel, x, wm, wp, np.zeros(1, np.float32), False, out, mids, (1, 1, 1), (1, 1, 1),
-                      (0, 1, 1), 20, (0,) * 3, (0,), variant_tag(dvar), variant_tag(pvar))
+                      (0, 1, 1), 20, stream, (0,) * 3, (0,), variant_tag(dvar), variant_tag(pvar))
     assert "gather" not in asm and "scatter" not in asm
+    assert ("vmovntps" in asm) == bool(stream) and ("prefetchw" in asm) == (not stream)
     hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
     sums = set(re.findall(r"vfmadd231ps\s+[^\n]*, (%zmm\d+)\n", hot + "\n"))
     assert len(sums) >= 16, hot

@@ -54,8 +54,10 @@ def _args(c):
 
 
 def _fused_calls(monkeypatch):
+    """The fused kernel's calls, as whether each streamed its results."""
     calls = []
-    monkeypatch.setattr(direct, "separable_kernel", lambda *a: calls.append(1) or separable.separable_kernel(*a))
+    monkeypatch.setattr(direct, "separable_kernel",
+                        lambda *a: calls.append(len(a[11]) > 0) or separable.separable_kernel(*a))
     return calls
 
 
@@ -71,6 +73,7 @@ def test_fused_is_the_two_stages_bit_for_bit(c, monkeypatch):
         pytest.skip("no output for this window")
     # (channels_first: unless the depthwise stage runs channels-first in place)
     assert calls or c["data_format"] == "channels_first", "the fused kernel did not run"
+    assert calls in ([], [False])
     for a, k in zip((x, dk, pk), keep):
         np.testing.assert_array_equal(a, k)
     monkeypatch.setattr(direct, "fuses_separable", lambda spec, pspec: False)
@@ -95,6 +98,60 @@ def test_sweep_reaches_the_edges():
     assert any(max(c["dilation"]) > 1 for c in CASES)
     assert {len(c["ks"]) for c in CASES} == {1, 2, 3}
     assert {c["data_format"] for c in CASES} == {"channels_last", "channels_first"}
+    assert {len(c["ks"]) for c in STREAMED} == {1, 2, 3} and {c["strides"][-1] for c in STREAMED} == {1, 2}
+    assert any(max(c["dilation"]) > 1 for c in STREAMED) and any(c["batch"] > 1 for c in STREAMED)
+
+
+#: the cases with 3 taps along W (two more specialisations, not six) whose
+#: filters fill whole cache lines: run streamed as well
+STREAMED = [c for c in CASES if c["ks"][-1] == 3 and c["K"] % 16 == 0 and c["data_format"] == "channels_last"]
+
+
+@pytest.mark.parametrize("c", STREAMED, ids=lambda c: f"r{len(c['ks'])}-s{c['seed']}")
+def test_streamed_is_the_plain_bits(c, monkeypatch):
+    """Each such layer without its activation (which keeps results in the caches
+    for its own pass) as large layers run (``STREAM_BYTES`` 0): results streamed
+    around the caches and the next task's input rows fetched ahead; the bits of
+    plain stores, the reference's values."""
+    x, dk, pk, b, kw = _args(c)
+    kw["activation"] = None
+    calls = _fused_calls(monkeypatch)
+    plain = numconv.separable_conv(x, dk, pk, b, **kw)
+    monkeypatch.setattr(direct, "STREAM_BYTES", 0)
+    streamed = numconv.separable_conv(x, dk, pk, b, **kw)
+    assert calls == [False, True]
+    np.testing.assert_array_equal(streamed, plain)
+    x64 = x.astype(np.float64)
+    mid = ref_conv(x64, ref_depthwise_kernel(dk.astype(np.float64)), groups=c["C"], strides=c["strides"],
+                   padding=c["padding"], dilation_rate=c["dilation"])
+    ref = ref_conv(mid, pk.astype(np.float64), None if b is None else b.astype(np.float64))
+    np.testing.assert_allclose(streamed, ref, rtol=2e-5, atol=2e-5 * max(1.0, np.abs(ref).max()))
+
+
+def test_large_layers_stream_and_fetch_ahead(monkeypatch):
+    """A layer whose input and result take ``STREAM_BYTES`` streams its results
+    (numconv's own result is aligned); a caller's misaligned ``out=`` takes plain
+    stores in the same kernel, as does a layer with an activation. The same bits
+    every way, and the reference's values."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 64, 64, 256)).astype(np.float32)
+    assert 2 * x.nbytes >= direct.STREAM_BYTES
+    dk = rng.standard_normal((3, 3, 256, 1)).astype(np.float32)
+    pk = rng.standard_normal((1, 1, 256, 256)).astype(np.float32)
+    calls = _fused_calls(monkeypatch)
+    got = numconv.separable_conv(x, dk, pk, padding="same")
+    buf = np.empty(x.size + 16, np.float32)
+    offset = next(i for i in range(1, 16) if (buf.ctypes.data + 4 * i) % 64)
+    out = buf[offset:offset + x.size].reshape(x.shape)
+    numconv.separable_conv(x, dk, pk, padding="same", out=out)
+    np.testing.assert_array_equal(out, got)
+    relu = numconv.separable_conv(x, dk, pk, padding="same", activation="relu")  # (its pass reads the results back)
+    assert calls == [True, False, False]
+    np.testing.assert_array_equal(relu, np.maximum(got, 0))
+    x64 = x[:, :9].astype(np.float64)  # (rows 0-7 of the result read rows 0-8)
+    mid = ref_conv(x64, ref_depthwise_kernel(dk.astype(np.float64)), groups=256, padding="same")
+    ref = ref_conv(mid, pk.astype(np.float64))[:, :8]
+    np.testing.assert_allclose(got[:, :8], ref, rtol=2e-5, atol=2e-5 * np.abs(ref).max())
 
 
 def test_fused_results_do_not_depend_on_threads_and_fill_out(monkeypatch):

@@ -85,12 +85,13 @@ there (``pointwise_kernel``'s docstring).
 import numba
 import numpy as np
 from numba import njit, prange
+from numba.extending import overload
 
 from .._config import PARALLEL, SERIAL
 from .conv import row_task
 from .pad import source_index
-from .tile import (FLUSH_TERMS, LINE_BYTES, acc_tile, at, flush_terms, index_buffer, prefetch_l2, prefetch_write, row_fma,
-                   row_spill, row_store, row_zero, tile_shape, tile_store_transposed, wide_tile)
+from .tile import (FLUSH_TERMS, LINE_BYTES, acc_tile, at, flush_terms, index_buffer, prefetch_l2, prefetch_write,
+                   row_fma, row_spill, row_store, row_stream, row_zero, tile_shape, tile_store_transposed, wide_tile)
 
 #: the longest reduction (Cg * kd * kh * kw) ``short_kernel`` takes
 MAX_TERMS = FLUSH_TERMS
@@ -371,15 +372,20 @@ def pointwise_kernel(xf, geom, strides, w, b, has_bias, out, wchunk, slots, tag)
             n, od, oh, first, last = row_task(task, nch, OD, OH, OW, wchunk)
             x0 = (((n * D + od * sd) * H + oh * sh) * W + first * sw) * C
             product_rows(xf, x0, sw * C, last - first, C, wf, b, has_bias, outf, ((n * OD + od) * OH + oh) * OW + first,
-                         K, tag)
+                         K, (), tag)
 
 
 @njit(inline="always", **SERIAL)
-def product_rows(src, s0, step, n, C, w, b, has_bias, outf, o0, K, tag):
+def product_rows(src, s0, step, n, C, w, b, has_bias, outf, o0, K, stream, tag):
     """``n`` pixels of ``pointwise_kernel``'s product: pixel ``i``'s ``C`` channels
     at ``src[s0 + i * step:]``, its ``K`` results (+ ``b`` where ``has_bias``) to
     ``outf[(o0 + i) * K:]``; filter blocks outermost (a block's weights stay in
-    cache over the pixels), then tiles of ``R`` pixels."""
+    cache over the pixels), then tiles of ``R`` pixels. A non-empty tuple
+    ``stream`` (its length is part of the type: a copy of the loop each way)
+    stores the results around the caches (``tile.row_stream``: ``outf`` 64-byte
+    aligned and ``K`` filling whole lines; the caller fences) instead of
+    fetching each tile's output lines for writing ahead of it."""
+    streaming = len(stream) > 0
     F = flush_terms(src)  # 0: double precision sums in registers
     R, L = tile_shape(src, tag)
     line = LINE_BYTES // src.itemsize
@@ -394,7 +400,7 @@ def product_rows(src, s0, step, n, C, w, b, has_bias, outf, o0, K, tag):
             last = min(R, n - q) - 1  # rows past it repeat the last pixel
             if q + R < n:  # the next tile: its output lines for writing, its input into L2
                 for p in range(min(R, n - q - R)):
-                    for e in range(0, kn, line):
+                    for e in range(0, 0 if streaming else kn, line):
                         prefetch_write(outf, (o0 + q + R + p) * K + k0 + e)
                     for e in range(0, C, line):
                         prefetch_l2(src, s0 + (q + R + p) * step + e)
@@ -420,12 +426,28 @@ def product_rows(src, s0, step, n, C, w, b, has_bias, outf, o0, K, tag):
             for p in range(last + 1):
                 o = (o0 + q + p) * K + k0
                 if F == 0:
-                    row_store(acc, p, outf, o, kn, b, k0, has_bias, tag)
+                    put_row(acc, p, outf, o, kn, b, k0, has_bias, stream, tag)
                 elif C <= WIDE_TERMS:
-                    row_store(part, p, outf, o, kn, b, k0, has_bias, tag)
+                    put_row(part, p, outf, o, kn, b, k0, has_bias, stream, tag)
                 else:
                     row_spill(part, wide, p, False, src, tag)
-                    row_store(wide, p, outf, o, kn, b, k0, has_bias, tag)
+                    put_row(wide, p, outf, o, kn, b, k0, has_bias, stream, tag)
+
+
+def put_row(tile, p, outf, o, kn, b, k0, has_bias, stream, tag):
+    """Row ``p`` of ``tile`` (+ bias) to ``outf[o:o + kn]``: ``row_stream`` where
+    the tuple ``stream`` is non-empty, else ``row_store``."""
+
+
+@overload(put_row, inline="always")
+def _put_row_overload(tile, p, outf, o, kn, b, k0, has_bias, stream, tag):
+    # (chosen while typing: both stores in the code, one of them dead, took each
+    # specialisation of the separable kernel 0.8 s longer to compile)
+    if len(stream):
+        return lambda tile, p, outf, o, kn, b, k0, has_bias, stream, tag: row_stream(tile, p, outf, o, kn, b, k0,
+                                                                                     has_bias, tag)
+    return lambda tile, p, outf, o, kn, b, k0, has_bias, stream, tag: row_store(tile, p, outf, o, kn, b, k0,
+                                                                                has_bias, tag)
 
 
 @njit(inline="always", **SERIAL)

@@ -624,10 +624,28 @@ def run_separable(spec, pspec, x5, w5, pk5, b, out5):
     span = w_chunk(spec, rows, threads)
     line = LINE_BYTES // np.dtype(spec.dtype).itemsize
     mids = _memory.scratch((threads, -(-span * spec.channels // line) * line), spec.dtype)  # aligned rows
+    stream = (0,) if streams_separable(spec, pspec) and can_stream(out5, pspec.filters) else ()
     return _run_terms(pspec, b, out5, pvar, lambda bk, has_bias: separable_kernel(
         x5, depthwise_weights(spec, w5, lanes), wp, bk, has_bias, out5, mids, spec.strides, spec.dilations,
-        tuple(p[0] for p in spec.pads), span, (0,) * spec.kernel_spatial[2], (0,) * spec.strides[2],
+        tuple(p[0] for p in spec.pads), span, stream, (0,) * spec.kernel_spatial[2], (0,) * spec.strides[2],
         variant_tag(dvar), variant_tag(pvar)))
+
+
+def streams_separable(spec, pspec):
+    """``streams`` for a fused separable layer: its input and its result (the
+    depthwise stage's input, the 1 x 1 stage's result) against ``STREAM_BYTES``;
+    not with an activation (its pass of its own would read the results back)."""
+    if pspec.activation != 0:
+        return False
+    elements = math.prod(spec.in_spatial) * spec.channels + math.prod(pspec.out_spatial) * pspec.filters
+    return spec.batch * elements * np.dtype(spec.dtype).itemsize >= STREAM_BYTES
+
+
+def can_stream(out, filters):
+    """Whether streaming stores can write ``out``, rows of ``filters`` values: it
+    starts on a cache line and each row fills whole lines (numconv's own results
+    do where the filters do; a caller's ``out=`` may not)."""
+    return out.ctypes.data % LINE_BYTES == 0 and filters * out.itemsize % LINE_BYTES == 0
 
 
 def slide_variant(spec):

@@ -239,12 +239,14 @@ def test_term_kernels_are_zmm_fmas_in_registers(name, dtype, fma, variant):
 
 
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_pointwise_kernel_is_zmm_fmas_in_registers(variant):
+@pytest.mark.parametrize("variant, stream", [(v, ()) for v in sorted(VARIANTS)] + [(1, (0,))])
+def test_pointwise_kernel_is_zmm_fmas_in_registers(variant, stream):
     """``pointwise_kernel`` (1 x 1 layers as a matrix product) as the long kernel:
     a 512-bit FMA into each zmm of the tile (256-bit, each ymm, on the 8 x 32
     tile), no gathers or scatters, no accumulator stored back in the hot block,
-    the next tile's input prefetched into L2."""
+    the next tile's input prefetched into L2; streaming (the 4 x 64 tile, into
+    an aligned ``out``), its results stored non-temporally and no output lines
+    fetched for writing, else the reverse."""
     from numconv._kernels.short import pointwise_kernel
 
     lanes = variant_lanes(variant, np.float32)
@@ -252,8 +254,9 @@ def test_pointwise_kernel_is_zmm_fmas_in_registers(variant):
     C, K, P = 100, 2 * lanes, 36
     asm = _kernel_asm(pointwise_kernel, np.ones(P * C, np.float32), (1, 1, P, C), (1, 1, 1),
                       np.ones(2 * C * lanes, np.float32), np.zeros(1, np.float32), False,
-                      np.empty((1, 1, 1, P, K), np.float32), 12, 2, variant_tag(variant))
+                      _memory.empty((1, 1, 1, P, K), np.float32), 12, 2, stream, variant_tag(variant))
     assert "gather" not in asm and "scatter" not in asm
+    assert ("vmovntps" in asm) == bool(stream) and ("prefetchw" in asm) == (not stream)
     hot = _hot_block(asm, lambda blk: blk.count("vfmadd"))
     reg = "zmm" if row_bytes >= 64 else "ymm"
     sums = set(re.findall(r"vfmadd231ps\s+[^\n]*, (%" + reg + r"\d+)\n", hot + "\n"))

@@ -335,6 +335,35 @@ def test_pointwise_kernel_is_the_long_kernel_bit_for_bit(pixels, channels, filte
     np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5 * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("pixels, channels, filters, strides", [
+    ((2, 41), 72, 48, 1), ((3, 10, 16), 72, 80, (2, 2)), ((1, 3, 5, 32), 130, 64, (1, 1, 2)), ((2, 19), 65, 24, 1)])
+def test_pointwise_kernel_streams_large_results(pixels, channels, filters, strides, monkeypatch):
+    """Layers of at least ``STREAM_BYTES`` (0 here; shapes of this test alone, as
+    ``streams`` is remembered per layer) without an activation stream their
+    results around the caches where the filters fill whole cache lines (24 float32
+    filters do not); a misaligned ``out=`` takes plain stores. The bits of the
+    long kernel either way."""
+    monkeypatch.setattr(direct, "STREAM_BYTES", 0)
+    rng = np.random.default_rng(filters)
+    x = rng.standard_normal(pixels + (channels,)).astype(np.float32)
+    w = rng.standard_normal((1,) * (len(pixels) - 1) + (channels, filters)).astype(np.float32)
+    b = rng.standard_normal(filters).astype(np.float32)
+    calls = []
+    monkeypatch.setattr(direct, "pointwise_kernel", lambda *a: calls.append(len(a[9]) > 0) or short.pointwise_kernel(*a))
+    got = numconv.conv(x, w, b, strides=strides, method="direct")
+    buf = np.empty(got.size + 16, np.float32)
+    offset = next(i for i in range(1, 16) if (buf.ctypes.data + 4 * i) % 64)
+    out = buf[offset:offset + got.size].reshape(got.shape)
+    numconv.conv(x, w, b, strides=strides, method="direct", out=out)
+    assert calls == [filters % 16 == 0, False]
+    monkeypatch.setattr(direct, "is_product", lambda spec: False)
+    via_long = numconv.conv(x, w, b, strides=strides, method="direct")
+    np.testing.assert_array_equal(got, via_long)
+    np.testing.assert_array_equal(out, via_long)
+    ref = ref_conv(x, w, b, strides=strides)
+    np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5 * np.abs(ref).max())
+
+
 def test_long_kernel_non_finite_inputs_stay_local():
     x = np.ones((1, 20, 100, 40), np.float32)
     x[0, 10, 50, 1] = np.nan

@@ -91,7 +91,7 @@ from .._config import PARALLEL, SERIAL
 from .conv import row_task
 from .pad import source_index
 from .tile import (FLUSH_TERMS, LINE_BYTES, acc_tile, at, flush_terms, index_buffer, prefetch_l2, prefetch_write,
-                   row_fma, row_spill, row_store, row_stream, row_zero, tile_shape, tile_store_transposed, wide_tile)
+                   row_fma, row_spill, row_store, row_stream, row_zero, store_fence, tile_shape, tile_store_transposed, wide_tile)
 
 #: the longest reduction (Cg * kd * kh * kw) ``short_kernel`` takes
 MAX_TERMS = FLUSH_TERMS
@@ -341,7 +341,7 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
 
 
 @njit(**PARALLEL)
-def pointwise_kernel(xf, geom, strides, w, b, has_bias, out, wchunk, slots, tag):
+def pointwise_kernel(xf, geom, strides, w, b, has_bias, out, wchunk, slots, stream, tag):
     """``out = x @ W + b`` per output pixel: a 1 x 1 layer of one group without
     padding as matrix products over runs of its pixels (``xf`` the (N, D, H, W,
     C) input, flat, ``geom`` = (D, H, W, C); ``out`` (N, OD, OH, OW, K); ``w``
@@ -358,7 +358,11 @@ def pointwise_kernel(xf, geom, strides, w, b, has_bias, out, wchunk, slots, tag)
     4 broadcasts per term; a loop nest without it ran as fast as a bare
     register-tile product (2 threads, interleaved, medians of 11: 8 x 56 x 56 x
     128 -> 128 5.0-5.4 -> 4.3-4.4 ms, 8 x 28 x 28 x 256 -> 256 4.3 -> 3.8-3.9;
-    a stride-2 8 x 28 x 28 x 128 -> 256 whole call 0.73 -> 0.65 ms)."""
+    a stride-2 8 x 28 x 28 x 128 -> 256 whole call 0.73 -> 0.65 ms).
+
+    A non-empty tuple ``stream``: results streamed around the caches
+    (``product_rows``; ``out`` 64-byte aligned, ``K`` filling whole lines), each
+    task's fenced."""
     D, H, W, C = geom
     sd, sh, sw = strides
     N, OD, OH, OW, K = out.shape
@@ -372,7 +376,9 @@ def pointwise_kernel(xf, geom, strides, w, b, has_bias, out, wchunk, slots, tag)
             n, od, oh, first, last = row_task(task, nch, OD, OH, OW, wchunk)
             x0 = (((n * D + od * sd) * H + oh * sh) * W + first * sw) * C
             product_rows(xf, x0, sw * C, last - first, C, wf, b, has_bias, outf, ((n * OD + od) * OH + oh) * OW + first,
-                         K, (), tag)
+                         K, stream, tag)
+            if len(stream) > 0:
+                store_fence()
 
 
 @njit(inline="always", **SERIAL)

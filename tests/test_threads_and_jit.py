@@ -119,7 +119,7 @@ def test_specialisations_stay_few():
     assert len(conv_direct_kernel.signatures) <= 3 * len(dtypes)
     assert len(short_kernel.signatures) <= (3 * len(dtypes) + 1) * 2  # x 2 result layouts
     assert len(long_kernel.signatures) <= (3 * 2 + 1) * 2 * 2  # single precision only; x 2 tilings (rows, flat)
-    assert len(pointwise_kernel.signatures) <= 4  # float32 only, one per tile variant
-    assert len(separable_kernel.signatures) <= 9 * 4  # float32, one tile pair: taps x stride along W
+    assert len(pointwise_kernel.signatures) <= 4 * 2  # float32 only, one per tile variant, x 2: results streamed or not
+    assert len(separable_kernel.signatures) <= 9 * 4 * 2  # float32, one tile pair: taps x stride along W x streamed
     assert len(depthwise_kernel.signatures) <= 3 * len(dtypes)
     assert 1 <= len(fold_columns_kernel.signatures) <= len(dtypes)

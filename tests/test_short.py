@@ -350,7 +350,8 @@ def test_pointwise_kernel_streams_large_results(pixels, channels, filters, strid
     w = rng.standard_normal((1,) * (len(pixels) - 1) + (channels, filters)).astype(np.float32)
     b = rng.standard_normal(filters).astype(np.float32)
     calls = []
-    monkeypatch.setattr(direct, "pointwise_kernel", lambda *a: calls.append(len(a[9]) > 0) or short.pointwise_kernel(*a))
+    monkeypatch.setattr(direct, "pointwise_kernel",
+                        lambda *a: calls.append(len(a[9]) > 0) or short.pointwise_kernel(*a))
     got = numconv.conv(x, w, b, strides=strides, method="direct")
     buf = np.empty(got.size + 16, np.float32)
     offset = next(i for i in range(1, 16) if (buf.ctypes.data + 4 * i) % 64)

@@ -21,9 +21,10 @@ caches and fetch ahead: while a task runs its depthwise tiles, each tile asks
 for a share of the input rows the next task reads and this one does not (into
 L2). Neither paid alone: with plain stores, whose output lines take their place
 in the caches, the fetches ahead cost more than they saved. 8 x 56 x 56 x 128 ->
-128 3 x 3 same, 2 threads, interleaved (per 8 images): in cache (1 image) 4.6-5.0
-ms; 8 images 5.4-6.2 plain, 5.2-5.7 streamed, 4.7-5.1 streamed and fetching
-ahead; fetching ahead with plain stores 5.8-6.2.
+128 3 x 3 same, 2 threads, copies of the kernel interleaved (per 8 images): in
+cache (1 image) 4.6-5.0 ms; 8 images 5.4-6.2 plain, 5.2-5.7 streamed, 4.7-5.1
+streamed and fetching ahead; fetching ahead with plain stores 5.8-6.2. The whole
+call, alternating processes: 5.6-5.8 -> 5.1-5.4 ms.
 """
 import numpy as np
 from numba import njit, prange
@@ -54,7 +55,7 @@ def separable_kernel(x, wm, wp, b, has_bias, out, mids, strides, dilations, pads
     N, D, H, W, C = x.shape
     _, OD, OH, OW, K = out.shape
     KD, KH, KW, _, CP = wm.shape
-    sd, sh, S = strides
+    sd, sh, _ = strides
     dd, dh, _ = dilations
     pd, ph, pw = pads
     R, _ = tile_shape(x, dtag)

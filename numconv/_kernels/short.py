@@ -407,8 +407,9 @@ def product_rows(src, s0, step, n, C, w, b, has_bias, outf, o0, K, stream, tag):
             last = min(R, n - q) - 1  # rows past it repeat the last pixel
             if q + R < n:  # the next tile: its output lines for writing, its input into L2
                 for p in range(min(R, n - q - R)):
-                    for e in range(0, 0 if streaming else kn, line):
-                        prefetch_write(outf, (o0 + q + R + p) * K + k0 + e)
+                    if not streaming:  # (streamed lines are never read)
+                        for e in range(0, kn, line):
+                            prefetch_write(outf, (o0 + q + R + p) * K + k0 + e)
                     for e in range(0, C, line):
                         prefetch_l2(src, s0 + (q + R + p) * step + e)
             x0 = s0 + q * step

@@ -280,8 +280,7 @@ def run_product(spec, x, w5, b, out5):
     variant = terms_variant(spec)
     wf, _ = term_weights(spec, w5, variant, canonical=False)
     threads = numba.get_num_threads()
-    # (no activation: its pass of its own would read the results back)
-    stream = (0,) if streams(spec) and spec.activation == 0 and can_stream(out5, spec.filters) else ()
+    stream = stream_arg(spec, out5)
     return _run_terms(spec, b, out5, variant, lambda bk, has_bias: pointwise_kernel(
         np.ascontiguousarray(x).reshape(-1), tuple(spec.in_spatial) + (spec.channels,), spec.strides, wf, bk,
         has_bias, out5, w_chunk(spec, VARIANTS[variant][0], threads), threads, stream, variant_tag(variant)))
@@ -569,8 +568,26 @@ STREAM_BYTES = 16 << 20
 @per_spec
 def streams(spec):
     """Whether ``spec``'s results should be stored around the caches (``STREAM_BYTES``)."""
-    elements = math.prod(spec.in_spatial) * spec.channels + math.prod(spec.out_spatial) * spec.filters
-    return spec.batch * elements * np.dtype(spec.dtype).itemsize >= STREAM_BYTES
+    return _call_bytes(spec, spec) >= STREAM_BYTES
+
+
+def _call_bytes(source, spec):
+    """Bytes of a call's input (``source``'s) and its result (``spec``'s)."""
+    elements = math.prod(source.in_spatial) * source.channels + math.prod(spec.out_spatial) * spec.filters
+    return spec.batch * elements * np.dtype(spec.dtype).itemsize
+
+
+def stream_arg(spec, out, source=None):
+    """The term kernels' ``stream`` argument for ``spec``'s results into ``out``:
+    (0,), stored around the caches, where the call's input (``source``'s, the
+    fused separable layer's depthwise stage; else ``spec``'s) and result take
+    ``STREAM_BYTES``, ``spec`` has no activation (its pass of its own would read
+    the results back) and ``out`` starts on a cache line with each row of
+    ``spec.filters`` values filling whole lines (numconv's own results do where
+    the filters do; a caller's ``out=`` may not); else ()."""
+    large = streams(spec) if source is None else _call_bytes(source, spec) >= STREAM_BYTES
+    aligned = out.ctypes.data % LINE_BYTES == 0 and spec.filters * out.itemsize % LINE_BYTES == 0
+    return (0,) if large and spec.activation == 0 and aligned else ()
 
 
 #: the most taps along W that ``depthwise_slide_kernel`` takes (one specialisation per count)
@@ -629,28 +646,11 @@ def run_separable(spec, pspec, x5, w5, pk5, b, out5):
     span = w_chunk(spec, rows, threads)
     line = LINE_BYTES // np.dtype(spec.dtype).itemsize
     mids = _memory.scratch((threads, -(-span * spec.channels // line) * line), spec.dtype)  # aligned rows
-    stream = (0,) if streams_separable(spec, pspec) and can_stream(out5, pspec.filters) else ()
+    stream = stream_arg(pspec, out5, source=spec)
     return _run_terms(pspec, b, out5, pvar, lambda bk, has_bias: separable_kernel(
         x5, depthwise_weights(spec, w5, lanes), wp, bk, has_bias, out5, mids, spec.strides, spec.dilations,
         tuple(p[0] for p in spec.pads), span, stream, (0,) * spec.kernel_spatial[2], (0,) * spec.strides[2],
         variant_tag(dvar), variant_tag(pvar)))
-
-
-def streams_separable(spec, pspec):
-    """``streams`` for a fused separable layer: its input and its result (the
-    depthwise stage's input, the 1 x 1 stage's result) against ``STREAM_BYTES``;
-    not with an activation (its pass of its own would read the results back)."""
-    if pspec.activation != 0:
-        return False
-    elements = math.prod(spec.in_spatial) * spec.channels + math.prod(pspec.out_spatial) * pspec.filters
-    return spec.batch * elements * np.dtype(spec.dtype).itemsize >= STREAM_BYTES
-
-
-def can_stream(out, filters):
-    """Whether streaming stores can write ``out``, rows of ``filters`` values: it
-    starts on a cache line and each row fills whole lines (numconv's own results
-    do where the filters do; a caller's ``out=`` may not)."""
-    return out.ctypes.data % LINE_BYTES == 0 and filters * out.itemsize % LINE_BYTES == 0
 
 
 def slide_variant(spec):

@@ -18,6 +18,7 @@ NaN or Inf in ``x`` or the kernel makes the whole output NaN on this path (as wi
 """
 import collections
 import contextlib
+import functools
 import hashlib
 import math
 import threading
@@ -25,10 +26,12 @@ import threading
 import numpy as np
 
 from .. import _memory
-from .._config import get_num_threads
+from .._config import get_num_threads, kernel_lock
 from .._shares import in_shares
 from .._kernels.act import bias_activation_blocks, bias_activation_blocks_count
+from .._kernels import transform
 from .._kernels.spectral import contract, contract_tag, pad_filters
+from .._kernels.tile import VARIANTS, variant_lanes, variant_tag
 from .._spec import per_spec
 from .direct import _no_bias, epilogue, has_pads, padded, padded_sizes
 
@@ -61,15 +64,27 @@ def geometry(spec):
     import scipy.fft  # imported on first use: keeps `import numconv` light
 
     real = spec.dtype.kind != "c"
+    return _geometry(spec, lambda n, last: scipy.fft.next_fast_len(n, real=real))
+
+
+@per_spec
+def lanes_geometry(spec):
+    """``geometry`` with the sizes ``transform.fft_lanes`` takes (factors 2, 3
+    and 5 only; the last axis even, for the real transform's packing)."""
+    return _geometry(spec, lambda n, last: transform.fast_length(n, even=last))
+
+
+def _geometry(spec, fast_len):
     pad_first = spec.padding_mode != "zeros" and has_pads(spec)
     sizes = padded_sizes(spec) if pad_first else spec.in_spatial
     fshape, offsets, region = [], [], []
-    for L, (pb, _), e, s, lo in zip(sizes, spec.pads, dilated_sizes(spec), spec.strides, spec.out_spatial):
+    for i, (L, (pb, _), e, s, lo) in enumerate(zip(sizes, spec.pads, dilated_sizes(spec), spec.strides,
+                                                   spec.out_spatial)):
         pb = 0 if pad_first else pb
         offset = max(0, pb - (e - 1))
         a = e - 1 - pb + offset
         last = a + s * (lo - 1)
-        fshape.append(scipy.fft.next_fast_len(max(offset + L + e - 1 - a, last + 1, e), real=real))
+        fshape.append(fast_len(max(offset + L + e - 1 - a, last + 1, e), i == len(sizes) - 1))
         offsets.append(offset)
         region.append(slice(a, last + 1, s))
     return tuple(fshape), tuple(offsets), tuple(region), pad_first
@@ -332,10 +347,156 @@ def spectra_not_kept():
         SPECTRUM_CACHE_BYTES = kept
 
 
+#: fewest input channels for ``run_lanes``: its row pass has (row, channel) lanes,
+#: and with 1-2 channels its per-row copies cost more than pocketfft's whole pass
+#: (1 x 512 x 512 x 1, 31 x 31: 5.4 ms against 3.4)
+LANES_MIN_CHANNELS = 4
+
+
+def lanes_apply(spec):
+    """Whether ``run_lanes`` computes ``spec``: float32 data whose transforms are
+    2-D (the depth axis of length 1 both ways), at least ``LANES_MIN_CHANNELS``
+    input channels, and a kernel spectrum that the cache keeps (``kept``: a
+    spectrum made anew on every call costs ``run_lanes`` more than it saves; so
+    without the cache, as in ``spectra_not_kept``, this path is not taken).
+    float64 keeps ``scipy.fft``: this path's three kernels take ~17 s to compile
+    per dtype, spent once for the case it was measured on."""
+    if spec.dtype != np.float32 or spec.channels < LANES_MIN_CHANNELS:
+        return False
+    (fd, fh, fw), _, _, _ = lanes_geometry(spec)
+    if fd != 1 or fh == 1:
+        return False
+    kp = _lanes_filters(spec)
+    nbytes = 2 * (fw // 2 + 1) * fh * (spec.channels // spec.groups) * spec.groups * kp * spec.dtype.itemsize
+    return 2 * nbytes <= SPECTRUM_CACHE_BYTES
+
+
+@functools.lru_cache(maxsize=64)
+def _plans(FH, FW, dtype):
+    """The transforms' tables for ``run_lanes``: along H forward and inverse, along
+    W (half length) forward and inverse, and the real transform's factors."""
+    return (transform.plan(FH, dtype, -1), transform.plan(FH, dtype, 1), transform.plan(FW // 2, dtype, -1),
+            transform.plan(FW // 2, dtype, 1), transform.half_twiddles(FW, dtype))
+
+
+def lanes_tag(spec):
+    """``transform.columns``' contraction tile (``tile.variant_tag``): the one that
+    pads each group's filters least (the kernel spectrum, read once per call, is
+    the contraction's memory traffic), the widest of those."""
+    kg = spec.filters // spec.groups
+    lanes = {v: variant_lanes(v, spec.dtype) for v in VARIANTS}
+    return variant_tag(min(VARIANTS, key=lambda v: (-(-kg // lanes[v]) * lanes[v], -lanes[v])))
+
+
+def _lanes_filters(spec):
+    """Filters per group padded to whole rows of ``lanes_tag``'s tile."""
+    lanes = variant_lanes(len(lanes_tag(spec)), spec.dtype)
+    return -(-(spec.filters // spec.groups) // lanes) * lanes
+
+
+def lanes_kernel_spectrum(spec, w5, fshape, workers):
+    """The dilated, flipped kernel's real 2-D spectrum as ``transform.columns``
+    reads it: (2, FC * FH, Cg, G, KP), real and imaginary parts, frequency column
+    major, each group's filters zero-padded to whole tile rows (``lanes_tag``),
+    scaled by ``1 / (FH FW)`` (the inverse transforms' factor). Transformed by
+    ``forward`` (the kernel's zero rows skipped) and kept between calls as
+    ``kernel_spectrum``'s."""
+    _, FH, FW = fshape
+    CG, K, G = spec.channels // spec.groups, spec.filters, spec.groups
+    KG, KP = K // G, _lanes_filters(spec)
+
+    def make():
+        Wf = forward(_dilated_flipped_kernel(spec, w5), (1, FH, FW), (0, 1, 2), workers)[0]  # (FH, FC, Cg, K)
+        out = np.zeros((2, FW // 2 + 1, FH, CG, G, KP), spec.dtype)
+        src = Wf.reshape(FH, FW // 2 + 1, CG, G, KG).transpose(1, 0, 2, 3, 4)
+        np.multiply(src.real, 1 / (FH * FW), out=out[0, ..., :KG])
+        np.multiply(src.imag, 1 / (FH * FW), out=out[1, ..., :KG])
+        _memory.recycle(Wf)
+        return (out.reshape(2, -1, CG, G, KP),)
+
+    key = ("lanes", digest(w5), tuple(fshape), tuple(spec.dilations), spec.groups, spec.dtype.str)
+    return kept(key if SPECTRUM_CACHE_BYTES > 0 else None, make)[0]
+
+
+#: results from this size on are written around the caches (``transform.rows_inverse``)
+STREAM_BYTES = 4 << 20
+
+#: bytes of one column block's spectra (every image's input and output block, real
+#: and imaginary) a ``transform.columns`` slot keeps; larger batches run in chunks
+COLUMN_BYTES = 768 << 10
+
+
+def run_lanes(spec, x5, w5, out5, workers):
+    """``out5`` (N, 1, OH, OW, K) from ``x5`` with ``numconv._kernels.transform``'s
+    three passes (its docstring), in batch chunks of bounded spectrum memory."""
+    (_, FH, FW), (_, oh, ow), (_, rh, rw), pad_first = lanes_geometry(spec)
+    N, C, K, G = spec.batch, spec.channels, spec.filters, spec.groups
+    dtype = spec.dtype
+    W = lanes_kernel_spectrum(spec, w5, (1, FH, FW), workers)
+    (hf, hi, wf, wi, half) = _plans(FH, FW, dtype.str)
+    M, lanes = FW // 2, transform.lanes_of(dtype)
+    FC = M + 1
+    _, OH, OW = spec.out_spatial
+
+    def rounded(v):
+        return -(-v // lanes) * lanes
+
+    B = max(1, 2 * lanes // C)  # rows per block along W: lanes are (row, channel)
+    BI = max(1, 2 * lanes // K)
+    Bc = max(1, 2 * lanes // max(C, K))  # frequency columns per block along H
+    VX, VY = rounded(Bc * C), rounded(Bc * K)
+    rows_f = _memory.scratch((workers, 4, FC * rounded(B * C)), dtype)
+    rows_i = _memory.scratch((workers, 4, FC * rounded(BI * K)), dtype)
+    rowbufs = _memory.scratch((workers, OW * K), dtype)
+    sbufs = _memory.scratch((workers, 2 * FC * C), dtype)
+    per_image = FH * (VX + VY) * 2 * dtype.itemsize
+    nc = max(1, min(N, COLUMN_BYTES // per_image))
+    xb = _memory.scratch((workers, nc, 2, FH * VX), dtype)
+    yb = _memory.scratch((workers, nc, 2, FH * VY), dtype)
+    fb = _memory.scratch((workers, 2, FH * max(VX, VY)), dtype)
+    step = batch_chunk(spec)
+    for n0 in range(0, N, step):
+        xc = x5[n0:n0 + step]
+        xs = np.ascontiguousarray(padded(spec, xc, serial=True) if pad_first else xc)
+        n, H, Wd = xs.shape[0], xs.shape[2], xs.shape[3]
+        S = _memory.scratch((2, n, H, FC, C), dtype)
+        with kernel_lock():
+            transform.rows_forward(xs.reshape(n * H, Wd, C), S[0].reshape(n * H, FC, C), S[1].reshape(n * H, FC, C),
+                                   ow, FW, rows_f, sbufs, B, wf[0], wf[1], wf[2], half, False)
+        T = _memory.scratch((2, n, OH, FC, K), dtype)
+        for c0 in range(0, n, nc):
+            c1 = min(n, c0 + nc)
+            with kernel_lock():
+                transform.columns(S[0, c0:c1], S[1, c0:c1], W[0], W[1], T[0, c0:c1], T[1, c0:c1], oh, FH, rh.start,
+                                  rh.step, G, xb, yb, fb, Bc, hf[0], hf[1], hf[2], hi[2], lanes_tag(spec),
+                                  T.nbytes >= STREAM_BYTES)
+        _memory.recycle(S)
+        o = out5[n0:n0 + n]
+        dst = o if o.flags.c_contiguous else _memory.scratch(o.shape, dtype)
+        with kernel_lock():
+            transform.rows_inverse(T[0].reshape(n * OH, FC, K), T[1].reshape(n * OH, FC, K),
+                                   dst.reshape(n * OH, OW, K), rw.start, rw.step, FW, rows_i, rowbufs, BI, wi[0], wi[1],
+                                   wi[2], half, dst.nbytes >= STREAM_BYTES)
+        if dst is not o:
+            o[...] = dst
+            _memory.recycle(dst)
+        _memory.recycle(T)
+    _memory.recycle(xb)
+    _memory.recycle(yb)
+    _memory.recycle(fb)
+    _memory.recycle(rows_f)
+    _memory.recycle(rows_i)
+    _memory.recycle(rowbufs)
+    _memory.recycle(sbufs)
+
+
 def run(spec, x5, w5, b, out5):
     """Compute ``out5`` (N, OD, OH, OW, K) with transforms over the spatial axes,
     in batch chunks of bounded spectrum memory (``batch_chunk``)."""
     workers = get_num_threads()
+    if lanes_apply(spec):
+        run_lanes(spec, x5, w5, out5, workers)
+        return _epilogue(spec, b, out5, workers)
     fshape, offsets, region, pad_first = geometry(spec)
     N, C, K, G = spec.batch, spec.channels, spec.filters, spec.groups
     Wf, tag = kernel_spectrum(spec, w5, fshape, workers)
@@ -353,6 +514,11 @@ def run(spec, x5, w5, b, out5):
         out5[n0:n0 + n] = y
         _memory.recycle(Y)
         _memory.recycle(y)
+    return _epilogue(spec, b, out5, workers)
+
+
+def _epilogue(spec, b, out5, workers):
+    K = spec.filters
     bk, has_bias, act = epilogue(spec, b)
     if has_bias or act:  # on Python threads, as the contraction (``numconv._shares``)
         y2 = out5.reshape(-1, K)

@@ -5,31 +5,39 @@ float32 columns at a time (its wheels are built for SSE2). Here every transform
 step works on whole 64-byte vectors (16 float32 / 8 float64 lanes) of
 *independent* transforms: along W the lanes are a block of rows' channels, along
 H a block of columns' channels. Each transform is a Stockham (self-sorting)
-mixed-radix FFT of sizes ``2^a 3^b 5^c`` over split real / imaginary buffers of
-``n x V`` values (``fft_lanes``); one stage reads one buffer and writes the other
-with ``bfly``, an explicit-vector radix-2/3/4/5 butterfly (``<lanes x T>`` loads,
-FMAs and stores emitted directly: written as a plain loop, LLVM left the radix-5
+mixed-radix FFT of a size ``2^a 3^b 5^c`` over split real / imaginary buffers of
+``n x V`` values (``fft_lanes``): one stage reads one buffer and writes the other
+with ``bfly``, an explicit-vector butterfly (``<lanes x T>`` loads, FMAs and
+stores emitted directly; written as a plain loop, LLVM left the radix-5
 butterfly scalar, its 20 pointers over the vectoriser's limit on run-time alias
-checks). A 270-point transform of 4 x 1088 columns took 1.1 ms on one thread,
-pocketfft 2.9 ms (``scipy.fft.fft(axis=1)``, complex64).
+checks). Radices 2, 3, 4 and 5 are written out and 6 ... 16 composed of them in
+registers, and ``factor`` takes the fewest stages: a block larger than the
+first-level cache is read and written once per stage, and 270 = 9 x 6 x 5 (3
+stages) took 0.74 ms where 2 x 3 x 3 x 3 x 5 took 0.99 (4 x 1088 columns of 270
+points in blocks of 32 lanes, one thread, in turn); pocketfft took 3.8-4.4 ms on
+the array (``scipy.fft.fft(axis=1)``, complex64).
 
-The 2-D correlation of a real channels-last batch (``_paths/fft.py``) runs as
-three parallel kernels, each over its own blocks:
+The 2-D correlation of a real channels-last batch (``_paths/fft.run_lanes``)
+runs as three parallel kernels, each over its own blocks:
 
 1. ``rows_forward``: a real transform along W of every input row (``B`` rows x
    ``C`` channels as lanes): the even / odd samples as one complex sequence of
    half the length, transformed, then split into the ``FW/2 + 1`` frequencies of
-   the real transform.
+   the real transform (``real_pair``).
 2. ``columns``: per block of ``Bc`` frequency columns, the transform along H of
    each image's block, the channel contraction with the kernel's spectrum
-   (``Y[f, k] = sum_c X[f, c] W[f, c, k]`` per group) for every image while the
-   block is in cache, and the inverse transform along H, keeping only the output
-   rows. The kernel spectrum is read once per batch chunk.
+   (``_contract``: ``Y[f, k] = sum_c X[f, c] W[f, c, k]`` per group, on the
+   direct kernels' register tile, rows consecutive frequencies) for every image
+   while the block is in cache, and the inverse transform along H, keeping only
+   the output rows. The kernel spectrum is read once per batch chunk.
 3. ``rows_inverse``: per block of output rows, the inverse real transform along
    W (the packing undone), keeping only the output columns, into the result.
 
-Scaling (``1 / (FH FW)``) is folded into the kernel spectrum
-(``_paths/fft.numba_kernel_spectrum``).
+The column pass's results and the output are written around the caches when
+large (``_stream``: they are read again only after megabytes of other traffic):
+4 x 256 x 256 x 8 -> 8, 25 x 25 went from 12-13 to 9-10 ms. Scaling (``1 / (FH
+FW)``) is folded into the kernel spectrum (``_paths/fft.lanes_kernel_spectrum``).
+Compile time: ~17 s for the three kernels in one dtype, once (``cache=True``).
 """
 import functools
 import math

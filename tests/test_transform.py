@@ -49,23 +49,27 @@ def test_fft_lanes_is_numpys_fft_for_every_radix(dtype, sign):
 
 def test_the_row_passes_are_the_real_transform_and_its_inverse():
     """``rows_forward`` against ``np.fft.rfft`` of rows placed at an offset in
-    zeros (rows past a block's end included); ``rows_inverse`` against
-    ``FW * np.fft.irfft`` at a strided slice, streamed or not."""
+    zeros (rows past a block's end included, two images, the last block of
+    frequency columns partial), streamed or not; ``rows_inverse`` against ``FW *
+    np.fft.irfft`` at a strided slice, streamed or not."""
     rng = np.random.default_rng(1)
-    R, W, C, off, FW = 7, 19, 3, 2, 24
+    R, W, C, off, FW = 8, 19, 3, 2, 24
     M, lanes = FW // 2, transform.lanes_of(np.float32)
     x = rng.standard_normal((R, W, C)).astype(np.float32)
     B = 5
     VP = -(-B * C // lanes) * lanes
     bufs = np.zeros((2, 4, (M + 1) * VP), np.float32)
     rowbufs = np.zeros((2, 2 * (M + 1) * C), np.float32)
-    Sr, Si = np.zeros((R, M + 1, C), np.float32), np.zeros((R, M + 1, C), np.float32)
-    transform.rows_forward(x, Sr, Si, off, FW, bufs, rowbufs, B, *transform.plan(M, np.float32, -1),
-                           transform.half_twiddles(FW, np.float32), False)
     xe = np.zeros((R, FW, C))
     xe[:, off:off + W] = x
     spectrum = np.fft.rfft(xe, axis=1)
-    np.testing.assert_allclose(Sr + 1j * Si, spectrum, atol=2e-6 * np.abs(spectrum).max())
+    N, H, Bc, NB = 2, 4, 5, 3  # 13 frequencies in blocks of 5
+    for stream in (False, True):
+        Sr, Si = np.full((2, N, NB, H, Bc * C), np.nan, np.float32)
+        transform.rows_forward(x, Sr, Si, off, FW, bufs, rowbufs, B, *transform.plan(M, np.float32, -1),
+                               transform.half_twiddles(FW, np.float32), stream)
+        got = (Sr + 1j * Si).reshape(N, NB, H, Bc, C).transpose(0, 2, 1, 3, 4).reshape(N * H, NB * Bc, C)
+        np.testing.assert_allclose(got[:, :M + 1], spectrum, atol=2e-6 * np.abs(spectrum).max())
     K, first, step, OW = C, 3, 2, 9
     full = np.fft.irfft(spectrum, FW, axis=1) * FW
     for stream in (False, True):

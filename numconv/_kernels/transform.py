@@ -23,7 +23,9 @@ runs as three parallel kernels, each over its own blocks:
 1. ``rows_forward``: a real transform along W of every input row (``B`` rows x
    ``C`` channels as lanes): the even / odd samples as one complex sequence of
    half the length, transformed, then split into the ``FW/2 + 1`` frequencies of
-   the real transform (``real_pair``).
+   the real transform (``real_pair``), written in the column pass's blocks (each
+   block's rows one run: read back one row of the whole spectrum at a time, two
+   cache lines per row, the column pass's gather cost as much as its transforms).
 2. ``columns``: per block of ``Bc`` frequency columns, the transform along H of
    each image's block, the channel contraction with the kernel's spectrum
    (``_contract``: ``Y[f, k] = sum_c X[f, c] W[f, c, k]`` per group, on the
@@ -33,9 +35,11 @@ runs as three parallel kernels, each over its own blocks:
 3. ``rows_inverse``: per block of output rows, the inverse real transform along
    W (the packing undone), keeping only the output columns, into the result.
 
-The column pass's results and the output are written around the caches when
+Both intermediate spectra and the output are written around the caches when
 large (``_stream``: they are read again only after megabytes of other traffic):
-4 x 256 x 256 x 8 -> 8, 25 x 25 went from 12-13 to 9-10 ms. Scaling (``1 / (FH
+4 x 256 x 256 x 8 -> 8, 25 x 25 went from 12-13 to 9-10 ms with the column
+pass's and the output streamed, and with the row pass's blocked and streamed
+from 9.2-10.4 to 8.5-8.8 ms (in turn in one process). Scaling (``1 / (FH
 FW)``) is folded into the kernel spectrum (``_paths/fft.lanes_kernel_spectrum``).
 Compile time: ~17 s for the three kernels in one dtype, once (``cache=True``).
 """
@@ -447,11 +451,18 @@ def _fill(dst, dst_off, count):
 
 @njit(**PARALLEL)
 def rows_forward(x, Sr, Si, off, FW, bufs, rowbufs, B, radices, offsets, tw, half, stream):
-    """``S[r, k, :]`` (split, k <= FW / 2) = the real DFT along W of row ``r`` of
-    ``x`` (R, W, C) placed at ``off`` in ``FW`` zeros. Parallel over blocks of
-    ``B`` rows, one slot of ``bufs`` (slots, 4, (FW / 2 + 1) VP) per share; ``VP``
-    >= ``B C`` a multiple of the vector lanes."""
+    """The real DFT along W of each row ``r = n H + h`` of ``x`` (R, W, C) placed
+    at ``off`` in ``FW`` zeros, frequencies ``k <= FW / 2``, into ``S`` (split; N,
+    NB, H, Bc C) in blocks of ``Bc`` frequency columns as ``columns`` reads them:
+    frequency ``k = j Bc + i`` of row ``r`` at ``S[n, j, h, i C:(i + 1) C]`` (the
+    column pass then reads each block's rows in one run, not one short run per
+    row of the whole spectrum). Parallel over blocks of ``B`` rows, one slot of
+    ``bufs`` (slots, 4, (FW / 2 + 1) VP) per share, ``VP`` >= ``B C`` a multiple
+    of the vector lanes, and of ``rowbufs`` (slots, >= 2 (FW / 2 + 1) C), where
+    a row is assembled."""
     R, W, C = x.shape
+    _, NB, H, BCC = Sr.shape
+    Bc = BCC // C
     M = FW // 2
     slots = bufs.shape[0]
     VP = bufs.shape[2] // (M + 1)
@@ -460,6 +471,7 @@ def rows_forward(x, Sr, Si, off, FW, bufs, rowbufs, B, radices, offsets, tw, hal
     xf = x.reshape(x.size)
     Srf = Sr.reshape(Sr.size)
     Sif = Si.reshape(Si.size)
+    FC = M + 1
     for s in prange(slots):
         buf = bufs[s]
         buf[:] = 0
@@ -501,8 +513,12 @@ def rows_forward(x, Sr, Si, off, FW, bufs, rowbufs, B, radices, offsets, tw, hal
                 for k in range(M + 1):
                     _copy(rowbuf, k * C, dr, k * VP + b * C, C)
                     _copy(rowbuf, (M + 1 + k) * C, di, k * VP + b * C, C)
-                _stream(Srf, (r0 + b) * (M + 1) * C, rowbuf, 0, (M + 1) * C, stream)
-                _stream(Sif, (r0 + b) * (M + 1) * C, rowbuf, (M + 1) * C, (M + 1) * C, stream)
+                n, h = (r0 + b) // H, (r0 + b) % H
+                for j in range(NB):
+                    k0 = j * Bc
+                    dst = ((n * NB + j) * H + h) * BCC
+                    _stream(Srf, dst, rowbuf, k0 * C, min(Bc, FC - k0) * C, stream)
+                    _stream(Sif, dst, rowbuf, (FC + k0) * C, min(Bc, FC - k0) * C, stream)
         if stream:
             store_fence()
 
@@ -547,8 +563,8 @@ def _contract(xf, xo, xh, xn, Wrf, Wif, f, CG, groups, KP, yf, yo, yh, yn, N, ro
 @njit(**PARALLEL)
 def columns(Sr, Si, Wr, Wi, Tr, Ti, off, FH, first, step, groups, xb, yb, fb, Bc, radices, offsets, twf, twi, tag,
             stream):
-    """For each block of ``Bc`` frequency columns: the DFT along H of ``S`` (N, H,
-    FC, C) placed at row ``off`` in ``FH`` zeros, the channel contraction with
+    """For each block of ``Bc`` frequency columns: the DFT along H of ``S`` (N, NB,
+    H, Bc C; ``rows_forward``'s blocks) placed at row ``off`` in ``FH`` zeros, the channel contraction with
     ``W`` (FC FH, C / groups, groups, KP) (``Y[f, g Kg + k] = sum_c X[f, g Cg + c]
     W[f, c, g, k]``, each group's filters zero-padded to KP, whole rows of the
     ``tag`` tile) for every image while the block is in cache, and the inverse
@@ -556,8 +572,9 @@ def columns(Sr, Si, Wr, Wi, Tr, Ti, off, FH, first, step, groups, xb, yb, fb, Bc
     Parallel over the blocks; slot ``s`` holds every image's block in ``xb[s]``
     (>= N, 2, FH VX) and ``yb[s]`` (>= N, 2, FH VY), ``fb[s]`` (2, FH max(VX,
     VY)) their transforms' scratch."""
-    N, H, FC, C = Sr.shape
-    OH, K = Tr.shape[1], Tr.shape[3]
+    N, NB, H, BCC = Sr.shape
+    C = BCC // Bc
+    OH, FC, K = Tr.shape[1], Tr.shape[2], Tr.shape[3]
     _, CG, _, KP = Wr.shape
     KG = K // groups
     slots = xb.shape[0]
@@ -585,8 +602,8 @@ def columns(Sr, Si, Wr, Wi, Tr, Ti, off, FH, first, step, groups, xb, yb, fb, Bc
                 for h in range(FH):
                     row = h - off
                     if 0 <= row < H:
-                        _copy(gr, h * VX, Srf, ((n * H + row) * FC + k0) * C, nc * C)
-                        _copy(gi, h * VX, Sif, ((n * H + row) * FC + k0) * C, nc * C)
+                        _copy(gr, h * VX, Srf, ((n * NB + blk) * H + row) * BCC, nc * C)
+                        _copy(gi, h * VX, Sif, ((n * NB + blk) * H + row) * BCC, nc * C)
                     else:
                         _fill(gr, h * VX, nc * C)
                         _fill(gi, h * VX, nc * C)

@@ -471,10 +471,10 @@ def run_lanes(spec, x5, w5, out5, workers):
         xc = x5[n0:n0 + step]
         xs = np.ascontiguousarray(padded(spec, xc, serial=True) if pad_first else xc)
         n, H, Wd = xs.shape[0], xs.shape[2], xs.shape[3]
-        S = _memory.scratch((2, n, H, FC, C), dtype)
+        S = _memory.scratch((2, n, -(-FC // Bc), H, Bc * C), dtype)  # blocks of Bc frequency columns
         with kernel_lock():
-            transform.rows_forward(xs.reshape(n * H, Wd, C), S[0].reshape(n * H, FC, C), S[1].reshape(n * H, FC, C),
-                                   ow, FW, rows_f, sbufs, B, wf[0], wf[1], wf[2], half, False)
+            transform.rows_forward(xs.reshape(n * H, Wd, C), S[0], S[1], ow, FW, rows_f, sbufs, B, wf[0], wf[1], wf[2],
+                                   half, S.nbytes >= STREAM_BYTES)
         T = _memory.scratch((2, n, OH, FC, K), dtype)
         for c0 in range(0, n, nc):
             c1 = min(n, c0 + nc)

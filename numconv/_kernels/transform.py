@@ -425,12 +425,13 @@ def _copy(dst, dst_off, src, src_off, count):
 @njit(inline="always", **SERIAL)
 def _stream(dst, dst_off, src, src_off, count, stream):
     """``_copy``, the whole aligned vectors of ``dst`` it writes streamed when
-    ``stream``."""
-    if not stream:
+    ``stream`` (and ``dst``'s elements lie at multiples of their size, as
+    NumPy's own arrays' do)."""
+    if not stream or data_address(dst) % dst.itemsize:
         _copy(dst, dst_off, src, src_off, count)
         return
     step = VECTOR_BYTES // dst.itemsize
-    first = data_address(dst) // dst.itemsize + dst_off  # (element addresses: numconv's arrays are never unaligned)
+    first = data_address(dst) // dst.itemsize + dst_off
     head = min(count, (step - first % step) % step)
     _copy(dst, dst_off, src, src_off, head)
     q = head
@@ -442,6 +443,7 @@ def _stream(dst, dst_off, src, src_off, count, stream):
 
 @njit(inline="always", **SERIAL)
 def _fill(dst, dst_off, count):
+    """``fill_lanes`` over any ``count``."""
     step = VECTOR_BYTES // dst.itemsize
     for q in range(0, count, step):
         fill_lanes(dst, dst_off + q, min(step, count - q))

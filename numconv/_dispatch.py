@@ -91,7 +91,11 @@ on seeds 0 and 1 under the same constraint: ``FFT_TRANSFORM_COST`` 7.93,
 kernel on every call (``_cases.time_methods``), as the model counts; a layer
 called again with the same weights skips that (``_paths/fft.kernel_spectrum``),
 so there FFT is cheaper than modelled. The Zen 5 constants predate the faster
-contraction, which they overcharge; they stay until re-timed on a Zen 5.
+contraction, which they overcharge; they stay until re-timed on a Zen 5. The
+float32 2-D layers that ``_paths/fft.lanes_apply`` sends to numconv's own
+transforms (2026-11-25; only with a kept kernel spectrum, so never in those
+timings) ran 1.1-1.7x faster than the pocketfft path the constants model: for
+them ``auto`` may keep direct where FFT would now win.
 """
 import functools
 import math

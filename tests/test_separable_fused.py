@@ -17,7 +17,8 @@ def _cases():
     around the tiles' widths with tails (filters that its 4 x 64 tile takes),
     widths below, at and past a tile, strides, dilation along D and H, every
     zero padding; 1, 3 or 5 taps along W (each tap count and stride along W is a
-    specialisation to compile)."""
+    specialisation to compile, ~12 s on CI: 5 taps only at stride 1, stride 2
+    along W with 1 and 3)."""
     rng = np.random.default_rng(77)
     cases = []
     for i in range(40):
@@ -28,12 +29,18 @@ def _cases():
         cases.append(dict(
             batch=int(rng.integers(1, 4)), spatial=spatial, ks=ks,
             C=int(rng.choice([3, 8, 16, 24, 33, 64, 128, 200])), K=int(rng.choice([33, 64, 100, 128])),
-            strides=tuple(int(v) for v in rng.integers(1, 3, r)),
+            strides=_strides(rng.integers(1, 3, r), ks),
             dilation=tuple(int(v) for v in rng.integers(1, 3, r - 1)) + (1,),
             padding=str(rng.choice(["valid", "same", "causal" if r == 1 else "full"])),
             bias=bool(i % 3), activation=(None, "relu", "tanh", "gelu")[i % 4],
             data_format="channels_first" if i % 5 == 0 else "channels_last", seed=i))
     return cases
+
+
+def _strides(drawn, ks):
+    """The drawn strides, stride 1 along W under 5 taps."""
+    strides = tuple(int(v) for v in drawn)
+    return strides[:-1] + (1,) if ks[-1] == 5 else strides
 
 
 CASES = _cases()

@@ -375,12 +375,10 @@ def lanes_apply(spec):
     per dtype, spent once for the case it was measured on."""
     if spec.dtype != np.float32 or spec.channels < LANES_MIN_CHANNELS:
         return False
-    (fd, fh, fw), _, _, _ = lanes_geometry(spec)
+    (fd, fh, _), _, _, _ = lanes_geometry(spec)
     if fd != 1 or fh == 1:
         return False
-    kp = _lanes_filters(spec)
-    nbytes = 2 * (fw // 2 + 1) * fh * (spec.channels // spec.groups) * spec.groups * kp * spec.dtype.itemsize
-    return 2 * nbytes <= SPECTRUM_CACHE_BYTES
+    return 2 * math.prod(_lanes_spectrum_shape(spec)) * spec.dtype.itemsize <= SPECTRUM_CACHE_BYTES
 
 
 @functools.lru_cache(maxsize=64)
@@ -391,6 +389,7 @@ def _plans(FH, FW, dtype):
             transform.plan(FW // 2, dtype, 1), transform.half_twiddles(FW, dtype))
 
 
+@per_spec
 def lanes_tag(spec):
     """``transform.columns``' contraction tile (``tile.variant_tag``): the one that
     pads each group's filters least (the kernel spectrum, read once per call, is
@@ -400,10 +399,13 @@ def lanes_tag(spec):
     return variant_tag(min(VARIANTS, key=lambda v: (-(-kg // lanes[v]) * lanes[v], -lanes[v])))
 
 
-def _lanes_filters(spec):
-    """Filters per group padded to whole rows of ``lanes_tag``'s tile."""
+def _lanes_spectrum_shape(spec):
+    """The shape of ``lanes_kernel_spectrum``'s array: (2, FC * FH, Cg, G, KP),
+    each group's filters padded to whole rows of ``lanes_tag``'s tile."""
+    _, FH, FW = lanes_geometry(spec)[0]
     lanes = variant_lanes(len(lanes_tag(spec)), spec.dtype)
-    return -(-(spec.filters // spec.groups) // lanes) * lanes
+    kp = -(-(spec.filters // spec.groups) // lanes) * lanes
+    return 2, (FW // 2 + 1) * FH, spec.channels // spec.groups, spec.groups, kp
 
 
 def lanes_kernel_spectrum(spec, w5, fshape, workers):
@@ -414,17 +416,19 @@ def lanes_kernel_spectrum(spec, w5, fshape, workers):
     ``forward`` (the kernel's zero rows skipped) and kept between calls as
     ``kernel_spectrum``'s."""
     _, FH, FW = fshape
-    CG, K, G = spec.channels // spec.groups, spec.filters, spec.groups
-    KG, KP = K // G, _lanes_filters(spec)
+    shape = _lanes_spectrum_shape(spec)
+    _, _, CG, G, KP = shape
+    KG = spec.filters // G
 
     def make():
         Wf = forward(_dilated_flipped_kernel(spec, w5), (1, FH, FW), (0, 1, 2), workers)[0]  # (FH, FC, Cg, K)
-        out = np.zeros((2, FW // 2 + 1, FH, CG, G, KP), spec.dtype)
+        out = np.zeros(shape, spec.dtype)
+        body = out.reshape(2, FW // 2 + 1, FH, CG, G, KP)
         src = Wf.reshape(FH, FW // 2 + 1, CG, G, KG).transpose(1, 0, 2, 3, 4)
-        np.multiply(src.real, 1 / (FH * FW), out=out[0, ..., :KG])
-        np.multiply(src.imag, 1 / (FH * FW), out=out[1, ..., :KG])
+        np.multiply(src.real, 1 / (FH * FW), out=body[0, ..., :KG])
+        np.multiply(src.imag, 1 / (FH * FW), out=body[1, ..., :KG])
         _memory.recycle(Wf)
-        return (out.reshape(2, -1, CG, G, KP),)
+        return (out,)
 
     key = ("lanes", digest(w5), tuple(fshape), tuple(spec.dilations), spec.groups, spec.dtype.str)
     return kept(key if SPECTRUM_CACHE_BYTES > 0 else None, make)[0]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import numconv
+from numconv import _memory
 from numconv._kernels import transform
 from numconv._paths import fft as fft_path
 from reference import ref_conv
@@ -47,13 +48,17 @@ def test_fft_lanes_is_numpys_fft_for_every_radix(dtype, sign):
         assert np.abs(got - ref).max() <= tol * np.abs(ref).max(), n
 
 
-def test_the_row_passes_are_the_real_transform_and_its_inverse():
+@pytest.mark.parametrize("C, Bc, OW", [(3, 5, 9), (8, 4, 9), (8, 5, 8)])
+def test_the_row_passes_are_the_real_transform_and_its_inverse(C, Bc, OW):
     """``rows_forward`` against ``np.fft.rfft`` of rows placed at an offset in
     zeros (rows past a block's end included, two images, the last block of
     frequency columns partial), streamed or not; ``rows_inverse`` against ``FW *
-    np.fft.irfft`` at a strided slice, streamed or not."""
-    rng = np.random.default_rng(1)
-    R, W, C, off, FW = 8, 19, 3, 2, 24
+    np.fft.irfft`` at a strided slice, streamed or not. 8 channels take the
+    streamed paths' pairs of half vectors (``stream_halves``; into aligned
+    arrays, an odd frequency or output at the end), 3 channels and blocks of 5
+    x 8 channels (a block not a whole number of vectors) the row buffer."""
+    rng = np.random.default_rng(C + Bc)
+    R, W, off, FW = 8, 19, 2, 24
     M, lanes = FW // 2, transform.lanes_of(np.float32)
     x = rng.standard_normal((R, W, C)).astype(np.float32)
     B = 5
@@ -63,17 +68,20 @@ def test_the_row_passes_are_the_real_transform_and_its_inverse():
     xe = np.zeros((R, FW, C))
     xe[:, off:off + W] = x
     spectrum = np.fft.rfft(xe, axis=1)
-    N, H, Bc, NB = 2, 4, 5, 3  # 13 frequencies in blocks of 5
+    N, H = 2, 4
+    NB = -(-(M + 1) // Bc)  # 13 frequencies in blocks of Bc, the last one partial
     for stream in (False, True):
-        Sr, Si = np.full((2, N, NB, H, Bc * C), np.nan, np.float32)
-        transform.rows_forward(x, Sr, Si, off, FW, bufs, rowbufs, B, *transform.plan(M, np.float32, -1),
+        S = _memory.empty((2, N, NB, H, Bc * C), np.float32)
+        S[...] = np.nan
+        transform.rows_forward(x, S[0], S[1], off, FW, bufs, rowbufs, B, *transform.plan(M, np.float32, -1),
                                transform.half_twiddles(FW, np.float32), stream)
-        got = (Sr + 1j * Si).reshape(N, NB, H, Bc, C).transpose(0, 2, 1, 3, 4).reshape(N * H, NB * Bc, C)
+        got = (S[0] + 1j * S[1]).reshape(N, NB, H, Bc, C).transpose(0, 2, 1, 3, 4).reshape(N * H, NB * Bc, C)
         np.testing.assert_allclose(got[:, :M + 1], spectrum, atol=2e-6 * np.abs(spectrum).max())
-    K, first, step, OW = C, 3, 2, 9
+    K, first, step = C, 3, 2
     full = np.fft.irfft(spectrum, FW, axis=1) * FW
-    for stream in (False, True):
-        out = np.zeros((R, OW, K), np.float32)
+    for stream, first, step in ((False, 3, 2), (True, 3, 2), (True, 1, 1)):
+        out = _memory.empty((R, OW, K), np.float32)
+        out[...] = np.nan
         transform.rows_inverse(spectrum.real.astype(np.float32), spectrum.imag.astype(np.float32), out, first, step,
                                FW, bufs, np.zeros((2, OW * K), np.float32), B, *transform.plan(M, np.float32, 1),
                                transform.half_twiddles(FW, np.float32), stream)

@@ -421,6 +421,29 @@ def stream_vector(typingctx, dst, dst_off, src, src_off):
 
 
 @intrinsic
+def stream_halves(typingctx, dst, dst_off, a, a_off, b, b_off):
+    """One vector to ``dst[dst_off ...]`` (64-byte aligned) by a non-temporal
+    store: its low half from ``a[a_off ...]``, its high half from ``b[b_off ...]``
+    (both unaligned). Lets the row passes write rows of half-vector pieces (8
+    float32 channels) straight from their buffers, where assembling them in a row
+    first cost a store and a load that could not forward from it per piece."""
+    elem, vty, align = _vector_parts(dst.dtype)
+    hty = ir.VectorType(elem, vty.count // 2)
+
+    def codegen(context, builder, sig, args):
+        def half(i):
+            ptr = builder.bitcast(_ptr(context, builder, sig.args[i], args[i], args[i + 1], elem, vty), hty.as_pointer())
+            return builder.load(ptr, align=align)
+
+        v = builder.shuffle_vector(half(2), half(4), ir.Constant(ir.VectorType(ir.IntType(32), vty.count),
+                                                                 list(range(vty.count))))
+        _stream_store(builder, v, _ptr(context, builder, sig.args[0], args[0], args[1], elem, vty))
+        return context.get_dummy_value()
+
+    return types.void(dst, dst_off, a, a_off, b, b_off), codegen
+
+
+@intrinsic
 def data_address(typingctx, arr):
     """The address of ``arr``'s first element, as an int64."""
     def codegen(context, builder, sig, args):
@@ -530,11 +553,26 @@ def rows_forward(x, Sr, Si, off, FW, bufs, rowbufs, B, radices, offsets, tw, hal
                 for v in range(0, VP, step):
                     real_pair(zr, zi, o1 + v, o2 + v, dr, di, k * VP + v, half[2 * k], half[2 * k + 1], _SPLIT)
             rowbuf = rowbufs[s]
+            pairs = stream and 2 * C == step and (Bc * C * x.itemsize) % VECTOR_BYTES == 0 and \
+                data_address(Sr) % VECTOR_BYTES == 0 and data_address(Si) % VECTOR_BYTES == 0
             for b in range(nb):
+                n, h = (r0 + b) // H, (r0 + b) % H
+                if pairs:  # two frequencies' channels per vector, straight from the buffers, streamed
+                    for j in range(NB):
+                        k0 = j * Bc
+                        nk = min(Bc, FC - k0)
+                        dst = ((n * NB + j) * H + h) * BCC
+                        for i in range(0, nk - 1, 2):
+                            o = (k0 + i) * VP + b * C
+                            stream_halves(Srf, dst + i * C, dr, o, dr, o + VP)
+                            stream_halves(Sif, dst + i * C, di, o, di, o + VP)
+                        if nk % 2:
+                            _copy(Srf, dst + (nk - 1) * C, dr, (k0 + nk - 1) * VP + b * C, C)
+                            _copy(Sif, dst + (nk - 1) * C, di, (k0 + nk - 1) * VP + b * C, C)
+                    continue
                 for k in range(M + 1):
                     _copy(rowbuf, k * C, dr, k * VP + b * C, C)
                     _copy(rowbuf, (M + 1 + k) * C, di, k * VP + b * C, C)
-                n, h = (r0 + b) // H, (r0 + b) % H
                 for j in range(NB):
                     k0 = j * Bc
                     dst = ((n * NB + j) * H + h) * BCC
@@ -682,12 +720,23 @@ def rows_inverse(Tr, Ti, out, first, step, FW, bufs, rowbufs, B, radices, offset
             zr, zi = buf[2 * q], buf[2 * q + 1]
             rowbuf = rowbufs[s]
             for b in range(nb):
+                row = (r0 + b) * OW * K
+                if stream and 2 * K == vstep and (data_address(out) + row * out.itemsize) % VECTOR_BYTES == 0:
+                    # pairs of outputs straight from the buffers, streamed
+                    for o in range(0, OW - 1, 2):
+                        i, i2 = first + step * o, first + step * (o + 1)
+                        stream_halves(outf, row + o * K, zi if i % 2 else zr, (i // 2) * VP + b * K,
+                                      zi if i2 % 2 else zr, (i2 // 2) * VP + b * K)
+                    if OW % 2:
+                        i = first + step * (OW - 1)
+                        _copy(outf, row + (OW - 1) * K, zi if i % 2 else zr, (i // 2) * VP + b * K, K)
+                    continue
                 for o in range(OW):
                     i = first + step * o
                     if i % 2 == 0:
                         _copy(rowbuf, o * K, zr, (i // 2) * VP + b * K, K)
                     else:
                         _copy(rowbuf, o * K, zi, (i // 2) * VP + b * K, K)
-                _stream(outf, (r0 + b) * OW * K, rowbuf, 0, OW * K, stream)
+                _stream(outf, row, rowbuf, 0, OW * K, stream)
         if stream:
             store_fence()

@@ -2,6 +2,7 @@
 
     python benchmarks/fit_dispatch.py [--n 240] [--seed 0] [--json FILE]
     python benchmarks/fit_dispatch.py --load A.json B.json      # refit saved timings
+    python benchmarks/fit_dispatch.py --kept [--n 80] ...        # the lanes terms, spectra kept
 
 1. Times every method with a path of its own (``numconv._dispatch.candidates``)
    on ``numconv._cases.dispatch_grid()`` (best of 5 interleaved rounds, one
@@ -13,8 +14,14 @@
    are) for the highest such share (ties: lowest mean log-regret) and prints
    them, to be copied into ``_dispatch.py``. Judge a fit on a grid it was not
    fitted on (another ``--seed``).
+
+With ``--kept``: the same on ``numconv._cases.lanes_grid()`` (layers that
+``_paths/fft.run_lanes`` computes), timed as a layer called again with the same
+weights runs (kernel spectra kept: ``time_methods(kept=True)``), fitting
+``LANES_TRANSFORM_COST``, ``LANES_CONTRACT_COST`` and ``LANES_CALL_COST``.
 """
 import argparse
+import contextlib
 import itertools
 import json
 import math
@@ -25,6 +32,8 @@ import numpy as np
 FITTED = {"FFT_TRANSFORM_COST": np.geomspace(5, 100, 14), "FFT_CONTRACT_COST": np.geomspace(0.5, 4096, 14),
           "FFT_CALL_COST": np.array([0, 3e6, 1e7, 3e7, 6e7, 1e8]),
           "DIRECT_TAP_COST": np.array([0, 50, 100, 200, 400, 800, 1200, 1600, 2400])}
+FITTED_KEPT = {"LANES_TRANSFORM_COST": np.geomspace(0.5, 40, 20), "LANES_CONTRACT_COST": np.geomspace(2, 1024, 19),
+               "LANES_CALL_COST": np.array([0, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7])}
 
 
 def spec_for(x_shape, kernel_shape, kwargs, dtype):
@@ -63,48 +72,68 @@ def report(rows, label, constants=None):
               f"{row['dtype']}: " + ", ".join(f"{m} {t * 1e3:.2f} ms" for m, t in row["times"].items()))
 
 
-def measure(n, seed):
-    from numconv import _dispatch
-    from numconv._cases import dispatch_grid, time_methods
+def measure(n, seed, kept=False):
+    from numconv._cases import dispatch_grid, lanes_grid, time_methods
 
     rows = []
-    grid = dispatch_grid(n, seed)
+    grid = (lanes_grid if kept else dispatch_grid)(n, seed)
     for i, (xs, ws, kw, dt) in enumerate(grid):
-        times, auto = time_methods(xs, ws, kw, dt)
+        times, auto = time_methods(xs, ws, kw, dt, kept=kept)
         rows.append(dict(x_shape=xs, kernel_shape=ws, kwargs=kw, dtype=dt, times=times, auto=auto))
         print(f"\r{i + 1}/{len(grid)} shapes timed", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return rows
 
 
+@contextlib.contextmanager
+def _without_lanes_terms(fft):
+    real = fft.lanes_apply
+    fft.lanes_apply = lambda spec: False
+    try:
+        yield
+    finally:
+        fft.lanes_apply = real
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=240)
+    parser.add_argument("--n", type=int, default=None, help="shapes to time (default 240; 80 with --kept)")
+    parser.add_argument("--kept", action="store_true", help="lanes layers with kernel spectra kept")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the measurements here")
     parser.add_argument("--load", nargs="+", metavar="FILE", help="refit timings saved by --json instead of timing")
     args = parser.parse_args(argv)
 
     from numconv import _dispatch
+    from numconv._paths import fft
 
+    fitted = FITTED_KEPT if args.kept else FITTED
+    n = args.n if args.n is not None else (80 if args.kept else 240)
     if args.load:
         rows = [row for name in args.load for row in json.load(open(name))]
         label = " + ".join(args.load)
     else:
-        rows = measure(args.n, args.seed)
+        rows = measure(n, args.seed, args.kept)
         label = f"seed {args.seed}"
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(rows, f, indent=1, default=str)
     for row in rows:
         spec = spec_for(tuple(row["x_shape"]), tuple(row["kernel_shape"]), row["kwargs"], row["dtype"])
-        # the terms of the methods timed (Winograd only where it applies)
-        row["terms"] = {m: t for m, t in _dispatch.cost_terms(spec).items() if m in row["times"]}
+        # the terms of the methods timed (Winograd only where it applies), in the regime they were timed in
+        with contextlib.nullcontext() if args.kept else fft.spectra_not_kept():
+            row["terms"] = {m: t for m, t in _dispatch.cost_terms(spec).items() if m in row["times"]}
 
     print(f"grid: {len(rows)} shapes ({label}); fastest: " + ", ".join(
         f"{m} {sum(min(r['times'], key=r['times'].get) == m for r in rows)}" for m in _dispatch.METHODS))
-    report(rows, "current constants " + ", ".join(f"{k}={getattr(_dispatch, k)}" for k in FITTED))
-    best = max((dict(zip(FITTED, values)) for values in itertools.product(*FITTED.values())),
+    if args.kept:  # what auto chose before it had lanes terms: the pocketfft path's model
+        with _without_lanes_terms(fft):
+            before = [dict(row, terms={m: t for m, t in _dispatch.cost_terms(
+                spec_for(tuple(row["x_shape"]), tuple(row["kernel_shape"]), row["kwargs"], row["dtype"])).items()
+                if m in row["times"]}) for row in rows]
+        report(before, "without lanes terms (the pocketfft path's model, kernel transforms counted)")
+    report(rows, "current constants " + ", ".join(f"{k}={getattr(_dispatch, k)}" for k in fitted))
+    best = max((dict(zip(fitted, values)) for values in itertools.product(*fitted.values())),
                key=lambda c: (lambda s: (s[0], -s[1]))(score(regrets(rows, c))))
     report(rows, "best fit " + ", ".join(f"{k}={v:.3g}" for k, v in best.items()), best)
     return 0

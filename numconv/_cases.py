@@ -843,7 +843,7 @@ def dispatch_grid(n=240, seed=0, max_direct_macs=1.5e8):
     return grid
 
 
-def time_methods(x_shape, kernel_shape, kwargs, dtype, repeat=5, seed=0):
+def time_methods(x_shape, kernel_shape, kwargs, dtype, repeat=5, seed=0, kept=False):
     """{method: best-of-``repeat`` seconds} for every conv method with a path of its
     own for these shapes (the methods ``choose_conv_method(measure=True)`` times,
     whose warm-up and timed call are the first sample), plus the method ``auto``
@@ -851,7 +851,11 @@ def time_methods(x_shape, kernel_shape, kwargs, dtype, repeat=5, seed=0):
     (one call of each method per round), so a burst of load on this shared
     machine slows every method alike instead of one method's samples. Every call
     transforms its kernel (no spectrum kept between calls, ``_paths/fft.py``): the
-    cost ``auto``'s model counts, and what a first call with new weights pays."""
+    cost ``auto``'s model counts, and what a first call with new weights pays.
+    With ``kept``, spectra are kept as in normal use (a layer called again with the
+    same weights), the first sample only warms them, and ``auto`` chooses as it
+    does then (``_dispatch``'s lanes terms)."""
+    import contextlib
     import time
 
     from numconv import choose_conv_method, conv
@@ -860,11 +864,44 @@ def time_methods(x_shape, kernel_shape, kwargs, dtype, repeat=5, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(kernel_shape).astype(dtype)
-    with fft.spectra_not_kept():
+    with contextlib.nullcontext() if kept else fft.spectra_not_kept():
         times = choose_conv_method(x, w, measure=True, **kwargs)[1]
+        if kept:
+            times = dict.fromkeys(times, math.inf)
         for _ in range(repeat - 1):
             for method in times:
                 t0 = time.perf_counter()
                 conv(x, w, method=method, **kwargs)
                 times[method] = min(times[method], time.perf_counter() - t0)
-    return times, choose_conv_method(x, w, **kwargs)
+        return times, choose_conv_method(x, w, **kwargs)
+
+
+def lanes_grid(n=80, seed=0, max_direct_macs=6e8):
+    """A seeded grid of ``n`` layers that ``_paths/fft.run_lanes`` computes (float32,
+    2-D, at least ``LANES_MIN_CHANNELS`` channels, the spectrum kept): for fitting
+    and judging ``auto``'s lanes terms on layers called again with the same
+    weights. Batch 1-8, 32-256 pixels a side, 4-32 channels, 1-32 filters, kernels
+    3-21, "same" or "valid"; as ``dispatch_grid``, draws past ``max_direct_macs``
+    are redrawn. Append-only."""
+    from numconv import _dispatch
+    from numconv._paths import fft
+    from numconv._spec import conv_spec
+
+    rng = np.random.default_rng(seed)
+    grid = []
+    while len(grid) < n:
+        batch = int(rng.choice([1, 2, 4, 8]))
+        h = int(np.exp(rng.uniform(np.log(32), np.log(256))))
+        wd = h if rng.random() < 0.6 else int(np.exp(rng.uniform(np.log(32), np.log(256))))
+        k = int(rng.choice([3, 5, 7, 9, 11, 13, 15, 21]))
+        c = int(rng.choice([4, 8, 16, 32]))
+        f = int(rng.choice([1, 2, 4, 8, 16, 32]))
+        padding = str(rng.choice(["same", "valid"]))
+        if k > min(h, wd) or batch * h * wd * c * f * k * k > max_direct_macs:
+            continue
+        xs, ws = (batch, h, wd, c), (k, k, c, f)
+        spec = conv_spec("lanes_grid", np.broadcast_to(np.float32(0), xs), np.broadcast_to(np.float32(0), ws), None, 1,
+                         padding, 1, None, "channels_last", "zeros", None, "auto", _dispatch.METHODS)[0]
+        if fft.lanes_apply(spec):
+            grid.append((xs, ws, {"padding": padding}, "float32"))
+    return grid

@@ -91,11 +91,24 @@ on seeds 0 and 1 under the same constraint: ``FFT_TRANSFORM_COST`` 7.93,
 kernel on every call (``_cases.time_methods``), as the model counts; a layer
 called again with the same weights skips that (``_paths/fft.kernel_spectrum``),
 so there FFT is cheaper than modelled. The Zen 5 constants predate the faster
-contraction, which they overcharge; they stay until re-timed on a Zen 5. The
-float32 2-D layers that ``_paths/fft.lanes_apply`` sends to numconv's own
-transforms (2026-11-25; only with a kept kernel spectrum, so never in those
-timings) ran 1.1-1.7x faster than the pocketfft path the constants model: for
-them ``auto`` may keep direct where FFT would now win.
+contraction, which they overcharge; they stay until re-timed on a Zen 5.
+
+The float32 2-D layers that ``_paths/fft.lanes_apply`` sends to numconv's own
+transforms (only where kernel spectra are kept, so never in the timings above)
+are weighed with terms of their own (``_lanes_terms``: no kernel transforms, a
+layer called again reusing its spectrum). Fitted 2026-11-25 on Zen 4 by
+``benchmarks/fit_dispatch.py --kept`` on ``_cases.lanes_grid`` seed 0 (80 layers:
+batch 1-8, 32-256 pixels a side, 4-32 channels, 1-32 filters, kernels 3-21, best
+of 4 after a warm-up call, spectra kept): ``LANES_TRANSFORM_COST`` 6.32,
+``LANES_CONTRACT_COST`` 16, ``LANES_CALL_COST`` 1e7 put ``auto`` within 1.2x of the
+fastest on 97.5 % (worst 1.22x), and on 98.3 % of held-out seed 1 (60 layers,
+mean regret 1.023x, worst 1.31x: 8 x 247 x 247 x 8 -> 4, 5 x 5, direct 12.8
+against FFT 9.8 ms). The pocketfft path's model had put it within 1.2x on 76.7 %
+of seed 1 (worst 3.46x: 2 x 82 x 82 x 8 -> 32, 13 x 13 valid, direct 4.06 against
+overlap-save 1.17 ms). On Zen 5 the
+lanes constants are its FFT constants (not timed there). ``auto``'s remembered
+choices are keyed on whether spectra are kept, so a layer timed inside
+``spectra_not_kept`` is weighed with the pocketfft terms there.
 """
 import functools
 import math
@@ -132,9 +145,11 @@ def fma_bytes(cpu_name=None, features=None):
 #: 64 fitted on Zen 5, 32 on Zen 4
 FITTED_CONSTANTS = {
     64: {"FFT_TRANSFORM_COST": 10.0, "FFT_CONTRACT_COST": 256.0, "FFT_CALL_COST": 3e7, "DIRECT_TAP_COST": 0.0,
-         "WINOGRAD_3D_MAC_COST": 1.8},
+         "WINOGRAD_3D_MAC_COST": 1.8,
+         "LANES_TRANSFORM_COST": 10.0, "LANES_CONTRACT_COST": 256.0, "LANES_CALL_COST": 3e7},
     32: {"FFT_TRANSFORM_COST": 7.93, "FFT_CONTRACT_COST": 128.0, "FFT_CALL_COST": 3e6, "DIRECT_TAP_COST": 0.0,
-         "WINOGRAD_3D_MAC_COST": 0.9},
+         "WINOGRAD_3D_MAC_COST": 0.9,
+         "LANES_TRANSFORM_COST": 6.32, "LANES_CONTRACT_COST": 16.0, "LANES_CALL_COST": 1e7},
 }
 _THIS_MACHINE = FITTED_CONSTANTS[fma_bytes()]
 FFT_TRANSFORM_COST = _THIS_MACHINE["FFT_TRANSFORM_COST"]
@@ -142,6 +157,9 @@ FFT_CONTRACT_COST = _THIS_MACHINE["FFT_CONTRACT_COST"]
 FFT_CALL_COST = _THIS_MACHINE["FFT_CALL_COST"]
 DIRECT_TAP_COST = _THIS_MACHINE["DIRECT_TAP_COST"]
 WINOGRAD_3D_MAC_COST = _THIS_MACHINE["WINOGRAD_3D_MAC_COST"]
+LANES_TRANSFORM_COST = _THIS_MACHINE["LANES_TRANSFORM_COST"]
+LANES_CONTRACT_COST = _THIS_MACHINE["LANES_CONTRACT_COST"]
+LANES_CALL_COST = _THIS_MACHINE["LANES_CALL_COST"]
 #: Refit 2026-11-25 on 72 seeded depthwise layers (ranks 1-3, 4-256 channels,
 #: kernels 3 to 255 taps / 31^2 / 9^3, dilation 1-2, float32, 2 threads, best of 3,
 #: every call transforming its kernel): the value 10 dated from slower depthwise
@@ -158,7 +176,8 @@ WINOGRAD_WEIGHT_COST = 16.0
 #: cost term -> name of its constant in this module (None: the unit itself)
 CONSTANTS = {"direct_mac": None, "direct_tap": "DIRECT_TAP_COST", "depthwise_mac": "DEPTHWISE_COST",
              "fft_transform": "FFT_TRANSFORM_COST", "fft_contract": "FFT_CONTRACT_COST",
-             "fft_call": "FFT_CALL_COST",
+             "fft_call": "FFT_CALL_COST", "lanes_transform": "LANES_TRANSFORM_COST",
+             "lanes_contract": "LANES_CONTRACT_COST", "lanes_call": "LANES_CALL_COST",
              "winograd_mac": None, "winograd_mac_3d": "WINOGRAD_3D_MAC_COST",
              "winograd_transform": "WINOGRAD_TRANSFORM_COST",
              "winograd_tile": "WINOGRAD_TILE_COST", "winograd_weight": "WINOGRAD_WEIGHT_COST"}
@@ -217,13 +236,28 @@ def _direct_terms(spec):
 def _fft_terms(spec):
     """One transform per input image and channel, per output image and filter and
     per kernel slice (``n log2 n`` operations each), and the frequency-domain
-    channel contraction (complex multiply-adds)."""
+    channel contraction (complex multiply-adds). The layers ``fft.lanes_apply``
+    sends to numconv's own transforms are weighed apart (``_lanes_terms``)."""
+    if fft.lanes_apply(spec):
+        return _lanes_terms(spec)
     n = math.prod(fft.fft_shape(spec))
     cg = spec.channels // spec.groups
     transforms = spec.batch * (spec.channels + spec.filters) + cg * spec.filters
     freqs = n if spec.dtype.kind == "c" else n // 2 + 1
     return {"fft_transform": transforms * n * max(math.log2(n), 1.0),
             "fft_contract": spec.batch * freqs * cg * spec.filters, "fft_call": 1}
+
+
+def _lanes_terms(spec):
+    """``_fft_terms`` for ``fft.run_lanes``: its transforms (one per input image and
+    channel, per output image and filter; ``n log2 n`` each) and contraction, with
+    constants of their own. No kernel transforms: the path runs only where the
+    kernel's spectrum is kept, so a layer called again with the same weights
+    (what these terms model) reuses it."""
+    n = math.prod(fft.lanes_geometry(spec)[0])
+    freqs = n // 2 + 1
+    return {"lanes_transform": spec.batch * (spec.channels + spec.filters) * n * math.log2(n),
+            "lanes_contract": spec.batch * freqs * (spec.channels // spec.groups) * spec.filters, "lanes_call": 1}
 
 
 def _oa_terms(spec):
@@ -286,8 +320,9 @@ def choose_conv_method(spec, constants=None):
         # overhead, paid twice on some paths): remember it per spec and constants,
         # on the spec object (no hashing) and by value (the sub-specs that the
         # transposed conv's phases and the gradients build anew on every call).
-        try:
-            return _remembered(spec, tuple(map(globals().__getitem__, _CONSTANT_NAMES)))
+        try:  # (whether spectra are kept decides whether the lanes terms apply)
+            return _remembered(spec, tuple(map(globals().__getitem__, _CONSTANT_NAMES)) +
+                               (fft.SPECTRUM_CACHE_BYTES > 0,))
         except TypeError:  # an unhashable field (a callable activation object)
             pass
     return _cheapest(spec, constants)

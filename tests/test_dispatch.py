@@ -187,7 +187,8 @@ def test_choice_is_remembered_for_equal_specs_built_anew(monkeypatch):
 def test_remembered_choice_follows_the_constants(monkeypatch):
     """``auto``'s choice is cached per spec (the model costs ~20 us of Python per
     call), keyed on the constants too: changing one changes the next choice."""
-    x, w = np.zeros((1, 256, 256, 8), np.float32), np.zeros((25, 25, 8, 8), np.float32)
+    # float64: float32 would go to the lanes path, whose constants are others (next test)
+    x, w = np.zeros((1, 256, 256, 8)), np.zeros((25, 25, 8, 8))
     first = numconv.choose_conv_method(x, w, padding="same")
     assert first in ("fft", "oa")
     assert numconv.choose_conv_method(x, w, padding="same") == first  # from the cache
@@ -195,3 +196,48 @@ def test_remembered_choice_follows_the_constants(monkeypatch):
     assert numconv.choose_conv_method(x, w, padding="same") not in ("fft", "oa")
     monkeypatch.undo()
     assert numconv.choose_conv_method(x, w, padding="same") == first
+
+
+def test_lanes_layers_are_weighed_with_their_own_terms_where_the_path_runs(monkeypatch):
+    """Float32 2-D layers that ``run_lanes`` computes (spectra kept) have the
+    ``lanes_*`` terms; within ``spectra_not_kept`` (the path not taken) the
+    pocketfft path's. The remembered choice is keyed on that regime: with the
+    lanes path made free, auto picks FFT there and direct for the same layer
+    when every call transforms its kernel, in either order."""
+    from numconv._paths import fft
+
+    x, w = np.zeros((1, 40, 40, 8), np.float32), np.zeros((3, 5, 8, 8), np.float32)
+    spec = spec_of(x, w, padding="same")
+    assert fft.lanes_apply(spec)
+    assert set(_dispatch.cost_terms(spec)["fft"]) == {"lanes_transform", "lanes_contract", "lanes_call"}
+    with fft.spectra_not_kept():
+        assert set(_dispatch.cost_terms(spec)["fft"]) == {"fft_transform", "fft_contract", "fft_call"}
+    float64 = spec_of(x.astype(np.float64), w.astype(np.float64), padding="same")
+    assert set(_dispatch.cost_terms(float64)["fft"]) == {"fft_transform", "fft_contract", "fft_call"}
+    for name in ("LANES_TRANSFORM_COST", "LANES_CONTRACT_COST", "LANES_CALL_COST"):
+        monkeypatch.setattr(_dispatch, name, 0.0)
+    for _ in range(2):
+        assert numconv.choose_conv_method(x, w, padding="same") == "fft"
+        with fft.spectra_not_kept():
+            assert numconv.choose_conv_method(x, w, padding="same") == "direct"
+
+
+def test_lanes_grid_and_kept_timings():
+    """``_cases.lanes_grid`` (the ``--kept`` fit's layers) draws only layers the
+    lanes path computes, the same ones per seed; ``time_methods(kept=True)``
+    times each method with spectra kept and reports the choice auto makes then."""
+    from numconv import _cases
+    from numconv._paths import fft
+
+    grid = _cases.lanes_grid(6, seed=3)
+    assert grid == _cases.lanes_grid(6, seed=3) and len(grid) == 6
+    for xs, ws, kw, dt in grid:
+        assert fft.lanes_apply(spec_of(np.zeros(xs, dt), np.zeros(ws, dt), **kw))
+    times, auto = _cases.time_methods((1, 24, 24, 4), (5, 5, 4, 4), {"padding": "same"}, "float32", repeat=2,
+                                      kept=True)
+    assert set(times) >= {"direct", "fft"} and all(0 < t < 10 for t in times.values())
+    spec = spec_of(np.zeros((1, 24, 24, 4), np.float32), np.zeros((5, 5, 4, 4), np.float32), padding="same")
+    assert auto == _dispatch._cheapest(spec)
+    with fft.spectra_not_kept():
+        assert _cases.time_methods((1, 24, 24, 4), (5, 5, 4, 4), {"padding": "same"}, "float32",
+                                   repeat=2)[1] == _dispatch._cheapest(spec)

@@ -437,7 +437,8 @@ def stream_halves(typingctx, dst, dst_off, a, a_off, b, b_off):
 
     def codegen(context, builder, sig, args):
         def half(i):
-            ptr = builder.bitcast(_ptr(context, builder, sig.args[i], args[i], args[i + 1], elem, vty), hty.as_pointer())
+            ptr = _ptr(context, builder, sig.args[i], args[i], args[i + 1], elem, vty)
+            ptr = builder.bitcast(ptr, hty.as_pointer())
             return builder.load(ptr, align=align)
 
         v = builder.shuffle_vector(half(2), half(4), ir.Constant(ir.VectorType(ir.IntType(32), vty.count),

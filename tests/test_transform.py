@@ -130,20 +130,22 @@ def test_the_lanes_path_matches_the_reference(xs, ws, kw, monkeypatch):
     np.testing.assert_array_equal(cf, np.moveaxis(got, -1, 1))
 
 
-def test_chunks_streaming_and_views_give_the_same_bits(monkeypatch):
+@pytest.mark.parametrize("C, K", [(6, 10), (8, 8)])
+def test_chunks_streaming_and_views_give_the_same_bits(monkeypatch, C, K):
     """Batch chunks (``CHUNK_BYTES``), column-block image chunks (``COLUMN_BYTES``),
     streamed stores at any alignment (``STREAM_BYTES`` 0, results into a strided
-    view through ``out=`` and channels_first) and the thread count change no bit."""
+    view through ``out=`` and channels_first) and the thread count change no bit;
+    8 channels and filters stream pairs of half vectors (``stream_halves``)."""
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((5, 21, 30, 6)).astype(np.float32)
-    w = rng.standard_normal((5, 7, 6, 10)).astype(np.float32)
+    x = rng.standard_normal((5, 21, 30, C)).astype(np.float32)
+    w = rng.standard_normal((5, 7, C, K)).astype(np.float32)
     plain = numconv.conv(x, w, padding="same", method="fft")
     monkeypatch.setattr(fft_path, "STREAM_BYTES", 0)
     assert np.array_equal(numconv.conv(x, w, padding="same", method="fft"), plain)
     monkeypatch.setattr(fft_path, "COLUMN_BYTES", 1)
     monkeypatch.setattr(fft_path, "CHUNK_BYTES", 1)
     assert np.array_equal(numconv.conv(x, w, padding="same", method="fft"), plain)
-    out = np.zeros((5, 21, 31, 10), np.float32)[:, :, 1:]  # 4 bytes past the allocation's alignment
+    out = np.zeros((5, 21, 31, K), np.float32)[:, :, 1:]  # 4 bytes past the allocation's alignment
     numconv.conv(x, w, padding="same", method="fft", out=out)
     assert np.array_equal(out, plain)
     before = numconv.get_num_threads()

@@ -14,9 +14,11 @@ Two implementations: ``scipy.fft`` (pocketfft) transforms, one axis at a time
 ``_kernels/transform.py``), vectorised across rows' and columns' channels, the
 contraction done per block of frequency columns while it is in cache. On the
 bench's 4 x 256 x 256 x 8 -> 8, 25 x 25 "same": 9.2-12 ms against 15-18 ms with
-pocketfft (interleaved, 2 threads, 2026-11-25); on 1 x 512 x 512 x 1, 31 x 31 it
+pocketfft (interleaved, 2 threads, 2026-11-25), 6.2 ms after the row passes'
+copies were fixed (``_kernels/transform.py``); on 1 x 512 x 512 x 1, 31 x 31 it
 lost (5.4 against 3.4 ms: one channel gives the row pass no lanes), hence the
-channel floor.
+channel floor. ``auto`` weighs the layers it takes with terms of their own
+(``_dispatch._lanes_terms``).
 
 Index arithmetic: with ``xp`` the padded input (length ``Lp`` per axis) and ``e``
 the dilated kernel size, the stride-1 correlation is the linear convolution of

@@ -118,19 +118,22 @@ def main(argv=None):
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(rows, f, indent=1, default=str)
+    def timed_terms(spec, row):  # the terms of the methods timed (Winograd only where it applies)
+        return {m: t for m, t in _dispatch.cost_terms(spec).items() if m in row["times"]}
+
+    before = []  # with --kept: what auto chose before it had lanes terms (the pocketfft path's model)
     for row in rows:
         spec = spec_for(tuple(row["x_shape"]), tuple(row["kernel_shape"]), row["kwargs"], row["dtype"])
-        # the terms of the methods timed (Winograd only where it applies), in the regime they were timed in
+        # in the regime the row was timed in
         with contextlib.nullcontext() if args.kept else fft.spectra_not_kept():
-            row["terms"] = {m: t for m, t in _dispatch.cost_terms(spec).items() if m in row["times"]}
+            row["terms"] = timed_terms(spec, row)
+        if args.kept:
+            with _without_lanes_terms(fft):
+                before.append(dict(row, terms=timed_terms(spec, row)))
 
     print(f"grid: {len(rows)} shapes ({label}); fastest: " + ", ".join(
         f"{m} {sum(min(r['times'], key=r['times'].get) == m for r in rows)}" for m in _dispatch.METHODS))
-    if args.kept:  # what auto chose before it had lanes terms: the pocketfft path's model
-        with _without_lanes_terms(fft):
-            before = [dict(row, terms={m: t for m, t in _dispatch.cost_terms(
-                spec_for(tuple(row["x_shape"]), tuple(row["kernel_shape"]), row["kwargs"], row["dtype"])).items()
-                if m in row["times"]}) for row in rows]
+    if before:
         report(before, "without lanes terms (the pocketfft path's model, kernel transforms counted)")
     report(rows, "current constants " + ", ".join(f"{k}={getattr(_dispatch, k)}" for k in fitted))
     best = max((dict(zip(fitted, values)) for values in itertools.product(*fitted.values())),

@@ -885,7 +885,7 @@ def lanes_grid(n=80, seed=0, max_direct_macs=6e8):
     are redrawn. Append-only."""
     from numconv import _dispatch
     from numconv._paths import fft
-    from numconv._spec import conv_spec
+    from numconv._spec import spec_from_shapes
 
     rng = np.random.default_rng(seed)
     grid = []
@@ -900,8 +900,8 @@ def lanes_grid(n=80, seed=0, max_direct_macs=6e8):
         if k > min(h, wd) or batch * h * wd * c * f * k * k > max_direct_macs:
             continue
         xs, ws = (batch, h, wd, c), (k, k, c, f)
-        spec = conv_spec("lanes_grid", np.broadcast_to(np.float32(0), xs), np.broadcast_to(np.float32(0), ws), None, 1,
-                         padding, 1, None, "channels_last", "zeros", None, "auto", _dispatch.METHODS)[0]
+        spec = spec_from_shapes("lanes_grid", xs, ws, None, np.dtype(np.float32), 1, padding, 1, None,
+                                "channels_last", "zeros", None, "auto", _dispatch.METHODS)
         if fft.lanes_apply(spec):
             grid.append((xs, ws, {"padding": padding}, "float32"))
     return grid

@@ -522,6 +522,10 @@ def rows_forward(x, Sr, Si, off, FW, bufs, rowbufs, B, radices, offsets, tw, hal
     Srf = Sr.reshape(Sr.size)
     Sif = Si.reshape(Si.size)
     FC = M + 1
+    step = VECTOR_BYTES // x.itemsize
+    # rows of 8 float32 channels go out as two frequencies per streamed vector (every row block aligned)
+    pairs = stream and 2 * C == step and (Bc * C * x.itemsize) % VECTOR_BYTES == 0 and \
+        data_address(Sr) % VECTOR_BYTES == 0 and data_address(Si) % VECTOR_BYTES == 0
     for s in prange(slots):
         buf = bufs[s]
         buf[:] = 0
@@ -552,18 +556,15 @@ def rows_forward(x, Sr, Si, off, FW, bufs, rowbufs, B, radices, offsets, tw, hal
                         _copy(ai, m * VP + b * C, xf, base + (2 * m + 1) * C, C)
             q = fft_lanes(buf[0], buf[1], buf[2], buf[3], M, VP, radices, offsets, tw, -1.0)
             zr, zi, dr, di = buf[2 * q], buf[2 * q + 1], buf[2 - 2 * q], buf[3 - 2 * q]
-            step = VECTOR_BYTES // x.itemsize
             for k in range(M + 1):
                 o1 = k * VP if k < M else 0  # Z's index k mod M, and M - k mod M
                 o2 = (M - k) * VP if 0 < k < M else 0
                 for v in range(0, VP, step):
                     real_pair(zr, zi, o1 + v, o2 + v, dr, di, k * VP + v, half[2 * k], half[2 * k + 1], _SPLIT)
             rowbuf = rowbufs[s]
-            pairs = stream and 2 * C == step and (Bc * C * x.itemsize) % VECTOR_BYTES == 0 and \
-                data_address(Sr) % VECTOR_BYTES == 0 and data_address(Si) % VECTOR_BYTES == 0
             for b in range(nb):
                 n, h = (r0 + b) // H, (r0 + b) % H
-                if pairs:  # two frequencies' channels per vector, straight from the buffers, streamed
+                if pairs:  # straight from the buffers
                     for j in range(NB):
                         k0 = j * Bc
                         nk = min(Bc, FC - k0)

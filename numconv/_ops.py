@@ -5,7 +5,7 @@ from . import _dispatch
 from . import _memory
 from ._errors import shape_str, value_error
 from ._kernels.layout import to_channels_first, to_channels_last
-from ._paths import direct
+from ._paths import direct, fft
 from ._spec import canonical_input, check_out, conv_spec, normalize_array, user_layout
 
 _CONV_DOC = """{summary}
@@ -100,12 +100,16 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     narrow, depthwise = direct.is_narrow_channels_first(spec), direct.is_depthwise_channels_first(spec)
     terms = direct.is_terms_channels_first(spec)
     method = _dispatch.resolve(spec)
-    if (narrow or depthwise or terms) and method == "direct":
+    lanes = method == "fft" and fft.lanes_channels_first(spec)
+    if (narrow or depthwise or terms) and method == "direct" or lanes:
         # channels_first in and out, no layout changes (the narrow and depthwise_cf
-        # kernels, and the term kernels storing their tiles transposed)
+        # kernels, the term kernels storing their tiles transposed, and the 2-D FFT
+        # path's row passes transposing rows in cache)
         result = out if out is not None and out.flags.c_contiguous else (
             _memory.scratch if intermediate else _memory.empty)(shape, spec.dtype)
-        if depthwise:
+        if lanes:
+            fft.run_channels_first(spec, xu, w5, b, result)
+        elif depthwise:
             direct.run_depthwise_channels_first(spec, xu, w5, b, result)
         elif narrow:
             direct.run_narrow(spec, xu, w5, b, result, channels_first=True)

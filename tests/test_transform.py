@@ -48,17 +48,24 @@ def test_fft_lanes_is_numpys_fft_for_every_radix(dtype, sign):
         assert np.abs(got - ref).max() <= tol * np.abs(ref).max(), n
 
 
-@pytest.mark.parametrize("C, Bc, OW", [(3, 5, 9), (8, 4, 9), (8, 5, 8)])
-def test_the_row_passes_are_the_real_transform_and_its_inverse(C, Bc, OW):
+@pytest.mark.parametrize("C, Bc, OW, cf", [(3, 5, 9, False), (8, 4, 9, False), (8, 5, 8, False), (3, 5, 9, True),
+                                          (8, 4, 21, True), (12, 2, 23, True), (16, 5, 19, True)])
+def test_the_row_passes_are_the_real_transform_and_its_inverse(C, Bc, OW, cf):
     """``rows_forward`` against ``np.fft.rfft`` of rows placed at an offset in
     zeros (rows past a block's end included, two images, the last block of
     frequency columns partial), streamed or not; ``rows_inverse`` against ``FW *
-    np.fft.irfft`` at a strided slice, streamed or not. 8 channels take the
-    streamed paths' pairs of half vectors (``stream_halves``; into aligned
-    arrays, an odd frequency or output at the end), 3 channels and blocks of 5
-    x 8 channels (a block not a whole number of vectors) the row buffer."""
-    rng = np.random.default_rng(C + Bc)
-    R, W, off, FW = 8, 19, 2, 24
+    np.fft.irfft`` at a strided slice plus a bias, relu'd, streamed or not.
+    Channels last: 8 channels take the streamed paths' pairs of half vectors
+    (``stream_halves``; into aligned arrays, an odd frequency or output at the
+    end), 3 channels and blocks of 5 x 8 channels (a block not a whole number of
+    vectors) the row buffer. Channels first (``cf``): 8, 12 and 16 channels and
+    filters take the in-register transposes (``split_transpose``,
+    ``merge_transpose``) on whole blocks and single samples on the rest, 3 only
+    the latter; rows of 40 samples, an offset of 3 and outputs from an odd
+    sample put blocks at odd starts and leave tails."""
+    rng = np.random.default_rng(C + Bc + cf)
+    N, H = 2, 4
+    R, W, off, FW = N * H, 40 if cf else 19, 3 if cf else 2, 48 if cf else 24
     M, lanes = FW // 2, transform.lanes_of(np.float32)
     x = rng.standard_normal((R, W, C)).astype(np.float32)
     B = 5
@@ -68,24 +75,32 @@ def test_the_row_passes_are_the_real_transform_and_its_inverse(C, Bc, OW):
     xe = np.zeros((R, FW, C))
     xe[:, off:off + W] = x
     spectrum = np.fft.rfft(xe, axis=1)
-    N, H = 2, 4
-    NB = -(-(M + 1) // Bc)  # 13 frequencies in blocks of Bc, the last one partial
+    NB = -(-(M + 1) // Bc)  # the frequencies in blocks of Bc, the last one partial
+    # channels first, the same rows: (N, C, H, W)
+    xin = np.ascontiguousarray(x.reshape(N, H, W, C).transpose(0, 3, 1, 2) if cf else x).reshape(-1)
     for stream in (False, True):
         S = _memory.empty((2, N, NB, H, Bc * C), np.float32)
         S[...] = np.nan
-        transform.rows_forward(x, S[0], S[1], off, FW, bufs, rowbufs, B, *transform.plan(M, np.float32, -1),
-                               transform.half_twiddles(FW, np.float32), stream)
+        transform.rows_forward(xin, W, C, cf, S[0], S[1], off, FW, bufs, rowbufs, B,
+                               *transform.plan(M, np.float32, -1), transform.half_twiddles(FW, np.float32), stream)
         got = (S[0] + 1j * S[1]).reshape(N, NB, H, Bc, C).transpose(0, 2, 1, 3, 4).reshape(N * H, NB * Bc, C)
         np.testing.assert_allclose(got[:, :M + 1], spectrum, atol=2e-6 * np.abs(spectrum).max())
-    K, first, step = C, 3, 2
-    full = np.fft.irfft(spectrum, FW, axis=1) * FW
-    for stream, first, step in ((False, 3, 2), (True, 3, 2), (True, 1, 1)):
+    K = C
+    bias = rng.standard_normal(K).astype(np.float32)
+    full = np.maximum(np.fft.irfft(spectrum, FW, axis=1) * FW + bias, 0)
+    BI = max(1, 2 * lanes // K)
+    bias_lanes = np.zeros(-(-BI * K // lanes) * lanes, np.float32)
+    bias_lanes[:BI * K] = np.tile(bias, BI)
+    ibufs = np.zeros((2, 4, (M + 1) * len(bias_lanes)), np.float32)
+    for stream, first, step in ((False, 3, 2), (True, 3, 2), (True, 1, 1), (False, 2, 1)):
         out = _memory.empty((R, OW, K), np.float32)
         out[...] = np.nan
-        transform.rows_inverse(spectrum.real.astype(np.float32), spectrum.imag.astype(np.float32), out, first, step,
-                               FW, bufs, np.zeros((2, OW * K), np.float32), B, *transform.plan(M, np.float32, 1),
-                               transform.half_twiddles(FW, np.float32), stream)
-        np.testing.assert_allclose(out, full[:, first:first + step * OW:step], atol=2e-6 * np.abs(full).max())
+        transform.rows_inverse(spectrum.real.astype(np.float32), spectrum.imag.astype(np.float32), out.reshape(-1),
+                               H, OW, cf, first, step, FW, ibufs, np.zeros((2, OW * K), np.float32), BI,
+                               *transform.plan(M, np.float32, 1), transform.half_twiddles(FW, np.float32),
+                               bias_lanes, True, 1, stream)
+        got = out.reshape(N, K, H, OW).transpose(0, 2, 3, 1).reshape(R, OW, K) if cf else out
+        np.testing.assert_allclose(got, full[:, first:first + step * OW:step], atol=2e-6 * np.abs(full).max())
 
 
 # ---------------------------------------------------------------- the 2-D path (run_lanes)
@@ -126,8 +141,43 @@ def test_the_lanes_path_matches_the_reference(xs, ws, kw, monkeypatch):
     assert got.shape == ref.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, ref, atol=3e-6 * max(1.0, np.abs(ref).max()))
     assert np.array_equal(x, x0) and np.array_equal(w, w0)  # inputs never modified
+    native = []
+    run_cf = fft_path.run_channels_first
+    monkeypatch.setattr(fft_path, "run_channels_first", lambda *a: native.append(1) or run_cf(*a))
     cf = numconv.conv(np.moveaxis(x, -1, 1), w, b, method="fft", activation="relu", data_format="channels_first", **kw)
     np.testing.assert_array_equal(cf, np.moveaxis(got, -1, 1))
+    # channels_first read and written as it lies where the padding is zeros (other modes pad a channels-last copy)
+    assert len(native) == (kw.get("padding_mode", "zeros") == "zeros") and len(runs) == 2
+
+
+def test_channels_first_lanes_path_with_deferred_activation_views_and_out(monkeypatch):
+    """The channels_first lanes path (``run_channels_first``): a strided view as
+    input (left unmodified), a deferred activation (tanh, applied after the
+    kernels), a result into ``out=`` and into a strided ``out=`` view, against
+    the reference and the channels-last path bit for bit."""
+    native = []
+    run_cf = fft_path.run_channels_first
+    monkeypatch.setattr(fft_path, "run_channels_first", lambda *a: native.append(1) or run_cf(*a))
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((3, 16, 37, 41)).astype(np.float32)
+    x = base[:, ::2, 2:, 1:]  # (3, 8, 35, 40), not contiguous
+    x0 = x.copy()
+    w = rng.standard_normal((7, 9, 8, 16)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    kw = dict(padding="same", method="fft", activation="tanh")
+    got = numconv.conv(x, w, b, data_format="channels_first", **kw)
+    assert np.array_equal(x, x0) and len(native) == 1
+    linear = ref_conv(x, w, b, data_format="channels_first", padding="same")
+    np.testing.assert_allclose(got, np.tanh(linear), atol=3e-6 * np.abs(linear).max())  # (the error before tanh)
+    cl = numconv.conv(np.moveaxis(x, 1, -1), w, b, **kw)
+    np.testing.assert_array_equal(got, np.moveaxis(cl, -1, 1))
+    out = np.full(got.shape, np.nan, np.float32)
+    assert numconv.conv(x, w, b, data_format="channels_first", out=out, **kw) is out
+    np.testing.assert_array_equal(out, got)
+    view = np.full((3, 32, 35, 40), np.nan, np.float32)[:, ::2]
+    numconv.conv(x, w, b, data_format="channels_first", out=view, **kw)
+    np.testing.assert_array_equal(view, got)
+    assert len(native) == 3
 
 
 @pytest.mark.parametrize("C, K", [(6, 10), (8, 8)])

@@ -57,6 +57,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from .._config import PARALLEL, SERIAL
+from .act import activate_slice
 from .tile import (_fma, _lane_mask, _masked_load, _masked_store, _splat, _stream_store, acc_tile, at, row_fma,
                    row_store, row_zero, store_fence, tile_shape)
 
@@ -449,6 +450,94 @@ def stream_halves(typingctx, dst, dst_off, a, a_off, b, b_off):
     return types.void(dst, dst_off, a, a_off, b, b_off), codegen
 
 
+#: rows and columns of ``split_transpose`` / ``merge_transpose``'s blocks: half a
+#: vector of float32, the channels_first row passes' transposes
+BLOCK = 8
+
+
+def _transposed(builder, rows):
+    """``rows`` (n vectors of n lanes, n a power of 2) transposed in registers:
+    one shuffle pair per bit of the index, swapping that bit between row and
+    lane (``s`` x ``s`` blocks exchanged across the diagonal)."""
+    n, rows = len(rows), list(rows)
+    s = n // 2
+    while s:
+        lo = [j if not j & s else n + j - s for j in range(n)]
+        hi = [j + s if not j & s else n + j for j in range(n)]
+        for i in range(n):
+            if not i & s:
+                a, b = rows[i], rows[i + s]
+                rows[i] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), n), lo))
+                rows[i + s] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), n), hi))
+        s //= 2
+    return rows
+
+
+def _block_parts(context, builder, sig, args, dtype):
+    elem = ir.FloatType() if dtype.bitwidth == 32 else ir.DoubleType()
+    bty = ir.VectorType(elem, BLOCK)
+
+    def ptr(i, off):
+        data = builder.bitcast(context.make_array(sig.args[i])(context, builder, args[i]).data, elem.as_pointer())
+        return builder.bitcast(builder.gep(data, [off]), bty.as_pointer())
+
+    def at(base, step, j):  # base + j * step, in the offsets' integer type
+        return builder.add(base, builder.mul(step, ir.Constant(step.type, j)))
+
+    return bty, ptr, at, dtype.bitwidth // 8
+
+
+@intrinsic
+def split_transpose(typingctx, ar, ai, dst_off, dst_stride, x, src_off, src_stride):
+    """The channels_first row pass's gather: ``BLOCK`` rows ``c`` of ``2 BLOCK``
+    samples at ``x[src_off + c src_stride ...]``, their even samples transposed
+    into ``ar[dst_off + j dst_stride + c]`` (sample ``2 j`` of row ``c``) and
+    their odd ones into ``ai`` (the real transform's packing). Unaligned."""
+    def codegen(context, builder, sig, args):
+        ar_, ai_, d0, ds, x_, s0, ss = range(7)
+        bty, ptr, at, align = _block_parts(context, builder, sig, args, x.dtype)
+        idx = ir.VectorType(ir.IntType(32), BLOCK)
+        even, odd = [], []
+        for c in range(BLOCK):
+            base = at(args[s0], args[ss], c)
+            lo = builder.load(ptr(x_, base), align=align)
+            hi = builder.load(ptr(x_, builder.add(base, ir.Constant(base.type, BLOCK))), align=align)
+            even.append(builder.shuffle_vector(lo, hi, ir.Constant(idx, list(range(0, 2 * BLOCK, 2)))))
+            odd.append(builder.shuffle_vector(lo, hi, ir.Constant(idx, list(range(1, 2 * BLOCK, 2)))))
+        for arr, rows in ((ar_, even), (ai_, odd)):
+            for j, v in enumerate(_transposed(builder, rows)):
+                builder.store(v, ptr(arr, at(args[d0], args[ds], j)), align=align)
+        return context.get_dummy_value()
+
+    return types.void(ar, ai, dst_off, dst_stride, x, src_off, src_stride), codegen
+
+
+@intrinsic
+def merge_transpose(typingctx, out, dst_off, dst_stride, a, a_off, b, b_off, src_stride):
+    """The channels_first inverse row pass's scatter, ``split_transpose``
+    undone: ``BLOCK`` vectors ``j`` of ``BLOCK`` lanes ``k`` at ``a[a_off + j
+    src_stride ...]`` (samples ``2 j``) and as many at ``b[b_off ...]`` (samples
+    ``2 j + 1``), transposed and interleaved into rows ``k`` of ``2 BLOCK``
+    samples at ``out[dst_off + k dst_stride ...]``. Unaligned."""
+    def codegen(context, builder, sig, args):
+        out_, d0, ds, a_, a0, b_, b0, ss = range(8)
+        bty, ptr, at, align = _block_parts(context, builder, sig, args, out.dtype)
+        idx = ir.VectorType(ir.IntType(32), BLOCK)
+        even = _transposed(builder, [builder.load(ptr(a_, at(args[a0], args[ss], j)), align=align)
+                                     for j in range(BLOCK)])
+        odd = _transposed(builder, [builder.load(ptr(b_, at(args[b0], args[ss], j)), align=align)
+                                    for j in range(BLOCK)])
+        for k in range(BLOCK):
+            base = at(args[d0], args[ds], k)
+            for h in range(2):
+                mask = [i // 2 + h * BLOCK // 2 + (BLOCK if i % 2 else 0) for i in range(BLOCK)]
+                v = builder.shuffle_vector(even[k], odd[k], ir.Constant(idx, mask))
+                builder.store(v, ptr(out_, builder.add(base, ir.Constant(base.type, h * BLOCK))), align=align)
+        return context.get_dummy_value()
+
+    return types.void(out, dst_off, dst_stride, a, a_off, b, b_off, src_stride), codegen
+
+
 @intrinsic
 def data_address(typingctx, arr):
     """The address of ``arr``'s first element, as an int64."""
@@ -470,7 +559,7 @@ def _copy(dst, dst_off, src, src_off, count):
         copy_lanes(dst, dst_off + q, src, src_off + q, min(step, count - q))
 
 
-@njit(inline="always", **SERIAL)
+@njit(**SERIAL)
 def _stream(dst, dst_off, src, src_off, count, stream):
     """``_copy``, the whole aligned vectors of ``dst`` it writes streamed when
     ``stream`` (and ``dst``'s elements lie at multiples of their size, as
@@ -499,9 +588,20 @@ def _fill(dst, dst_off, count):
 
 # ------------------------------------------------------------------ the 2-D correlation's passes
 
+@njit(inline="always", **SERIAL)
+def _edge_samples(ar, ai, o, VP, xf, src, m0, m1, off, W):
+    """``rows_forward`` channels first: samples ``m0 <= m < m1`` of one channel's
+    row (even to ``ar``, odd to ``ai``), zero outside its ``W`` samples."""
+    for m in range(m0, m1):
+        i = 2 * m - off
+        ar[m * VP + o] = xf[src + 2 * m] if 0 <= i < W else 0
+        ai[m * VP + o] = xf[src + 2 * m + 1] if 0 <= i + 1 < W else 0
+
+
 @njit(**PARALLEL)
-def rows_forward(x, Sr, Si, off, FW, bufs, rowbufs, B, radices, offsets, tw, half, stream):
-    """The real DFT along W of each row ``r = n H + h`` of ``x`` (R, W, C) placed
+def rows_forward(x, W, C, cf, Sr, Si, off, FW, bufs, rowbufs, B, radices, offsets, tw, half, stream):
+    """The real DFT along W of each row ``r = n H + h`` of ``x`` (flat: channels
+    last (R, W, C), or channels first (N, C, H, W) when ``cf``) placed
     at ``off`` in ``FW`` zeros, frequencies ``k <= FW / 2``, into ``S`` (split; N,
     NB, H, Bc C) in blocks of ``Bc`` frequency columns as ``columns`` reads them:
     frequency ``k = j Bc + i`` of row ``r`` at ``S[n, j, h, i C:(i + 1) C]`` (the
@@ -510,15 +610,19 @@ def rows_forward(x, Sr, Si, off, FW, bufs, rowbufs, B, radices, offsets, tw, hal
     ``bufs`` (slots, 4, (FW / 2 + 1) VP) per share, ``VP`` >= ``B C`` a multiple
     of the vector lanes, and of ``rowbufs`` (slots, >= 2 (FW / 2 + 1) C), where
     a row is assembled."""
-    R, W, C = x.shape
     _, NB, H, BCC = Sr.shape
+    R = x.size // (W * C)
     Bc = BCC // C
     M = FW // 2
     slots = bufs.shape[0]
     VP = bufs.shape[2] // (M + 1)
     nblk = (R + B - 1) // B
     per = (nblk + slots - 1) // slots
-    xf = x.reshape(x.size)
+    xf = x
+    # channels first: the samples m of a row both of whose (even, odd) samples lie inside it,
+    # the first ``tiles`` of them in whole blocks
+    mlo, mhi = min(M, (off + 1) // 2), max(0, min(M, (W + off) // 2))
+    tiles = max(0, mhi - mlo) // BLOCK * BLOCK
     Srf = Sr.reshape(Sr.size)
     Sif = Si.reshape(Si.size)
     FC = M + 1
@@ -538,6 +642,21 @@ def rows_forward(x, Sr, Si, off, FW, bufs, rowbufs, B, radices, offsets, tw, hal
                     for m in range(M):
                         _fill(ar, m * VP + b * C, C)
                         _fill(ai, m * VP + b * C, C)
+                    continue
+                if cf:  # the channels' rows transposed: blocks of BLOCK channels, the rest a sample at a time
+                    n, h = (r0 + b) // H, (r0 + b) % H
+                    for c0 in range(0, C - C % BLOCK, BLOCK):
+                        src = ((n * C + c0) * H + h) * W - off
+                        for m in range(mlo, mlo + tiles, BLOCK):
+                            split_transpose(ar, ai, m * VP + b * C + c0, VP, xf, src + 2 * m, H * W)
+                    for c in range(C):
+                        src = ((n * C + c) * H + h) * W - off  # padded sample j of the row at xf[src + j]
+                        o = b * C + c
+                        for m in range(mlo + (tiles if c < C - C % BLOCK else 0), mhi):
+                            ar[m * VP + o] = xf[src + 2 * m]
+                            ai[m * VP + o] = xf[src + 2 * m + 1]
+                        _edge_samples(ar, ai, o, VP, xf, src, 0, mlo, off, W)
+                        _edge_samples(ar, ai, o, VP, xf, src, max(mlo, mhi), M, off, W)
                     continue
                 base = ((r0 + b) * W - off) * C  # sample i of the row at xf[base + i * C]
                 for m in range(M):
@@ -694,20 +813,25 @@ def columns(Sr, Si, Wr, Wi, Tr, Ti, off, FH, first, step, groups, xb, yb, fb, Bc
 
 
 @njit(**PARALLEL)
-def rows_inverse(Tr, Ti, out, first, step, FW, bufs, rowbufs, B, radices, offsets, tw, half, stream):
-    """``out[r, o, :]`` = sample ``first + step o`` of the inverse real DFT along
-    W (unscaled, times 2) of ``T[r, :, :]`` (R, FW / 2 + 1, K). Parallel over
-    blocks of ``B`` rows, one slot of ``bufs`` (slots, 4, (FW / 2 + 1) VP) per share."""
+def rows_inverse(Tr, Ti, out, OH, OW, cf, first, step, FW, bufs, rowbufs, B, radices, offsets, tw, half, bias,
+                 has_bias, code, stream):
+    """``out[r, o, :]`` = ``activate(s + bias, code)``, ``s`` sample ``first + step
+    o`` of the inverse real DFT along W (unscaled, times 2) of ``T[r, :, :]`` (R,
+    FW / 2 + 1, K); ``out`` flat, channels last (R, OW, K) or channels first (N,
+    K, OH, OW) when ``cf`` (row ``r = n OH + h``); ``bias`` each filter's bias
+    across a block's ``B K`` lanes. Parallel over blocks of ``B`` rows, one slot
+    of ``bufs`` (slots, 4, (FW / 2 + 1) VP) per share."""
     R, FC, K = Tr.shape
-    OW = out.shape[1]
     # each output row is assembled in ``rowbufs[s]`` (>= OW K) and copied out whole, streamed when ``stream``
     M = FW // 2
     slots = bufs.shape[0]
     VP = bufs.shape[2] // (M + 1)
     nblk = (R + B - 1) // B
     per = (nblk + slots - 1) // slots
-    Trf, Tif, outf = Tr.reshape(Tr.size), Ti.reshape(Ti.size), out.reshape(out.size)
+    Trf, Tif, outf = Tr.reshape(Tr.size), Ti.reshape(Ti.size), out
     vstep = VECTOR_BYTES // out.itemsize
+    # channels first at stride 1: the filters and outputs in whole blocks
+    kt, otiles = (K - K % BLOCK, OW - OW % (2 * BLOCK)) if step == 1 else (0, 0)
     for s in prange(slots):
         buf = bufs[s]
         buf[:] = 0
@@ -725,8 +849,30 @@ def rows_inverse(Tr, Ti, out, first, step, FW, bufs, rowbufs, B, radices, offset
                               half[2 * m + 1], _MERGE)
             q = fft_lanes(buf[0], buf[1], buf[2], buf[3], M, VP, radices, offsets, tw, 1.0)
             zr, zi = buf[2 * q], buf[2 * q + 1]
+            # channels first at stride 1: outputs o, o + 1 from (za, zb), the latter VP further when ``first`` is odd
+            za, zb, zbo = (zi, zr, VP) if first % 2 else (zr, zi, 0)
+            if has_bias:  # over the whole row: a sample past the outputs is never stored
+                for m in range(M):
+                    for v in range(VP):
+                        zr[m * VP + v] += bias[v]
+                        zi[m * VP + v] += bias[v]
+            activate_slice(zr[:M * VP], code)
+            activate_slice(zi[:M * VP], code)
             rowbuf = rowbufs[s]
             for b in range(nb):
+                if cf:  # each filter's row assembled (a transpose: at stride 1 in blocks), then stored whole
+                    n, h = (r0 + b) // OH, (r0 + b) % OH
+                    for k0 in range(0, kt, BLOCK):
+                        for o in range(0, otiles, 2 * BLOCK):
+                            t = ((first + o) // 2) * VP + b * K + k0
+                            merge_transpose(rowbuf, k0 * OW + o, OW, za, t, zb, t + zbo, VP)
+                    for k in range(K):
+                        for o in range(otiles if k < kt else 0, OW):
+                            i = first + step * o
+                            t = (i // 2) * VP + b * K + k
+                            rowbuf[k * OW + o] = zi[t] if i % 2 else zr[t]
+                        _stream(outf, ((n * K + k) * OH + h) * OW, rowbuf, k * OW, OW, stream)
+                    continue
                 row = (r0 + b) * OW * K
                 if stream and 2 * K == vstep and (data_address(out) + row * out.itemsize) % VECTOR_BYTES == 0:
                     # pairs of outputs straight from the buffers, streamed

@@ -588,6 +588,23 @@ def _fill(dst, dst_off, count):
 
 # ------------------------------------------------------------------ the 2-D correlation's passes
 
+@njit(**SERIAL)
+def _edge_pieces(ar, ai, o, VP, C, xf, base, m0, m1, off, W):
+    """``rows_forward`` channels last: samples ``m0 <= m < m1`` of a row (``C``
+    channels of sample ``i`` at ``xf[base + i C]``; even to ``ar``, odd to
+    ``ai``), zeros outside its ``W`` samples."""
+    for m in range(m0, m1):
+        i = 2 * m - off
+        if 0 <= i < W:
+            _copy(ar, m * VP + o, xf, base + 2 * m * C, C)
+        else:
+            _fill(ar, m * VP + o, C)
+        if 0 <= i + 1 < W:
+            _copy(ai, m * VP + o, xf, base + (2 * m + 1) * C, C)
+        else:
+            _fill(ai, m * VP + o, C)
+
+
 @njit(inline="always", **SERIAL)
 def _edge_samples(ar, ai, o, VP, xf, src, m0, m1, off, W):
     """``rows_forward`` channels first: samples ``m0 <= m < m1`` of one channel's
@@ -619,8 +636,8 @@ def rows_forward(x, W, C, cf, Sr, Si, off, FW, bufs, rowbufs, B, radices, offset
     nblk = (R + B - 1) // B
     per = (nblk + slots - 1) // slots
     xf = x
-    # channels first: the samples m of a row both of whose (even, odd) samples lie inside it,
-    # the first ``tiles`` of them in whole blocks
+    # the samples m of a row both of whose (even, odd) samples lie inside it (channels first:
+    # the first ``tiles`` of them in whole blocks)
     mlo, mhi = min(M, (off + 1) // 2), max(0, min(M, (W + off) // 2))
     tiles = max(0, mhi - mlo) // BLOCK * BLOCK
     Srf = Sr.reshape(Sr.size)
@@ -659,20 +676,11 @@ def rows_forward(x, W, C, cf, Sr, Si, off, FW, bufs, rowbufs, B, radices, offset
                         _edge_samples(ar, ai, o, VP, xf, src, max(mlo, mhi), M, off, W)
                     continue
                 base = ((r0 + b) * W - off) * C  # sample i of the row at xf[base + i * C]
-                for m in range(M):
-                    i = 2 * m - off
-                    if i < 0 or i + 1 >= W:  # at an edge: sample by sample
-                        if 0 <= i < W:
-                            _copy(ar, m * VP + b * C, xf, base + 2 * m * C, C)
-                        else:
-                            _fill(ar, m * VP + b * C, C)
-                        if 0 <= i + 1 < W:
-                            _copy(ai, m * VP + b * C, xf, base + (2 * m + 1) * C, C)
-                        else:
-                            _fill(ai, m * VP + b * C, C)
-                    else:
-                        _copy(ar, m * VP + b * C, xf, base + 2 * m * C, C)
-                        _copy(ai, m * VP + b * C, xf, base + (2 * m + 1) * C, C)
+                for m in range(mlo, mhi):
+                    _copy(ar, m * VP + b * C, xf, base + 2 * m * C, C)
+                    _copy(ai, m * VP + b * C, xf, base + (2 * m + 1) * C, C)
+                _edge_pieces(ar, ai, b * C, VP, C, xf, base, 0, mlo, off, W)
+                _edge_pieces(ar, ai, b * C, VP, C, xf, base, max(mlo, mhi), M, off, W)
             q = fft_lanes(buf[0], buf[1], buf[2], buf[3], M, VP, radices, offsets, tw, -1.0)
             zr, zi, dr, di = buf[2 * q], buf[2 * q + 1], buf[2 - 2 * q], buf[3 - 2 * q]
             for k in range(M + 1):

@@ -18,7 +18,9 @@ pocketfft (interleaved, 2 threads, 2026-11-25), 6.2 ms after the row passes'
 copies were fixed (``_kernels/transform.py``); on 1 x 512 x 512 x 1, 31 x 31 it
 lost (5.4 against 3.4 ms: one channel gives the row pass no lanes), hence the
 channel floor. ``auto`` weighs the layers it takes with terms of their own
-(``_dispatch._lanes_terms``).
+(``_dispatch._lanes_terms``). With zero padding it also takes channels_first data
+as it lies (``run_channels_first``; other layouts and paths change layout around
+the canonical channels-last computation).
 
 Index arithmetic: with ``xp`` the padded input (length ``Lp`` per axis) and ``e``
 the dilated kernel size, the stride-1 correlation is the linear convolution of

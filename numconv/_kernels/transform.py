@@ -522,6 +522,34 @@ def split_transpose(typingctx, ar, ai, dst_off, dst_stride, x, src_off, src_stri
 
 
 @intrinsic
+def copy_block(typingctx, dst, dst_off, src, src_off):
+    """``BLOCK`` values from ``src[src_off ...]`` to ``dst[dst_off ...]``, one
+    plain load and store (``_copy`` of a count known to be ``BLOCK``, without
+    its loop and tests). Unaligned."""
+    def codegen(context, builder, sig, args):
+        bty, ptr, _, align = _block_parts(context, builder, sig, args, src.dtype)
+        builder.store(builder.load(ptr(2, args[3]), align=align), ptr(0, args[1]), align=align)
+        return context.get_dummy_value()
+
+    return types.void(dst, dst_off, src, src_off), codegen
+
+
+@intrinsic
+def split_halves(typingctx, ar, ai, dst_off, x, src_off):
+    """``2 BLOCK`` values at ``x[src_off ...]``: the first ``BLOCK`` to
+    ``ar[dst_off ...]``, the others to ``ai[dst_off ...]`` (the channels-last row
+    pass's two samples of ``BLOCK`` channels, one even, one odd). Unaligned."""
+    def codegen(context, builder, sig, args):
+        bty, ptr, _, align = _block_parts(context, builder, sig, args, x.dtype)
+        one = ir.Constant(args[4].type, BLOCK)
+        builder.store(builder.load(ptr(3, args[4]), align=align), ptr(0, args[2]), align=align)
+        builder.store(builder.load(ptr(3, builder.add(args[4], one)), align=align), ptr(1, args[2]), align=align)
+        return context.get_dummy_value()
+
+    return types.void(ar, ai, dst_off, x, src_off), codegen
+
+
+@intrinsic
 def merge_transpose(typingctx, out, dst_off, dst_stride, a, a_off, b, b_off, src_stride):
     """The channels_first inverse row pass's scatter, ``split_transpose``
     undone: ``BLOCK`` vectors ``j`` of ``BLOCK`` lanes ``k`` at ``a[a_off + j
@@ -689,9 +717,13 @@ def rows_forward(x, W, C, cf, Sr, Si, off, FW, bufs, rowbufs, B, radices, offset
                         _edge_samples(ar, ai, o, VP, xf, src, max(mlo, mhi), M, off, W)
                     continue
                 base = ((r0 + b) * W - off) * C  # sample i of the row at xf[base + i * C]
-                for m in range(mlo, mhi):
-                    _copy(ar, m * VP + b * C, xf, base + 2 * m * C, C)
-                    _copy(ai, m * VP + b * C, xf, base + (2 * m + 1) * C, C)
+                if C == BLOCK:
+                    for m in range(mlo, mhi):
+                        split_halves(ar, ai, m * VP + b * C, xf, base + 2 * m * C)
+                else:
+                    for m in range(mlo, mhi):
+                        _copy(ar, m * VP + b * C, xf, base + 2 * m * C, C)
+                        _copy(ai, m * VP + b * C, xf, base + (2 * m + 1) * C, C)
                 _edge_pieces(ar, ai, b * C, VP, C, xf, base, 0, mlo, off, W)
                 _edge_pieces(ar, ai, b * C, VP, C, xf, base, max(mlo, mhi), M, off, W)
             q = fft_lanes(buf[0], buf[1], buf[2], buf[3], M, VP, radices, offsets, tw, -1.0)
@@ -861,6 +893,11 @@ def rows_inverse(Tr, Ti, out, OH, OW, cf, first, step, FW, bufs, rowbufs, B, rad
             nb = min(B, R - r0)
             tr, ti = buf[2], buf[3]
             for b in range(nb):
+                if K == BLOCK:
+                    for k in range(M + 1):
+                        copy_block(tr, k * VP + b * K, Trf, ((r0 + b) * FC + k) * K)
+                        copy_block(ti, k * VP + b * K, Tif, ((r0 + b) * FC + k) * K)
+                    continue
                 for k in range(M + 1):
                     _copy(tr, k * VP + b * K, Trf, ((r0 + b) * FC + k) * K, K)
                     _copy(ti, k * VP + b * K, Tif, ((r0 + b) * FC + k) * K, K)

@@ -596,27 +596,28 @@ def _copy(dst, dst_off, src, src_off, count):
         copy_lanes(dst, dst_off + q, src, src_off + q, min(step, count - q))
 
 
-@njit(**SERIAL)
+@njit(inline="always", **SERIAL)
 def _stream(dst, dst_off, src, src_off, count, stream):
     """``_copy``, the whole aligned vectors of ``dst`` it writes streamed when
     ``stream`` (and ``dst``'s elements lie at multiples of their size, as
-    NumPy's own arrays' do). Not ``inline="always"``: inlined at the Numba
-    level, this function (itself inlining ``_copy``) gave ``columns`` different
+    NumPy's own arrays' do). Written without ``_copy``: a function inlined at
+    the Numba level that itself inlined ``_copy`` gave ``columns`` different
     machine code depending on which kernel had inlined it first in the process,
     and so on the order of first calls (15602 or 15774 lines of assembly,
     ``columns`` 6-10 % apart)."""
-    if not stream or data_address(dst) % dst.itemsize:
-        _copy(dst, dst_off, src, src_off, count)
-        return
     step = VECTOR_BYTES // dst.itemsize
+    streamed = stream and data_address(dst) % dst.itemsize == 0
     first = data_address(dst) // dst.itemsize + dst_off
-    head = min(count, (step - first % step) % step)
-    _copy(dst, dst_off, src, src_off, head)
-    q = head
-    while q + step <= count:
-        stream_vector(dst, dst_off + q, src, src_off + q)
-        q += step
-    _copy(dst, dst_off + q, src, src_off + q, count - q)
+    head = min(count, (step - first % step) % step) if streamed else count  # copied up to here, then streamed
+    q = 0
+    while q < count:
+        if q < head or q + step > count:  # the unaligned head, and the tail
+            n = min(step, (head if q < head else count) - q)
+            copy_lanes(dst, dst_off + q, src, src_off + q, n)
+            q += n
+        else:
+            stream_vector(dst, dst_off + q, src, src_off + q)
+            q += step
 
 
 @njit(inline="always", **SERIAL)

@@ -40,9 +40,9 @@ Channels-first data is read and written as it lies: the row passes transpose
 each row block in registers (``split_transpose``: 8 channels' rows of 16
 samples to 8 frequencies' lanes, even and odd apart; ``merge_transpose`` the
 reverse) instead of two layout passes around the path. On 4 x 8 x 256 x 256 ->
-8, 25 x 25 those cost 2 x 0.85 ms; the in-register version costs nothing
-measurable (channels_first 6.9 ms against 8.9, channels_last 6.7, in turn in
-one process).
+8, 25 x 25 those cost 2 x 0.85 ms: channels_first went 8.9 -> 6.9 ms, where
+channels_last took 7.1 (in turn in one process); after the channels-last
+copies below got faster, channels_first takes 1.03-1.14 times channels_last.
 
 Both intermediate spectra and the output are written around the caches when
 large (``_stream``: they are read again only after megabytes of other traffic):
@@ -53,8 +53,13 @@ went from masked to plain stores (``copy_lanes``) and the row passes' 8-channel
 pieces from a row buffer to one streamed vector per two (``stream_halves``):
 8.2 -> 6.2 ms. Where the time goes then (each kernel replaced by a no-op in
 turn, 6.3 ms): ``rows_forward`` 1.4, ``columns`` 3.6 (its contraction 2.0, of
-which ~0.7 reading the 18.8 MB kernel spectrum), ``rows_inverse`` 1.0. Scaling (``1 / (FH
-FW)``) is folded into the kernel spectrum (``_paths/fft.lanes_kernel_spectrum``).
+which ~0.7 reading the 18.8 MB kernel spectrum), ``rows_inverse`` 1.0.
+Pieces of exactly 8 channels then went through ``split_halves`` /
+``copy_block`` (one plain load and store, no loop or count tests):
+``rows_forward`` 1.15-1.26 -> 0.94-1.03 ms, ``rows_inverse`` 0.95-1.11 ->
+0.80-0.92 ms (each kernel on the call's arguments, in turn). Scaling (``1 /
+(FH FW)``) is folded into the kernel spectrum
+(``_paths/fft.lanes_kernel_spectrum``).
 Compile time: ~17 s for the three kernels in one dtype, once (``cache=True``).
 """
 import functools

@@ -198,6 +198,13 @@ def test_chunks_streaming_and_views_give_the_same_bits(monkeypatch, C, K):
     out = np.zeros((5, 21, 31, K), np.float32)[:, :, 1:]  # 4 bytes past the allocation's alignment
     numconv.conv(x, w, padding="same", method="fft", out=out)
     assert np.array_equal(out, plain)
+    # channels_first (read and written as it lies), in chunks, streamed, into an unaligned out= too
+    xf = np.moveaxis(x, -1, 1)
+    assert np.array_equal(numconv.conv(xf, w, padding="same", method="fft", data_format="channels_first"),
+                          np.moveaxis(plain, -1, 1))
+    outf = np.zeros(5 * K * 21 * 30 + 1, np.float32)[1:].reshape(5, K, 21, 30)
+    numconv.conv(xf, w, padding="same", method="fft", data_format="channels_first", out=outf)
+    assert np.array_equal(outf, np.moveaxis(plain, -1, 1))
     before = numconv.get_num_threads()
     numconv.set_num_threads(1)
     try:

@@ -255,3 +255,38 @@ def test_nan_spreads_over_the_transform_as_documented():
     x[0, 3, 3, 1] = np.nan
     got = numconv.conv(x, np.ones((3, 3, 4, 4), np.float32), padding="same", method="fft")
     assert np.isnan(got[0]).all() and np.isfinite(got[1]).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_channels_first_lanes_path_over_a_random_sweep(seed, monkeypatch):
+    """Seeded random layers (4-24 channels, groups, strides, dilations, odd and
+    small sizes, same / valid, bias or none, relu / linear / tanh) through the
+    channels_first lanes path: against the float64 reference, and bit for bit the
+    channels-last path's result."""
+    native = []
+    run_cf = fft_path.run_channels_first
+    monkeypatch.setattr(fft_path, "run_channels_first", lambda *a: native.append(1) or run_cf(*a))
+    rng = np.random.default_rng(100 + seed)
+    for _ in range(6):
+        C = int(rng.choice([4, 5, 8, 12, 16, 24]))
+        G = int(rng.choice([g for g in (1, 2, 4) if C % g == 0]))
+        N, K, H, W = int(rng.integers(1, 4)), G * int(rng.integers(1, 12)), int(rng.integers(5, 48)), \
+            int(rng.integers(5, 70))
+        kh, kw = int(rng.integers(1, min(H, 12) + 1)), int(rng.integers(1, min(W, 15) + 1))
+        strides = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        dilation = (1, 1) if max(strides) > 1 or rng.random() < 0.5 else (int(rng.integers(1, 3)),
+                                                                           int(rng.integers(1, 3)))
+        fits = (kh - 1) * dilation[0] < H and (kw - 1) * dilation[1] < W
+        args = dict(strides=strides, dilation_rate=dilation, padding="valid" if fits and rng.random() < 0.4 else "same",
+                    groups=G)
+        act = str(rng.choice(["relu", "linear", "tanh"]))
+        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+        w = rng.standard_normal((kh, kw, C // G, K)).astype(np.float32)
+        b = rng.standard_normal(K).astype(np.float32) if rng.random() < 0.7 else None
+        got = numconv.conv(x, w, b, data_format="channels_first", method="fft", activation=act, **args)
+        linear = ref_conv(x, w, b, data_format="channels_first", **args)
+        ref = {"relu": np.maximum(linear, 0), "linear": linear, "tanh": np.tanh(linear)}[act]
+        np.testing.assert_allclose(got, ref, atol=3e-6 * max(1.0, np.abs(linear).max()))
+        cl = numconv.conv(np.moveaxis(x, 1, -1), w, b, method="fft", activation=act, **args)
+        np.testing.assert_array_equal(got, np.moveaxis(cl, -1, 1))
+    assert len(native) == 6

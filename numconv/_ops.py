@@ -104,7 +104,7 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     if (narrow or depthwise or terms) and method == "direct" or lanes:
         # channels_first in and out, no layout changes (the narrow and depthwise_cf
         # kernels, the term kernels storing their tiles transposed, and the 2-D FFT
-        # path's row passes transposing rows in cache)
+        # path's row passes transposing row blocks in registers)
         result = out if out is not None and out.flags.c_contiguous else (
             _memory.scratch if intermediate else _memory.empty)(shape, spec.dtype)
         if lanes:

@@ -453,7 +453,7 @@ def run_lanes(spec, x5, w5, b, out5, workers, channels_first=False):
     three passes (its docstring), bias and the fused activation included, in batch
     chunks of bounded spectrum memory. ``channels_first``: ``x5`` is (N, C, H W)
     and ``out5`` the C-contiguous (N, K, OH, OW), read and written as they lie
-    (the row passes transpose each row in cache; zero padding only,
+    (the row passes transpose row blocks in registers; zero padding only,
     ``lanes_channels_first``)."""
     (_, FH, FW), (_, oh, ow), (_, rh, rw), pad_first = lanes_geometry(spec)
     assert not (channels_first and pad_first)

@@ -39,6 +39,25 @@ def _vec_ptr(builder, data, base, stride, i, vty):
     return builder.bitcast(builder.gep(data, [off]), vty.as_pointer())
 
 
+def shuffle_transpose(builder, rows):
+    """``rows`` (n vectors of n lanes, n a power of 2) transposed in registers:
+    stage ``s`` (1, 2, 4, ...) swaps the off-diagonal s x s sub-blocks of every
+    2s x 2s block by one pair of two-source shuffles per row pair, so after
+    log2(n) stages each element sits at its transposed place."""
+    n, rows = len(rows), list(rows)
+    s = 1
+    while s < n:
+        lo = ir.Constant(ir.VectorType(ir.IntType(32), n), [k if not k & s else n + k - s for k in range(n)])
+        hi = ir.Constant(ir.VectorType(ir.IntType(32), n), [k + s if not k & s else n + k for k in range(n)])
+        for i in range(n):
+            if not i & s:
+                a, b = rows[i], rows[i | s]
+                rows[i] = builder.shuffle_vector(a, b, lo)
+                rows[i | s] = builder.shuffle_vector(a, b, hi)
+        s *= 2
+    return rows
+
+
 @intrinsic
 def transpose_block(typingctx, src, src_off, src_stride, dst, dst_off, dst_stride):
     """Copy the L x L block ``src[src_off + r * src_stride + c]`` (r, c < L) to
@@ -57,16 +76,7 @@ def transpose_block(typingctx, src, src_off, src_stride, dst, dst_off, dst_strid
         sdata = _raw_data(context, builder, sig.args[0], sarr, elem)
         ddata = _raw_data(context, builder, sig.args[3], darr, elem)
         rows = [builder.load(_vec_ptr(builder, sdata, soff, sstr, r, vty), align=width // 8) for r in range(L)]
-        s = 1
-        while s < L:
-            lo = ir.Constant(ir.VectorType(ir.IntType(32), L), [k if not k & s else L + k - s for k in range(L)])
-            hi = ir.Constant(ir.VectorType(ir.IntType(32), L), [k + s if not k & s else L + k for k in range(L)])
-            for i in range(L):
-                if not i & s:
-                    a, b = rows[i], rows[i | s]
-                    rows[i] = builder.shuffle_vector(a, b, lo)
-                    rows[i | s] = builder.shuffle_vector(a, b, hi)
-            s *= 2
+        rows = shuffle_transpose(builder, rows)
         for c in range(L):
             builder.store(rows[c], _vec_ptr(builder, ddata, doff, dstr, c, vty), align=width // 8)
         return context.get_dummy_value()

@@ -72,6 +72,7 @@ from numba.extending import intrinsic
 
 from .._config import PARALLEL, SERIAL
 from .act import activate_slice
+from .layout import shuffle_transpose
 from .tile import (_fma, _lane_mask, _masked_load, _masked_store, _splat, _stream_store, acc_tile, at, row_fma,
                    row_store, row_zero, store_fence, tile_shape)
 
@@ -469,24 +470,6 @@ def stream_halves(typingctx, dst, dst_off, a, a_off, b, b_off):
 BLOCK = 8
 
 
-def _transposed(builder, rows):
-    """``rows`` (n vectors of n lanes, n a power of 2) transposed in registers:
-    one shuffle pair per bit of the index, swapping that bit between row and
-    lane (``s`` x ``s`` blocks exchanged across the diagonal)."""
-    n, rows = len(rows), list(rows)
-    s = n // 2
-    while s:
-        lo = [j if not j & s else n + j - s for j in range(n)]
-        hi = [j + s if not j & s else n + j for j in range(n)]
-        for i in range(n):
-            if not i & s:
-                a, b = rows[i], rows[i + s]
-                rows[i] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), n), lo))
-                rows[i + s] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), n), hi))
-        s //= 2
-    return rows
-
-
 def _block_parts(context, builder, sig, args, dtype):
     elem = ir.FloatType() if dtype.bitwidth == 32 else ir.DoubleType()
     bty = ir.VectorType(elem, BLOCK)
@@ -519,7 +502,7 @@ def split_transpose(typingctx, ar, ai, dst_off, dst_stride, x, src_off, src_stri
             even.append(builder.shuffle_vector(lo, hi, ir.Constant(idx, list(range(0, 2 * BLOCK, 2)))))
             odd.append(builder.shuffle_vector(lo, hi, ir.Constant(idx, list(range(1, 2 * BLOCK, 2)))))
         for arr, rows in ((ar_, even), (ai_, odd)):
-            for j, v in enumerate(_transposed(builder, rows)):
+            for j, v in enumerate(shuffle_transpose(builder, rows)):
                 builder.store(v, ptr(arr, at(args[d0], args[ds], j)), align=align)
         return context.get_dummy_value()
 
@@ -565,9 +548,9 @@ def merge_transpose(typingctx, out, dst_off, dst_stride, a, a_off, b, b_off, src
         out_, d0, ds, a_, a0, b_, b0, ss = range(8)
         bty, ptr, at, align = _block_parts(context, builder, sig, args, out.dtype)
         idx = ir.VectorType(ir.IntType(32), BLOCK)
-        even = _transposed(builder, [builder.load(ptr(a_, at(args[a0], args[ss], j)), align=align)
+        even = shuffle_transpose(builder, [builder.load(ptr(a_, at(args[a0], args[ss], j)), align=align)
                                      for j in range(BLOCK)])
-        odd = _transposed(builder, [builder.load(ptr(b_, at(args[b0], args[ss], j)), align=align)
+        odd = shuffle_transpose(builder, [builder.load(ptr(b_, at(args[b0], args[ss], j)), align=align)
                                     for j in range(BLOCK)])
         for k in range(BLOCK):
             base = at(args[d0], args[ds], k)

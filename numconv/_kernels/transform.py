@@ -60,7 +60,10 @@ Pieces of exactly 8 channels then went through ``split_halves`` /
 0.80-0.92 ms (each kernel on the call's arguments, in turn). Scaling (``1 /
 (FH FW)``) is folded into the kernel spectrum
 (``_paths/fft.lanes_kernel_spectrum``).
-Compile time: ~17 s for the three kernels in one dtype, once (``cache=True``).
+Compile time: 20-22 s for the three kernels in one dtype, once (``cache=True``);
+both layouts, the fused activations (~2 s of it) and the 8-channel copies in
+them (17.5 s before those; the channels_first call then compiled layout
+kernels for another 1.3 s).
 """
 import functools
 import math

@@ -377,7 +377,7 @@ def lanes_apply(spec):
     input channels, and a kernel spectrum that the cache keeps (``kept``: a
     spectrum made anew on every call costs ``run_lanes`` more than it saves; so
     without the cache, as in ``spectra_not_kept``, this path is not taken).
-    float64 keeps ``scipy.fft``: this path's three kernels take ~17 s to compile
+    float64 keeps ``scipy.fft``: this path's three kernels take ~20 s to compile
     per dtype, spent once for the case it was measured on."""
     if spec.dtype != np.float32 or spec.channels < LANES_MIN_CHANNELS:
         return False

@@ -187,6 +187,35 @@ def test_overlap_add_chunks_a_stack_of_signals(monkeypatch, a_shape, v_shape, ax
     assert np.array_equal(chunked[1], most)
 
 
+@pytest.mark.parametrize("a_shape, v_shape, axes, kind", [
+    ((20000,), (129,), 0, "f"),              # one signal: every pass split into shares of blocks
+    ((3, 6000), (3, 101), 1, "c"),           # a batch axis along, complex
+    ((7000, 4), (65, 3), (0, 1), "f"),       # a second convolved axis before the blocked one
+    ((2500,), (300,), 0, "f"),               # the last block partial, a tail longer than a block's start
+])
+def test_overlap_add_passes_in_shares_give_the_same_bits(monkeypatch, a_shape, v_shape, axes, kind):
+    """The overlap-add passes (blocks cut out, products, overlap-add) split into
+    shares of blocks on the threads (``OA_PASS_US`` made large so that even these
+    small cases split): bit for bit the result on one thread, and SciPy's."""
+    rng = np.random.default_rng(22)
+    a = rng.standard_normal(a_shape)
+    v = rng.standard_normal(v_shape)
+    if kind == "c":
+        a, v = a + 1j * rng.standard_normal(a_shape), v + 1j * rng.standard_normal(v_shape)
+    monkeypatch.setattr(signal, "OA_PASS_US", 1.0)  # worth sharing out however small
+    got, before = {}, numconv.get_num_threads()
+    try:
+        for threads in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numconv.set_num_threads(threads)
+            for mode in ("full", "same"):
+                got[threads, mode] = signal.convolve(a, v, mode=mode, method="oa", axes=axes)
+    finally:
+        numconv.set_num_threads(before)
+    for mode in ("full", "same"):
+        assert np.array_equal(got[1, mode], got[max(t for t, _ in got), mode])
+        np.testing.assert_allclose(got[1, mode], ss.oaconvolve(a, v, mode=mode, axes=axes), rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("shape, axes, kind", [
     ((31, 31), (0, 1), "f"),
     ((5, 7, 3), (0, 1, 2), "f"),

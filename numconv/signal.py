@@ -276,7 +276,9 @@ def _full_oa(a, b, axes, into=None, workers=None, kspec=None):
     each, and with the chunks one after another (pocketfft's threads only inside
     each transform) they ran on one core. The kernel's spectrum, the same for
     every chunk of a stack with one kernel, is computed once and passed to each
-    as ``kspec``. (64 x 65536 float32, 257 taps: 14-17 -> ~12 ms.)"""
+    as ``kspec``. (64 x 65536 float32, 257 taps: 14-17 -> ~12 ms.) One chunk
+    (a single long signal) splits those passes into shares of blocks on the
+    threads instead (``_oa_cut``, ``_oa_product``, ``_oa_overlap``)."""
     workers = get_num_threads() if workers is None else workers
     step = _oa_chunk_step(a, b, axes) if into is None else None
     if step is not None:  # each chunk straight into its rows of the result

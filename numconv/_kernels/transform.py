@@ -54,8 +54,8 @@ pieces from a row buffer to one streamed vector per two (``stream_halves``):
 8.2 -> 6.2 ms. Where the time goes then (each kernel replaced by a no-op in
 turn, 6.3 ms): ``rows_forward`` 1.4, ``columns`` 3.6 (its contraction 2.0, of
 which ~0.7 reading the 18.8 MB kernel spectrum), ``rows_inverse`` 1.0.
-Pieces of exactly 8 channels then went through ``split_halves`` /
-``copy_block`` (one plain load and store, no loop or count tests):
+Pieces of exactly 8 channels then went through ``copy_block`` (one
+plain load and store, no loop or count tests):
 ``rows_forward`` 1.15-1.26 -> 0.94-1.03 ms, ``rows_inverse`` 0.95-1.11 ->
 0.80-0.92 ms (each kernel on the call's arguments, in turn). Scaling (``1 /
 (FH FW)``) is folded into the kernel spectrum
@@ -456,9 +456,7 @@ def stream_halves(typingctx, dst, dst_off, a, a_off, b, b_off):
 
     def codegen(context, builder, sig, args):
         def half(i):
-            ptr = _ptr(context, builder, sig.args[i], args[i], args[i + 1], elem, vty)
-            ptr = builder.bitcast(ptr, hty.as_pointer())
-            return builder.load(ptr, align=align)
+            return builder.load(_ptr(context, builder, sig.args[i], args[i], args[i + 1], elem, hty), align=align)
 
         v = builder.shuffle_vector(half(2), half(4), ir.Constant(ir.VectorType(ir.IntType(32), vty.count),
                                                                  list(range(vty.count))))
@@ -474,17 +472,16 @@ BLOCK = 8
 
 
 def _block_parts(context, builder, sig, args, dtype):
-    elem = ir.FloatType() if dtype.bitwidth == 32 else ir.DoubleType()
+    elem, _, align = _vector_parts(dtype)
     bty = ir.VectorType(elem, BLOCK)
 
-    def ptr(i, off):
-        data = builder.bitcast(context.make_array(sig.args[i])(context, builder, args[i]).data, elem.as_pointer())
-        return builder.bitcast(builder.gep(data, [off]), bty.as_pointer())
+    def ptr(i, off):  # argument i's element ``off`` as a block pointer
+        return _ptr(context, builder, sig.args[i], args[i], off, elem, bty)
 
     def at(base, step, j):  # base + j * step, in the offsets' integer type
         return builder.add(base, builder.mul(step, ir.Constant(step.type, j)))
 
-    return bty, ptr, at, dtype.bitwidth // 8
+    return ptr, at, align
 
 
 @intrinsic
@@ -495,7 +492,7 @@ def split_transpose(typingctx, ar, ai, dst_off, dst_stride, x, src_off, src_stri
     their odd ones into ``ai`` (the real transform's packing). Unaligned."""
     def codegen(context, builder, sig, args):
         ar_, ai_, d0, ds, x_, s0, ss = range(7)
-        bty, ptr, at, align = _block_parts(context, builder, sig, args, x.dtype)
+        ptr, at, align = _block_parts(context, builder, sig, args, x.dtype)
         idx = ir.VectorType(ir.IntType(32), BLOCK)
         even, odd = [], []
         for c in range(BLOCK):
@@ -518,26 +515,11 @@ def copy_block(typingctx, dst, dst_off, src, src_off):
     plain load and store (``_copy`` of a count known to be ``BLOCK``, without
     its loop and tests). Unaligned."""
     def codegen(context, builder, sig, args):
-        bty, ptr, _, align = _block_parts(context, builder, sig, args, src.dtype)
+        ptr, _, align = _block_parts(context, builder, sig, args, src.dtype)
         builder.store(builder.load(ptr(2, args[3]), align=align), ptr(0, args[1]), align=align)
         return context.get_dummy_value()
 
     return types.void(dst, dst_off, src, src_off), codegen
-
-
-@intrinsic
-def split_halves(typingctx, ar, ai, dst_off, x, src_off):
-    """``2 BLOCK`` values at ``x[src_off ...]``: the first ``BLOCK`` to
-    ``ar[dst_off ...]``, the others to ``ai[dst_off ...]`` (the channels-last row
-    pass's two samples of ``BLOCK`` channels, one even, one odd). Unaligned."""
-    def codegen(context, builder, sig, args):
-        bty, ptr, _, align = _block_parts(context, builder, sig, args, x.dtype)
-        one = ir.Constant(args[4].type, BLOCK)
-        builder.store(builder.load(ptr(3, args[4]), align=align), ptr(0, args[2]), align=align)
-        builder.store(builder.load(ptr(3, builder.add(args[4], one)), align=align), ptr(1, args[2]), align=align)
-        return context.get_dummy_value()
-
-    return types.void(ar, ai, dst_off, x, src_off), codegen
 
 
 @intrinsic
@@ -549,7 +531,7 @@ def merge_transpose(typingctx, out, dst_off, dst_stride, a, a_off, b, b_off, src
     samples at ``out[dst_off + k dst_stride ...]``. Unaligned."""
     def codegen(context, builder, sig, args):
         out_, d0, ds, a_, a0, b_, b0, ss = range(8)
-        bty, ptr, at, align = _block_parts(context, builder, sig, args, out.dtype)
+        ptr, at, align = _block_parts(context, builder, sig, args, out.dtype)
         idx = ir.VectorType(ir.IntType(32), BLOCK)
         even = shuffle_transpose(builder, [builder.load(ptr(a_, at(args[a0], args[ss], j)), align=align)
                                      for j in range(BLOCK)])
@@ -711,7 +693,8 @@ def rows_forward(x, W, C, cf, Sr, Si, off, FW, bufs, rowbufs, B, radices, offset
                 base = ((r0 + b) * W - off) * C  # sample i of the row at xf[base + i * C]
                 if C == BLOCK:
                     for m in range(mlo, mhi):
-                        split_halves(ar, ai, m * VP + b * C, xf, base + 2 * m * C)
+                        copy_block(ar, m * VP + b * C, xf, base + 2 * m * C)
+                        copy_block(ai, m * VP + b * C, xf, base + (2 * m + 1) * C)
                 else:
                     for m in range(mlo, mhi):
                         _copy(ar, m * VP + b * C, xf, base + 2 * m * C, C)

@@ -105,10 +105,11 @@ def test_the_row_passes_are_the_real_transform_and_its_inverse(C, Bc, OW, cf):
 
 # ---------------------------------------------------------------- the 2-D path (run_lanes)
 
-def _lanes_runs(monkeypatch):
+def _runs_of(monkeypatch, name):
+    """The specs ``fft_path.<name>`` is called with from now on (a list that grows)."""
     runs = []
-    run_lanes = fft_path.run_lanes
-    monkeypatch.setattr(fft_path, "run_lanes", lambda *a: runs.append(a[0]) or run_lanes(*a))
+    run = getattr(fft_path, name)
+    monkeypatch.setattr(fft_path, name, lambda *a: runs.append(a[0]) or run(*a))
     return runs
 
 
@@ -129,7 +130,7 @@ LAYERS = [  # (x shape, kernel shape, keyword arguments): every argument the pat
 
 @pytest.mark.parametrize("xs, ws, kw", LAYERS)
 def test_the_lanes_path_matches_the_reference(xs, ws, kw, monkeypatch):
-    runs = _lanes_runs(monkeypatch)
+    runs = _runs_of(monkeypatch, "run_lanes")
     rng = np.random.default_rng(sum(xs) + sum(ws))
     x = rng.standard_normal(xs).astype(np.float32)
     w = rng.standard_normal(ws).astype(np.float32)
@@ -141,9 +142,7 @@ def test_the_lanes_path_matches_the_reference(xs, ws, kw, monkeypatch):
     assert got.shape == ref.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, ref, atol=3e-6 * max(1.0, np.abs(ref).max()))
     assert np.array_equal(x, x0) and np.array_equal(w, w0)  # inputs never modified
-    native = []
-    run_cf = fft_path.run_channels_first
-    monkeypatch.setattr(fft_path, "run_channels_first", lambda *a: native.append(1) or run_cf(*a))
+    native = _runs_of(monkeypatch, "run_channels_first")
     cf = numconv.conv(np.moveaxis(x, -1, 1), w, b, method="fft", activation="relu", data_format="channels_first", **kw)
     np.testing.assert_array_equal(cf, np.moveaxis(got, -1, 1))
     # channels_first read and written as it lies where the padding is zeros (other modes pad a channels-last copy)
@@ -155,9 +154,7 @@ def test_channels_first_lanes_path_with_deferred_activation_views_and_out(monkey
     input (left unmodified), a deferred activation (tanh, applied after the
     kernels), a result into ``out=`` and into a strided ``out=`` view, against
     the reference and the channels-last path bit for bit."""
-    native = []
-    run_cf = fft_path.run_channels_first
-    monkeypatch.setattr(fft_path, "run_channels_first", lambda *a: native.append(1) or run_cf(*a))
+    native = _runs_of(monkeypatch, "run_channels_first")
     rng = np.random.default_rng(7)
     base = rng.standard_normal((3, 16, 37, 41)).astype(np.float32)
     x = base[:, ::2, 2:, 1:]  # (3, 8, 35, 40), not contiguous
@@ -217,7 +214,7 @@ def test_which_layers_take_the_lanes_path(monkeypatch):
     """float32 2-D layers of at least ``LANES_MIN_CHANNELS`` channels whose kernel
     spectrum is kept; not float64, few channels, 1-D or 3-D transforms, or without
     the spectrum cache (``spectra_not_kept``)."""
-    runs = _lanes_runs(monkeypatch)
+    runs = _runs_of(monkeypatch, "run_lanes")
     rng = np.random.default_rng(4)
 
     def conv(xs, ws, dtype=np.float32):
@@ -263,9 +260,7 @@ def test_channels_first_lanes_path_over_a_random_sweep(seed, monkeypatch):
     small sizes, same / valid, bias or none, relu / linear / tanh) through the
     channels_first lanes path: against the float64 reference, and bit for bit the
     channels-last path's result."""
-    native = []
-    run_cf = fft_path.run_channels_first
-    monkeypatch.setattr(fft_path, "run_channels_first", lambda *a: native.append(1) or run_cf(*a))
+    native = _runs_of(monkeypatch, "run_channels_first")
     rng = np.random.default_rng(100 + seed)
     for _ in range(6):
         C = int(rng.choice([4, 5, 8, 12, 16, 24]))

@@ -33,6 +33,7 @@ on it (0.13 ms). It writes and reads back taps x the output's bytes, so
 forms, with their sub-specs, are remembered per arguments (``_plan``).
 """
 import math
+import operator
 from dataclasses import replace
 
 import numba
@@ -273,9 +274,10 @@ def fold_padding(spec, gpad):
 
 def _shape_arg(fn, arg, shape, ndim):
     try:
-        shape = tuple(int(v) for v in shape)
+        shape = tuple(operator.index(v) for v in shape)  # (int() would truncate 5.5 to 5)
     except TypeError:
-        raise type_error(fn, arg, f"must be a tuple of {ndim} ints", repr(shape)) from None
+        raise type_error(fn, arg, f"must be a tuple of {ndim} ints", repr(shape),
+                         "Pass integer lengths, e.g. x.shape or tuple(int(v) for v in ...).") from None
     if len(shape) != ndim or any(v < 0 for v in shape):
         raise value_error(fn, arg, f"must be a tuple of {ndim} non-negative ints", repr(shape))
     return shape
@@ -424,6 +426,7 @@ def conv_backprop_kernel(x, grad_out, kernel_shape, *, strides=1, padding="valid
     check_out(fn, out, kernel_shape, dtype)
     N, C, F, G = spec.batch, spec.channels, spec.filters, spec.groups
     cg = C // G
+    real = np.dtype(spec.dtype).kind == "f"  # the gradient kernels' dtypes; complex: a convolution on its path
     dw5 = np.zeros(spec.kernel_spatial + (cg, F), dtype)
     if N > 0:
         x5 = canonical_input(spec, x)
@@ -443,9 +446,9 @@ def conv_backprop_kernel(x, grad_out, kernel_shape, *, strides=1, padding="valid
             pads = [(0, 0)] * 3
         if not all(n > 0 for n in xs.shape[1:4]):
             pass  # every tap reads only padding: the gradient is zero
-        elif _winograd_grad(spec):
+        elif real and _winograd_grad(spec):
             dw5 = _weight_grad_winograd(spec, np.ascontiguousarray(xs), g5, pads)
-        elif spec.method in ("auto", "direct", "winograd"):
+        elif real and spec.method in ("auto", "direct", "winograd"):
             dw5 = _weight_grad_direct(spec, np.ascontiguousarray(xs), g5, pads)
         else:
             # batch <- in-channel within group, channels <- (group, image), kernel <- grad_out

@@ -10,7 +10,7 @@ import pytest
 
 import numconv
 from numconv import _adjoint
-from reference import ref_conv, ref_gradient, ref_output_length, ref_pads
+from reference import ref_conv, ref_gradient, ref_kernel_grad, ref_output_length, ref_pads
 
 SEED = 7
 N_CASES = 60
@@ -213,6 +213,30 @@ def test_empty_batch():
     assert dw.shape == w.shape and not dw.any()
 
 
+@pytest.mark.parametrize("method", ["auto", "direct", "winograd", "fft", "oa"])
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_complex_kernel_gradient_on_every_method(method, dtype):
+    """Complex data: dL/dkernel is bilinear in (x, grad_out), unconjugated, on every
+    path. The real gradient kernels (direct, Winograd) must not see it: they wrote
+    real sums past their buffers (wrong values, then heap corruption and an abort
+    with 8 channels)."""
+    rng = np.random.default_rng(31)
+    tol = 2e-5 if dtype == np.complex64 else 1e-11
+    for xs, ks, a in [((2, 9, 10, 8), (3, 3, 8, 8), dict(padding="same")),  # the Winograd gradient's windows
+                      ((1, 16, 8), (3, 8, 8), {}),
+                      ((2, 12, 11), (4, 6, 6), dict(strides=2, dilation_rate=2, groups=2, padding="same",
+                                                      padding_mode="reflect", data_format="channels_first"))]:
+        x = (rng.standard_normal(xs) + 1j * rng.standard_normal(xs)).astype(dtype)
+        gshape = ref_conv(x.real, np.zeros(ks), **a).shape
+        g = (rng.standard_normal(gshape) + 1j * rng.standard_normal(gshape)).astype(dtype)
+        got = numconv.conv_backprop_kernel(x, g, ks, method=method, **a)
+        xr, xi, gr, gi = (v.astype(np.float64) for v in (x.real, x.imag, g.real, g.imag))
+        ref = (ref_kernel_grad(xr, gr, ks, **a) - ref_kernel_grad(xi, gi, ks, **a)
+               + 1j * (ref_kernel_grad(xr, gi, ks, **a) + ref_kernel_grad(xi, gr, ks, **a)))
+        assert got.dtype == dtype and got.shape == ks
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max(), err_msg=str((xs, a)))
+
+
 def test_errors_name_the_argument():
     w = np.ones((3, 3, 2, 4))
     with pytest.raises(ValueError, match=r"grad_out must have the forward conv's output shape \(1, 3, 3, 4\).*"
@@ -220,6 +244,10 @@ def test_errors_name_the_argument():
         numconv.conv_backprop_input(np.ones((1, 4, 4, 4)), w, (1, 5, 5, 2))
     with pytest.raises(ValueError, match="input_shape must be a tuple of 4"):
         numconv.conv_backprop_input(np.ones((1, 3, 3, 4)), w, (5, 5, 2))
+    with pytest.raises(TypeError, match=r"input_shape must be a tuple of 4 ints; got \(1, 5.5, 5, 2\)"):
+        numconv.conv_backprop_input(np.ones((1, 3, 3, 4)), w, (1, 5.5, 5, 2))  # not truncated to 5
+    with pytest.raises(TypeError, match="kernel_shape must be a tuple of 4 ints"):
+        numconv.conv_backprop_kernel(np.ones((1, 5, 5, 2)), np.ones((1, 3, 3, 4)), (3.0, 3, 2, 4))
     with pytest.raises(TypeError, match="kernel_shape must be a tuple"):
         numconv.conv_backprop_kernel(np.ones((1, 5, 5, 2)), np.ones((1, 3, 3, 4)), 3)
     with pytest.raises(ValueError, match="strides must have every entry >= 1"):

@@ -370,6 +370,47 @@ def _full_direct(a, b, axes):
     return np.moveaxis(full, range(nd - r, nd), axes) if other or r else full
 
 
+def _full_exact(a, b, axes, dtype):
+    """The full convolution over ``axes`` of integer arrays in ``dtype`` (int64 or
+    uint64) arithmetic, which wraps modulo 2**64: cast to the result's integer
+    dtype, that is SciPy's integer direct path, which wraps in the result dtype
+    (exact values to the int64 range, and the same wrapped values past the
+    result's). One pass over the result per element of the smaller operand."""
+    a = a.astype(dtype, copy=False)
+    b = b.astype(dtype, copy=False)
+    if np.prod([b.shape[ax] for ax in axes]) > np.prod([a.shape[ax] for ax in axes]):
+        a, b = b, a  # (convolution commutes, broadcast axes included)
+    out = np.zeros([p + q - 1 if ax in axes else max(p, q) for ax, (p, q) in enumerate(zip(a.shape, b.shape))],
+                   dtype)
+    for taps in np.ndindex(*[b.shape[ax] for ax in axes]):
+        at = dict(zip(axes, taps))
+        tap = b[tuple(slice(at[ax], at[ax] + 1) if ax in at else slice(None) for ax in range(b.ndim))]
+        out[tuple(slice(at[ax], at[ax] + a.shape[ax]) if ax in at else slice(None) for ax in range(out.ndim))] += a * tap
+    return out
+
+
+def _integer_bound(in1, in2, axes):
+    """An upper bound on the magnitude of any partial sum of the convolution:
+    the largest magnitudes' product times the terms per output."""
+    return float(np.abs(in1).max(initial=0)) * float(np.abs(in2).max(initial=0)) * \
+        float(np.prod([min(in1.shape[a], in2.shape[a]) for a in axes]))
+
+
+def _needs_exact(in1, in2, axes, result_dtype):
+    """Whether integer inputs need ``_full_exact``: an integer result whose partial
+    sums could pass 2**52, where float64 would round them. (Below, the float64
+    sums are exact, and ``_convolve`` wraps them into the result dtype.)"""
+    if result_dtype.kind not in "iu" or in1.dtype.kind == "b" or in2.dtype.kind == "b":
+        return False
+    return _integer_bound(in1, in2, axes) >= 2.0 ** 52
+
+
+def _wide_integer(dtype):
+    """The 64-bit integer type integer results are computed or rounded into before
+    the cast that wraps them into ``dtype``."""
+    return np.dtype(np.uint64 if dtype == np.uint64 else np.int64)
+
+
 def _mode_region(s1, s2, axes, mode):
     """The part of the full result ``mode`` keeps, a slice per axis in ``axes``:
     "same" centres on in1, "valid" keeps |s1 - s2| + 1."""
@@ -390,11 +431,15 @@ def _convolve(fn, in1, in2, mode, method, axes, correlate):
         if arr.size == 0:  # as SciPy, which raises for empty inputs
             raise value_error(fn, arg, "must not be empty", f"shape {shape_str(arr.shape)}")
     in2 = _effective_kernel(in1.shape, in2, mode, conv_axes, listed, correlate)
+    region = _mode_region(in1.shape, in2.shape, conv_axes, mode)
+    if method in ("auto", "direct") and _needs_exact(in1, in2, conv_axes, result_dtype):
+        full = _full_exact(in1, in2, conv_axes, _wide_integer(result_dtype))
+        out = full[tuple(region[conv_axes.index(ax)] if ax in conv_axes else slice(None) for ax in range(full.ndim))]
+        return out.astype(result_dtype, copy=False)
     if method == "auto":
         method = _choose(in1, in2, mode, conv_axes)
     a = in1.astype(_compute_dtype(in1.dtype), copy=False)
     b = in2.astype(_compute_dtype(in2.dtype), copy=False)
-    region = _mode_region(in1.shape, in2.shape, conv_axes, mode)
     if not conv_axes:
         out = a * b
     elif method == "fft":
@@ -404,6 +449,8 @@ def _convolve(fn, in1, in2, mode, method, axes, correlate):
         out = full[tuple(region[conv_axes.index(ax)] if ax in conv_axes else slice(None) for ax in range(full.ndim))]
     if result_dtype.kind in "biu":
         out = np.around(out.real if np.iscomplexobj(out) else out)
+        if result_dtype.kind in "iu":  # exact below 2**52: wrapped into the result dtype as SciPy's direct path
+            out = out.astype(_wide_integer(result_dtype))
     return out.astype(result_dtype, copy=False)  # a view for "same"/"valid", as SciPy's _centered
 
 
@@ -421,9 +468,11 @@ def convolve(in1, in2, mode="full", method="auto", axes=None):
         input slides over the smaller); ``"same"``: the size of ``in1``, centred on
         the full result.
     method : {"auto", "direct", "fft", "oa"}, default "auto"
-        ``"direct"``: numconv's direct kernels, computing integers in float64 (exact
-        while every partial sum stays below 2**53; SciPy's integer direct path is
-        exact to the int64 range); ``"fft"``: products of spectra; ``"oa"``:
+        ``"direct"``: numconv's direct kernels; integers in float64 while every
+        partial sum stays below 2**52 (exact), else in 64-bit integer arithmetic
+        (NumPy, one pass per element of the smaller input), either way wrapped
+        into the result dtype as SciPy's direct path wraps (``"auto"`` takes
+        the same route for integers); ``"fft"``: products of spectra; ``"oa"``:
         overlap-add, blocks of the longest axis transformed together (as
         ``scipy.signal.oaconvolve``); ``"auto"``: `choose_conv_method`.
     axes : int or sequence of int, optional
@@ -436,7 +485,8 @@ def convolve(in1, in2, mode="full", method="auto", axes=None):
     Returns
     -------
     ndarray
-        ``np.result_type(in1, in2)``; integer inputs give rounded integer results.
+        ``np.result_type(in1, in2)``; integer inputs give rounded integer results,
+        past the dtype's range wrapped as SciPy's direct path computes them.
 
     Examples
     --------
@@ -522,9 +572,7 @@ def _choose(in1, in2, mode, axes):
     if not axes:
         return "direct"
     if in1.dtype.kind in "biu" and in2.dtype.kind in "biu":
-        bound = float(np.abs(in1).max(initial=0)) * float(np.abs(in2).max(initial=0)) * \
-            float(np.prod([min(in1.shape[a], in2.shape[a]) for a in axes]))
-        if in1.dtype.kind == "b" or in2.dtype.kind == "b" or bound >= 2 ** 52:
+        if in1.dtype.kind == "b" or in2.dtype.kind == "b" or _integer_bound(in1, in2, axes) >= 2 ** 52:
             return "direct"
     dtype = np.result_type(in1, in2, np.float32)
     costs = {"direct": DIRECT_DTYPE_COST.get(dtype.kind + str(dtype.itemsize), 1.5) * _direct_cost(in1, in2, axes),

@@ -109,6 +109,36 @@ def test_integers_stay_exact_and_auto_avoids_fft_when_it_would_round():
     assert signal.choose_conv_method(*small) == "fft"  # exact in double precision
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64])
+def test_integer_overflow_wraps_as_scipys_direct_path(dtype):
+    """Integer results past the result dtype's range wrap as SciPy's direct path
+    computes them (in the integer type), and int64 results past 2**53 are exact:
+    float64 sums cast back had given 0 or INT_MIN, or lost the last digits."""
+    top = np.iinfo(dtype).max
+    a, b = np.full(50, top, dtype), np.full(30, top, dtype)
+    for mode in ("full", "same", "valid"):
+        for fn in ("convolve", "correlate"):
+            ref = getattr(ss, fn)(a, b, mode=mode, method="direct")
+            for method in ("auto", "direct"):
+                got = getattr(signal, fn)(a, b, mode=mode, method=method)
+                assert got.dtype == ref.dtype and np.array_equal(got, ref), (fn, mode, method)
+    rng = np.random.default_rng(int(top % 1000))
+    lo = np.iinfo(dtype).min // 2
+    x = rng.integers(lo, top, (3, 9, 7), dtype=dtype, endpoint=True)
+    k = rng.integers(lo, top, (2, 4, 9), dtype=dtype, endpoint=True)  # along the last axis the larger
+    for mode in ("full", "same"):
+        assert np.array_equal(signal.convolve(x, k, mode=mode), ss.convolve(x, k, mode=mode, method="direct"))
+    stack = signal.correlate(x[0], k[0, :1], mode="same", axes=1)  # one kernel per row, broadcast
+    assert np.array_equal(stack, np.stack([ss.correlate(r, k[0, 0], mode="same", method="direct") for r in x[0]]))
+
+
+def test_int64_results_past_2_to_the_53_are_exact():
+    assert signal.convolve(np.array([2 ** 53 + 1, 3]), np.array([1]))[0] == 2 ** 53 + 1
+    a, b = np.array([3_000_000_000, 7]), np.array([3_000_000_001, 1])
+    assert np.array_equal(signal.convolve(a, b), ss.convolve(a, b, method="direct"))
+    assert np.array_equal(signal.convolve(a[:, None], b[None, :], axes=0), a[:, None] * b[None, :])  # broadcast only
+
+
 def test_choose_conv_method():
     assert signal.choose_conv_method(np.ones(10), np.ones(3)) == "direct"
     assert signal.choose_conv_method(np.ones((1024, 1024)), np.ones((31, 31))) == "fft"

@@ -385,7 +385,8 @@ def _full_exact(a, b, axes, dtype):
     for taps in np.ndindex(*[b.shape[ax] for ax in axes]):
         at = dict(zip(axes, taps))
         tap = b[tuple(slice(at[ax], at[ax] + 1) if ax in at else slice(None) for ax in range(b.ndim))]
-        out[tuple(slice(at[ax], at[ax] + a.shape[ax]) if ax in at else slice(None) for ax in range(out.ndim))] += a * tap
+        window = tuple(slice(at[ax], at[ax] + a.shape[ax]) if ax in at else slice(None) for ax in range(out.ndim))
+        out[window] += a * tap
     return out
 
 

@@ -5,7 +5,7 @@ from . import _dispatch
 from . import _memory
 from ._errors import shape_str, value_error
 from ._kernels.layout import to_channels_first, to_channels_last
-from ._paths import direct, fft
+from ._paths import direct, fft, winograd
 from ._spec import canonical_input, check_out, conv_spec, normalize_array, user_layout
 
 _CONV_DOC = """{summary}
@@ -101,14 +101,18 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     terms = direct.is_terms_channels_first(spec)
     method = _dispatch.resolve(spec)
     lanes = method == "fft" and fft.lanes_channels_first(spec)
-    if (narrow or depthwise or terms) and method == "direct" or lanes:
+    wino = method == "winograd" and winograd.cf_applies(spec)
+    if (narrow or depthwise or terms) and method == "direct" or lanes or wino:
         # channels_first in and out, no layout changes (the narrow and depthwise_cf
-        # kernels, the term kernels storing their tiles transposed, and the 2-D FFT
-        # path's row passes transposing row blocks in registers)
+        # kernels, the term kernels storing their tiles transposed, the 2-D FFT
+        # path's row passes transposing row blocks in registers, and the Winograd
+        # kernel staging each task's input and output in cache)
         result = out if out is not None and out.flags.c_contiguous else (
             _memory.scratch if intermediate else _memory.empty)(shape, spec.dtype)
         if lanes:
             fft.run_channels_first(spec, xu, w5, b, result)
+        elif wino:
+            winograd.run_channels_first(spec, xu, w5, b, result)
         elif depthwise:
             direct.run_depthwise_channels_first(spec, xu, w5, b, result)
         elif narrow:

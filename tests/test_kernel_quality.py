@@ -145,6 +145,21 @@ def test_winograd_kernel_is_zmm_fmas_and_vector_transforms(dtype, fma, suffix, s
 
 
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
+def test_winograd_channels_first_kernel_is_zmm_fmas_and_vector_transforms():
+    """The channels_first Winograd kernel: the same contraction and transforms,
+    and its staging and delivery move blocks through shuffles, never gathers or
+    scatters (float32, the path's bench case)."""
+    x = np.ones((1, 64, 8, 8), np.float32)
+    lanes = variant_lanes(1, np.float32)
+    up = wk.transform_weights(np.ones((1, 3, 3, 64, lanes), np.float32), 1, lanes, np.float32)
+    out = np.empty((1, lanes, 8, 8), np.float32)
+    asm = _kernel_asm(wk.winograd_cf_kernel, x, up, np.zeros(1, np.float32), False, out, (1, 1), (1, 1), 0, (1, 4),
+                      1, 0, variant_tag(1))
+    _assert_winograd_code(asm, "vfmadd231ps", "ps", 8)
+    assert len(re.findall(r"vpermt2\w+|vshuf\w+|vunpck\w+", asm)) >= 32  # transpose_block's 4 stages of 8 pairs
+
+
+@pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
 @pytest.mark.parametrize("dtype, fma, suffix", [(np.float32, "vfmadd231ps", "ps"), (np.float64, "vfmadd231pd", "pd")])
 def test_winograd_kernel_gradient_is_zmm_fmas_and_vector_transforms(dtype, fma, suffix):
     """The kernel gradient's contraction: register-tile FMAs, nothing stored back

@@ -210,6 +210,89 @@ def test_inputs_are_not_modified():
         assert np.array_equal(a, c)
 
 
+_CF_CASES = [  # (batch, C, K, H, W, dilation, padding, mode, groups, dtype, bias, activation)
+    (2, 16, 16, 9, 11, 1, "same", "zeros", 1, np.float32, True, None),
+    (1, 32, 48, 14, 14, 1, "valid", "zeros", 1, np.float32, False, "relu"),  # 48 filters: two blocks of lanes
+    (2, 24, 40, 7, 30, 2, "same", "reflect", 1, np.float32, True, "tanh"),  # tanh: deferred, after the kernel
+    (1, 16, 16, 5, 5, 1, "same", "replicate", 1, np.float64, True, "relu6"),
+    (2, 32, 32, 17, 13, (2, 3), "same", "circular", 2, np.float32, True, "relu"),
+    (3, 16, 32, 3, 3, 1, 1, "zeros", 1, np.float32, False, None),
+    (1, 48, 16, 20, 37, 3, "same", "zeros", 1, np.float64, False, "elu"),
+    (1, 16, 16, 1, 1, 1, "same", "zeros", 1, np.float32, True, None),
+    (2, 20, 20, 33, 9, 2, ((2, 1), (0, 3)), "reflect", 1, np.float32, True, None),
+    (1, 80, 24, 6, 19, 1, "same", "zeros", 1, np.float32, True, None),  # 80 channels: flushes to double
+]
+
+
+@pytest.mark.parametrize("case", _CF_CASES,
+                         ids=lambda c: "{}x{}x{}x{}-{}-{}-{}".format(*c[1:5], c[6], c[7], c[9].__name__))
+def test_channels_first_runs_in_place_with_channels_lasts_bits(case, monkeypatch):
+    """channels_first 2-D layers with a vector of channels and filters take
+    ``run_channels_first`` (no layout passes), with ``winograd_kernel``'s results
+    bit for bit, and match the float64 reference; ``out=`` views are filled."""
+    N, C, K, H, W, dil, padding, mode, groups, dtype, bias, act = case
+    rng = np.random.default_rng(C * H + W)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = (rng.standard_normal((3, 3, C // groups, K)) / np.sqrt(9 * C // groups)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype) if bias else None
+    kw = dict(padding=padding, dilation_rate=dil, padding_mode=mode, groups=groups, activation=act)
+    runs = []
+    original = wpath.run_channels_first
+    monkeypatch.setattr(wpath, "run_channels_first", lambda *a: runs.append(a[0]) or original(*a))
+    x_copy = x.copy()
+    got = numconv.conv2d(x, w, b, data_format="channels_first", method="winograd", **kw)
+    assert len(runs) == 1
+    last = numconv.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, b, method="winograd", **kw)
+    assert np.array_equal(got, last.transpose(0, 3, 1, 2))
+    _assert_close_to_reference(got, ref_conv(x, w, b, data_format="channels_first", **kw), dtype)
+    view = np.full(got.shape[:1] + (got.shape[1] + 3,) + got.shape[2:], np.nan, dtype)[:, 1:-2]
+    assert numconv.conv2d(x, w, b, data_format="channels_first", method="winograd", out=view, **kw) is view
+    assert np.array_equal(view, got)
+    assert np.array_equal(x, x_copy)
+
+
+def test_channels_first_kernel_does_not_depend_on_threads_or_task_shapes():
+    """Every task rectangle (rows and columns of bands, clipped at the edges) and
+    thread count gives the same bits, with the dilation pairing rows and columns
+    apart and reflect padding mapped in the staged rows."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 40, 23, 29)).astype(np.float32)  # 40 channels, 40 filters: a partial vector
+    w5 = rng.standard_normal((1, 3, 3, 40, 40)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    variant = choose_variant(40, np.float32)
+    up = wk.transform_weights(w5, 1, variant_lanes(variant, np.float32), np.float32).copy()
+    out = np.empty((2, 40, 23, 29), np.float32)
+    runs = []
+    for bands, threads in [((1, 1), 1), ((1, 1), 2), ((2, 3), 2), ((3, 100), 1), ((100, 2), 2), ((5, 4), 2)]:
+        wk.winograd_cf_kernel(x, up, b, True, out, (2, 1), (2, 1), 1, bands, threads, 1, variant_tag(variant))
+        runs.append(out.copy())
+    for r in runs[1:]:
+        assert np.array_equal(r, runs[0])
+    ref = ref_conv(x, w5[0], b, padding="same", dilation_rate=(2, 1), padding_mode="reflect",
+                   data_format="channels_first", activation="relu")
+    _assert_close_to_reference(runs[0], ref, np.float32)
+
+
+def test_channels_first_bands_fit_the_budget_and_feed_the_threads():
+    """Whole rows of bands while they fit; one row of column bands where a row is
+    too wide; at least 4 tasks per thread where the layer has that many bands."""
+    def spec(shape, k=64, dil=1):
+        x = np.empty(shape, np.float32)
+        return numconv._spec.conv_spec("conv", x, np.empty((3, 3, shape[1], k), np.float32), None, 1, "same", dil,
+                                       None, "channels_first", "zeros", None, "winograd",
+                                       numconv._dispatch.METHODS)[0]
+    s = spec((8, 64, 56, 56))
+    nr, nc = wpath.cf_bands(s, 2)
+    assert nc == 28 and nr >= 1  # 28 column bands of 2 outputs: whole rows
+    wide = spec((1, 64, 8, 4000))
+    nr, nc = wpath.cf_bands(wide, 2)
+    assert nr == 1 and 1 <= nc < 2000
+    few = spec((1, 64, 8, 8))
+    nr, nc = wpath.cf_bands(few, 2)
+    assert nr == 1  # 4 row bands: one each, for the threads
+    assert not wpath.cf_applies(spec((1, 8, 20, 20)))  # under a vector of channels: the layout passes
+
+
 # ---------------------------------------------------------------- the kernel gradient
 
 

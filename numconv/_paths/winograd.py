@@ -5,7 +5,8 @@ or 3, a 3x3 window in H and W at stride 1 (any dilation, padding and padding mod
 in depth any window up to ``MAX_DEPTH_TAPS``, stride and dilation), not depthwise.
 ``method="winograd"`` on any other convolution runs the direct kernel, so every
 registered method accepts every convolution and gives the same answer within
-float tolerance (API.md).
+float tolerance (API.md). ``cf_applies(spec)``: ``channels_first`` layers it
+computes on the user's arrays as they lie (``run_channels_first``).
 """
 import numba
 import numpy as np
@@ -13,7 +14,8 @@ import numpy as np
 from .._config import kernel_lock
 from .._kernels.pad import PAD_MODES
 from .._kernels.tile import VARIANTS, choose_variant, variant_lanes, variant_tag
-from .._kernels.winograd import FORWARD, TRANSPOSED, block_grid, tile_grid, tile_run, transform_weights, winograd_kernel
+from .._kernels.winograd import (ALPHA, FORWARD, SCRATCH_BYTES, TRANSPOSED, block_grid, tile_grid, tile_run,
+                                 transform_weights, winograd_cf_kernel, winograd_kernel)
 from . import direct
 
 #: depth taps the kernel's row buffer holds (4 of its 16 entries are the patch rows)
@@ -50,6 +52,67 @@ def run(spec, x5, w5, b, out5):
         winograd_kernel(x5, up, bk, has_bias, out5, spec.strides, spec.dilations, tuple(p[0] for p in spec.pads),
                         PAD_MODES[spec.padding_mode], run_, threads, act, variant_tag(variant), FORWARD)
     return out5
+
+
+def cf_applies(spec):
+    """Whether ``run_channels_first`` computes ``spec`` on the user's channels_first
+    arrays (``winograd_cf_kernel``): a 2-D layer the kernel computes, with at
+    least one 64-byte vector of channels and of filters (its staging moves
+    whole blocks of a vector of channels by a vector of pixels; fewer go
+    element by element, where the layout passes' narrow strips are faster)."""
+    lanes = 64 // np.dtype(spec.dtype).itemsize
+    return (spec.data_format == "channels_first" and spec.rank == 2 and applies(spec)
+            and min(spec.channels, spec.filters) >= lanes)
+
+
+def cf_bands(spec, threads, budget=SCRATCH_BYTES):
+    """(row bands, column bands) per task of ``winograd_cf_kernel``: a band is one
+    example's tiles of 2 x dilation output rows (columns). Whole rows of bands
+    while a task's scratch (V, M, its staged input and output) fits ``budget``
+    bytes, else one row of as many column bands as fit; then fewer rows while
+    there are under 4 tasks per thread."""
+    _, oh, ow = spec.out_spatial
+    _, dh, dw = spec.dilations
+    ty, tx = tile_grid.py_func(oh, ow, dh, dw)
+    rb, cb = ty // dh, tx // dw
+    lanes = variant_lanes(choose_variant(spec.filters // spec.groups, spec.dtype), spec.dtype)
+    cg = spec.channels // spec.groups
+
+    def size(nr, nc):
+        tiles = nr * dh * nc * dw
+        return np.dtype(spec.dtype).itemsize * (ALPHA * ALPHA * tiles * (cg + lanes)
+                                                + (nr + 1) * 2 * dh * (nc + 1) * 2 * dw * spec.channels
+                                                + nr * 2 * dh * nc * 2 * dw * spec.filters)
+
+    if size(1, cb) <= budget:
+        nc, nr = cb, 1
+        while nr < rb and size(nr + 1, cb) <= budget:
+            nr += 1
+    else:
+        nr, nc = 1, 1
+        while nc < cb and size(1, nc + 1) <= budget:
+            nc += 1
+    while nr > 1 and spec.batch * -(-rb // nr) * -(-cb // nc) < 4 * threads:
+        nr -= 1
+    return nr, nc
+
+
+def run_channels_first(spec, x, w5, b, out):
+    """``winograd_cf_kernel`` on the user's (N, C, H, W) ``x`` into ``out``, a
+    C-contiguous (N, K, OH, OW) result (``cf_applies``): the input is staged and
+    the output delivered per task, in cache, with no layout passes over memory."""
+    bk, has_bias, act = direct.epilogue(spec, b)
+    variant = choose_variant(spec.filters // spec.groups, spec.dtype)
+    lanes = variant_lanes(variant, spec.dtype)
+    up = transform_weights(w5, spec.groups, lanes, spec.dtype)
+    threads = numba.get_num_threads()
+    x4 = np.ascontiguousarray(x, spec.dtype).reshape((spec.batch, spec.channels) + spec.in_spatial[1:])
+    out4 = out.reshape((spec.batch, spec.filters) + spec.out_spatial[1:])
+    with kernel_lock():
+        winograd_cf_kernel(x4, up, bk, has_bias, out4, spec.dilations[1:],
+                           tuple(p[0] for p in spec.pads[1:]), PAD_MODES[spec.padding_mode],
+                           cf_bands(spec, threads), threads, act, variant_tag(variant))
+    return out
 
 
 #: channels and filters per group the transposed scheme needs at least: with fewer,

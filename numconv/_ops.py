@@ -391,6 +391,13 @@ def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, strides=
     if pk.ndim != rank + 2 or pk.shape[:-1] != expected:
         raise value_error(fn, "pointwise_kernel", f"must have shape {shape_str(expected + ('filters',))}: "
                           "(*[1] * rank, in_channels * depth_multiplier, filters)", f"shape {shape_str(pk.shape)}")
+    if bias is not None:
+        bias, _ = normalize_array(fn, "bias", bias)
+    later = (pk.dtype,) + (() if bias is None else (bias.dtype,))
+    if np.finfo(np.result_type(x.dtype, w.dtype, *later)).bits > np.finfo(np.result_type(x.dtype, w.dtype)).bits:
+        # a double-precision result: the depthwise stage in double precision too
+        # (in single precision it left float32 rounding in a float64 result)
+        w = w.astype(np.result_type(w.dtype, np.float64))
     cf = isinstance(data_format, str) and data_format.lower() == "channels_first"
     if cf and x.ndim == rank + 2 and _depthwise_stays_channels_first(
             fn, x, w, strides, padding, dilation_rate, channels, padding_mode, method):

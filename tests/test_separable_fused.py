@@ -210,3 +210,23 @@ def test_layers_outside_its_scope_run_the_two_stages(change, monkeypatch):
     ref = ref_conv(mid, pk.astype(np.float64))
     tol = 1e-10 if dtype == np.float64 else 2e-5  # (a float64 pointwise stage reads the float32 depthwise result)
     np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("method", ["auto", "direct", "fft"])
+def test_a_double_precision_pointwise_kernel_or_bias_makes_both_stages_double(data_format, method):
+    """float32 input and depthwise kernel with a float64 pointwise kernel or bias:
+    the result is float64 (NumPy's promotion) and float64-accurate, the depthwise
+    stage computed in double precision too (it ran in float32: 3e-8 error)."""
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((2, 21, 13, 6)).astype(np.float32)
+    dk = rng.standard_normal((3, 3, 6, 2)).astype(np.float32)
+    for pk, b in [(rng.standard_normal((1, 1, 12, 5)).astype(np.float32), rng.standard_normal(5)),
+                  (rng.standard_normal((1, 1, 12, 5)), None)]:
+        ref = ref_conv(ref_conv(x, ref_depthwise_kernel(dk.astype(np.float64)), padding="same", groups=6), pk, b)
+        xin = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if data_format == "channels_first" else x
+        got = numconv.separable_conv(xin, dk, pk, b, padding="same", data_format=data_format, method=method)
+        if data_format == "channels_first":
+            got = got.transpose(0, 2, 3, 1)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())

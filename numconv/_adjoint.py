@@ -55,7 +55,7 @@ from ._paths import winograd as winograd_path
 from ._paths.direct import padded
 from ._spec import (DATA_FORMATS, ConvSpec, canonical_array, canonical_input, canonical_kernel, canonical_output,
                     check_out, deliver, normalize_activation, normalize_array, normalize_method, normalize_tuple,
-                    remember, spec_from_shapes, user_layout)
+                    out_apart, remember, spec_from_shapes, user_layout)
 
 # ---------------------------------------------------------------- the adjoint core
 
@@ -283,6 +283,7 @@ def _shape_arg(fn, arg, shape, ndim):
     return shape
 
 
+@out_apart("grad_out", "kernel")
 @_memory.calls_scratch
 def conv_backprop_input(grad_out, kernel, input_shape, *, strides=1, padding="valid", dilation_rate=1,
                         groups=None, data_format="channels_last", padding_mode="zeros", method="auto", out=None):
@@ -370,6 +371,7 @@ def _user_shape(spec):
     return (spec.batch,) + spatial + (spec.channels,)
 
 
+@out_apart("x", "grad_out")
 @_memory.calls_scratch
 def conv_backprop_kernel(x, grad_out, kernel_shape, *, strides=1, padding="valid", dilation_rate=1, groups=None,
                          data_format="channels_last", padding_mode="zeros", method="auto", out=None):
@@ -540,6 +542,7 @@ def transpose_window(L, k, s, d, padding, output_padding):
     return ke - 1 - left, (L - 1) * s + 1 + left + right - ke + 1
 
 
+@out_apart("x", "kernel", "bias")
 @_memory.calls_scratch
 def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_padding=None, dilation_rate=1,
                    data_format="channels_last", activation=None, method="auto", out=None):

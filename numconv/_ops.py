@@ -6,7 +6,7 @@ from . import _memory
 from ._errors import shape_str, value_error
 from ._kernels.layout import to_channels_first, to_channels_last
 from ._paths import direct, fft, winograd
-from ._spec import canonical_input, check_out, conv_spec, normalize_array, user_layout
+from ._spec import canonical_input, check_out, conv_spec, normalize_array, out_apart, user_layout
 
 _CONV_DOC = """{summary}
 
@@ -152,24 +152,28 @@ def _run_channels_last(spec, x5, w5, b, out, intermediate=False, shared=False, r
     return user_layout(spec, out5, spec.out_spatial, spec.filters, out, shared)
 
 
+@out_apart("x", "kernel", "bias")
 def conv(x, kernel, bias=None, *, strides=1, padding="valid", dilation_rate=1, groups=None,
          data_format="channels_last", padding_mode="zeros", activation=None, method="auto", out=None):
     return _conv("conv", None, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
                  padding_mode, activation, method, out)
 
 
+@out_apart("x", "kernel", "bias")
 def conv1d(x, kernel, bias=None, *, strides=1, padding="valid", dilation_rate=1, groups=None,
            data_format="channels_last", padding_mode="zeros", activation=None, method="auto", out=None):
     return _conv("conv1d", 1, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
                  padding_mode, activation, method, out)
 
 
+@out_apart("x", "kernel", "bias")
 def conv2d(x, kernel, bias=None, *, strides=1, padding="valid", dilation_rate=1, groups=None,
            data_format="channels_last", padding_mode="zeros", activation=None, method="auto", out=None):
     return _conv("conv2d", 2, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
                  padding_mode, activation, method, out)
 
 
+@out_apart("x", "kernel", "bias")
 def conv3d(x, kernel, bias=None, *, strides=1, padding="valid", dilation_rate=1, groups=None,
            data_format="channels_last", padding_mode="zeros", activation=None, method="auto", out=None):
     return _conv("conv3d", 3, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
@@ -273,6 +277,7 @@ def _depthwise_kernel(fn, x, kernel, data_format, rank=None):
     return kernel.reshape(kernel.shape[:-2] + (1, kernel.shape[-2] * kernel.shape[-1])), kernel.shape[-2]
 
 
+@out_apart("x", "kernel", "bias")
 def depthwise_conv(x, kernel, bias=None, *, strides=1, padding="valid", dilation_rate=1,
                    data_format="channels_last", padding_mode="zeros", activation=None, method="auto", out=None):
     """Depthwise convolution (Keras ``DepthwiseConv1D`` / ``DepthwiseConv2D``).
@@ -348,6 +353,7 @@ def _separable_fused(fn, rank, x, w, pk, bias, strides, padding, dilation_rate, 
     return result
 
 
+@out_apart("x", "depthwise_kernel", "pointwise_kernel", "bias")
 @_memory.calls_scratch
 def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, strides=1, padding="valid",
                    dilation_rate=1, data_format="channels_last", padding_mode="zeros", activation=None,

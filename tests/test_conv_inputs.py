@@ -212,6 +212,42 @@ def test_out_must_be_an_array():
         numconv.conv(x, w, out=np.zeros((2, 5, 4)).tolist())
 
 
+@pytest.mark.parametrize("method", ["direct", "winograd", "fft"])
+def test_out_overlapping_an_input_gets_the_right_result(method):
+    """``out`` that is (part of) an input: computed apart, then copied, as NumPy's
+    ufuncs do; every op with ``out=``. (The kernels wrote ``out`` while reading
+    the input: a 3 x 3 conv into its own input gave errors ~1e7.)"""
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((2, 9, 8, 16)).astype(np.float32)
+    w = (rng.standard_normal((3, 3, 16, 16)) / 12).astype(np.float32)
+    dk = rng.standard_normal((3, 3, 16, 1)).astype(np.float32)
+    pk = rng.standard_normal((1, 1, 16, 16)).astype(np.float32)
+    kw = dict(padding="same", method=method)
+    calls = [  # op(array in place of the first argument, out)
+        lambda a, out: numconv.conv2d(a, w, padding="same", method=method, out=out),
+        lambda a, out: numconv.conv(a, w, out=out, **kw),
+        lambda a, out: numconv.depthwise_conv(a, dk, out=out, **kw),
+        lambda a, out: numconv.separable_conv(a, dk, pk, out=out, **kw),
+        lambda a, out: numconv.conv_transpose(a, w, padding="same", out=out),
+        lambda a, out: numconv.conv_backprop_input(a, w, x.shape, out=out, **kw),
+    ]
+    for i, call in enumerate(calls):
+        ref = call(x, None)
+        a = x.copy()
+        assert call(a, a) is a, i
+        np.testing.assert_allclose(a, ref, rtol=1e-6, atol=1e-6, err_msg=str(i))
+    # the kernel as out: conv_backprop_kernel's result over the kernel's own buffer
+    g = rng.standard_normal((2, 9, 8, 16)).astype(np.float32)
+    ref = numconv.conv_backprop_kernel(x, g, w.shape, **kw)
+    both = np.concatenate([g.reshape(-1), np.zeros(w.size, np.float32)])  # g, then room for the result
+    gv = both[:g.size].reshape(g.shape)
+    wv = both[g.size - 7:g.size - 7 + w.size].reshape(w.shape)  # overlapping g's last 7 values
+    gv_copy = gv.copy()
+    assert numconv.conv_backprop_kernel(x, gv, w.shape, out=wv, **kw) is wv
+    np.testing.assert_allclose(wv, numconv.conv_backprop_kernel(x, gv_copy, w.shape, **kw), rtol=1e-6, atol=1e-6)
+    assert np.allclose(ref, numconv.conv_backprop_kernel(x, g, w.shape, **kw))
+
+
 # ----------------------------------------------------------------- NaN / Inf
 
 NAN_CASES = [

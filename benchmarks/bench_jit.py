@@ -38,6 +38,7 @@ sigs = {}
 for info in pkgutil.iter_modules(K.__path__):
     mod = importlib.import_module("numconv._kernels." + info.name)
     for attr, obj in vars(mod).items():
+        obj = getattr(obj, "dispatcher", obj)  # numconv._config.ParallelKernel
         if isinstance(obj, numba.core.registry.CPUDispatcher) and obj.__module__ == mod.__name__:
             sigs[info.name + "." + attr] = len(obj.signatures)
 print(json.dumps({"import": t1 - t0, "first_call": first, "all_calls": t2 - t1, "signatures": sigs}))

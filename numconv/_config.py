@@ -10,8 +10,10 @@ out (PITFALLS: numba#2919, #7701) so NaN and Inf propagate as plain NumPy
 arithmetic would; ``reassoc`` is left out so each output's summation order is fixed
 by the loop nest and results are bit-identical for any thread count.
 """
+import functools
 import os
 import threading
+import types
 
 import numba
 
@@ -29,6 +31,85 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 
 _LOCK = threading.Lock()
+
+
+# ---------------------------------------------------------------- forked children
+#
+# GNU OpenMP is not fork-safe: in a process forked from one whose kernels already
+# ran on Numba's ``omp`` layer, Numba kills the child at its first parallel launch
+# ("Terminating: fork() called from a process already using GNU OpenMP, this is
+# unsafe."), and a ``multiprocessing.Pool`` worker (``fork`` is Linux's default
+# start method before Python 3.14) then never returns its result. There each
+# kernel runs as its serial twin instead: the same Python function compiled
+# without ``parallel`` (``prange`` is ``range``), cached under a name of its own.
+# One thread per process, the same results (no output's reduction depends on
+# the thread count); other layers, and processes forked before the first
+# parallel launch, run the parallel kernels as usual.
+
+_FORKED_FROM_OMP = False
+
+
+def _after_fork_in_child():
+    global _FORKED_FROM_OMP
+    from numba.np.ufunc import parallel
+
+    if _FORKED_FROM_OMP or not parallel._is_initialized:
+        return
+    try:
+        layer = numba.threading_layer()
+    except ValueError:
+        return
+    if layer == "omp":
+        from numba.np.ufunc import omppool
+
+        _FORKED_FROM_OMP = getattr(omppool, "openmp_vendor", "GNU") == "GNU"  # Intel's OpenMP is fork-safe
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def in_forked_child():
+    """Whether kernels run as their serial twins (see above)."""
+    return _FORKED_FROM_OMP
+
+
+class ParallelKernel:
+    """A ``parallel=True`` kernel (``@parallel_kernel``): calls go to the Numba
+    dispatcher (``dispatcher``; its attributes read through), or in a forked child
+    of a process that used GNU OpenMP to its serial twin (``serial``)."""
+
+    def __init__(self, fn):
+        self.dispatcher = numba.njit(**PARALLEL)(fn)
+        self._serial = None
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args):
+        if _FORKED_FROM_OMP:
+            return self.serial(*args)
+        return self.dispatcher(*args)
+
+    @property
+    def serial(self):
+        """The kernel compiled without ``parallel``, cached as ``<name>_serial``."""
+        if self._serial is None:
+            fn = self.dispatcher.py_func
+            twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                                      fn.__closure__)
+            twin.__qualname__ = fn.__qualname__ + "_serial"
+            twin.__module__ = fn.__module__
+            twin.__doc__ = fn.__doc__
+            self._serial = numba.njit(**SERIAL)(twin)
+        return self._serial
+
+    def __getattr__(self, name):  # py_func, overloads, signatures, inspect_asm, ...
+        return getattr(self.dispatcher, name)
+
+
+def parallel_kernel(fn):
+    """Decorator for numconv's parallel loop-nest kernels: ``@njit(**PARALLEL)``
+    that still runs in a forked child (``ParallelKernel``)."""
+    return ParallelKernel(fn)
 
 
 # ---------------------------------------------------------------- cached code = fresh code

@@ -84,6 +84,37 @@ def test_threading_layer_is_thread_safe_or_guarded():
         assert layer in ("omp", "tbb") and lock is _config._NO_LOCK
 
 
+def _forked_conv(queue, x, w):
+    y = numconv.conv2d(x, w, padding="same", padding_mode="reflect")
+    queue.put((_config.in_forked_child(), y))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
+def test_a_forked_child_computes_after_the_parent_used_the_kernels():
+    """GNU OpenMP is not fork-safe: Numba killed a child forked after the parent's
+    first parallel launch (exit code -15, a ``multiprocessing.Pool`` left waiting).
+    There the kernels run as their serial twins, with the same bits."""
+    import multiprocessing
+    import queue as queue_module
+
+    x, w = _case(3, np.float32)
+    expected = numconv.conv2d(x, w, padding="same", padding_mode="reflect")  # the parent uses its kernels
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_forked_conv, args=(queue, x, w))
+    child.start()
+    for _ in range(300):  # the result before join: it is larger than the pipe's buffer
+        try:
+            serial, y = queue.get(timeout=1)
+            break
+        except queue_module.Empty:
+            assert child.is_alive(), f"the child exited with code {child.exitcode}"
+    child.join(60)
+    assert child.exitcode == 0
+    assert np.array_equal(y, expected)
+    assert serial == (numba.threading_layer() == "omp")  # GNU OpenMP (this machine's layer)
+
+
 def test_fastmath_never_assumes_finite_values():
     for opts in (_config.PARALLEL, _config.SERIAL):
         fm = opts.get("fastmath", False)

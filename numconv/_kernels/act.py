@@ -16,7 +16,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from .._config import PARALLEL, SERIAL
+from .._config import SERIAL, parallel_kernel
 
 ACTIVATIONS = {
     "linear": 0, "relu": 1, "relu6": 2, "sigmoid": 3, "tanh": 4, "elu": 5, "selu": 6,
@@ -159,7 +159,7 @@ def bias_activation_blocks_count(y):
     return -(-M // rows)
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def bias_activation_kernel(y, b, has_bias, code):
     """In place over rows of ``y`` (M, K): ``y[i] = activate(y[i] + b, code)``, for
     paths whose arithmetic does not end in a kernel epilogue. Parallel over

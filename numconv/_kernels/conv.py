@@ -23,7 +23,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .._config import PARALLEL, SERIAL
+from .._config import SERIAL, parallel_kernel
 from .act import activate_slice
 from .pad import source_index
 from .tile import (LINE_BYTES, acc_tile, at, flush_terms, index_buffer, prefetch_write, row_flush, row_fma, row_store,
@@ -76,7 +76,7 @@ def clear_tile(acc, res, F, R, L, x, tag):
                 res[p, k] = 0
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pads, mode, wchunk, act, tag):
     """Direct cross-correlation ``out = act(conv(x, w) + b)``.
 
@@ -205,7 +205,7 @@ PACK_ROWS = 256
 PACK_SERIAL = 1 << 16
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def pack_kernel(w2, out):
     """``out[g, kb, t, l] = w2[t, g * KG + kb * L + l]``, zero past each group's
     ``KG = K // G`` filters: the (T, K) canonical kernel (T = KD * KH * KW * Cg

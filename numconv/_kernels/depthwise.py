@@ -39,7 +39,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .._config import PARALLEL, SERIAL
+from .._config import SERIAL, parallel_kernel
 from .act import activate_slice, write_row
 from .conv import flush_if_due, row_task
 from .pad import source_index
@@ -88,7 +88,7 @@ def _taps(acc, wide, xf, wf, n, od, oh, ow0, c0, m, count, interior, F, R, dims,
 _taps_general = njit(**SERIAL)(_taps.py_func)
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def depthwise_kernel(x, wm, b, has_bias, out, strides, dilations, pads, mode, act, tag):
     """``out = act(depthwise(x, w) + b)``.
 
@@ -177,7 +177,7 @@ def window_range(first, step, taps, length):
     return lo, max(lo, hi)
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def depthwise_slide_kernel(x, wm, b, has_bias, out, strides, dilations, pads, span, stream, act, taps, stride, tag):
     """``out = act(depthwise(x, w) + b)`` for multiplier 1, zero padding and
     dilation 1 along W, or stride 1 and any dilation there, with the tap count
@@ -323,7 +323,7 @@ def _slide_store(acc, outf, row, ow0, DW, last, K, c0, cn, b, has_bias, stream, 
                 row_store(acc, p, outf, o, cn, b, c0, has_bias, tag)
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def depthwise_rows_kernel(x, wr, br, has_bias, out, strides, dilations, pads, span, act, tag):
     """``out = act(depthwise(x, w) + b)`` for zero padding, vectorised along each
     row's flat run of (pixel, channel) values rather than along channels: few
@@ -456,7 +456,7 @@ def _rows_tiles(xf, wf, woff, br, boff, has_bias, dst, base, first, last, origin
                 row_store(acc, p, dst, base + j, min(V, last - j), br, boff + (phase + p) * V, has_bias, tag)
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def depthwise_cf_kernel(xf, geom, pads, wm, b, has_bias, out, strides, dilations, act, taps, stride, tag):
     """``out = act(depthwise(x, w) + b)`` on channels-first data, without layout
     changes: the channels_first counterpart of ``depthwise_kernel``.

@@ -34,13 +34,13 @@ terms in the same order.
 import numpy as np
 from numba import njit, prange
 
-from .._config import PARALLEL, SERIAL
+from .._config import SERIAL, parallel_kernel
 from .conv import row_task
 from .short import fill_patch, term_offsets
 from .tile import acc_tile, flush_terms, row_fmav, row_zero, tile_shape, tile_sums
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def dot_kernel(x, w, b, has_bias, out, kernel, strides, dilations, pads, mode, groups, wchunk, slots, tag):
     """``out = conv(x, w) + b`` (module docstring).
 

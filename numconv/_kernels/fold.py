@@ -11,9 +11,9 @@ fixed tap order, so nothing is shared between threads and the result does not
 depend on the thread count.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from .._config import PARALLEL
+from .._config import parallel_kernel
 
 
 def axis_table(L, K, s, d, pb, O):
@@ -31,7 +31,7 @@ def axis_table(L, K, s, d, pb, O):
     return start, np.stack([ks, j[rows, ks] // s], axis=1).astype(np.int64)
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def fold_columns_kernel(cols, out, taps, groups, chunks, tables):
     """``out[n, i, g * Cg + c] = sum over taps k (row-major, in order) with
     ``o * s + k * d = i + pb``, ``0 <= o < O``, per axis, of ``cols[n, o, (g * KT

@@ -24,7 +24,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from .. import _memory
-from .._config import PARALLEL, SERIAL, get_num_threads, kernel_lock
+from .._config import SERIAL, get_num_threads, kernel_lock, parallel_kernel
 from .._shares import in_shares
 
 
@@ -223,7 +223,7 @@ def transpose_tasks_count(src):
     return src.shape[0] * _bands.py_func(src)[1]
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def transpose_kernel(src, dst):
     """``dst[n, b, a] = src[n, a, b]`` for ``src`` (N, A, B) and ``dst`` (N, B, A),
     both C-contiguous, of 4- or 8-byte unsigned integers. Tasks: (n, band of

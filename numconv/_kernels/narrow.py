@@ -46,7 +46,7 @@ never taken).
 import numba
 from numba import njit, prange
 
-from .._config import PARALLEL, SERIAL
+from .._config import SERIAL, parallel_kernel
 from .act import activate
 from .conv import flush_if_due
 from .tile import (LINE_BYTES, acc_tile, at, flush_terms, index_buffer, prefetch_l2, row_flush, row_fma, row_store, row_zero,
@@ -58,7 +58,7 @@ MAX_FILTERS = 4
 AHEAD = 2
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def narrow_kernel(xp, geom, w, b, has_bias, out, strides, dilations, cf_out, J, act, tag):
     """``out`` = act(conv(x, w) + b), K <= 4 filters per group, stride 1 along W.
 

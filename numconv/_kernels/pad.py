@@ -10,7 +10,7 @@ flat indices took 3.9 ms and ``np.pad`` is single-threaded).
 """
 from numba import njit, prange
 
-from .._config import PARALLEL, SERIAL
+from .._config import SERIAL, parallel_kernel
 
 #: padding_mode -> code understood by ``source_index`` (zeros is 0: no source).
 PAD_MODES = {"zeros": 0, "reflect": 1, "replicate": 2, "circular": 3}
@@ -34,7 +34,7 @@ def source_index(i, length, mode):
     return i % length  # circular (numpy "wrap"); Python modulo is non-negative
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def pad_kernel(x, xp, pads, mode):
     """``xp`` (N, C, DP, HP, WP) = ``x`` (N, C, D, H, W) padded on its last three
     axes, ``pads`` the leading pads, positions outside ``x`` read as ``mode``
@@ -65,7 +65,7 @@ def pad_kernel(x, xp, pads, mode):
                 pf[o + i] = xf[s + source_index(i - bw, W, mode)] if mode else zero
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def pad_rows_kernel(x, xp, pads, mode, chunks):
     """``xp`` (N, DP, HP, WP, C) = channels-last ``x`` (N, D, H, W, C) padded on
     its spatial axes, ``pads`` the leading pads, positions outside ``x`` read as

@@ -13,10 +13,10 @@ import time
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange
+from numba import prange
 from numba.extending import intrinsic
 
-from .._config import PARALLEL
+from .._config import parallel_kernel
 from .tile import _fma
 
 CHAINS = 12
@@ -63,7 +63,7 @@ def fma_chains(typingctx, like, count):
     return dtype(like, count), codegen
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def _burst(like, count, threads):
     out = np.empty(threads, like.dtype)
     for t in prange(threads):

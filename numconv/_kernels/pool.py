@@ -59,7 +59,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._config import PARALLEL, SERIAL
+from .._config import SERIAL, parallel_kernel
 from .tile import LINE_BYTES, PREFETCH_BYTES, _alloca_tile, _array_elem_ptr, _lane_mask, _masked_load, \
     _masked_store, _row, _splat, _stream_store, _vname, prefetch, prefetch_write, store_fence
 
@@ -325,7 +325,7 @@ def _row_pass(tm, ts, op, x, run0, steps, rows, bufm, bufs, dst, total, ahead, l
 
 # ------------------------------------------------------------------ kernels
 
-@njit(**PARALLEL)
+@parallel_kernel
 def pool_kernel(x, out, pool, strides, pads, op, chunk, stream):
     """``out[n, od, oh, ow, c]`` = max (``op`` MAX) or mean (``op`` AVG) of ``x`` over
     the window ``pool`` at ``(od, oh, ow) * strides - pads``, clipped to the input.
@@ -434,7 +434,7 @@ def pool_kernel(x, out, pool, strides, pads, op, chunk, stream):
             store_fence()
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def pool_cf_kernel(x, out, pool, strides, pads, op):
     """Max (``op`` MAX) or average (AVG) pooling of channels-first data without
     layout changes: ``x`` (P, D, H, W) and ``out`` (P, OD, OH, OW), C-contiguous,

@@ -87,7 +87,7 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import overload
 
-from .._config import PARALLEL, SERIAL
+from .._config import SERIAL, parallel_kernel
 from .conv import row_task
 from .pad import source_index
 from .tile import (FLUSH_TERMS, LINE_BYTES, acc_tile, at, flush_terms, index_buffer, prefetch_l2, prefetch_write,
@@ -134,7 +134,7 @@ def term_geometry(C, K, kernel, L):
     return CG, KG, (KG + L - 1) // L, KD * KH * KW * CG
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def short_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, strides, dilations, wchunk, out_cf, tag):
     """``out = conv(x, w) + b``, valid, on an input padded beforehand.
 
@@ -194,7 +194,7 @@ def short_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, stride
                             row_store(acc, p, outf, (orow + ow0 + p) * K + kk, kn, b, kk, has_bias, tag)
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice, strides, dilations, pads, mode,
                 wchunk, flat, slots, out_cf, tag):
     """``out = conv(x, w) + b`` for reductions of any length (module docstring).
@@ -341,7 +341,7 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
                                 row_store(acc, p, outf, o, kn, b, kk, has_bias, tag)
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def pointwise_kernel(xf, geom, strides, w, b, has_bias, out, wchunk, slots, stream, tag):
     """``out = x @ W + b`` per output pixel: a 1 x 1 layer of one group without
     padding as matrix products over runs of its pixels (``xf`` the (N, D, H, W,

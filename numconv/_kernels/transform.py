@@ -73,7 +73,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from .._config import PARALLEL, SERIAL
+from .._config import SERIAL, parallel_kernel
 from .act import activate_slice
 from .layout import shuffle_transpose
 from .tile import (_fma, _lane_mask, _masked_load, _masked_store, _splat, _stream_store, acc_tile, at, row_fma,
@@ -630,7 +630,7 @@ def _edge_samples(ar, ai, o, VP, xf, src, m0, m1, off, W):
         ai[m * VP + o] = xf[src + 2 * m + 1] if 0 <= i + 1 < W else 0
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def rows_forward(x, W, C, cf, Sr, Si, off, FW, bufs, rowbufs, B, radices, offsets, tw, half, stream):
     """The real DFT along W of each row ``r = n H + h`` of ``x`` (flat: channels
     last (R, W, C), or channels first (N, C, H, W) when ``cf``) placed
@@ -773,7 +773,7 @@ def _contract(xf, xo, xh, xn, Wrf, Wif, f, CG, groups, KP, yf, yo, yh, yn, N, ro
                         row_store(acci, r, yf, (2 * n + 1) * yn + o, min(L, KG - kk), no_bias, 0, False, tag)
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def columns(Sr, Si, Wr, Wi, Tr, Ti, off, FH, first, step, groups, xb, yb, fb, Bc, radices, offsets, twf, twi, tag,
             stream):
     """For each block of ``Bc`` frequency columns: the DFT along H of ``S`` (N, NB,
@@ -840,7 +840,7 @@ def columns(Sr, Si, Wr, Wi, Tr, Ti, off, FH, first, step, groups, xb, yb, fb, Bc
             store_fence()
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def rows_inverse(Tr, Ti, out, OH, OW, cf, first, step, FW, bufs, rowbufs, B, radices, offsets, tw, half, bias,
                  has_bias, code, stream):
     """``out[r, o, :]`` = ``activate(s + bias, code)``, ``s`` sample ``first + step

@@ -21,9 +21,9 @@ Zero padding is index arithmetic (positions reading the padding contribute 0 and
 are skipped); other padding modes arrive as a padded copy with zero pads.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from .._config import PARALLEL
+from .._config import parallel_kernel
 from .conv import count_terms
 from .tile import acc_tile, at, flush_terms, row_flush_into, row_fma, row_zero, tile_shape
 
@@ -32,7 +32,7 @@ from .tile import acc_tile, at, flush_terms, row_flush_into, row_fma, row_zero, 
 FLUSH_ROWS_TERMS = 64
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def weight_grad_kernel(x, g, gf, out, strides, dilations, pads, cb_per_task, tag):
     """``out`` (KD, KH, KW, CG, K) = the kernel gradient, for ``x`` (N, D, H, W, C)
     and ``g`` (N, OD, OH, OW, K); ``gf`` is ``g`` flat with at least ``L`` spare

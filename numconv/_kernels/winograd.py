@@ -76,7 +76,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
 from .. import _memory
-from .._config import PARALLEL, SERIAL, kernel_lock
+from .._config import SERIAL, kernel_lock, parallel_kernel
 from .act import activate_slice
 from .layout import transpose_region
 from .conv import clear_tile, flush_if_due
@@ -176,7 +176,7 @@ def _store_tail_overload(scheme, dst, o, step, c0, c1, c2):
     return tail5
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def _transform_weights_kernel(w5, up, scheme):
     """up[g, kb, P * p + q, kd, c, lane] = (G g G^T)[p, q] of filter g * KG + kb *
     lanes + lane, the scheme's P x 3 matrix G, in float64, rounded once, zero past
@@ -503,7 +503,7 @@ def _contract(V, VS, ug, M, MS, tn, A2, KD, CG, F, b, tag):
                     row_store(acc, p, M, mo, L, b, 0, False, tag)
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def winograd_kernel(x, up, b, has_bias, out, strides, dilations, pads, mode, run, threads, act, tag, scheme):
     """``out = act(conv(x, w) + b)`` for 3x3 windows at H/W stride 1 (see module
     docstring); ``up`` from ``transform_weights``. Depth: any kernel size, stride
@@ -620,7 +620,7 @@ def _stage_rows(xf, n, C, H, W, y0, x0, sy, sx, mode, xs):
                     xs[o + j * C + c] = xf[base + c * plane + i]
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def winograd_cf_kernel(x, up, b, has_bias, out, dilations, pads, mode, bands, threads, act, tag):
     """``winograd_kernel``'s F(2x2, 3x3) on channels_first operands of rank 2, ``x``
     (N, C, H, W) into ``out`` (N, K, OH, OW), both C-contiguous: no layout passes.
@@ -751,7 +751,7 @@ def wgrad_run(kd, cb, kb, dtype, budget=SCRATCH_BYTES):
     return min(run, FLUSH_TERMS) if np.dtype(dtype) == np.float32 else run
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def winograd_wgrad_kernel(x, gy, part, dilations, depth, pads, block, run, tag):
     """The kernel gradient of a 3x3 window at H/W stride 1, F(3x3, 2x2): the
     contraction over tiles.
@@ -860,7 +860,7 @@ def _gt4(m0, m1, m2, m3):
     return m0 + 0.5 * (m1 + m2), 0.5 * (m1 - m2), 0.5 * (m1 + m2) + m3
 
 
-@njit(**PARALLEL)
+@parallel_kernel
 def wgrad_finish(part, out):
     """``out`` (KD, 3, 3, CG, K) = ``G^T M G`` per (depth tap, channel, filter), ``M``
     the 4 x 4 grid of ``part`` (S, KD, 16, G, CGP, KGP) summed over its slices in

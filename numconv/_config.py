@@ -180,6 +180,61 @@ def _keep_parfor_code():
 KEEP_PARFOR_CODE = _keep_parfor_code()
 
 
+# ---------------------------------------------------------------- one cache stamp for all kernel sources
+#
+# Numba's cache checks a kernel against its own source file only (numba#1833): a
+# kernel whose helper in another module changed (an edited or updated install)
+# loaded its old code, so paths disagreed in one process (a leaky_relu slope
+# edited in ``act.py``: the direct and FFT paths took it, Winograd, narrow and
+# depthwise kept the old one). numconv's kernels are stamped with a fingerprint
+# of every module Numba compiles code from (``_kernels/*.py``, this file and
+# ``_memory.py``: paths, sizes and modification times), so a change to any of
+# them recompiles every kernel on its next call.
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+@functools.lru_cache(maxsize=1)
+def kernel_sources_fingerprint():
+    """(path, size, mtime_ns) of each module numconv's kernels are compiled from."""
+    kernels = os.path.join(_PACKAGE, "_kernels")
+    files = [os.path.join(kernels, f) for f in os.listdir(kernels) if f.endswith(".py")]
+    files += [os.path.join(_PACKAGE, f) for f in ("_config.py", "_memory.py")]
+    entries = []
+    for path in sorted(files):
+        st = os.stat(path)
+        entries.append((os.path.relpath(path, _PACKAGE), st.st_size, st.st_mtime_ns))
+    return tuple(entries)
+
+
+def _stamp_kernel_caches():
+    """Install the shared stamp on Numba's source-file cache locators (once; a
+    no-op where this Numba lacks them)."""
+    try:
+        from numba.core import caching
+        mixin = caching._SourceFileBackedLocatorMixin
+        stamp = mixin.get_source_stamp
+    except (ImportError, AttributeError):
+        return False
+    if getattr(stamp, "_numconv", False):
+        return True
+
+    def get_source_stamp(self):
+        own = stamp(self)
+        path = os.path.abspath(getattr(self, "_py_file", ""))
+        if path.startswith(_PACKAGE + os.sep):
+            return own, kernel_sources_fingerprint()
+        return own
+
+    get_source_stamp._numconv = True
+    mixin.get_source_stamp = get_source_stamp
+    return True
+
+
+#: whether numconv's cached kernels are checked against all their sources (see above)
+STAMPED_CACHES = _stamp_kernel_caches()
+
+
 class _NoLock:
     def __enter__(self):
         return self

@@ -115,6 +115,35 @@ def test_a_forked_child_computes_after_the_parent_used_the_kernels():
     assert serial == (numba.threading_layer() == "omp")  # GNU OpenMP (this machine's layer)
 
 
+def test_kernel_caches_are_stamped_with_every_kernel_source(tmp_path, monkeypatch):
+    """numba#1833: a cached kernel is checked against its own file only, so an
+    edit to a helper in another module left it running old code. numconv's
+    kernels carry a fingerprint of all the modules Numba compiles code from,
+    which any change to one of them changes."""
+    import os
+    import shutil
+
+    assert _config.STAMPED_CACHES
+    locator = conv_direct_kernel.dispatcher._cache._impl.locator
+    own, shared = locator.get_source_stamp()
+    assert shared == _config.kernel_sources_fingerprint()
+    assert {path for path, _, _ in shared} >= {os.path.join("_kernels", "act.py"), "_config.py", "_memory.py"}
+
+    @numba.njit(cache=True)
+    def elsewhere(v):  # a function outside numconv keeps Numba's own stamp
+        return v + 1
+    stamp = elsewhere._cache._impl.locator.get_source_stamp()
+    assert not (isinstance(stamp, tuple) and len(stamp) == 2 and stamp[1] == shared)
+
+    copy = tmp_path / "numconv"
+    shutil.copytree(os.path.dirname(_config.__file__), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(_config, "_PACKAGE", str(copy))
+    before = _config.kernel_sources_fingerprint.__wrapped__()
+    act = copy / "_kernels" / "act.py"
+    os.utime(act, ns=(act.stat().st_atime_ns, act.stat().st_mtime_ns + 10 ** 9))
+    assert _config.kernel_sources_fingerprint.__wrapped__() != before
+
+
 def test_fastmath_never_assumes_finite_values():
     for opts in (_config.PARALLEL, _config.SERIAL):
         fm = opts.get("fastmath", False)

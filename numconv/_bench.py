@@ -24,6 +24,7 @@ import tracemalloc
 import numpy as np
 
 from . import _cases
+from ._cli import name_list, output_file, positive_int, thread_count
 
 #: Environment variables that slow OpenBLAS's GEMM on this kind of machine.
 SLOW_BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -36,14 +37,23 @@ MIN_SAMPLE_S = 0.02
 SETTLE_S = 0.25
 
 
+def _case_names(text):
+    """``--cases``: names, globs or substrings that each choose a case."""
+    try:
+        _cases.select_all(name_list(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def add_arguments(parser):
     """Add the ``bench`` options to an ``argparse`` parser (or sub-parser)."""
-    parser.add_argument("--cases", default="", metavar="NAME,...",
+    parser.add_argument("--cases", type=_case_names, default=None, metavar="NAME,...",
                         help="comma-separated case names, globs ('resnet*') or substrings ('1d') "
                              "(default: every case). Cases: " + ", ".join(_cases.CASES))
-    parser.add_argument("--repeat", type=int, default=7, metavar="N",
+    parser.add_argument("--repeat", type=positive_int, default=7, metavar="N",
                         help="timed samples per measurement; the median is reported (default 7)")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
+    parser.add_argument("--threads", type=thread_count, default=None, metavar="N",
                         help="threads for numconv and torch (default 2, or fewer if Numba sees fewer cores)")
     parser.add_argument("--method", default="auto",
                         help='numconv method= ("auto" or a registered path; default "auto")')
@@ -52,10 +62,10 @@ def add_arguments(parser):
     parser.add_argument("--no-torch", action="store_true", help="numconv columns only, even if torch is installed")
     parser.add_argument("--no-accuracy", action="store_true",
                         help="skip the float64 reference (error columns)")
-    parser.add_argument("--plot", metavar="FILE.png",
+    parser.add_argument("--plot", type=output_file, metavar="FILE.png",
                         help="bar chart of speedups and GFLOP/s (needs matplotlib: pip install 'numconv[plot]')")
-    parser.add_argument("--json", metavar="FILE", help="also write every measurement to FILE as JSON")
-    parser.add_argument("--crossover", metavar="FILE.png",
+    parser.add_argument("--json", type=output_file, metavar="FILE", help="also write every measurement to FILE as JSON")
+    parser.add_argument("--crossover", type=output_file, metavar="FILE.png",
                         help="instead of the case table: time direct and FFT against kernel size for a "
                              "single-channel image and a 64-channel layer, mark the dispatcher's choice, "
                              "and draw it to FILE.png (needs matplotlib)")
@@ -395,7 +405,10 @@ def run(args):
     if getattr(args, "crossover", None):
         _check_plot_backend()
         return crossover(args.crossover, repeat=args.repeat)
-    cases, signal_cases = _cases.select_all(args.cases)
+    try:
+        cases, signal_cases = _cases.select_all(args.cases)
+    except ValueError as e:  # a name in neither table: the message lists them
+        raise SystemExit(f"numconv bench: --cases: {e}") from None
     if args.plot:
         _check_plot_backend()  # fail before minutes of measuring, not after
     threads = args.threads if args.threads is not None else _default_threads()

@@ -21,17 +21,19 @@ import time
 
 import numpy as np
 
+from ._cli import non_negative_int, positive_int
+
 MODELS = ("seeds", "imdb", "stock")
 
 
 def add_arguments(parser):
     parser.add_argument("--model", choices=MODELS + ("all",), default="all",
                         help="which model(s) to run (default: all)")
-    parser.add_argument("--batch", type=int, default=None,
+    parser.add_argument("--batch", type=positive_int, default=None,
                         help="batch size (default: 32 for the 1-D models, 8 for the 2-D one)")
-    parser.add_argument("--repeat", type=int, default=5,
+    parser.add_argument("--repeat", type=positive_int, default=5,
                         help="timed repetitions per layer and model; the best is shown (default 5)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the data and the weights (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed for the data and the weights (default 0)")
 
 
 # ---------------------------------------------------------------- plain NumPy reference

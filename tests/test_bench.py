@@ -207,6 +207,30 @@ def test_plot_without_matplotlib_is_a_clear_error(monkeypatch):
         _bench.main(["--cases", "stock", "--plot", "x.png"])
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--seed", "-1"], "--seed: must be >= 0, got -1"),
+    (["demo", "--batch", "0"], "--batch: must be >= 1"),
+    (["demo", "--repeat", "x"], "--repeat: expected an integer, got 'x'"),
+    (["bench", "--cases", "nosuch"], "--cases: no benchmark case matches 'nosuch'; cases are: resnet"),
+    (["bench", "--cases", ""], "--cases: expected one or more names"),
+    (["bench", "--threads", "0"], "--threads: must be >= 1"),
+    (["bench", "--threads", "100000"], "--threads: must be at most"),
+    (["bench", "--repeat", "0"], "--repeat: must be >= 1"),
+    (["bench", "--plot", "/no/such/folder/x.png"], "--plot: the folder '/no/such/folder' does not exist"),
+    (["bench", "--json", "/no/such/folder/x.json"], "--json: the folder"),
+])
+def test_bad_command_line_arguments_are_usage_errors(argv, message, capsys):
+    """Bad values stop at argparse (exit status 2, the usage and the reason), before
+    any work: they had been tracebacks, or for an output path a traceback after
+    the whole table was measured."""
+    from numconv.__main__ import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_importing_numconv_and_the_bench_does_not_import_torch_or_matplotlib():
     code = ("import sys, numconv, numconv._bench, numconv._cases; "
             "bad = [m for m in ('torch', 'matplotlib') if m in sys.modules]; "

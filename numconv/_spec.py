@@ -278,14 +278,55 @@ def output_length(L, k, s, d, before, after):
 
 # ---------------------------------------------------------------- activation, method, out
 
+def _softmax(y):
+    e = np.exp(y - y.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _log_softmax(y):
+    shifted = y - y.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _softplus(y):
+    return np.logaddexp(y, y.dtype.type(0))
+
+
+#: Keras 3 activations applied after the kernels, as NumPy functions of the
+#: result in the user's layout (softmax and log_softmax over its last axis, as
+#: Keras's do whatever the data format): no kernel fuses them.
+NUMPY_ACTIVATIONS = {
+    "softmax": _softmax,
+    "log_softmax": _log_softmax,
+    "mish": lambda y: y * np.tanh(_softplus(y)),
+    "hard_silu": lambda y: y * np.clip(y + 3, 0, 6) / 6,
+    "hard_swish": lambda y: y * np.clip(y + 3, 0, 6) / 6,
+    "hard_tanh": lambda y: np.clip(y, -1, 1),
+    "log_sigmoid": lambda y: -_softplus(-y),
+    "celu": lambda y: np.maximum(y, 0) + np.minimum(np.expm1(np.minimum(y, 0)), 0),
+    "tanh_shrink": lambda y: y - np.tanh(y),
+    "hard_shrink": lambda y: np.where(np.abs(y) > 0.5, y, y.dtype.type(0)),
+    "soft_shrink": lambda y: np.sign(y) * np.maximum(np.abs(y) - y.dtype.type(0.5), 0),
+    "squareplus": lambda y: (y + np.sqrt(y * y + 4)) / 2,
+    "sparse_plus": lambda y: np.where(y <= -1, 0, np.where(y >= 1, y, (y + 1) ** 2 / 4)).astype(y.dtype),
+}
+
+
 def normalize_activation(fn, activation, dtype):
     """An int code for the fused kernel activation, or a callable (applied afterwards)."""
     if activation is None:
         return 0
+    if isinstance(activation, str) and activation.lower() in NUMPY_ACTIVATIONS:
+        if dtype.kind == "c":
+            raise type_error(fn, "activation", "must be None, 'linear' or a callable for complex data",
+                             f"{activation!r} with dtype {dtype}",
+                             "Keras activations are defined on real numbers; pass a callable to "
+                             "transform complex outputs.")
+        return NUMPY_ACTIVATIONS[activation.lower()]
     if isinstance(activation, str):
         code = ACTIVATIONS.get(activation.lower())
         if code is None:
-            raise unknown_option(fn, "activation", activation, tuple(ACTIVATIONS))
+            raise unknown_option(fn, "activation", activation, tuple(ACTIVATIONS) + tuple(NUMPY_ACTIVATIONS))
         if code and dtype.kind == "c":
             raise type_error(fn, "activation", "must be None, 'linear' or a callable for complex data",
                              f"{activation!r} with dtype {dtype}",

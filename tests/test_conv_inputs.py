@@ -319,6 +319,50 @@ def test_every_activation_matches_reference(activation, dtype):
     _close(got, ref_activation(activation, lin), dtype)
 
 
+def _softplus64(v):
+    return np.log1p(np.exp(-np.abs(v))) + np.maximum(v, 0)
+
+
+_MORE_KERAS_ACTIVATIONS = {  # Keras 3's definitions, in float64 (softmax: over the last axis, as Keras's)
+    "softmax": lambda v: np.exp(v) / np.exp(v).sum(-1, keepdims=True),
+    "log_softmax": lambda v: v - np.log(np.exp(v).sum(-1, keepdims=True)),
+    "mish": lambda v: v * np.tanh(_softplus64(v)),
+    "hard_silu": lambda v: v * np.minimum(np.maximum(v + 3, 0), 6) / 6,
+    "hard_swish": lambda v: v * np.minimum(np.maximum(v + 3, 0), 6) / 6,
+    "hard_tanh": lambda v: np.minimum(np.maximum(v, -1), 1),
+    "log_sigmoid": lambda v: -_softplus64(-v),
+    "celu": lambda v: np.where(v > 0, v, np.exp(v) - 1),
+    "tanh_shrink": lambda v: v - np.tanh(v),
+    "hard_shrink": lambda v: np.where(np.abs(v) > 0.5, v, 0),
+    "soft_shrink": lambda v: np.where(v > 0.5, v - 0.5, np.where(v < -0.5, v + 0.5, 0)),
+    "squareplus": lambda v: (v + np.sqrt(v * v + 4)) / 2,
+    "sparse_plus": lambda v: np.where(v <= -1, 0, np.where(v >= 1, v, (v + 1) ** 2 / 4)),
+}
+
+
+@pytest.mark.parametrize("activation", sorted(_MORE_KERAS_ACTIVATIONS))
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_more_keras_activation_names(activation, data_format):
+    """Keras 3 activations no kernel fuses, by name: applied to the result in the
+    user's layout (softmax over its last axis whatever the format, as Keras's),
+    in its dtype; in the layers too."""
+    x = (3 * _data((2, 10, 6), 31)).astype(np.float32)
+    w = _data((3, 6, 5), 32).astype(np.float32)
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 2, 1))
+    got = numconv.conv(x, w, padding="same", data_format=data_format, activation=activation)
+    lin = ref_conv(x, w, padding="same", data_format=data_format)
+    assert lin.min() < -3 and lin.max() > 3
+    assert got.dtype == np.float32
+    _close(got, _MORE_KERAS_ACTIVATIONS[activation](lin), "float32")
+    layer = numconv.layers.Conv1D(5, 3, padding="same", activation=activation, data_format=data_format,
+                                  input_shape=x.shape[1:])
+    layer.set_weights([w, np.zeros(5, np.float32)])
+    _close(layer(x), got, "float32")
+    with pytest.raises(TypeError, match="activation"):
+        numconv.conv(x.astype(np.complex64), w, data_format=data_format, activation=activation)
+
+
 def test_callable_activation_is_applied():
     x, w = _data((2, 8, 3), 29), _data((3, 3, 2), 30)
     seen = []

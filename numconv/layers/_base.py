@@ -12,7 +12,7 @@ from collections import Counter
 import numpy as np
 
 from .._errors import shape_str
-from .._spec import ACTIVATIONS
+from .._spec import ACTIVATIONS, NUMPY_ACTIVATIONS
 from . import initializers
 
 SPATIAL_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
@@ -371,10 +371,10 @@ def normalize_activation(cls, activation):
     if activation is None or callable(activation):
         return activation
     if isinstance(activation, str):
-        if activation not in ACTIVATIONS:
-            listed = ", ".join(repr(a) for a in ACTIVATIONS)
+        if activation not in ACTIVATIONS and activation not in NUMPY_ACTIVATIONS:
+            listed = ", ".join(repr(a) for a in tuple(ACTIVATIONS) + tuple(NUMPY_ACTIVATIONS))
             raise ValueError(f"{cls}: unknown activation {activation!r}; expected None, one of {listed}, or a "
-                             "callable applied to the output array (e.g. a NumPy softmax).")
+                             "callable applied to the output array.")
         return activation
     raise TypeError(f"{cls}: activation must be None, an activation name or a callable; got {activation!r}.")
 

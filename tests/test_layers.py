@@ -279,7 +279,7 @@ def test_keras_defaults():
     (lambda: layers.Conv2D(8, 0), r"kernel_size must have every entry >= 1"),
     (lambda: layers.Conv2D(8, 3, padding="causal"), "unknown padding 'causal'"),
     (lambda: layers.Conv1D(8, 3, data_format="NCW"), "unknown data_format 'NCW'"),
-    (lambda: layers.Conv1D(8, 3, activation="softmax"), "unknown activation 'softmax'.*callable"),
+    (lambda: layers.Conv1D(8, 3, activation="sparsemax"), "unknown activation 'sparsemax'.*callable"),
     (lambda: layers.Conv1D(8, 3, kernel_initializer="glorot"), "unknown initializer 'glorot'.*glorot_uniform"),
     (lambda: layers.Conv1DTranspose(8, 3, strides=2, output_padding=2), "output_padding must be strictly less"),
     (lambda: layers.DepthwiseConv1D(3, depth_multiplier=0), "depth_multiplier.*strictly positive"),
@@ -299,6 +299,7 @@ def test_constructor_errors(make, match):
     (lambda: layers.Conv1D(8, 3, dtype="int32"), "dtype must be 'float32' or 'float64'"),
     (lambda: layers.Conv1D(8, 3, use_bias="yes"), "use_bias must be True or False"),
     (lambda: layers.Conv1D(8, 3, activation=3), "activation must be None"),
+    (lambda: layers.AveragePooling2D(), r"AveragePooling2D: missing the pool_size.*pool_size=\(2, 2\)"),
     (lambda: layers.Conv1D(8, 3)(np.ones((1, 5, 1), complex)), "x must be real"),
     (lambda: layers.Conv1D(8, 3)(np.array([["a"] * 5])), "numeric dtype"),
 ])

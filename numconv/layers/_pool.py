@@ -51,9 +51,12 @@ _GLOBAL_DOC = """Global {kind} pooling over the {rank}-D spatial axes (Keras 3 `
 class _Pooling(Layer):
     _needs_channels = False
 
-    def __init__(self, pool_size, strides=None, padding="valid", data_format=None, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, pool_size=None, strides=None, padding="valid", data_format=None, **kwargs):
         cls = type(self).__name__
+        if pool_size is None:  # (AveragePooling*D: Keras 3 gives them no default)
+            raise TypeError(f"{cls}: missing the pool_size argument, an int or a tuple of {self.rank} ints, "
+                            f"e.g. {cls}(pool_size={(2,) * self.rank if self.rank > 1 else 2}).")
+        super().__init__(**kwargs)
         self.pool_size = normalize_tuple(cls, "pool_size", pool_size, self.rank)
         self.strides = self.pool_size if strides is None else normalize_tuple(cls, "strides", strides, self.rank)
         self.padding = normalize_padding(cls, padding, ("valid", "same"))

@@ -7,7 +7,10 @@ arguments with a ``dask.array.Array`` as input (other array-likes are wrapped in
 one chunk) and return a lazy ``dask.array.Array`` of the same values: the
 result equals the in-memory op on the computed input (bit for bit on the direct
 path; within float tolerance where the dispatcher picks another method for a
-block than for the whole array). Kernels and biases are in-memory arrays.
+block than for the whole array, and for channels_first depthwise layers cut
+into blocks of fewer than 4 output rows, where the in-memory kernel sums the
+window rows in another order than on taller blocks). Kernels and biases are
+in-memory arrays.
 
 How blocks are cut (``numconv.dask._graph``):
 

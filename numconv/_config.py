@@ -198,12 +198,15 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 def kernel_sources_fingerprint():
     """(path, size, mtime_ns) of each module numconv's kernels are compiled from."""
     kernels = os.path.join(_PACKAGE, "_kernels")
-    files = [os.path.join(kernels, f) for f in os.listdir(kernels) if f.endswith(".py")]
-    files += [os.path.join(_PACKAGE, f) for f in ("_config.py", "_memory.py")]
-    entries = []
-    for path in sorted(files):
-        st = os.stat(path)
-        entries.append((os.path.relpath(path, _PACKAGE), st.st_size, st.st_mtime_ns))
+    try:
+        files = [os.path.join(kernels, f) for f in os.listdir(kernels) if f.endswith(".py")]
+        files += [os.path.join(_PACKAGE, f) for f in ("_config.py", "_memory.py")]
+        entries = []
+        for path in sorted(files):
+            st = os.stat(path)
+            entries.append((os.path.relpath(path, _PACKAGE), st.st_size, st.st_mtime_ns))
+    except OSError:  # not a directory of files (a zipped install: Numba does not cache there)
+        return ()
     return tuple(entries)
 
 

@@ -404,3 +404,28 @@ def test_concurrent_tasks_on_the_workqueue_layer_do_not_abort():
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("ok")
+
+
+@pytest.mark.parametrize("activation", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_last_axis_activations_see_the_whole_axis(activation, data_format):
+    """softmax and log_softmax normalise over the result's last axis (filters, or W
+    channels_first): with that axis cut into blocks, each block's part had been
+    normalised alone (errors of order 1); they now run on the assembled axis, for
+    every conv-family op (the blocks' sums may differ from the whole array's in
+    the last bits: ``numconv.dask``'s docstring)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 12, 10, 6))
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    chunks = (1, 5, 4, 3) if data_format == "channels_last" else (1, 3, 5, 4)  # the last axis in blocks
+    kw = dict(padding="same", activation=activation, data_format=data_format)
+    w = rng.standard_normal((3, 3, 6, 8))
+    got = nd.conv(da.from_array(x, chunks=chunks), w, filter_chunks=3, **kw).compute()
+    np.testing.assert_allclose(got, numconv.conv(x, w, **kw), rtol=1e-12, atol=1e-12)
+    dk, pk = rng.standard_normal((3, 3, 6, 1)), rng.standard_normal((1, 1, 6, 8))
+    got = nd.separable_conv(da.from_array(x, chunks=chunks), dk, pk, **kw).compute()
+    np.testing.assert_allclose(got, numconv.separable_conv(x, dk, pk, **kw), rtol=1e-12, atol=1e-12)
+    wt = rng.standard_normal((3, 3, 4, 6))
+    got = nd.conv_transpose(da.from_array(x, chunks=chunks), wt, strides=2, filter_chunks=2, **kw).compute()
+    np.testing.assert_allclose(got, numconv.conv_transpose(x, wt, strides=2, **kw), rtol=1e-12, atol=1e-12)

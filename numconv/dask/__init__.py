@@ -173,8 +173,31 @@ def window_plans(spec, x, spatial_axes, mode):
 
 # ---------------------------------------------------------------- conv family
 
+#: activations that couple the values along the result's last axis (softmax over
+#: it, as Keras's): per block they would normalise each block's part of the axis,
+#: so they run once the blocks are assembled, on the axis whole
+_AXIS_ACTIVATIONS = ("softmax", "log_softmax")
+
+
+def _apart_axis_activation(activation):
+    """(the activation the blocks apply, the function applied after them or None)."""
+    from numconv._spec import NUMPY_ACTIVATIONS
+
+    if isinstance(activation, str) and activation.lower() in _AXIS_ACTIVATIONS:
+        return None, NUMPY_ACTIVATIONS[activation.lower()]
+    return activation, None
+
+
+def _after_blocks(y, function):
+    """``function`` of the assembled result ``y`` along its whole last axis."""
+    if function is None:
+        return y
+    return y.rechunk({y.ndim - 1: -1}).map_blocks(function, dtype=y.dtype)
+
+
 def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, data_format, padding_mode,
           activation, method, filter_chunks, kind="conv", pointwise=None):
+    activation, after = _apart_axis_activation(activation)
     from numconv import _dispatch
     from numconv._errors import shape_str, value_error
     from numconv._ops import _depthwise_kernel
@@ -242,8 +265,8 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     consts = (kernel, bias) + ((pointwise,) if kind == "separable" else ())
     name = token(fn, x.name, kind, kernel, bias, pointwise, strides, padding, dilation_rate, groups,
                  spec.data_format, mode, activation, method, plans[channel_axis].chunks)
-    return build(name, x, [plans[a] for a in range(x.ndim)], op, dtype, consts,
-                 materialize="empty" if mode == "zeros" else "never")
+    return _after_blocks(build(name, x, [plans[a] for a in range(x.ndim)], op, dtype, consts,
+                               materialize="empty" if mode == "zeros" else "never"), after)
 
 
 _COMMON = """
@@ -355,6 +378,7 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
     fn = "conv_transpose"
     x = as_dask(fn, x)
     kernel, bias = in_memory(kernel), in_memory(bias)
+    activation, after = _apart_axis_activation(activation)
     shape, dtype = dry_run(fn, x, lambda d: numconv.conv_transpose(
         d, kernel, bias, strides=strides, padding=padding, output_padding=output_padding,
         dilation_rate=dilation_rate, data_format=data_format, activation=activation, method=method))
@@ -385,7 +409,7 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
                  channel_axis=channel_axis, dtype=np.dtype(dtype))
     name = token(fn, x.name, kernel, bias, strides, padding, output_padding, dilations, data_format, activation,
                  method, plans[channel_axis].chunks)
-    return build(name, x, [plans[a] for a in range(x.ndim)], op, dtype, (kernel, bias))
+    return _after_blocks(build(name, x, [plans[a] for a in range(x.ndim)], op, dtype, (kernel, bias)), after)
 
 
 conv_transpose.__doc__ = ("Transposed convolution of a Dask array (`numconv.conv_transpose`).\n" + _COMMON.format(

@@ -11,6 +11,7 @@ arithmetic would; ``reassoc`` is left out so each output's summation order is fi
 by the loop nest and results are bit-identical for any thread count.
 """
 import functools
+import importlib
 import os
 import threading
 import types
@@ -142,38 +143,48 @@ def _links_parfor_gufunc(library):
                for lib in getattr(library, "_linking_libraries", ()))
 
 
+def _patch_numba(module, owner, name, replace):
+    """Set ``module.owner.name`` to ``replace(original)`` (once: a method this
+    function set is kept). False where this Numba lacks it."""
+    try:
+        target = getattr(importlib.import_module(module), owner)
+        original = getattr(target, name)
+    except (ImportError, AttributeError):
+        return False
+    if not getattr(original, "_numconv", False):
+        patched = replace(original)
+        patched._numconv = True
+        setattr(target, name, patched)
+    return True
+
+
 def _keep_parfor_code():
     """Install the compile listener and the final-module hook (once; a no-op if
     this Numba lacks either)."""
-    try:
-        from numba.core import codegen, event
-        lib_cls = codegen.CPUCodeLibrary
-        optimize = lib_cls._optimize_final_module
-    except (ImportError, AttributeError):
-        return False
-    if getattr(optimize, "_numconv", False):
-        return True
     if os.environ.get("NUMCONV_REOPTIMIZE", "") not in ("", "0"):
         return False
 
-    class _KernelCompiles(event.Listener):
-        def on_start(self, ev):
-            if _is_parallel_kernel(ev.data.get("dispatcher")):
-                _COMPILING.depth = getattr(_COMPILING, "depth", 0) + 1
+    def replace(optimize):
+        from numba.core import event
 
-        def on_end(self, ev):
-            if _is_parallel_kernel(ev.data.get("dispatcher")):
-                _COMPILING.depth -= 1
+        class _KernelCompiles(event.Listener):
+            def on_start(self, ev):
+                if _is_parallel_kernel(ev.data.get("dispatcher")):
+                    _COMPILING.depth = getattr(_COMPILING, "depth", 0) + 1
 
-    def _optimize_final_module(self):
-        if getattr(_COMPILING, "depth", 0) and _links_parfor_gufunc(self):
-            return
-        optimize(self)
+            def on_end(self, ev):
+                if _is_parallel_kernel(ev.data.get("dispatcher")):
+                    _COMPILING.depth -= 1
 
-    _optimize_final_module._numconv = True
-    event.register("numba:compile", _KernelCompiles())
-    lib_cls._optimize_final_module = _optimize_final_module
-    return True
+        def _optimize_final_module(self):
+            if getattr(_COMPILING, "depth", 0) and _links_parfor_gufunc(self):
+                return
+            optimize(self)
+
+        event.register("numba:compile", _KernelCompiles())
+        return _optimize_final_module
+
+    return _patch_numba("numba.core.codegen", "CPUCodeLibrary", "_optimize_final_module", replace)
 
 
 #: whether kernels are cached as they were compiled (see above)
@@ -213,25 +224,16 @@ def kernel_sources_fingerprint():
 def _stamp_kernel_caches():
     """Install the shared stamp on Numba's source-file cache locators (once; a
     no-op where this Numba lacks them)."""
-    try:
-        from numba.core import caching
-        mixin = caching._SourceFileBackedLocatorMixin
-        stamp = mixin.get_source_stamp
-    except (ImportError, AttributeError):
-        return False
-    if getattr(stamp, "_numconv", False):
-        return True
+    def replace(stamp):
+        def get_source_stamp(self):
+            own = stamp(self)
+            path = os.path.abspath(getattr(self, "_py_file", ""))
+            if path.startswith(_PACKAGE + os.sep):
+                return own, kernel_sources_fingerprint()
+            return own
+        return get_source_stamp
 
-    def get_source_stamp(self):
-        own = stamp(self)
-        path = os.path.abspath(getattr(self, "_py_file", ""))
-        if path.startswith(_PACKAGE + os.sep):
-            return own, kernel_sources_fingerprint()
-        return own
-
-    get_source_stamp._numconv = True
-    mixin.get_source_stamp = get_source_stamp
-    return True
+    return _patch_numba("numba.core.caching", "_SourceFileBackedLocatorMixin", "get_source_stamp", replace)
 
 
 #: whether numconv's cached kernels are checked against all their sources (see above)

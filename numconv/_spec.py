@@ -288,6 +288,10 @@ def _log_softmax(y):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def _hard_silu(y):
+    return y * np.clip(y + 3, 0, 6) / 6
+
+
 def _softplus(y):
     return np.logaddexp(y, y.dtype.type(0))
 
@@ -299,8 +303,8 @@ NUMPY_ACTIVATIONS = {
     "softmax": _softmax,
     "log_softmax": _log_softmax,
     "mish": lambda y: y * np.tanh(_softplus(y)),
-    "hard_silu": lambda y: y * np.clip(y + 3, 0, 6) / 6,
-    "hard_swish": lambda y: y * np.clip(y + 3, 0, 6) / 6,
+    "hard_silu": _hard_silu,
+    "hard_swish": _hard_silu,  # (Keras's alias)
     "hard_tanh": lambda y: np.clip(y, -1, 1),
     "log_sigmoid": lambda y: -_softplus(-y),
     "celu": lambda y: np.maximum(y, 0) + np.minimum(np.expm1(np.minimum(y, 0)), 0),

@@ -325,6 +325,11 @@ def digest(a):
     return hashlib.blake2b(a.reshape(-1).view(np.uint8), digest_size=20).digest(), a.shape, a.dtype.str
 
 
+#: kernels whose spectrum (real bytes over the transform shape) passes this are
+#: transformed one input channel at a time (``kernel_spectrum``)
+KERNEL_SLICE_BYTES = 32 * 2**20
+
+
 def kernel_spectrum(spec, w5, fshape, workers):
     """``(W, tag)``: the spectrum of the dilated, flipped kernel as
     ``contract`` reads it (nf, Cg, G, KP) and its tile tag.
@@ -339,7 +344,19 @@ def kernel_spectrum(spec, w5, fshape, workers):
     (``tests/test_spectral.py``)."""
     def make():
         CG, K, G = spec.channels // spec.groups, spec.filters, spec.groups
-        Wf = forward(_dilated_flipped_kernel(spec, w5), fshape, (0, 1, 2), workers)  # (*F, Cg, K)
+        wk = _dilated_flipped_kernel(spec, w5)
+        if CG > 1 and math.prod(fshape) * CG * K * wk.itemsize > KERNEL_SLICE_BYTES:
+            # one input channel at a time into the whole spectrum: peak 1 + 2 / CG spectra, not 2
+            # (the zero-extended kernel and its transform; 1 x 2**20 x 8 -> 8, 4097 taps: 583 -> 340 MB)
+            Wf = None
+            for c in range(CG):
+                part = forward(wk[:, :, :, c:c + 1], fshape, (0, 1, 2), workers)
+                if Wf is None:
+                    Wf = _memory.scratch(part.shape[:3] + (CG, K), part.dtype)
+                Wf[:, :, :, c:c + 1] = part
+                _memory.recycle(part)
+        else:
+            Wf = forward(wk, fshape, (0, 1, 2), workers)  # (*F, Cg, K)
         tag = contract_tag(K // G, Wf.dtype)
         return pad_filters(Wf.reshape(math.prod(Wf.shape[:3]), CG, K), G, tag), tag
 

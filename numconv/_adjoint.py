@@ -33,7 +33,6 @@ on it (0.13 ms). It writes and reads back taps x the output's bytes, so
 forms, with their sub-specs, are remembered per arguments (``_plan``).
 """
 import math
-import operator
 from dataclasses import replace
 
 import numba
@@ -53,9 +52,9 @@ from ._kernels import winograd as wk
 from ._kernels.wgrad import weight_grad_kernel
 from ._paths import winograd as winograd_path
 from ._paths.direct import padded
-from ._spec import (DATA_FORMATS, ConvSpec, canonical_array, canonical_input, canonical_kernel, canonical_output,
-                    check_out, deliver, normalize_activation, normalize_array, normalize_method, normalize_tuple,
-                    out_apart, remember, spec_from_shapes, user_layout)
+from ._spec import (DATA_FORMATS, ConvSpec, apply_callable, canonical_array, canonical_input, canonical_kernel,
+                    canonical_output, check_limit, check_out, deliver, index, normalize_activation, normalize_array,
+                    normalize_method, normalize_tuple, out_apart, remember, spec_from_shapes, user_layout)
 
 # ---------------------------------------------------------------- the adjoint core
 
@@ -274,12 +273,13 @@ def fold_padding(spec, gpad):
 
 def _shape_arg(fn, arg, shape, ndim):
     try:
-        shape = tuple(operator.index(v) for v in shape)  # (int() would truncate 5.5 to 5)
+        shape = tuple(index(v) for v in shape)  # (int() would truncate 5.5 to 5; True is no length)
     except TypeError:
         raise type_error(fn, arg, f"must be a tuple of {ndim} ints", repr(shape),
                          "Pass integer lengths, e.g. x.shape or tuple(int(v) for v in ...).") from None
     if len(shape) != ndim or any(v < 0 for v in shape):
         raise value_error(fn, arg, f"must be a tuple of {ndim} non-negative ints", repr(shape))
+    check_limit(fn, arg, shape, repr(shape))
     return shape
 
 
@@ -675,5 +675,5 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
             apply_deferred(y5, act)
     result = user_layout(spec, y5, spec.in_spatial, filters, out)
     if callable(act):
-        result[...] = act(result)
+        result = apply_callable(fn, act, result, out)
     return result

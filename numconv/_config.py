@@ -274,7 +274,11 @@ def set_num_threads(n):
     """
     import operator
 
+    import numpy as np
+
     try:
+        if isinstance(n, (bool, np.bool_)):  # True is no thread count
+            raise TypeError
         n = operator.index(n)
     except TypeError:
         raise TypeError(f"set_num_threads: n must be an int; got {type(n).__name__} {n!r}") from None

@@ -6,7 +6,8 @@ from . import _memory
 from ._errors import shape_str, value_error
 from ._kernels.layout import to_channels_first, to_channels_last
 from ._paths import direct, fft, winograd
-from ._spec import canonical_input, check_out, conv_spec, normalize_array, out_apart, user_layout
+from ._spec import (apply_callable, canonical_input, check_out, conv_spec, normalize_activation, normalize_array,
+                    out_apart, user_layout)
 
 _CONV_DOC = """{summary}
 
@@ -42,7 +43,9 @@ _CONV_DOC = """{summary}
         pad < L, circular every pad <= L).
     activation : str or callable, optional
         A Keras activation name (``"relu"``, ``"gelu"``, ...) fused into the
-        kernel's output write, or a callable applied to the result array.
+        kernel's output write, or a callable ``f``: the op returns ``f(y)``, as
+        Keras does, which must be an array of ``y``'s shape (with ``out``, it is
+        written into ``out``; ValueError/TypeError otherwise).
     method : {{"auto", "direct", "fft", "oa", "winograd"}}, default "auto"
         Computation path; ``"auto"`` lets the dispatcher choose by a cost model
         (`choose_conv_method`; never FFT or Winograd for integer inputs).
@@ -51,12 +54,19 @@ _CONV_DOC = """{summary}
         ~2x the direct kernel's, still below oneDNN's); other convolutions run the
         direct kernel. A NaN or Inf in ``x`` stays local but reaches every output
         of each 2 x 2 tile whose 4 x 4 input patch holds it, mostly as NaN where a
-        loop would give Inf; ``"direct"`` propagates exactly as a loop would. ``"fft"`` multiplies spectra (``numconv._paths.fft``): cheaper
-        for large kernels, accurate to ~1e-6 (float32) / ~1e-15 (float64) of the
-        output scale, and a NaN or Inf anywhere in ``x`` or ``kernel`` makes its
-        whole output NaN, as in ``scipy.signal.fftconvolve``. ``"oa"``
-        (overlap-save, ``numconv._paths.oa``): the FFT path on blocks of the
-        longest axis, for long signals; the same accuracy and NaN behaviour.
+        loop would give Inf; ``"direct"`` propagates exactly as a loop would.
+        ``"fft"`` multiplies spectra (``numconv._paths.fft``): cheaper for large
+        kernels, accurate to ~1e-6 (float32) / ~1e-15 (float64) of the output
+        scale, and a NaN or Inf anywhere in ``x`` or ``kernel`` makes its whole
+        output NaN, as in ``scipy.signal.fftconvolve``. ``"oa"`` (overlap-save,
+        ``numconv._paths.oa``): the FFT path on blocks of the longest axis, for
+        long signals; the same accuracy, and a NaN or Inf in ``x`` makes NaN of
+        the output blocks (runs along that axis) whose input segment holds it,
+        in ``kernel`` the whole output. Winograd and the transforms add several
+        inputs before weighting them: finite values near the dtype's largest
+        (above ~1/4 of it for Winograd, 8.5e37 in float32; ~1/n for a length-n
+        transform) can overflow there into Inf or NaN where the direct loop's
+        result is finite. Use ``"direct"`` for such data.
     out : ndarray, optional
         Preallocated result of the exact shape and dtype; written and returned.
 
@@ -128,7 +138,7 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
         shared = method in _dispatch.TRANSFORM_METHODS
         result = _run_channels_last(spec, canonical_input(spec, xu, shared), w5, b, out, intermediate, shared)
     if callable(spec.activation):
-        result[...] = spec.activation(result)
+        result = apply_callable(fn, spec.activation, result, out)
     return result
 
 
@@ -230,7 +240,10 @@ def choose_conv_method(x, kernel, bias=None, *, strides=1, padding="valid", dila
     Returns
     -------
     str or (str, dict)
-        The chosen method; with ``measure=True``, ``(fastest, {method: seconds})``.
+        The chosen method; with ``measure=True``, ``(fastest, {method: seconds})``
+        over every method that computes these arguments on a path of its own,
+        the fastest among those ``"auto"`` may choose (for bool and integer
+        inputs only ``"direct"``, whose results stay exact).
 
     Examples
     --------
@@ -251,7 +264,8 @@ def choose_conv_method(x, kernel, bias=None, *, strides=1, padding="valid", dila
         t0 = time.perf_counter()
         _conv(fn, None, *args, method, None)
         times[method] = time.perf_counter() - t0
-    return min(times, key=times.get), times
+    allowed = ["direct"] if spec.integer_inputs else times  # as "auto": integer results stay exact
+    return min(allowed, key=times.get), times
 
 
 # ---------------------------------------------------------------- depthwise and separable
@@ -266,6 +280,9 @@ def _depthwise_kernel(fn, x, kernel, data_format, rank=None):
     if kernel.ndim not in (3, 4, 5):
         raise value_error(fn, arg, "must be 3-D, 4-D or 5-D: (*kernel_size, in_channels, depth_multiplier)",
                           f"shape {shape_str(kernel.shape)}")
+    if 0 in kernel.shape:  # here, where the shape is still the user's
+        raise value_error(fn, arg, "must have no zero-length axis (kernel sizes, in_channels and "
+                          "depth_multiplier are all >= 1)", f"shape {shape_str(kernel.shape)}")
     if x.ndim == kernel.ndim and isinstance(data_format, str):
         channels = x.shape[1] if data_format.lower() == "channels_first" else x.shape[-1]
         if kernel.shape[-2] != channels:
@@ -349,7 +366,7 @@ def _separable_fused(fn, rank, x, w, pk, bias, strides, padding, dilation_rate, 
     result = _run_channels_last(pspec, canonical_input(spec, xu, False), pk5, b, out, run=lambda ps, x5, pk5, b, out5:
                                 _dispatch.finish(ps, direct.run_separable(spec, ps, x5, w5, pk5, b, out5)))
     if callable(activation):
-        result[...] = activation(result)
+        result = apply_callable(fn, activation, result, out)
     return result
 
 
@@ -412,8 +429,12 @@ def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, strides=
         mid = _conv(fn, None, x, w, None, strides, padding, dilation_rate, channels, "channels_first",
                     padding_mode, None, method, None, intermediate=True)
         return _conv(fn, None, mid, pk, bias, 1, "valid", 1, 1, "channels_first", "zeros", activation, method, out)
+    after = None
     if cf and x.ndim == rank + 2:
         x = to_channels_last(x)  # run both stages channels-last; one layout change each way
+        after = normalize_activation(fn, activation, np.result_type(x.dtype, w.dtype, *later))
+        if callable(after):  # softmax over the last axis, a user's function: on the result as delivered
+            activation = None
     fmt = "channels_last" if cf else data_format
     y = _separable_fused(fn, rank, x, w, pk, bias, strides, padding, dilation_rate, channels, fmt, padding_mode,
                          activation, method, None if cf else out)
@@ -425,4 +446,5 @@ def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, strides=
     if not cf:
         return y
     check_out(fn, out, (y.shape[0], y.shape[-1]) + y.shape[1:-1], y.dtype)
-    return to_channels_first(y, out)
+    y = to_channels_first(y, out)
+    return apply_callable(fn, after, y, out) if callable(after) else y

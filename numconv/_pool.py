@@ -13,7 +13,7 @@ from ._errors import shape_str, type_error, unknown_option, value_error
 from ._kernels.layout import to_channels_first, to_channels_last
 from ._kernels.pool import AVG, MAX, L, R, pool_cf_kernel, pool_kernel
 from ._paths.direct import STREAM_BYTES
-from ._spec import DATA_FORMATS, canonical_array, normalize_array, normalize_tuple, remember, same_pads
+from ._spec import DATA_FORMATS, canonical_array, ndim_fix, normalize_array, normalize_tuple, remember, same_pads
 
 _PADDINGS = ("valid", "same")
 _SPATIAL_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
@@ -68,13 +68,8 @@ def _ndim_error(fn, x_shape, rank, data_format, why=""):
         return ValueError(f"{fn} expects {expected}got {got}.")
     msg = (f"{fn} expects a {rank + 2}-D input x {_layout(rank, data_format)} for data_format=\"{data_format}\""
            f"{why}; got {got}.")
-    if len(x_shape) == rank + 1:
-        batch = shape_str((1,) + tuple(x_shape))
-        chan = shape_str(tuple(x_shape) + (1,) if data_format == "channels_last"
-                         else x_shape[:1] + (1,) + tuple(x_shape[1:]))
-        msg += (f" For a single example add a batch axis (x.reshape{batch}); for a single channel add a "
-                f"channel axis (x.reshape{chan}).")
-    return ValueError(msg)
+    fix = ndim_fix(x_shape, rank, data_format)
+    return ValueError(msg + (f" {fix}" if fix else ""))
 
 
 def _spatial(x, data_format):
@@ -127,20 +122,37 @@ def _geometry(fn, x, pool_size, strides, padding, data_format):
         raise unknown_option(fn, "padding", padding, _PADDINGS)
     same = padding.lower() == "same"
     spatial, channels = _spatial(x, data_format)
-    out_spatial, pads = [], []
+    out_spatial, pads, windows = [], [], []
     for axis, (size, k, s) in enumerate(zip(spatial, pool, strides)):
         if same:
-            pads.append(same_pads(size, k, s, 1)[0])
-            out_spatial.append(-(-size // s))
+            n = -(-size // s)
+            k, p = _inside(size, k, s, same_pads(size, k, s, 1)[0], n)
+            windows.append(k)
+            pads.append(p)
+            out_spatial.append(n)
         else:
+            windows.append(k)
             n = (size - k) // s + 1
             if n < 1:
                 raise _valid_error(fn, axis, rank, size, k, x.shape, data_format, pool)
             pads.append(0)
             out_spatial.append(n)
     lead = 3 - rank
-    return (rank, data_format, tuple(out_spatial), (1,) * lead + pool, (1,) * lead + strides,
+    return (rank, data_format, tuple(out_spatial), (1,) * lead + tuple(windows), (1,) * lead + strides,
             (0,) * lead + tuple(pads))
+
+
+def _inside(L, k, s, p, n):
+    """``(k, p)`` cut to what the input holds: windows ``[o s - p, o s - p + k)``,
+    o < n, read the same input elements (padding is never pooled) when every
+    start that lay before the input still does and every end past it still is.
+    A "same" pool_size of 2**30 on 8 steps had the kernel allocate a row buffer
+    of 2**30 pixels per task (a MemoryError inside Numba, raised as SystemError);
+    cut, it is a global pool over 8."""
+    cut = min(p - (n - 1) * s, k - 1)  # every start <= 0: move them all up to the last one's 0
+    if cut > 0:
+        k, p = k - cut, p - cut
+    return min(k, L + p), p  # the first end at L: every end >= L still
 
 
 def _planes_first(data_format, strides):

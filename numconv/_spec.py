@@ -92,6 +92,14 @@ def per_spec(fn):
     return wrapper
 
 
+def native(arr):
+    """``arr`` in the machine's byte order (a big-endian '>f4' from a file or a
+    network buffer is the same numbers; kernels and pocketfft take native only)."""
+    if arr.dtype.isnative:
+        return arr
+    return arr.astype(arr.dtype.newbyteorder("="))
+
+
 def normalize_array(fn, arg, a):
     """``a`` as an ndarray in a kernel-ready precision (not yet the common dtype).
 
@@ -100,7 +108,7 @@ def normalize_array(fn, arg, a):
     flag saying the input was bool/int (its exact results should stay exact).
     """
     try:
-        arr = np.asarray(a)
+        arr = native(np.asarray(a))
     except (ValueError, TypeError) as e:  # ragged lists and the like
         raise type_error(fn, arg, "must be a numeric array-like", f"{type(a).__name__} ({e})") from None
     dt = arr.dtype
@@ -132,15 +140,31 @@ def canonical_array(a, dtype, shape):
 
 # ---------------------------------------------------------------- integer parameters
 
+INDEX_LIMIT = 2**31 - 1  # strides, dilations, pads, pool sizes and lengths: no layer needs more
+
+
+def index(v):
+    """``operator.index`` that refuses bools (``strides=True`` is a slip, not a stride of 1)."""
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"bool {v!r}")
+    return operator.index(v)
+
+
+def check_limit(fn, arg, values, shown):
+    if any(v > INDEX_LIMIT for v in values):
+        raise value_error(fn, arg, f"must have every entry <= 2**31 - 1 = {INDEX_LIMIT}", shown,
+                          "A value that large describes no real layer; check the argument for a slip.")
+
+
 def normalize_tuple(fn, arg, value, rank, minimum=1):
     """An int or a sequence of ``rank`` ints, each >= ``minimum``, as a tuple."""
-    if isinstance(value, (bool, np.bool_)):
-        raise type_error(fn, arg, f"must be an int or a tuple of {rank} ints", repr(value))
     try:
-        items = (operator.index(value),) * rank
+        items = (index(value),) * rank
     except TypeError:
+        if isinstance(value, (bool, np.bool_)):
+            raise type_error(fn, arg, f"must be an int or a tuple of {rank} ints", repr(value)) from None
         try:
-            items = tuple(operator.index(v) for v in value)
+            items = tuple(index(v) for v in value)
         except TypeError:
             raise type_error(fn, arg, f"must be an int or a tuple of {rank} ints", repr(value)) from None
         if len(items) != rank:
@@ -148,6 +172,7 @@ def normalize_tuple(fn, arg, value, rank, minimum=1):
                               repr(value))
     if any(v < minimum for v in items):
         raise value_error(fn, arg, f"must have every entry >= {minimum}", repr(value))
+    check_limit(fn, arg, items, repr(value))
     return items
 
 
@@ -156,11 +181,16 @@ def _normalize_groups(fn, groups, channels, kernel_in, filters, x_shape, kernel_
         if channels % kernel_in:
             raise _channel_error(fn, channels, kernel_in, x_shape, kernel_shape, data_format)
         groups = channels // kernel_in
+        if filters % groups:  # the caller gave no groups: say where this count came from
+            plain = tuple(kernel_shape[:-2]) + (channels, filters)
+            raise value_error(fn, "kernel", f"must have filters divisible by groups = {groups}, the count inferred "
+                              f"from x's {channels} channels over the kernel's {kernel_in} input channel(s) per "
+                              "group", f"shape {shape_str(kernel_shape)} ({filters} filters)",
+                              f"For a plain convolution give the kernel all {channels} input channels, shape "
+                              f"{shape_str(plain)}; for a grouped one, a multiple of {groups} filters.")
     else:
-        if isinstance(groups, (bool, np.bool_)):
-            raise type_error(fn, "groups", "must be a positive int or None", repr(groups))
         try:
-            groups = operator.index(groups)
+            groups = index(groups)
         except TypeError:
             raise type_error(fn, "groups", "must be a positive int or None", repr(groups)) from None
         if groups < 1:
@@ -232,7 +262,7 @@ def normalize_padding(fn, padding, rank, in_spatial, kernel_spatial, strides, di
     expected = (f"must be one of {', '.join(map(repr, PADDINGS))}, an int, a tuple of {rank} ints "
                 f"or a tuple of {rank} (before, after) pairs, all >= 0")
     try:
-        p = operator.index(padding)
+        p = index(padding)
         pairs = ((p, p),) * rank
     except TypeError:
         try:
@@ -241,17 +271,18 @@ def normalize_padding(fn, padding, rank, in_spatial, kernel_spatial, strides, di
             raise type_error(fn, "padding", expected, repr(padding)) from None
         try:
             if rank == 1 and len(items) == 2 and not hasattr(items[0], "__len__"):
-                pairs = ((operator.index(items[0]), operator.index(items[1])),)  # ZeroPadding1D reading
+                pairs = ((index(items[0]), index(items[1])),)  # ZeroPadding1D reading
             elif all(hasattr(i, "__len__") for i in items):
-                pairs = tuple((operator.index(b), operator.index(a)) for b, a in items)
+                pairs = tuple((index(b), index(a)) for b, a in items)
             else:
-                pairs = tuple((operator.index(i), operator.index(i)) for i in items)
+                pairs = tuple((index(i), index(i)) for i in items)
         except (TypeError, ValueError):
             raise type_error(fn, "padding", expected, repr(padding)) from None
         if len(pairs) != rank:
             raise value_error(fn, "padding", expected, repr(padding))
     if any(v < 0 for pair in pairs for v in pair):
         raise value_error(fn, "padding", expected, repr(padding))
+    check_limit(fn, "padding", [v for pair in pairs for v in pair], repr(padding))
     return pairs
 
 
@@ -364,6 +395,46 @@ def check_out(fn, out, shape, dtype):
         raise value_error(fn, "out", "must be writable", "a read-only array")
 
 
+def apply_callable(fn, activation, result, out):
+    """A callable activation's value on the op's result, returned as Keras returns
+    ``activation(outputs)``; with ``out`` it is written into ``out``. It must be an
+    array of the result's shape: an in-place function that returns None, a
+    reduction or a scalar would otherwise be broadcast into garbage."""
+    value = activation(result)
+    name = getattr(activation, "__name__", type(activation).__name__)
+    if value is None:
+        raise type_error(fn, "activation", f"must return the activated array (callable {name})", "None",
+                         "An in-place function must still return its array: def f(y): np.maximum(y, 0, out=y); "
+                         "return y.")
+    try:
+        value = np.asarray(value)
+    except Exception as e:
+        raise type_error(fn, "activation", f"must return an array (callable {name})",
+                         f"{type(value).__name__} ({e})") from None
+    if value.shape != result.shape:
+        raise value_error(fn, "activation", f"must return an array of the result's shape {shape_str(result.shape)} "
+                          f"(callable {name})", f"shape {shape_str(value.shape)}",
+                          "Apply reductions or reshapes to the op's result, after the call.")
+    if out is None:
+        return value
+    if not np.can_cast(value.dtype, out.dtype, "same_kind"):
+        raise type_error(fn, "activation", f"must return values castable to out's dtype {out.dtype} "
+                         f"(callable {name})", f"dtype {value.dtype}", "Drop out= to get the value as it is.")
+    out[...] = value
+    return out
+
+
+def _array_view(a):
+    """``a`` as the ndarray over its memory (a torch tensor, a memoryview or an
+    ``__array__`` object can view ``out``'s buffer), or None where it has none."""
+    if a is None or isinstance(a, np.ndarray):
+        return a
+    try:
+        return np.asarray(a)
+    except Exception:  # the op itself reports what is wrong with the argument
+        return None
+
+
 def out_apart(*names):
     """Decorator for a public op with an ``out=`` keyword: where ``out`` overlaps
     one of its array arguments ``names`` in memory, the op computes into a fresh
@@ -378,7 +449,7 @@ def out_apart(*names):
             out = kwargs.get("out")
             if isinstance(out, np.ndarray):
                 given = [args[i] if i < len(args) else kwargs.get(n) for n, i in position.items()]
-                if any(isinstance(a, np.ndarray) and np.may_share_memory(out, a) for a in given):
+                if any(np.may_share_memory(out, a) for a in map(_array_view, given) if a is not None):
                     result = f(*args, **{**kwargs, "out": None})
                     check_out(f.__name__, out, result.shape, result.dtype)
                     out[...] = result
@@ -390,29 +461,46 @@ def out_apart(*names):
 
 # ---------------------------------------------------------------- the conv spec
 
-def _x_ndim_error(fn, x_shape, rank, data_format, kernel_in):
-    layout = _layout(rank, data_format)
-    got = f"shape {shape_str(x_shape)}"
-    fix = None
-    short = rank + 2 - len(x_shape)
+def ndim_fix(x_shape, rank, data_format, fits=None):
+    """The likely fix for an ``x`` short of axes (a shared hint of the ops' and the
+    layers' errors), or None. One axis short: a missing batch axis (a single
+    example) where the axis in the channels' place holds a channel count that
+    ``fits``, a missing channel axis (examples of one channel) where one channel
+    fits; both readings where both fit, or where ``fits`` is None (the channels
+    are not known yet). Two axes short: both, where one channel fits."""
+    x_shape = tuple(x_shape)
+    if None in x_shape:
+        return None
     cl = data_format == "channels_last"
-    unit = {1: ("series", "steps", "feature"), 2: ("image", "pixels", "channel"),
-            3: ("volume", "voxels", "channel")}[rank]
+    ok = fits or (lambda c: True)
+    short = rank + 2 - len(x_shape)
     if short == 1 and len(x_shape) >= 2:
-        chan = x_shape[-1] if cl else x_shape[0]
-        if kernel_in == 1 and chan != 1:
+        readings = []
+        if ok(x_shape[-1] if cl else x_shape[0]):
+            readings.append(f"for a single example add a batch axis: x.reshape{shape_str((1,) + x_shape)}")
+        if ok(1):
             new = x_shape + (1,) if cl else x_shape[:1] + (1,) + x_shape[1:]
-            lead = "one" if x_shape[0] == 1 else str(x_shape[0])
-            size = " x ".join(map(str, x_shape[1:] if cl else x_shape[1:]))
-            fix = (f"For {lead} {unit[0]} of {size} {unit[1]} with one {unit[2]} use "
-                   f"x.reshape{shape_str(new)}.")
-        elif chan == kernel_in:
-            fix = f"For a single example add a batch axis: x.reshape{shape_str((1,) + x_shape)}."
-    elif short == 2 and kernel_in == 1:
+            readings.append(f"for a batch of one-channel examples add a channel axis: x.reshape{shape_str(new)}")
+        fix = "; ".join(readings)
+        return fix[:1].upper() + fix[1:] + "." if fix else None
+    if short == 2 and ok(1):
         new = (1,) + x_shape + (1,) if cl else (1, 1) + x_shape
-        fix = f"For one {unit[0]} with one {unit[2]} use x.reshape{shape_str(new)}."
-    return ValueError(f"{fn} expects a {rank + 2}-D input x {layout} for data_format=\"{data_format}\"; "
-                      f"got {got}." + (f" {fix}" if fix else ""))
+        return f"For a single example of one channel add both axes: x.reshape{shape_str(new)}."
+    return None
+
+
+def _x_ndim_error(fn, x_shape, rank, data_format, kernel_in, groups, filters):
+    try:
+        groups = None if groups is None else index(groups)
+        if groups is None:  # c channels infer groups c // kernel_in, which must divide the filters
+            fits = lambda c: c % kernel_in == 0 and filters % (c // kernel_in) == 0  # noqa: E731
+        else:
+            fits = lambda c: c == groups * kernel_in  # noqa: E731
+    except TypeError:  # reported later, by its own check
+        fits = None
+    fix = ndim_fix(x_shape, rank, data_format, fits)
+    return ValueError(f"{fn} expects a {rank + 2}-D input x {_layout(rank, data_format)} for "
+                      f"data_format=\"{data_format}\"; got shape {shape_str(x_shape)}." + (f" {fix}" if fix else ""))
 
 
 def conv_spec(fn, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
@@ -562,7 +650,7 @@ def _validated(fn, x_shape, kernel_shape, bias_shape, dtype, strides, padding, d
         raise value_error(fn, "kernel", "must have no zero-length axis (kernel sizes, in_channels "
                           "and filters are all >= 1)", f"shape {shape_str(kernel_shape)}")
     if len(x_shape) != rank + 2:
-        raise _x_ndim_error(fn, x_shape, rank, data_format, kernel_in)
+        raise _x_ndim_error(fn, x_shape, rank, data_format, kernel_in, groups, filters)
     if data_format == "channels_last":
         spatial, channels = x_shape[1:-1], x_shape[-1]
     else:

@@ -13,7 +13,6 @@ The arithmetic is numconv's: ``method="direct"`` runs the direct Numba kernels
 ``method="fft"`` multiplies ``scipy.fft`` spectra computed with numconv's thread
 count.
 """
-import operator
 import time
 
 import numpy as np
@@ -23,6 +22,7 @@ from ._config import get_num_threads
 from ._paths import fft as fft_path
 from ._shares import in_shares
 from ._errors import shape_str, type_error, unknown_option, value_error
+from ._spec import index, native
 
 MODES = ("full", "valid", "same")
 METHODS = ("auto", "direct", "fft", "oa")
@@ -32,10 +32,10 @@ METHODS = ("auto", "direct", "fft", "oa")
 
 def _as_input(fn, arg, a):
     arr = np.asarray(a)
-    if arr.dtype.kind not in "biufc":
-        raise type_error(fn, arg, "must have a numeric dtype (bool, int, float or complex)",
-                         f"dtype {arr.dtype}", f"Use np.asarray({arg}, dtype=np.float64) if the values are numbers.")
-    return arr
+    if arr.dtype.kind in "biufc":
+        return native(arr)
+    raise type_error(fn, arg, "must have a numeric dtype (bool, int, float or complex)",
+                     f"dtype {arr.dtype}", f"Use np.asarray({arg}, dtype=np.float64) if the values are numbers.")
 
 
 def _normalize(fn, in1, in2, mode, method, axes):
@@ -53,7 +53,7 @@ def _normalize(fn, in1, in2, mode, method, axes):
         conv_axes = listed = list(range(in1.ndim))
     else:
         try:
-            listed = [operator.index(axes)] if np.ndim(axes) == 0 else [operator.index(a) for a in axes]
+            listed = [index(axes)] if np.ndim(axes) == 0 else [index(a) for a in axes]
         except TypeError:
             raise type_error(fn, "axes", "must be None, an int or a sequence of ints", repr(axes)) from None
         if not listed:
@@ -412,6 +412,19 @@ def _wide_integer(dtype):
     return np.dtype(np.uint64 if dtype == np.uint64 else np.int64)
 
 
+def _wrap_64(out, dtype):
+    """Rounded float results past the 64-bit integers' range, wrapped modulo 2**64
+    into it as the integer sums wrap (casting them is undefined: NumPy gives
+    INT_MIN, and int32 results came out 0). The transforms' values are not exact
+    at that size, so neither are these; "direct" is."""
+    r = np.fmod(out, 2.0 ** 64)  # exact; (-2**64, 2**64)
+    if dtype == np.uint64:  # unsigned sums are >= 0: below 0 is rounding
+        return np.maximum(r, 0, out=r)
+    r[r >= 2.0 ** 63] -= 2.0 ** 64  # exact: such values are multiples of 2**11
+    r[r < -2.0 ** 63] += 2.0 ** 64
+    return r
+
+
 def _mode_region(s1, s2, axes, mode):
     """The part of the full result ``mode`` keeps, a slice per axis in ``axes``:
     "same" centres on in1, "valid" keeps |s1 - s2| + 1."""
@@ -451,6 +464,8 @@ def _convolve(fn, in1, in2, mode, method, axes, correlate):
     if result_dtype.kind in "biu":
         out = np.around(out.real if np.iscomplexobj(out) else out)
         if result_dtype.kind in "iu":  # exact below 2**52: wrapped into the result dtype as SciPy's direct path
+            if _integer_bound(in1, in2, conv_axes) >= 2.0 ** 63:  # only an explicit "fft"/"oa" gets here
+                out = _wrap_64(out, result_dtype)
             out = out.astype(_wide_integer(result_dtype))
     return out.astype(result_dtype, copy=False)  # a view for "same"/"valid", as SciPy's _centered
 
@@ -475,7 +490,10 @@ def convolve(in1, in2, mode="full", method="auto", axes=None):
         into the result dtype as SciPy's direct path wraps (``"auto"`` takes
         the same route for integers); ``"fft"``: products of spectra; ``"oa"``:
         overlap-add, blocks of the longest axis transformed together (as
-        ``scipy.signal.oaconvolve``); ``"auto"``: `choose_conv_method`.
+        ``scipy.signal.oaconvolve``); both compute integers in float64, exact
+        only below 2**52, rounded, and wrapped modulo 2**64 into the result
+        dtype (SciPy's casts give INT_MIN past int64); ``"auto"``:
+        `choose_conv_method`.
     axes : int or sequence of int, optional
         Convolve over these axes only (default: all); the other axes broadcast, as
         in ``scipy.signal.fftconvolve``, and ``"same"`` keeps in1's shape on them

@@ -244,3 +244,99 @@ def test_per_spec_memo_is_keyed_by_spec_and_arguments():
     assert spec == twin and hash(spec) == hash(twin)
     wider = dataclasses.replace(spec, in_spatial=(1, 2, 800), out_spatial=(1, 2, 800))
     assert direct._terms_plan(wider, False, True)[1][-1] == 802
+
+
+def test_overlap_save_keeps_nan_in_its_blocks():
+    """"oa" spreads a NaN of ``x`` over the output blocks whose input segment holds
+    it, not over the whole output as "fft" does (its docstring said "the same NaN
+    behaviour"); one in the kernel reaches every output."""
+    x = np.ones((1, 4000, 1))
+    x[0, 2000, 0] = np.nan
+    w = np.ones((9, 1, 1))
+    y = numconv.conv(x, w, padding="same", method="oa")
+    nan = np.isnan(y[0, :, 0])
+    assert nan[1996:2005].all() and 0 < nan.sum() < y.size // 2
+    assert not nan[:100].any() and not nan[-100:].any()
+    assert np.isnan(numconv.conv(x, w, padding="same", method="fft")).all()
+    w[4] = np.nan
+    assert np.isnan(numconv.conv(np.ones((1, 4000, 1)), w, padding="same", method="oa")).all()
+
+
+@pytest.mark.parametrize("arg, value", [("strides", True), ("strides", (True,)), ("dilation_rate", (np.True_,)),
+                                        ("padding", True), ("padding", (True, False)), ("groups", True)])
+def test_bools_are_not_integers(arg, value):
+    """``strides=(True,)``, ``padding=(True, False)``, ... are slips, not 1 and 0: they
+    were read as integers inside tuples (only a bare ``True`` was refused)."""
+    with pytest.raises(TypeError, match=arg):
+        numconv.conv1d(X1, W1, **{arg: value})
+
+
+def test_bools_are_not_integers_in_the_other_ops():
+    with pytest.raises(TypeError, match="output_padding"):
+        numconv.conv_transpose(X1, W1.transpose(0, 2, 1), strides=2, output_padding=(True,))
+    with pytest.raises(TypeError, match="input_shape"):
+        numconv.conv_backprop_input(np.ones((2, 8, 8)), W1, (2, True, 4))
+    with pytest.raises(TypeError, match="pool_size"):
+        numconv.max_pool(X1, (True,))
+    with pytest.raises(TypeError, match="set_num_threads"):
+        numconv.set_num_threads(True)
+    with pytest.raises(TypeError, match="axes"):
+        numconv.signal.convolve(np.ones((3, 4)), np.ones((1, 2)), axes=True)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: numconv.conv1d(X1, W1, strides=10 ** 30),
+    lambda: numconv.conv1d(X1, W1, dilation_rate=2 ** 61, padding="same"),
+    lambda: numconv.conv1d(X1, W1, padding=2 ** 62),
+    lambda: numconv.max_pool(X1, 2, strides=2 ** 64, padding="same"),
+    lambda: numconv.max_pool(X1, 2 ** 31, padding="same"),
+    lambda: numconv.conv_backprop_input(np.ones((2, 8, 8)), W1, (2, 2 ** 40, 4)),
+])
+def test_integer_arguments_past_int32_raise_value_error(call):
+    """Values no layer has (they surfaced as Numba TypingErrors, SciPy's "target
+    length too large" or NumPy's dimension errors) are refused up front."""
+    with pytest.raises(ValueError, match="2\\*\\*31 - 1"):
+        call()
+
+
+def test_huge_but_legal_windows_stay_cheap():
+    """A "same" pool_size far past the input is a global pool (the kernel had
+    allocated a row buffer of the whole window per task: a MemoryError inside
+    Numba, raised as SystemError), and a dilation past the output takes the
+    direct kernel, not 2**40 Winograd tiles (it ran for minutes)."""
+    x = np.random.default_rng(5).standard_normal((2, 8, 9, 3))
+    for fmt, axes in (("channels_last", (1, 2)), ("channels_first", (2, 3))):
+        xf = x if fmt == "channels_last" else x.transpose(0, 3, 1, 2)
+        big = numconv.max_pool(xf, 2 ** 30, strides=8, padding="same", data_format=fmt)  # 1 x 2 outputs
+        np.testing.assert_array_equal(big, np.broadcast_to(xf.max(axis=axes, keepdims=True), big.shape))
+        avg = numconv.average_pool(xf, (2 ** 30, 3), padding="same", data_format=fmt)
+        np.testing.assert_allclose(avg, numconv.average_pool(xf, (20, 3), padding="same", data_format=fmt))
+    w = np.random.default_rng(6).standard_normal((3, 3, 3, 4))
+    for d in (2 ** 20, 2 ** 30):
+        got = numconv.conv2d(x, w, dilation_rate=d, padding="same", method="winograd")
+        np.testing.assert_allclose(got, np.einsum("nhwc,cf->nhwf", x, w[1, 1]), rtol=1e-12)
+
+
+def test_depthwise_hints_read_the_users_kernel():
+    """The hints and shape errors of depthwise and separable convs name the
+    user's kernel (*k, C, M), not the grouped (*k, 1, C*M) it becomes: one series
+    of 8 steps x 3 channels was told to reshape to (8, 3, 1), and a (3, 0, 2)
+    kernel was reported as (3, 1, 0)."""
+    for call in (lambda x, k: numconv.depthwise_conv(x, k),
+                 lambda x, k: numconv.separable_conv(x, k, np.ones((1, 6, 4)))):
+        with pytest.raises(ValueError, match=r"got shape \(8, 3\)\. For a single example add a batch axis: "
+                                             r"x\.reshape\(1, 8, 3\)\.$"):
+            call(np.ones((8, 3)), np.ones((3, 3, 2)))
+        with pytest.raises(ValueError, match=r"zero-length axis.*got shape \(3, 0, 2\)"):
+            call(np.ones((1, 8, 3)), np.ones((3, 0, 2)))
+
+
+def test_inferred_groups_that_do_not_divide_filters_name_the_kernel():
+    """No ``groups`` given: the count is inferred from x's channels over the
+    kernel's, and the message says so (it had blamed a ``groups`` of 2 the
+    caller never passed)."""
+    with pytest.raises(ValueError, match=r"kernel must have filters divisible by groups = 2, the count inferred "
+                                         r"from x's 2 channels.*shape \(3, 2, 1\)"):
+        numconv.conv_backprop_kernel(np.ones((1, 4, 2)), np.ones((1, 2, 1)), (3, 1, 1))
+    with pytest.raises(ValueError, match=r"inferred from x's 4 channels.*shape \(3, 3, 4, 3\)"):
+        numconv.conv2d(np.ones((1, 5, 5, 4)), np.ones((3, 3, 2, 3)))

@@ -248,6 +248,48 @@ def test_out_overlapping_an_input_gets_the_right_result(method):
     assert np.allclose(ref, numconv.conv_backprop_kernel(x, g, w.shape, **kw))
 
 
+class _ArrayOf:
+    """An array-like that is no ndarray but views one's memory (as a torch tensor does)."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def __array__(self, dtype=None, copy=None):
+        return self.a
+
+
+@pytest.mark.parametrize("wrap", [memoryview, _ArrayOf])
+def test_out_overlapping_an_input_given_as_another_array_like(wrap):
+    """The overlap check sees through array-likes: ``x`` given as a memoryview or
+    an ``__array__`` object over ``out``'s buffer (a ``torch.from_numpy`` view) was
+    not an ndarray, so it went unchecked and Winograd and depthwise wrote into
+    their own input (errors 44 and 7389)."""
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((1, 12, 12, 16)).astype(np.float32)
+    w = (rng.standard_normal((3, 3, 16, 16)) / 12).astype(np.float32)
+    dk = rng.standard_normal((3, 3, 16, 1)).astype(np.float32)
+    for call in (lambda a, out: numconv.conv2d(a, w, padding="same", method="winograd", out=out),
+                 lambda a, out: numconv.depthwise_conv(a, dk, padding="same", out=out)):
+        ref = call(x, None)
+        buf = x.copy()
+        assert call(wrap(buf), buf) is buf
+        np.testing.assert_allclose(buf, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_big_endian_inputs_compute_natively():
+    """'>f4' and '>f8' (from a file or a network buffer) are the same numbers: they
+    had been rejected as if the dtype were unsupported."""
+    x, w = _data((2, 9, 3), 33), _data((3, 3, 4), 34)
+    for dt in (">f4", ">f8", ">f2", ">i4"):
+        want = numconv.conv(x.astype(dt[1:]), w.astype(dt[1:]))
+        got = numconv.conv(x.astype(dt), w.astype(dt))
+        assert got.dtype == want.dtype and got.dtype.isnative
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(numconv.max_pool(x.astype(">f8"), 2), numconv.max_pool(x, 2))
+    np.testing.assert_array_equal(numconv.depthwise_conv(x.astype(">f4"), w[:, :, :1].astype(">f4")),
+                                  numconv.depthwise_conv(x.astype(np.float32), w[:, :, :1].astype(np.float32)))
+
+
 # ----------------------------------------------------------------- NaN / Inf
 
 NAN_CASES = [
@@ -374,6 +416,30 @@ def test_callable_activation_is_applied():
     _close(numconv.conv(x, w, activation=act), 2 * ref_conv(x, w))
     _close(numconv.conv(x, w, activation=lambda y: y * 2), 2 * ref_conv(x, w))
     assert seen == [(2, 6, 2)]
+
+
+def test_callable_activation_value_is_returned_as_keras_does():
+    """The op returns ``f(y)`` itself (it was broadcast back into ``y``: None
+    gave NaN everywhere, ``y[0]`` copied batch 0 over batch 1, a scalar filled
+    the output), checked: None, another shape or, with ``out``, a dtype that does
+    not cast raise and name the activation."""
+    x, w = _data((2, 8, 3), 35), _data((3, 3, 2), 36)
+    y = ref_conv(x, w)
+    got = numconv.conv(x, w, activation=lambda v: (v * 2).astype(np.float32))
+    assert got.dtype == np.float32  # as f returned it
+    _close(got.astype(np.float64), 2 * y, "float32")
+    out = np.empty(y.shape)
+    assert numconv.conv(x, w, activation=lambda v: v + 1, out=out) is out
+    _close(out, y + 1)
+    for bad, err in ((lambda v: None, TypeError), (lambda v: v[0], ValueError), (lambda v: 1.0, ValueError),
+                     (np.sum, ValueError)):
+        with pytest.raises(err, match="activation"):
+            numconv.conv(x, w, activation=bad)
+        with pytest.raises(err, match="activation"):
+            numconv.conv_transpose(x, w.transpose(0, 2, 1), activation=bad)
+    with pytest.raises(TypeError, match="activation.*complex128"):
+        numconv.conv(x, w, activation=lambda v: v * 1j, out=np.empty(y.shape))
+    _close(numconv.conv(x, w, activation=lambda v: v * 1j), ref_conv(x, w) * 1j)
 
 
 # ----------------------------------------------------------------- invalid arguments

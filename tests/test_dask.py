@@ -326,7 +326,8 @@ def test_numpy_input_and_dask_kernel():
 
 def test_errors_match_in_memory_ops():
     x = da.zeros((1, 56), chunks=(1, 8))
-    with pytest.raises(ValueError, match=r"got shape \(1, 56\)\. For one series of 56 steps") as info:
+    with pytest.raises(ValueError, match=r"got shape \(1, 56\)\. For a batch of one-channel examples add a "
+                                         r"channel axis: x\.reshape\(1, 56, 1\)\.") as info:
         nd.conv1d(x, np.ones((3, 1, 64)))
     with pytest.raises(ValueError) as mem:
         numconv.conv1d(np.zeros((1, 56)), np.ones((3, 1, 64)))

@@ -111,6 +111,16 @@ def test_measure_times_every_method():
     assert set(times) == set(_dispatch.METHODS) - {"winograd"} and best in times
 
 
+def test_measure_never_picks_a_transform_for_integer_inputs():
+    """With ``measure=True`` the pick stays among what "auto" may run: for integer
+    inputs "direct" (the transforms round exact sums past 2**52), whatever the
+    timings; it had returned "fft" where FFT timed fastest."""
+    x, w = np.ones((1, 64, 64, 2), np.int64), np.ones((15, 15, 2, 2), np.int64)
+    best, times = numconv.choose_conv_method(x, w, measure=True)
+    assert best == "direct" and "fft" in times
+    assert numconv.choose_conv_method(x, w) == "direct"
+
+
 def test_cost_model_is_monotone_in_kernel_size():
     """Growing the kernel never moves the choice from a transform (FFT or
     overlap-save) back to direct."""

@@ -381,7 +381,9 @@ def test_results_do_not_depend_on_the_thread_count():
 def test_error_wrong_ndim_names_the_expected_layout_and_fix():
     with pytest.raises(ValueError, match=r"max_pool expects a 4-D input x \(batch, height, width, channels\)"
                                          r".*for a pool_size of length 2; got shape \(8, 8, 3\)\. "
-                                         r"For a single example add a batch axis \(x\.reshape\(1, 8, 8, 3\)\)"):
+                                         r"For a single example add a batch axis: x\.reshape\(1, 8, 8, 3\); "
+                                         r"for a batch of one-channel examples add a channel axis: "
+                                         r"x\.reshape\(8, 8, 3, 1\)\."):
         numconv.max_pool(np.zeros((8, 8, 3)), (2, 2))
     with pytest.raises(ValueError, match=r"average_pool expects a 3-D, 4-D or 5-D input x "
                                          r"\(batch, channels, \*spatial\).*got shape \(4, 4\)"):

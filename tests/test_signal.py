@@ -132,6 +132,38 @@ def test_integer_overflow_wraps_as_scipys_direct_path(dtype):
     assert np.array_equal(stack, np.stack([ss.correlate(r, k[0, 0], mode="same", method="direct") for r in x[0]]))
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint64])
+def test_explicit_transforms_wrap_integers_past_int64_without_undefined_casts(dtype):
+    """An explicit "fft"/"oa" computes integers in float64 (as SciPy's does);
+    values past 2**63 are wrapped modulo 2**64 into the dtype, not cast (NumPy's
+    undefined cast gave INT_MIN and an "invalid value" warning, int32 gave 0)."""
+    import warnings
+
+    top = np.iinfo(dtype).max
+    a, b = np.full(50, top, dtype), np.full(30, top, dtype)
+    for method in ("fft", "oa"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = signal.convolve(a, b, method=method)
+        assert got.dtype == dtype and got.shape == (79,)
+    small = np.arange(-20, 20, dtype=np.int64) if dtype != np.uint64 else np.arange(40, dtype=dtype)
+    for method in ("fft", "oa"):  # below 2**52 still exact, negative values included
+        assert np.array_equal(signal.convolve(small, small[:7], method=method), ss.convolve(small, small[:7]))
+
+
+def test_big_endian_inputs():
+    """'>f8' and '>c16' inputs give SciPy's results in native byte order (pocketfft
+    raised "unsupported data type"; the direct path named ``conv``'s ``x``)."""
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal(300), rng.standard_normal(20)
+    for dt in (">f8", ">f4", ">c16"):
+        for method in ("auto", "direct", "fft", "oa"):
+            got = signal.convolve(a.astype(dt), b.astype(dt), method=method)
+            ref = ss.convolve(a.astype(dt[1:]), b.astype(dt[1:]))
+            assert got.dtype == ref.dtype and got.dtype.isnative, (dt, method)
+            np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
 def test_int64_results_past_2_to_the_53_are_exact():
     assert signal.convolve(np.array([2 ** 53 + 1, 3]), np.array([1]))[0] == 2 ** 53 + 1
     a, b = np.array([3_000_000_000, 7]), np.array([3_000_000_001, 1])

@@ -355,3 +355,28 @@ def test_swap_channels_matches_numpy(shape, groups):
         fg = f // groups
         ref = np.moveaxis(w5.reshape(*ks, cg, groups, fg), (-3, -2, -1), (-1, -2, -3)).reshape(*ks, fg, groups * cg)
         np.testing.assert_array_equal(swap_channels(w5, groups), ref)
+
+
+@pytest.mark.parametrize("case", [dict(strides=2, padding="same"), dict(method="fft", padding="same"),
+                                  dict(C=1), dict(strides=(2, 1), rank=2)])
+def test_channels_first_separable_applies_whole_array_activations_in_the_users_layout(case):
+    """softmax / log_softmax (over the last axis, as Keras) and callables see the
+    channels_first result: where both stages ran channels-last (strides, fft, one
+    channel) they were applied before the result was laid back out (softmax rows
+    summed to 1.85, 1.31, 0.84; a callable saw (1, 4, 3) for a (1, 3, 4) result)."""
+    case = dict(case)
+    rank, C = case.pop("rank", 1), case.pop("C", 2)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, C) + (9, 8)[:rank])
+    dk, pk = rng.standard_normal((3,) * rank + (C, 2)), rng.standard_normal((1,) * rank + (2 * C, 3))
+    kw = dict(data_format="channels_first", **case)
+    y = numconv.separable_conv(x, dk, pk, **kw)
+    e = np.exp(y - y.max(-1, keepdims=True))
+    np.testing.assert_allclose(numconv.separable_conv(x, dk, pk, activation="softmax", **kw),
+                               e / e.sum(-1, keepdims=True), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(numconv.separable_conv(x, dk, pk, activation="log_softmax", **kw),
+                               np.log(e / e.sum(-1, keepdims=True)), rtol=1e-9, atol=1e-12)
+    seen = []
+    got = numconv.separable_conv(x, dk, pk, activation=lambda v: seen.append(v.shape) or v[..., ::-1] * 1, **kw)
+    assert seen == [y.shape]
+    np.testing.assert_allclose(got, y[..., ::-1], rtol=1e-12, atol=1e-12)

@@ -2,7 +2,11 @@
 
 ``applies(spec)`` says which convolutions it computes: real floating dtypes, rank 2
 or 3, a 3x3 window in H and W at stride 1 (any dilation, padding and padding mode;
-in depth any window up to ``MAX_DEPTH_TAPS``, stride and dilation), not depthwise.
+in depth any window up to ``MAX_DEPTH_TAPS``, stride and dilation), not depthwise,
+with a dilation at most twice the output's length in H and W (outputs a dilation
+apart share a tile, so the tile grid has at least ``dilation`` rows: within that
+bound at most 2x the rows of outputs; a dilation of 2**20 on an 8 x 9 output made
+2**40 tiles, nearly all empty).
 ``method="winograd"`` on any other convolution runs the direct kernel, so every
 registered method accepts every convolution and gives the same answer within
 float tolerance (API.md). ``cf_applies(spec)``: ``channels_first`` layers it
@@ -26,7 +30,8 @@ def applies(spec):
     """Whether the Winograd kernel computes ``spec`` (see module docstring)."""
     return (spec.dtype in (np.float32, np.float64) and spec.rank >= 2
             and spec.kernel_spatial[1:] == (3, 3) and spec.strides[1:] == (1, 1)
-            and spec.kernel_spatial[0] <= MAX_DEPTH_TAPS and not direct.is_depthwise(spec))
+            and spec.kernel_spatial[0] <= MAX_DEPTH_TAPS and not direct.is_depthwise(spec)
+            and all(d <= 2 * o for d, o in zip(spec.dilations[1:], spec.out_spatial[1:])))
 
 
 def tile_count(spec):

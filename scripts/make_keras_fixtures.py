@@ -177,6 +177,33 @@ def all_cases():
         yield name, {"kind": "model", "layers": [[c, k] for c, k in layers]}, layers, shape
 
 
+CONFIG_DIR = os.path.join(HERE, os.pardir, "tests", "fixtures", "keras_config")
+
+# A model whose Keras config (``model.to_json()``) numconv must read: every conv
+# family, pooling with "same", a transposed conv with output_padding, Keras's
+# DTypePolicy and initializer serialisations (with ``input_axes``/``output_axes``).
+CONFIG_MODEL = ("sequential_config", [
+    ("Conv2D", dict(filters=6, kernel_size=3, padding="same", activation="relu", kernel_initializer="he_normal")),
+    ("SeparableConv2D", dict(filters=5, kernel_size=3, depth_multiplier=2, activation="softmax")),
+    ("MaxPooling2D", dict(pool_size=3, strides=2, padding="same")),
+    ("DepthwiseConv2D", dict(kernel_size=3, padding="same", depth_multiplier=2, activation="tanh")),
+    ("Conv2DTranspose", dict(filters=4, kernel_size=3, strides=2, output_padding=1)),
+    ("AveragePooling2D", dict(pool_size=3, strides=1, padding="same")),
+    ("GlobalMaxPooling2D", dict()),
+], (2, 14, 13, 3))
+
+
+def config_case(name, layers, input_shape):
+    """``keras_case`` plus the model's ``to_json()``: what ``Sequential.from_config`` reads."""
+    import keras
+
+    arrays = keras_case(name, layers, input_shape)
+    model = keras.Sequential([keras.Input(shape=input_shape[1:])]  # the same architecture (the JSON has no weights)
+                             + [getattr(keras.layers, cls)(**kwargs) for cls, kwargs in layers])
+    arrays["model_json"] = np.array(model.to_json())
+    return arrays
+
+
 def main():
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import keras
@@ -193,6 +220,11 @@ def main():
         total += os.path.getsize(path)
         print(f"{name:40s} y {tuple(arrays['y'].shape)}  {os.path.getsize(path) / 1024:.1f} KiB")
     print(f"{total / 1024:.0f} KiB in {OUT_DIR}")
+    os.makedirs(CONFIG_DIR, exist_ok=True)
+    name, layers, shape = CONFIG_MODEL
+    path = os.path.join(CONFIG_DIR, f"{name}.npz")
+    np.savez_compressed(path, **config_case(name, layers, shape))
+    print(f"{name:40s} {os.path.getsize(path) / 1024:.1f} KiB in {CONFIG_DIR}")
 
 
 if __name__ == "__main__":

@@ -320,6 +320,27 @@ def test_call_errors_name_the_fix():
         layers.Conv1D(4, 3)(np.zeros((1, 2, 8)))
 
 
+@pytest.mark.parametrize("make", [lambda: layers.Conv2D(8, 3), lambda: layers.MaxPooling2D(),
+                                  lambda: layers.GlobalAveragePooling2D(), lambda: layers.DepthwiseConv2D(3)])
+def test_one_image_without_its_batch_axis_is_offered_both_readings(make):
+    """An unbuilt layer given a (32, 32, 3) image cannot know its channels: the
+    message offers the batch-axis reading first (it had offered only "32 images
+    of 32 x 3 pixels with one channel", which runs and means something else)."""
+    with pytest.raises(ValueError, match=r"got shape \(32, 32, 3\)\. For a single example add a batch axis: "
+                                         r"x\.reshape\(1, 32, 32, 3\); for a batch of one-channel examples add a "
+                                         r"channel axis: x\.reshape\(32, 32, 3, 1\)\."):
+        make()(np.zeros((32, 32, 3), np.float32))
+
+
+def test_a_built_layer_offers_the_reading_its_channels_fit():
+    with pytest.raises(ValueError, match=r"add a batch axis: x\.reshape\(1, 28, 28, 3\)\.$"):
+        layers.Conv2D(8, 3, input_shape=(28, 28, 3))(np.zeros((28, 28, 3)))
+    with pytest.raises(ValueError, match=r"add a channel axis: x\.reshape\(4, 28, 28, 1\)\.$"):
+        layers.Conv2D(8, 3, input_shape=(28, 28, 1))(np.zeros((4, 28, 28)))
+    with pytest.raises(ValueError, match=r"(?s)channels_first.*add a batch axis: x\.reshape\(1, 3, 28, 28\)\.$"):
+        layers.Conv2D(8, 3, data_format="channels_first", input_shape=(3, 28, 28))(np.zeros((3, 28, 28)))
+
+
 # ---------------------------------------------------------------- weights
 
 
@@ -461,3 +482,94 @@ def test_import_is_lazy_and_public():
         assert hasattr(layers, name), name
     assert layers.Convolution1D is layers.Conv1D and layers.MaxPool2D is layers.MaxPooling2D
     assert numconv.layers is layers
+
+
+# ---------------------------------------------------------------- configs
+
+CONFIG_FIXTURE = os.path.join(HERE, "fixtures", "keras_config", "sequential_config.npz")
+
+
+def test_sequential_from_a_keras_model_json_runs_its_weights():
+    """Keras 3.15's ``model.to_json()`` (saved by ``scripts/make_keras_fixtures.py``:
+    every conv family, DTypePolicy and initializer serialisations with
+    ``input_axes``) rebuilds in numconv, takes the Keras weights and gives Keras's
+    output; ``get_config`` of the result rebuilds the same again."""
+    f = np.load(CONFIG_FIXTURE)
+    config = json.loads(str(f["model_json"]))
+    model = layers.Sequential.from_config(config)
+    assert model.built and model.output_shape == (None,) + f["y"].shape[1:]
+    weights = [f[f"w{i}"] for i in range(len([k for k in f.files if k[0] == "w" and k[1:].isdigit()]))]
+    model.set_weights(weights)
+    _close(model(f["x"]), f["y"])
+    again = layers.Sequential.from_config(json.loads(json.dumps(model.get_config())))
+    again.set_weights(weights)
+    np.testing.assert_array_equal(again(f["x"]), model(f["x"]))
+    assert [type(a).__name__ for a in again.layers] == [type(m).__name__ for m in model.layers]
+
+
+LAYER_CONFIGS = [
+    lambda: layers.Conv1D(4, 3, strides=2, padding="causal", dilation_rate=1, activation="gelu", use_bias=False),
+    lambda: layers.Conv2D(6, (3, 2), groups=2, kernel_initializer=initializers.HeUniform(seed=3), seed=4),
+    lambda: layers.Conv3D(2, 2, data_format="channels_first", method="fft", activation=None),
+    lambda: layers.SeparableConv1D(3, 5, depth_multiplier=2, pointwise_initializer="lecun_normal"),
+    lambda: layers.SeparableConv2D(3, 3, padding="same", dtype="float64"),
+    lambda: layers.DepthwiseConv1D(3, depth_multiplier=3, bias_initializer=initializers.Constant(0.5)),
+    lambda: layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6"),
+    lambda: layers.Conv1DTranspose(4, 3, strides=2, output_padding=1),
+    lambda: layers.Conv2DTranspose(4, 3, strides=2, padding="same", trainable=False, name="up"),
+    lambda: layers.Conv3DTranspose(2, 2),
+    lambda: layers.MaxPooling2D(3, strides=1, padding="same"),
+    lambda: layers.AveragePooling1D(4),
+    lambda: layers.AveragePooling3D((2, 1, 2), data_format="channels_first"),
+    lambda: layers.GlobalMaxPooling1D(keepdims=True),
+    lambda: layers.GlobalAveragePooling2D(data_format="channels_first"),
+]
+
+
+@pytest.mark.parametrize("make", LAYER_CONFIGS)
+def test_get_config_round_trips_through_json(make):
+    """``from_config(get_config())`` (through JSON, as a saved config travels)
+    rebuilds the same layer: the same config, and built for the same input the
+    same weights (seeded) and output."""
+    layer = make()
+    config = layer.get_config()
+    assert config["name"] == layer.name and config["trainable"] == layer.trainable
+    assert config["dtype"] == layer.dtype.name
+    again = type(layer).from_config(json.loads(json.dumps(config)))
+    assert json.dumps(again.get_config()) == json.dumps(config)
+    assert "method" not in config or config["method"] != "auto"
+
+
+def test_from_config_reads_keras_serialisations_and_rejects_the_rest():
+    policy = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float64"}, "registered_name": None}
+    init = {"module": "keras.initializers", "class_name": "GlorotUniform",
+            "config": {"seed": 1, "input_axes": [2], "output_axes": [3]}, "registered_name": None}
+    layer = layers.Conv2D(4, 3, dtype=policy, kernel_initializer=init)
+    layer.build((None, 8, 8, 5))
+    assert layer.kernel.dtype == np.float64
+    assert np.abs(layer.kernel).max() <= np.sqrt(6 / (5 + 4))  # fans from the axes, not 3*3*5 and 3*3*4
+    assert np.abs(layer.kernel).max() > np.sqrt(6 / (45 + 36))
+    with pytest.raises(TypeError, match="mixed_float16.*float32"):
+        layers.Conv2D(4, 3, dtype={"class_name": "DTypePolicy", "config": {"name": "mixed_float16"}})
+    with pytest.raises(TypeError, match="GlorotUniform takes no 'fan'"):
+        initializers.get({"class_name": "GlorotUniform", "config": {"fan": 3}})
+    with pytest.raises(ValueError, match="layer 1 is 'Dense', which numconv does not have"):
+        layers.Sequential.from_config({"layers": [{"class_name": "Conv1D", "config": {"filters": 2, "kernel_size": 3}},
+                                                  {"class_name": "Dense", "config": {"units": 3}}]})
+
+
+def test_live_keras_reads_numconv_configs():
+    """numconv's configs are Keras's: the installed Keras rebuilds a numconv
+    model from ``get_config()`` and gives numconv's output with its weights."""
+    keras = pytest.importorskip("keras")
+    f = np.load(CONFIG_FIXTURE)
+    model = layers.Sequential.from_config(json.loads(str(f["model_json"])))
+    kmodel = keras.Sequential.from_config(json.loads(json.dumps(model.get_config())))
+    weights = [f[f"w{i}"] for i in range(len([k for k in f.files if k[0] == "w" and k[1:].isdigit()]))]
+    model.set_weights(weights)
+    kmodel.set_weights(weights)
+    _close(model(f["x"]), np.asarray(kmodel(f["x"])))
+    for make in LAYER_CONFIGS:
+        config = {k: v for k, v in make().get_config().items() if k not in ("method", "seed")}
+        klayer = getattr(keras.layers, config.pop("class_name", type(make()).__name__)).from_config(config)
+        assert klayer.name == config["name"]

@@ -6,13 +6,14 @@ call kernels. Arguments are checked in the constructor and in ``build``, with
 messages in numconv's style: the layer and argument, what was received, what
 was expected, and the fix.
 """
+import inspect
 import re
 from collections import Counter
 
 import numpy as np
 
 from .._errors import shape_str
-from .._spec import ACTIVATIONS, NUMPY_ACTIVATIONS
+from .._spec import ACTIVATIONS, NUMPY_ACTIVATIONS, ndim_fix
 from . import initializers
 
 SPATIAL_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
@@ -92,6 +93,43 @@ class Layer:
         if batch_input_shape is None and input_shape is not None:
             batch_input_shape = (batch_size,) + _shape_tuple(cls, "input_shape", input_shape)
         self._pending_shape = batch_input_shape
+
+    # ------------------------------------------------------------ configs
+
+    def get_config(self):
+        """The constructor arguments, as Keras 3's ``layer.get_config()`` lists
+        them: ``name``, ``trainable``, ``dtype``, then the layer's own (the same
+        keys and values, initializers serialised as Keras serialises them,
+        ``"linear"`` for no activation), so ``type(layer).from_config(config)``
+        and Keras's ``keras.layers.<Layer>.from_config(config)`` rebuild it.
+        numconv's own ``method`` and ``seed`` appear only when set (Keras takes
+        neither). Weights are not part of it (``get_weights``)."""
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        for key, p in inspect.signature(type(self).__init__).parameters.items():
+            if key == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                continue
+            value = getattr(self, key)
+            if key == "method" and value == "auto":
+                continue
+            if key.endswith("_initializer"):
+                value = initializers.serialize(value)
+            elif key == "activation" and value is None:
+                value = "linear"
+            config[key] = value
+        if self.seed is not None:
+            config["seed"] = self.seed
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """A layer from ``get_config()``'s dict, numconv's or Keras 3's (its
+        serialised initializers and DTypePolicy are read; training-only
+        arguments such as regularizers are kept and ignored, as in the
+        constructor). Unbuilt: build it, or let ``Sequential.from_config`` do."""
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: config must be a dict (a layer's get_config()); "
+                            f"got {type(config).__name__}.")
+        return cls(**config)
 
     def _finish_init(self):
         """Called at the end of a subclass constructor: ``input_shape=`` builds now (as Keras 2 did)."""
@@ -246,25 +284,12 @@ class Layer:
         if self.rank is None or len(shape) == self.rank + 2:
             return
         r = self.rank
-        cl = self.data_format == "channels_last"
         msg = (f"{self._who()} expects a {r + 2}-D input {layout(r, self.data_format)} for "
                f"data_format=\"{self.data_format}\"; got shape {format_shape(shape)}.")
-        channels = getattr(self, "_channels", None) if self.built else None
-        unit = {1: ("series", "steps", "feature"), 2: ("image", "pixels", "channel"),
-                3: ("volume", "voxels", "channel")}[r]
-        short = r + 2 - len(shape)
-        if short == 1 and len(shape) >= 2 and None not in shape:
-            last = shape[-1] if cl else shape[0]
-            if channels is not None and last == channels and channels != 1:
-                msg += f" For a single example add a batch axis: x.reshape{shape_str((1,) + tuple(shape))}."
-            elif channels in (None, 1):
-                new = tuple(shape) + (1,) if cl else shape[:1] + (1,) + tuple(shape[1:])
-                lead = "one" if shape[0] == 1 else str(shape[0])
-                size = " x ".join(map(str, shape[1:]))
-                msg += f" For {lead} {unit[0]} of {size} {unit[1]} with one {unit[2]} use x.reshape{shape_str(new)}."
-        elif short == 2 and None not in shape and getattr(self, "_channels", 1) in (None, 1):
-            new = (1,) + tuple(shape) + (1,) if cl else (1, 1) + tuple(shape)
-            msg += f" For one {unit[0]} with one {unit[2]} use x.reshape{shape_str(new)}."
+        channels = getattr(self, "_channels", None) if self.built and self._needs_channels else None
+        fix = ndim_fix(shape, r, self.data_format, None if channels is None else channels.__eq__)
+        if fix:
+            msg += " " + fix
         raise ValueError(msg)
 
     def _check_channels(self, shape, channels):
@@ -293,6 +318,16 @@ class Layer:
 def _normalize_dtype(cls, dtype):
     if dtype is None:
         return np.dtype("float32")
+    if isinstance(dtype, dict):  # Keras 3's serialised DTypePolicy: {"class_name": "DTypePolicy", "config": {...}}
+        name = (dtype.get("config") or {}).get("name")
+        if not (str(dtype.get("class_name", "")).endswith("DTypePolicy") and isinstance(name, str)):
+            raise TypeError(f"{cls}: dtype must be 'float32', 'float64' or a Keras DTypePolicy config "
+                            f"({{'class_name': 'DTypePolicy', 'config': {{'name': 'float32'}}}}); got {dtype!r}.")
+        if name.startswith("mixed_"):
+            raise TypeError(f"{cls}: dtype policy {name!r} computes in {name[6:]}; numconv layers compute in "
+                            "float32 or float64. Use dtype='float32' (weights of a mixed-precision Keras model "
+                            "are float32).")
+        dtype = name
     try:
         d = np.dtype(dtype)
     except TypeError:

@@ -116,6 +116,60 @@ class Sequential:
             layer.set_weights(weights[i:i + c])
             i += c
 
+    def get_config(self):
+        """The model as Keras 3's ``model.get_config()`` describes it: each layer's
+        ``{"class_name", "config", "build_config"}``, so ``Sequential.from_config``
+        here and ``keras.Sequential.from_config`` there rebuild the same stack
+        (weights apart: ``get_weights``)."""
+        entries = []
+        for layer in self.layers:
+            entry = {"module": "keras.layers", "class_name": type(layer).__name__, "config": layer.get_config(),
+                     "registered_name": None}
+            if layer.built:
+                entry["build_config"] = {"input_shape": layer.input_shape}
+            entries.append(entry)
+        return {"name": self.name, "trainable": True, "dtype": "float32", "layers": entries}
+
+    @classmethod
+    def from_config(cls, config):
+        """A model from ``get_config()``'s dict, numconv's or Keras 3's
+        (``keras_model.get_config()``, or ``json.loads(keras_model.to_json())``):
+        an ``InputLayer`` or the first layer's ``build_config`` gives the input
+        shape, and the model is built when there is one, so that
+        ``model.set_weights(keras_model.get_weights())`` follows at once.
+
+        Raises ValueError for a layer numconv does not have (Dense, Flatten,
+        ...), naming it."""
+        from . import _base
+
+        if isinstance(config, dict) and config.get("class_name") == "Sequential" and "config" in config:
+            config = config["config"]  # the to_json() form
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise TypeError("Sequential.from_config: config must be a dict with a 'layers' list (a model's "
+                            f"get_config()); got {type(config).__name__}.")
+        import numconv.layers as known
+
+        shape, layers = None, []
+        for i, entry in enumerate(config["layers"]):
+            name = entry.get("class_name") if isinstance(entry, dict) else None
+            cfg = dict(entry.get("config") or {}) if isinstance(entry, dict) else {}
+            if name == "InputLayer":
+                shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+                continue
+            layer_cls = getattr(known, name, None) if isinstance(name, str) else None
+            if not (isinstance(layer_cls, type) and issubclass(layer_cls, _base.Layer)):
+                have = ", ".join(sorted({c.__name__ for c in vars(known).values()
+                                         if isinstance(c, type) and issubclass(c, _base.Layer)} - {"Layer"}))
+                raise ValueError(f"Sequential.from_config: layer {i} is {name!r}, which numconv does not have; "
+                                 f"it has {have}.")
+            if not layers and shape is None:
+                shape = (entry.get("build_config") or {}).get("input_shape")
+            layers.append(layer_cls.from_config(cfg))
+        model = cls(layers, name=config.get("name", "sequential"))
+        if shape is not None and layers and not model.built:
+            model.build(shape)
+        return model
+
     def summary(self, print_fn=None):
         """Print Keras's table: layer (type), output shape, parameter count."""
         print_fn = print_fn or print

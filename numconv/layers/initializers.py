@@ -25,25 +25,31 @@ Examples
 >>> initializers.get("he_normal")
 HeNormal(seed=None)
 """
+import inspect
 import math
 
 import numpy as np
 
 __all__ = ["Initializer", "Constant", "Zeros", "Ones", "Identity", "RandomNormal", "RandomUniform",
            "TruncatedNormal", "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal",
-           "LecunUniform", "LecunNormal", "Orthogonal", "get", "compute_fans"]
+           "LecunUniform", "LecunNormal", "Orthogonal", "get", "serialize", "compute_fans"]
 
 #: Keras's correction: the standard deviation of a unit normal truncated to [-2, 2].
 _TRUNCATED_STD = 0.87962566103423978
 
 
-def compute_fans(shape):
-    """``(fan_in, fan_out)`` of a weight ``shape``, as Keras's ``compute_fans``.
+def compute_fans(shape, input_axes=None, output_axes=None):
+    """``(fan_in, fan_out)`` of a weight ``shape``, as Keras's ``compute_fans``
+    (with both ``input_axes`` and ``output_axes``: the products of those axes).
 
     >>> compute_fans((3, 3, 16, 32))
     (144, 288)
+    >>> compute_fans((3, 3, 16, 32), input_axes=[2], output_axes=[3])
+    (16, 32)
     """
     shape = tuple(int(s) for s in shape)
+    if input_axes is not None and output_axes is not None:
+        return math.prod(shape[a] for a in input_axes), math.prod(shape[a] for a in output_axes)
     if len(shape) < 1:
         return 1, 1
     if len(shape) == 1:
@@ -82,7 +88,8 @@ class Initializer:
         return {"seed": self.seed} if "seed" in vars(self) else {}
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
+                         if v is not None or k not in ("input_axes", "output_axes"))
         return f"{type(self).__name__}({args})"
 
 
@@ -212,8 +219,15 @@ class VarianceScaling(Initializer):
     _MODES = ("fan_in", "fan_out", "fan_avg")
     _DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None, input_axes=None,
+                 output_axes=None):
         name = type(self).__name__
+        for arg, axes in (("input_axes", input_axes), ("output_axes", output_axes)):
+            if axes is not None and not (isinstance(axes, (list, tuple))
+                                         and all(isinstance(a, (int, np.integer)) for a in axes)):
+                raise TypeError(f"{name}: {arg} must be None or a list of ints (Keras's fan axes); got {axes!r}.")
+        self.input_axes = None if input_axes is None else [int(a) for a in input_axes]
+        self.output_axes = None if output_axes is None else [int(a) for a in output_axes]
         if not scale > 0:
             raise ValueError(f"{name}: scale must be a positive float; got {scale!r}.")
         if mode not in self._MODES:
@@ -229,7 +243,7 @@ class VarianceScaling(Initializer):
 
     def __call__(self, shape, dtype=None):
         shape, dtype = _shape_dtype(type(self).__name__, shape, dtype)
-        fan_in, fan_out = compute_fans(shape)
+        fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         scale = self.scale / max(1.0, n)
         rng = self._rng()
@@ -243,15 +257,16 @@ class VarianceScaling(Initializer):
         return w.astype(dtype)
 
     def get_config(self):
-        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed}
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed,
+                "input_axes": self.input_axes, "output_axes": self.output_axes}
 
 
 def _preset(name, scale, mode, distribution, doc):
-    def __init__(self, seed=None):
-        VarianceScaling.__init__(self, scale, mode, distribution, seed)
+    def __init__(self, seed=None, input_axes=None, output_axes=None):
+        VarianceScaling.__init__(self, scale, mode, distribution, seed, input_axes, output_axes)
 
     def get_config(self):
-        return {"seed": self.seed}
+        return {"seed": self.seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
 
     return type(name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config, "__doc__": doc})
 
@@ -307,6 +322,23 @@ NAMES = {**{c.__name__: c for c in _CLASSES}, **{_snake(c.__name__): c for c in 
          "normal": RandomNormal, "uniform": RandomUniform, "one": Ones, "zero": Zeros}
 
 
+def serialize(initializer):
+    """``initializer`` as Keras 3's ``keras.initializers.serialize`` gives it
+    (``{"module", "class_name", "config", "registered_name"}``, which ``get`` and
+    Keras both read); a name is resolved first; a plain callable is returned as
+    it is (neither library can write a function into a config).
+
+    >>> serialize("he_normal")["class_name"], serialize("zeros")["config"]
+    ('HeNormal', {})
+    """
+    if isinstance(initializer, (str, dict, type)):
+        initializer = get(initializer)
+    if not isinstance(initializer, Initializer):
+        return initializer
+    return {"module": "keras.initializers", "class_name": type(initializer).__name__,
+            "config": initializer.get_config(), "registered_name": None}
+
+
 def get(identifier, seed=None):
     """An initializer from a Keras name, a config dict, a class, an instance or a callable.
 
@@ -346,9 +378,13 @@ def get(identifier, seed=None):
                              "(or their class names), an Initializer or a callable f(shape, dtype=None).")
         cls = NAMES[cls]
     if isinstance(cls, type) and issubclass(cls, Initializer):
-        takes_seed = "seed" in cls.__init__.__code__.co_varnames
-        if takes_seed and config.get("seed") is None and seed is not None:
+        takes = inspect.signature(cls.__init__).parameters
+        if "seed" in takes and config.get("seed") is None and seed is not None:
             config["seed"] = seed
+        unknown = [k for k in config if k not in takes]
+        if unknown:
+            raise TypeError(f"initializers.get: {cls.__name__} takes no {unknown[0]!r}; its arguments are "
+                            + ", ".join(p for p in takes if p != "self") + f" (got config {config!r}).")
         return cls(**config)
     raise TypeError(f"initializers.get: expected an initializer name, config dict, Initializer or "
                     f"callable f(shape, dtype=None); got {identifier!r}.")

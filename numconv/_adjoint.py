@@ -666,8 +666,16 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
     alloc = _memory.empty if data_format == "channels_last" and out is None else _memory.scratch
     y5 = alloc((N,) + spec.in_spatial + (filters,), dtype)  # returned as it is only channels-last without out
     adjoint(spec, x5, wt, [0] * lead + [pb for pb, _ in windows], spec.in_spatial, y5, method)
-    if bias is not None or (isinstance(act, int) and act):
-        b = np.zeros(1, dtype) if bias is None else canonical_array(bias, dtype, (filters,))
+    return transpose_epilogue(spec, y5, bias, out)
+
+
+def transpose_epilogue(spec, y5, bias, out):
+    """``conv_transpose``'s bias and activation on its canonical result ``y5`` (in
+    place), delivered in the user's layout (into ``out`` where given); the whole
+    op's and each of ``numconv.dask``'s blocks' (same formulas, same bits)."""
+    act, filters = spec.activation, y5.shape[-1]
+    if (bias is not None or (isinstance(act, int) and act)) and y5.size:
+        b = np.zeros(1, spec.dtype) if bias is None else canonical_array(bias, spec.dtype, (filters,))
         with kernel_lock():
             bias_activation_kernel(y5.reshape(-1, filters), b, bias is not None,
                                    fused_code(act) if isinstance(act, int) else 0)
@@ -675,5 +683,5 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
             apply_deferred(y5, act)
     result = user_layout(spec, y5, spec.in_spatial, filters, out)
     if callable(act):
-        result = apply_callable(fn, act, result, out)
+        result = apply_callable(spec.fn, act, result, out)
     return result

@@ -338,12 +338,11 @@ def depthwise_conv(x, kernel, bias=None, *, strides=1, padding="valid", dilation
 
 def _depthwise_stays_channels_first(fn, x, w, strides, padding, dilation_rate, groups, padding_mode, method):
     """Whether ``conv`` computes this channels_first depthwise stage without layout
-    changes (``direct.is_depthwise_channels_first`` on the direct path)."""
-    try:
-        spec = conv_spec(fn, x, w, None, strides, padding, dilation_rate, groups, "channels_first", padding_mode,
-                         None, method, _dispatch.METHODS, layout=False)[0]
-    except (TypeError, ValueError):  # reported by the stage itself, with its own message
-        return False
+    changes (``direct.is_depthwise_channels_first`` on the direct path). Bad
+    arguments raise here, where the message still shows ``x`` as the user laid it
+    out (the channels-last fallback would show it transposed)."""
+    spec = conv_spec(fn, x, w, None, strides, padding, dilation_rate, groups, "channels_first", padding_mode,
+                     None, method, _dispatch.METHODS, layout=False)[0]
     return direct.is_depthwise_channels_first(spec) and _dispatch.resolve(spec) == "direct"
 
 

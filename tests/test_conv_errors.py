@@ -340,3 +340,12 @@ def test_inferred_groups_that_do_not_divide_filters_name_the_kernel():
         numconv.conv_backprop_kernel(np.ones((1, 4, 2)), np.ones((1, 2, 1)), (3, 1, 1))
     with pytest.raises(ValueError, match=r"inferred from x's 4 channels.*shape \(3, 3, 4, 3\)"):
         numconv.conv2d(np.ones((1, 5, 5, 4)), np.ones((3, 3, 2, 3)))
+
+
+def test_channels_first_separable_errors_show_x_as_given():
+    """The channels_first separable conv's errors show ``x`` as the user laid it
+    out (the channels-last fallback reported it transposed, (1, 5, 4, 2) read as
+    channels_last)."""
+    with pytest.raises(ValueError, match=r"x has shape \(1, 2, 5, 4\) read as \(batch, channels, height, width\)"):
+        numconv.separable_conv(np.ones((1, 2, 5, 4)), np.ones((7, 7, 2, 1)), np.ones((1, 1, 2, 3)),
+                               data_format="channels_first", strides=2)

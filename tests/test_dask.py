@@ -430,3 +430,56 @@ def test_last_axis_activations_see_the_whole_axis(activation, data_format):
     wt = rng.standard_normal((3, 3, 4, 6))
     got = nd.conv_transpose(da.from_array(x, chunks=chunks), wt, strides=2, filter_chunks=2, **kw).compute()
     np.testing.assert_allclose(got, numconv.conv_transpose(x, wt, strides=2, **kw), rtol=1e-12, atol=1e-12)
+
+
+def test_activations_are_checked_and_typed_when_the_graph_is_built():
+    """softmax on complex data is the in-memory TypeError (it was computed), and a
+    callable is probed: its dtype is the lazy result's (a bool-returning one
+    gave a float64 graph, and conv_transpose cast its values back to float), and
+    one returning another shape fails at once (conv_transpose broadcast it into
+    every channel)."""
+    x = da.from_array(RNG.standard_normal((2, 12, 3)), chunks=(1, 5, 3))
+    w = RNG.standard_normal((3, 3, 4))
+    wt = RNG.standard_normal((3, 4, 3))
+    for call in (lambda xx, act: nd.conv(xx, w, activation=act),
+                 lambda xx, act: nd.conv_transpose(xx, wt, activation=act),
+                 lambda xx, act: nd.separable_conv(xx, w[:, :, :1], np.ones((1, 3, 2)), activation=act)):
+        with pytest.raises(TypeError, match="complex data"):
+            call(x.astype(np.complex128), "softmax")
+        y = call(x, lambda v: v > 0)
+        assert y.dtype == np.bool_ and compute(y).dtype == np.bool_
+        with pytest.raises(ValueError, match="activation must return an array of the result's shape"):
+            call(x, lambda v: v[0])
+    assert_same(compute(nd.conv_transpose(x, wt, activation=lambda v: v > 0)),
+                numconv.conv_transpose(x.compute(), wt, activation=lambda v: v > 0))
+    assert_same(compute(nd.conv(x, w, activation=lambda v: v > 0)),
+                numconv.conv(x.compute(), w, activation=lambda v: v > 0))
+
+
+def test_conv_transpose_blocks_use_the_whole_ops_activation_formulas():
+    """Blocks apply bias and activation as the in-memory op does (deferred NumPy
+    formulas for sigmoid, softplus, ...): one chunk was 3.7e-9 off in float32."""
+    x = (5 * RNG.standard_normal((1, 12, 2))).astype(np.float32)
+    wt = RNG.standard_normal((3, 2, 2)).astype(np.float32)
+    for act in ("sigmoid", "softplus", "swish", "exponential", "elu"):
+        want = numconv.conv_transpose(x, wt, np.ones(2, np.float32), activation=act, method="direct")
+        for chunks in ((1, 12, 2), (1, 5, 2)):  # one block: bit for bit; spatial blocks: their own plans
+            got = compute(nd.conv_transpose(da.from_array(x, chunks=chunks), wt, np.ones(2, np.float32),
+                                            activation=act, method="direct"))
+            assert np.array_equal(got, want) if chunks[1] == 12 else np.allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_depthwise_filter_chunks_hold_whole_channels():
+    """One input channel with a depth multiplier: filter chunks must hold whole
+    channels' multipliers (a split of 2 of 4 built, then failed when computed)."""
+    x = da.from_array(RNG.standard_normal((1, 8, 2)), chunks=(1, 4, 1))
+    k = RNG.standard_normal((3, 2, 2))
+    assert_same(compute(nd.depthwise_conv(x, k, filter_chunks=2)), numconv.depthwise_conv(x.compute(), k))
+    with pytest.raises(ValueError, match="filter_chunks must split the 4 output channels at multiples of 4"):
+        nd.depthwise_conv(x[..., :1], RNG.standard_normal((3, 1, 4)), filter_chunks=2)
+
+
+def test_unknown_chunks_name_the_argument():
+    x = da.from_array(np.arange(10.0), chunks=5)
+    with pytest.raises(ValueError, match="convolve: in1 must have known chunk sizes"):
+        dsignal.convolve(x[x > 3], np.ones(3))

@@ -5,12 +5,21 @@
 ``numconv.dask.signal.convolve`` / ``correlate`` take the in-memory ops'
 arguments with a ``dask.array.Array`` as input (other array-likes are wrapped in
 one chunk) and return a lazy ``dask.array.Array`` of the same values: the
-result equals the in-memory op on the computed input (bit for bit on the direct
-path; within float tolerance where the dispatcher picks another method for a
-block than for the whole array, and for channels_first depthwise layers cut
-into blocks of fewer than 4 output rows, where the in-memory kernel sums the
-window rows in another order than on taller blocks). Kernels and biases are
-in-memory arrays.
+result equals the in-memory op on the computed input, bit for bit where each
+block runs the kernel the whole array runs (the same formulas, each output's
+terms in the same order), and within rounding (~1e-15 relative in float64,
+~1e-7 in float32) where a block's shape makes the dispatcher pick another
+method, or the direct path another kernel: 1-4 filters or groups per block
+(``filter_chunks``, channel chunks), narrow spatial blocks, channels_first
+depthwise blocks of fewer than 4 output rows (whose kernel sums the window rows
+in another order than on taller blocks). Kernels and biases are in-memory
+arrays. Activation names act as in memory (``softmax`` and ``log_softmax`` on
+the assembled result's whole last axis); a callable runs on each block, as
+``map_blocks`` runs a function, so it must act on each value alone (a function
+of the whole result, such as normalising by its sum, belongs after the op). It
+is probed on a one-element array when the graph is built: that gives the lazy
+result the dtype the callable returns, and rejects one returning None or
+another shape at once.
 
 How blocks are cut (``numconv.dask._graph``):
 
@@ -77,7 +86,7 @@ def as_dask(fn, x, arg="x"):
     da = import_dask_array(fn)
     if not isinstance(x, da.Array):
         x = da.asarray(x)
-    check_known_shape(fn, x)
+    check_known_shape(fn, x, arg)
     return x
 
 
@@ -179,13 +188,22 @@ def window_plans(spec, x, spatial_axes, mode):
 _AXIS_ACTIVATIONS = ("softmax", "log_softmax")
 
 
-def _apart_axis_activation(activation):
-    """(the activation the blocks apply, the function applied after them or None)."""
-    from numconv._spec import NUMPY_ACTIVATIONS
+def _block_activation(fn, activation, dtype, ndim):
+    """``(the activation the blocks apply, the function applied to the assembled
+    result or None, the result's dtype)``, after the in-memory op's checks for
+    ``dtype`` (softmax on complex data is a TypeError). A callable runs on each
+    block, as ``map_blocks`` runs a function: it is probed here on a
+    one-element array, which gives the lazy result its dtype (a callable may
+    return another, as in the in-memory op) and rejects one that returns None or
+    another shape, when the graph is built rather than when it runs."""
+    from numconv._spec import NUMPY_ACTIVATIONS, apply_callable, normalize_activation
 
+    normalize_activation(fn, activation, dtype)
     if isinstance(activation, str) and activation.lower() in _AXIS_ACTIVATIONS:
-        return None, NUMPY_ACTIVATIONS[activation.lower()]
-    return activation, None
+        return None, NUMPY_ACTIVATIONS[activation.lower()], dtype
+    if callable(activation):
+        dtype = apply_callable(fn, activation, np.ones((1,) * ndim, dtype), None).dtype
+    return activation, None, dtype
 
 
 def _after_blocks(y, function):
@@ -197,7 +215,6 @@ def _after_blocks(y, function):
 
 def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, data_format, padding_mode,
           activation, method, filter_chunks, kind="conv", pointwise=None):
-    activation, after = _apart_axis_activation(activation)
     from numconv import _dispatch
     from numconv._errors import shape_str, value_error
     from numconv._ops import _depthwise_kernel
@@ -222,11 +239,16 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     if bias is not None and kind != "separable":
         bias, b_int = normalize_array(fn, "bias", bias)
         dtype, b_shape = np.result_type(dtype, bias.dtype), bias.shape
+    block_act, after = None, None
+    if kind != "separable":
+        block_act, after, out_dtype = _block_activation(fn, activation, dtype, x.ndim)
     spec = spec_from_shapes(fn, x.shape, w.shape, b_shape, dtype, strides, padding, dilation_rate, groups,
-                            data_format, padding_mode, None if kind == "separable" else activation, method,
-                            _dispatch.METHODS, rank, x_int and k_int and b_int)
+                            data_format, padding_mode, block_act, method, _dispatch.METHODS, rank,
+                            x_int and k_int and b_int)
     filters, fg, cg = spec.filters, spec.filters // spec.groups, spec.channels // spec.groups
-    unit = 1 if spec.groups == 1 else fg  # filter chunks hold whole groups (any split when groups == 1)
+    # filter chunks hold whole groups (any split when groups == 1), and a depthwise
+    # block whole channels: its kernel is sliced by channel (f // multiplier)
+    unit = fg if spec.groups > 1 or kind == "depthwise" else 1
     if kind == "separable":
         pk, _ = normalize_array(fn, "pointwise_kernel", pointwise)
         expected = (1,) * spec.rank + (spec.filters,)
@@ -237,11 +259,11 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
         mid_shape = (1,) * (spec.rank + 1) + (spec.filters,)
         if bias is not None:
             bias, _ = normalize_array(fn, "bias", bias)
-        pspec = spec_from_shapes(fn, mid_shape, pk.shape, None if bias is None else bias.shape,
-                                 np.result_type(dtype, pk.dtype, *(() if bias is None else (bias.dtype,))),
-                                 1, "valid", 1, 1, "channels_last", "zeros", activation, method,
-                                 _dispatch.METHODS)
-        dtype, filters, unit, fg = pspec.dtype, pspec.filters, 1, None
+        pdtype = np.result_type(dtype, pk.dtype, *(() if bias is None else (bias.dtype,)))
+        block_act, after, out_dtype = _block_activation(fn, activation, pdtype, x.ndim)
+        pspec = spec_from_shapes(fn, mid_shape, pk.shape, None if bias is None else bias.shape, pdtype,
+                                 1, "valid", 1, 1, "channels_last", "zeros", block_act, method, _dispatch.METHODS)
+        filters, unit, fg = pspec.filters, 1, None
         pointwise = pk
     spatial_axes, channel_axis = layout_axes(spec.rank, spec.data_format)
     mode = spec.padding_mode
@@ -259,13 +281,13 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     from ._tasks import conv_block
 
     kwargs = dict(strides=strides, dilation_rate=dilation_rate, data_format=spec.data_format,
-                  padding_mode="zeros", activation=activation, method=method)
+                  padding_mode="zeros", activation=block_act, method=method)
     op = partial(conv_block, kind=kind, spatial_axes=spatial_axes, channel_axis=channel_axis,
                  filters_per_group=None if spec.groups == 1 else fg, multiplier=multiplier, kwargs=kwargs)
     consts = (kernel, bias) + ((pointwise,) if kind == "separable" else ())
     name = token(fn, x.name, kind, kernel, bias, pointwise, strides, padding, dilation_rate, groups,
                  spec.data_format, mode, activation, method, plans[channel_axis].chunks)
-    return _after_blocks(build(name, x, [plans[a] for a in range(x.ndim)], op, dtype, consts,
+    return _after_blocks(build(name, x, [plans[a] for a in range(x.ndim)], op, out_dtype, consts,
                                materialize="empty" if mode == "zeros" else "never"), after)
 
 
@@ -373,12 +395,11 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
                    data_format="channels_last", activation=None, method="auto", filter_chunks=None):
     import numconv
     from numconv._adjoint import transpose_window
-    from numconv._spec import normalize_activation, normalize_tuple
+    from numconv._spec import normalize_tuple
 
     fn = "conv_transpose"
     x = as_dask(fn, x)
     kernel, bias = in_memory(kernel), in_memory(bias)
-    activation, after = _apart_axis_activation(activation)
     shape, dtype = dry_run(fn, x, lambda d: numconv.conv_transpose(
         d, kernel, bias, strides=strides, padding=padding, output_padding=output_padding,
         dilation_rate=dilation_rate, data_format=data_format, activation=activation, method=method))
@@ -403,13 +424,13 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
 
     from ._tasks import transpose_block
 
-    normalize_activation(fn, activation, dtype)
+    block_act, after, out_dtype = _block_activation(fn, activation, dtype, x.ndim)
     op = partial(transpose_block, rank=rank, data_format=data_format, strides=strides, dilations=dilations,
-                 pbs=tuple(pbs), activation=activation, method=method.lower(), spatial_axes=spatial_axes,
+                 pbs=tuple(pbs), activation=block_act, method=method.lower(), spatial_axes=spatial_axes,
                  channel_axis=channel_axis, dtype=np.dtype(dtype))
     name = token(fn, x.name, kernel, bias, strides, padding, output_padding, dilations, data_format, activation,
                  method, plans[channel_axis].chunks)
-    return _after_blocks(build(name, x, [plans[a] for a in range(x.ndim)], op, dtype, (kernel, bias)), after)
+    return _after_blocks(build(name, x, [plans[a] for a in range(x.ndim)], op, out_dtype, (kernel, bias)), after)
 
 
 conv_transpose.__doc__ = ("Transposed convolution of a Dask array (`numconv.conv_transpose`).\n" + _COMMON.format(

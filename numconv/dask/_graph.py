@@ -285,8 +285,8 @@ def run_block(op, static, pieces, *consts):
         return op(block, pads, static["info"], *consts)
 
 
-def check_known_shape(fn, x):
+def check_known_shape(fn, x, arg="x"):
     """Dask arrays with unknown chunk sizes (after boolean indexing) cannot be planned."""
     if any(math.isnan(c) for cs in x.chunks for c in cs):
-        raise ValueError(f"{fn}: x must have known chunk sizes; got chunks {x.chunks}. "
-                         "Call x.compute_chunk_sizes() first.")
+        raise ValueError(f"{fn}: {arg} must have known chunk sizes; got chunks {x.chunks}. "
+                         f"Call {arg}.compute_chunk_sizes() first.")

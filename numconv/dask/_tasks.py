@@ -63,10 +63,8 @@ def transpose_block(block, pads, info, kernel, bias, *, rank, data_format, strid
     """``conv_transpose`` of one block: the adjoint core (``numconv._adjoint.adjoint``)
     on the inputs that scatter into the block's outputs, with the block's own
     offset ``pb`` per axis, then bias and activation as ``numconv.conv_transpose``."""
-    from numconv._adjoint import adjoint, swap_channels
-    from numconv._config import kernel_lock
-    from numconv._kernels.act import bias_activation_kernel
-    from numconv._spec import ConvSpec, canonical_array, canonical_kernel, normalize_activation, user_layout
+    from numconv._adjoint import adjoint, swap_channels, transpose_epilogue
+    from numconv._spec import ConvSpec, canonical_array, canonical_kernel, normalize_activation
 
     f0, f1 = _range(info, channel_axis)
     k = kernel[..., f0:f1, :]
@@ -87,14 +85,7 @@ def transpose_block(block, pads, info, kernel, bias, *, rank, data_format, strid
         x5 = canonical_array(xl, dtype, (N,) + spec.out_spatial + (in_channels,))
         wt = swap_channels(canonical_kernel(spec, k), 1)
         adjoint(spec, x5, wt, [0] * lead + local_pb, spec.in_spatial, y5, method)
-    if (bias is not None or (isinstance(act, int) and act)) and y5.size:
-        b = np.zeros(1, dtype) if bias is None else canonical_array(bias[f0:f1], dtype, (filters,))
-        with kernel_lock():
-            bias_activation_kernel(y5.reshape(-1, filters), b, bias is not None, act if isinstance(act, int) else 0)
-    result = user_layout(spec, y5, spec.in_spatial, filters, None)
-    if callable(act):
-        result[...] = act(result)
-    return result
+    return transpose_epilogue(spec, y5, None if bias is None else bias[f0:f1], None)
 
 
 def signal_block(block, pads, info, in2, *, sliced_axes, axes, method):

@@ -320,7 +320,7 @@ def _log_softmax(y):
 
 
 def _hard_silu(y):
-    return y * np.clip(y + 3, 0, 6) / 6
+    return y * (np.clip(y + 3, 0, 6) / 6)  # Keras's x * hard_sigmoid(x); y * 6 first overflowed past 5.7e37
 
 
 def _softplus(y):

@@ -508,3 +508,11 @@ def test_deferred_activation_on_every_path(method):
                ref_activation(activation, lin))
     y = numconv.conv_transpose(x, w.transpose(0, 1, 3, 2), b, strides=2, padding="same", activation="sigmoid")
     _close(y, 1 / (1 + np.exp(-numconv.conv_transpose(x, w.transpose(0, 1, 3, 2), b, strides=2, padding="same"))))
+
+
+def test_hard_silu_does_not_overflow_before_keras_does():
+    """``x * hard_sigmoid(x)`` as Keras computes it: ``y * clip(y + 3, 0, 6) / 6``
+    overflowed to inf past 5.7e37 in float32."""
+    x = np.full((1, 3, 1), 1e38, np.float32)
+    y = numconv.conv1d(x, np.ones((1, 1, 1), np.float32), activation="hard_silu")
+    assert np.isfinite(y).all() and np.allclose(y, 1e38)

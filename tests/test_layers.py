@@ -573,3 +573,37 @@ def test_live_keras_reads_numconv_configs():
         config = {k: v for k, v in make().get_config().items() if k not in ("method", "seed")}
         klayer = getattr(keras.layers, config.pop("class_name", type(make()).__name__)).from_config(config)
         assert klayer.name == config["name"]
+
+
+def test_configs_carry_the_input_shape_and_refuse_functional_models():
+    """A built model's config has Keras's InputLayer and ``build_input_shape`` (Keras
+    rebuilt numconv's configs unbuilt), and its dtype; a Functional model's config
+    (a graph of layers) is refused, not rebuilt as a chain of its layers."""
+    model = layers.Sequential([layers.Conv1D(4, 3, input_shape=(10, 3), dtype="float64"), layers.MaxPooling1D()])
+    config = model.get_config()
+    assert config["layers"][0]["class_name"] == "InputLayer"
+    assert tuple(config["layers"][0]["config"]["batch_shape"]) == (None, 10, 3)
+    assert tuple(config["build_input_shape"]) == (None, 10, 3) and config["dtype"] == "float64"
+    again = layers.Sequential.from_config(json.loads(json.dumps(config)))
+    assert again.built and again.output_shape == model.output_shape
+    functional = {"name": "f", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, 10, 3]}, "inbound_nodes": []},
+        {"class_name": "Conv1D", "config": {"filters": 4, "kernel_size": 3}, "inbound_nodes": [{"args": []}]}],
+        "input_layers": [["input_layer", 0, 0]], "output_layers": [["conv1d", 0, 0]]}
+    with pytest.raises(ValueError, match="Functional model's config"):
+        layers.Sequential.from_config(functional)
+    with pytest.raises(ValueError, match="this is a Functional model's config"):
+        layers.Sequential.from_config({"class_name": "Functional", "config": functional})
+
+
+def test_output_channels_known_without_the_inputs_and_weightless_layers_count_zero():
+    """As Keras: ``filters`` is the output channel count even where the input's is
+    None (only depthwise scales with it), and a pooling layer has 0 parameters
+    built or not (count_params raised)."""
+    assert layers.Conv1D(4, 3).compute_output_shape((5, 10, None)) == (5, 8, 4)
+    assert layers.Conv2D(4, 3, data_format="channels_first").compute_output_shape((None, None, 6, 6)) == \
+        (None, 4, 4, 4)
+    assert layers.Conv2DTranspose(4, 3).compute_output_shape((None, 6, 6, None)) == (None, 8, 8, 4)
+    assert layers.DepthwiseConv1D(3, depth_multiplier=2).compute_output_shape((None, 10, None)) == (None, 8, None)
+    assert layers.MaxPooling2D().count_params() == 0
+    assert layers.Sequential([layers.MaxPooling1D(), layers.GlobalAveragePooling1D()]).count_params() == 0

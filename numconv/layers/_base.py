@@ -231,8 +231,9 @@ class Layer:
         return None
 
     def count_params(self):
-        """Number of weight values (kernel and bias entries)."""
-        if not self.built:
+        """Number of weight values (kernel and bias entries); 0 for a layer that
+        has none (pooling), built or not, as in Keras."""
+        if not self.built and self._needs_channels:
             raise ValueError(f"{self._who()}.count_params: the layer isn't built yet, so its weight shapes are "
                              "unknown. Build it with layer.build(batch_input_shape), by calling it on data, or "
                              "by passing input_shape= to the constructor.")

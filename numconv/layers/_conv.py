@@ -95,6 +95,10 @@ class _BaseConv(Layer):
     def _out_channels(self, channels):
         return self.filters
 
+    #: whether the output channel count depends on the input's (depthwise: C * M);
+    #: otherwise it is ``filters`` even where the input's channels are unknown (None)
+    _channels_scale_output = False
+
     def _out_length(self, axis, L, k, s, d):
         if self.padding == "valid":
             return (L - d * (k - 1) - 1) // s + 1
@@ -113,7 +117,7 @@ class _BaseConv(Layer):
             if n is not None and n < 1:
                 raise self._spatial_error(shape, axis, L, n)
             out.append(n)
-        c = None if channels is None else self._out_channels(channels)
+        c = None if channels is None and self._channels_scale_output else self._out_channels(channels)
         return (shape[0],) + tuple(out) + (c,) if cl else (shape[0], c) + tuple(out)
 
     def _spatial_error(self, shape, axis, L, n):
@@ -281,6 +285,8 @@ class _DepthwiseConv(_BaseConv):
 
     def _out_channels(self, channels):
         return channels * self.depth_multiplier
+
+    _channels_scale_output = True
 
     def _weight_specs(self, channels):
         m = self.depth_multiplier

@@ -122,13 +122,22 @@ class Sequential:
         here and ``keras.Sequential.from_config`` there rebuild the same stack
         (weights apart: ``get_weights``)."""
         entries = []
+        shape = getattr(self, "_input", None) or self.input_shape
+        dtype = self.layers[0].dtype.name if self.layers else "float32"
+        if shape is not None:  # as Keras writes a built model: its InputLayer, so Keras builds it too
+            entries.append({"module": "keras.layers", "class_name": "InputLayer",
+                            "config": {"batch_shape": shape, "dtype": dtype, "sparse": False, "ragged": False,
+                                       "name": "input_layer", "optional": False}, "registered_name": None})
         for layer in self.layers:
             entry = {"module": "keras.layers", "class_name": type(layer).__name__, "config": layer.get_config(),
                      "registered_name": None}
             if layer.built:
                 entry["build_config"] = {"input_shape": layer.input_shape}
             entries.append(entry)
-        return {"name": self.name, "trainable": True, "dtype": "float32", "layers": entries}
+        config = {"name": self.name, "trainable": True, "dtype": dtype, "layers": entries}
+        if shape is not None:
+            config["build_input_shape"] = shape
+        return config
 
     @classmethod
     def from_config(cls, config):
@@ -142,8 +151,18 @@ class Sequential:
         ...), naming it."""
         from . import _base
 
-        if isinstance(config, dict) and config.get("class_name") == "Sequential" and "config" in config:
-            config = config["config"]  # the to_json() form
+        if isinstance(config, dict) and "class_name" in config and "config" in config:
+            kind = config["class_name"]  # the to_json() form
+            if kind != "Sequential":
+                raise ValueError(f"Sequential.from_config: this is a {kind} model's config; numconv rebuilds "
+                                 "Sequential models (a linear stack of layers) only.")
+            config = config["config"]
+        if isinstance(config, dict) and ("input_layers" in config or "output_layers" in config or any(
+                isinstance(e, dict) and e.get("inbound_nodes") for e in config.get("layers") or ())):
+            raise ValueError("Sequential.from_config: this is a Functional model's config (layers wired as a "
+                             "graph: input_layers, output_layers, inbound_nodes); numconv rebuilds Sequential "
+                             "models (a linear stack of layers) only. Rebuild the branches with numconv's layers "
+                             "and combine their outputs in NumPy.")
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
             raise TypeError("Sequential.from_config: config must be a dict with a 'layers' list (a model's "
                             f"get_config()); got {type(config).__name__}.")
@@ -163,7 +182,7 @@ class Sequential:
                 raise ValueError(f"Sequential.from_config: layer {i} is {name!r}, which numconv does not have; "
                                  f"it has {have}.")
             if not layers and shape is None:
-                shape = (entry.get("build_config") or {}).get("input_shape")
+                shape = (entry.get("build_config") or {}).get("input_shape") or config.get("build_input_shape")
             layers.append(layer_cls.from_config(cfg))
         model = cls(layers, name=config.get("name", "sequential"))
         if shape is not None and layers and not model.built:

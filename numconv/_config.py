@@ -24,6 +24,39 @@ PARALLEL = dict(parallel=True, cache=True, nogil=True, error_model="numpy", fast
 #: Options for small serial helpers inlined into kernels.
 SERIAL = dict(cache=True, nogil=True, error_model="numpy", fastmath=set(FASTMATH))
 
+if numba.config.DISABLE_JIT:
+    raise ImportError("numconv: NUMBA_DISABLE_JIT is set, but numconv's kernels are LLVM code (Numba intrinsics: "
+                      "vector FMAs, masked loads and stores) with no pure-Python form, so they cannot run "
+                      "uncompiled. Unset NUMBA_DISABLE_JIT to use numconv (other Numba code can still be "
+                      "debugged with it in another process).")
+
+
+def _cache_usable():
+    """Whether Numba finds a writable cache for numconv's kernels: the install's
+    ``__pycache__`` folders, ``NUMBA_CACHE_DIR`` or the user's cache folder
+    (Numba's own locators, asked as ``cache=True`` asks them). Where none is
+    writable (a read-only install run by a user without a writable home: a
+    service account, a read-only container), ``cache=True`` made ``import
+    numconv`` fail with Numba's "cannot cache function ...: no locator
+    available"."""
+    from numba.core import caching
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_kernels", "conv.py")
+    try:
+        return any(cls.from_function(_cache_usable, path) is not None for cls in caching.CacheImpl._locator_classes)
+    except Exception:  # another Numba: let it decide (and report) as it would
+        return True
+
+
+if not _cache_usable():
+    import warnings
+
+    PARALLEL["cache"] = SERIAL["cache"] = False
+    warnings.warn("numconv: no writable folder for its compiled kernels (its install folder's __pycache__ and "
+                  "the user cache folder are read-only), so every process compiles the kernels it uses again "
+                  "(seconds per kernel). Set NUMBA_CACHE_DIR to a writable folder to keep them.",
+                  RuntimeWarning, stacklevel=2)
+
 # Prefer thread-safe layers. ``omp`` (GNU OpenMP) is thread-safe but not fork-safe,
 # ``tbb`` is both; ``workqueue`` (the fallback when neither loads) aborts the process
 # when two Python threads launch parallel kernels at once, so calls are serialised

@@ -183,3 +183,42 @@ def test_specialisations_stay_few():
     assert len(separable_kernel.signatures) <= 9 * 4 * 2  # float32, one tile pair: taps x stride along W x streamed
     assert len(depthwise_kernel.signatures) <= 3 * len(dtypes)
     assert 1 <= len(fold_columns_kernel.signatures) <= len(dtypes)
+
+
+def _run_python(code, env=None):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def test_an_install_without_a_writable_cache_folder_imports_and_computes():
+    """A read-only install run by a user without a writable home (a service
+    account, a read-only container) has no folder Numba can cache in: ``import
+    numconv`` failed with Numba's "cannot cache function ...: no locator
+    available". It now compiles without caching and says how to keep the kernels
+    (NUMBA_CACHE_DIR). Simulated by emptying Numba's list of cache locators."""
+    done = _run_python(
+        "import warnings, numpy as np\n"
+        "import numba.core.caching as caching\n"
+        "caching.CacheImpl._locator_classes = []\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import numconv\n"
+        "assert any('NUMBA_CACHE_DIR' in str(w.message) for w in seen), [str(w.message) for w in seen]\n"
+        "assert numconv._config.SERIAL['cache'] is False and numconv._config.PARALLEL['cache'] is False\n"
+        "x = np.arange(12.0).reshape(1, 6, 2)\n"
+        "assert np.array_equal(numconv.max_pool(x, 2), x.reshape(1, 3, 2, 2).max(axis=2))\n"
+        "print('ok')\n")
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_disabling_the_jit_is_a_clear_import_error():
+    """NUMBA_DISABLE_JIT=1 (Numba's debugging switch) crashed the import with an
+    AttributeError from inside numconv; its kernels are LLVM intrinsics with no
+    Python form, so the import now says so."""
+    done = _run_python("import numconv", env={"NUMBA_DISABLE_JIT": "1"})
+    assert done.returncode != 0
+    assert "ImportError: numconv: NUMBA_DISABLE_JIT is set" in done.stderr, done.stderr[-2000:]

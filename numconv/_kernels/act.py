@@ -42,7 +42,7 @@ def _sigmoid(v, one):
     return e / (one + e)
 
 
-_sigmoid_jit = njit(cache=True)(_sigmoid)
+_sigmoid_jit = njit(cache=SERIAL["cache"])(_sigmoid)  # False where no cache folder is writable (_config)
 
 
 @overload(activate)

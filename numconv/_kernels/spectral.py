@@ -40,6 +40,18 @@ MACS_PER_US = 2500
 
 
 @njit(inline="always", **SERIAL)
+def _fma_channels(acc, xf, wf, c0, c1, f0, nf, n, C, CG, G, g, KP, k0, tag):
+    """``acc`` rows (frequencies ``f0 ...``, the last repeated past ``nf``) +=
+    input channels ``c0 ... c1 - 1`` of group ``g`` times their filters from
+    ``k0`` (``_contract_block``'s operands)."""
+    R, _ = tile_shape(wf, tag)
+    for c in range(c0, c1):
+        for r in range(R):
+            f = min(f0 + r, nf - 1)
+            row_fma(acc, r, at(xf, (n * nf + f) * C + g * CG + c), wf, ((f * CG + c) * G + g) * KP + k0, tag)
+
+
+@njit(inline="always", **SERIAL)
 def _contract_block(X, W, Y, groups, no_bias, tag, t):
     """``contract_blocks``' work on frequency block ``t`` (``FREQ_BLOCK``
     frequencies from ``t * FREQ_BLOCK``)."""
@@ -61,21 +73,13 @@ def _contract_block(X, W, Y, groups, no_bias, tag, t):
                     for r in range(R):
                         row_zero(acc, r, W, tag)
                     if F == 0 or CG <= F:  # one sum (a loop of its own: the general one cost 25 % at 8 channels)
-                        for c in range(CG):
-                            for r in range(R):
-                                f = min(f0 + r, nf - 1)
-                                row_fma(acc, r, at(xf, (n * nf + f) * C + g * CG + c), wf,
-                                        ((f * CG + c) * G + g) * KP + k0, tag)
+                        _fma_channels(acc, xf, wf, 0, CG, f0, nf, n, C, CG, G, g, KP, k0, tag)
                         for r in range(min(R, nf - f0)):
                             row_store(acc, r, yf, (n * nf + f0 + r) * K + g * KG + k0, min(L, KG - k0), no_bias,
                                       0, False, tag)
                         continue
                     for c0 in range(0, CG, F):
-                        for c in range(c0, min(c0 + F, CG)):
-                            for r in range(R):
-                                f = min(f0 + r, nf - 1)
-                                row_fma(acc, r, at(xf, (n * nf + f) * C + g * CG + c), wf,
-                                        ((f * CG + c) * G + g) * KP + k0, tag)
+                        _fma_channels(acc, xf, wf, c0, min(c0 + F, CG), f0, nf, n, C, CG, G, g, KP, k0, tag)
                         for r in range(R):
                             row_spill(acc, wide, r, c0 == 0, W, tag)
                     for r in range(min(R, nf - f0)):

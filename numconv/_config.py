@@ -305,14 +305,10 @@ def set_num_threads(n):
     n : int
         1 <= n <= ``numba.config.NUMBA_NUM_THREADS`` (the cores Numba saw at start-up).
     """
-    import operator
-
-    import numpy as np
+    from ._spec import index  # (refuses bools: True is no thread count)
 
     try:
-        if isinstance(n, (bool, np.bool_)):  # True is no thread count
-            raise TypeError
-        n = operator.index(n)
+        n = index(n)
     except TypeError:
         raise TypeError(f"set_num_threads: n must be an int; got {type(n).__name__} {n!r}") from None
     top = numba.config.NUMBA_NUM_THREADS

@@ -160,9 +160,7 @@ def normalize_tuple(fn, arg, value, rank, minimum=1):
     """An int or a sequence of ``rank`` ints, each >= ``minimum``, as a tuple."""
     try:
         items = (index(value),) * rank
-    except TypeError:
-        if isinstance(value, (bool, np.bool_)):
-            raise type_error(fn, arg, f"must be an int or a tuple of {rank} ints", repr(value)) from None
+    except TypeError:  # (a bool lands here too: not iterable, the same TypeError below)
         try:
             items = tuple(index(v) for v in value)
         except TypeError:

@@ -347,7 +347,7 @@ def kernel_spectrum(spec, w5, fshape, workers):
         wk = _dilated_flipped_kernel(spec, w5)
         if CG > 1 and math.prod(fshape) * CG * K * wk.itemsize > KERNEL_SLICE_BYTES:
             # one input channel at a time into the whole spectrum: peak 1 + 2 / CG spectra, not 2
-            # (the zero-extended kernel and its transform; 1 x 2**20 x 8 -> 8, 4097 taps: 583 -> 340 MB)
+            # (the zero-extended kernel and its transform; 1 x 2**20 x 8 -> 8, 4097 taps: traced 583 -> 389 MB)
             Wf = None
             for c in range(CG):
                 part = forward(wk[:, :, :, c:c + 1], fshape, (0, 1, 2), workers)

@@ -149,8 +149,6 @@ class Sequential:
 
         Raises ValueError for a layer numconv does not have (Dense, Flatten,
         ...), naming it."""
-        from . import _base
-
         if isinstance(config, dict) and "class_name" in config and "config" in config:
             kind = config["class_name"]  # the to_json() form
             if kind != "Sequential":
@@ -176,9 +174,9 @@ class Sequential:
                 shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
                 continue
             layer_cls = getattr(known, name, None) if isinstance(name, str) else None
-            if not (isinstance(layer_cls, type) and issubclass(layer_cls, _base.Layer)):
+            if not (isinstance(layer_cls, type) and issubclass(layer_cls, Layer)):
                 have = ", ".join(sorted({c.__name__ for c in vars(known).values()
-                                         if isinstance(c, type) and issubclass(c, _base.Layer)} - {"Layer"}))
+                                         if isinstance(c, type) and issubclass(c, Layer)} - {"Layer"}))
                 raise ValueError(f"Sequential.from_config: layer {i} is {name!r}, which numconv does not have; "
                                  f"it has {have}.")
             if not layers and shape is None:

@@ -349,23 +349,33 @@ def _depthwise_stays_channels_first(fn, x, w, strides, padding, dilation_rate, g
 @_memory.calls_scratch
 def _separable_fused(fn, rank, x, w, pk, bias, strides, padding, dilation_rate, channels, data_format,
                      padding_mode, activation, method, out):
-    """``separable_conv``'s two stages in one kernel (``direct.fuses_separable``:
-    the depthwise result stays in cache), or None where they run apart. The
-    arguments are checked as the two stages' ``conv`` calls check them."""
+    """``separable_conv``'s two stages in one kernel (``direct.fuses_separable``,
+    and ``fuses_separable_channels_first`` for ``data_format="channels_first"``,
+    in and out: the depthwise result stays in cache), or None where they run
+    apart. The arguments are checked as the two stages' ``conv`` calls check them."""
     spec, xu, w5, _ = conv_spec(fn, x, w, None, strides, padding, dilation_rate, channels, data_format,
                                 padding_mode, None, method, _dispatch.METHODS, rank, layout=False)
-    if spec.batch == 0 or data_format != "channels_last" or _dispatch.resolve(spec) != "direct":
+    if spec.batch == 0 or _dispatch.resolve(spec) != "direct":
         return None
+    cf = spec.data_format == "channels_first"
     mid = np.broadcast_to(np.zeros((), spec.dtype), spec.output_shape)  # the intermediate's shape, no memory
-    pspec, _, pk5, b = conv_spec(fn, mid, pk, bias, 1, "valid", 1, 1, "channels_last", "zeros", activation,
+    pspec, _, pk5, b = conv_spec(fn, mid, pk, bias, 1, "valid", 1, 1, spec.data_format, "zeros", activation,
                                  method, _dispatch.METHODS, rank, layout=False)
-    if _dispatch.resolve(pspec) != "direct" or not direct.fuses_separable(spec, pspec):
+    fuses = direct.fuses_separable_channels_first if cf else direct.fuses_separable
+    if _dispatch.resolve(pspec) != "direct" or not fuses(spec, pspec):
         return None
     check_out(fn, out, pspec.output_shape, pspec.dtype)
-    result = _run_channels_last(pspec, canonical_input(spec, xu, False), pk5, b, out, run=lambda ps, x5, pk5, b, out5:
-                                _dispatch.finish(ps, direct.run_separable(spec, ps, x5, w5, pk5, b, out5)))
-    if callable(activation):
-        result = apply_callable(fn, activation, result, out)
+    if cf:
+        result = out if out is not None and out.flags.c_contiguous else _memory.empty(pspec.output_shape, pspec.dtype)
+        _dispatch.finish(pspec, direct.run_separable_channels_first(spec, pspec, xu, w5, pk5, b, result))
+        if out is not None and result is not out:
+            out[...] = result
+            result = out
+    else:
+        result = _run_channels_last(pspec, canonical_input(spec, xu, False), pk5, b, out, run=lambda ps, x5, pk5, b,
+                                    out5: _dispatch.finish(ps, direct.run_separable(spec, ps, x5, w5, pk5, b, out5)))
+    if callable(pspec.activation):  # a user's function, softmax, log_softmax
+        result = apply_callable(fn, pspec.activation, result, out)
     return result
 
 
@@ -423,8 +433,13 @@ def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, strides=
     cf = isinstance(data_format, str) and data_format.lower() == "channels_first"
     if cf and x.ndim == rank + 2 and _depthwise_stays_channels_first(
             fn, x, w, strides, padding, dilation_rate, channels, padding_mode, method):
-        # the depthwise stage channels_first in and out, the pointwise one reading
-        # that as it lies where it can: at most one layout change (the result's)
+        # both stages in one kernel, or the depthwise stage channels_first in and
+        # out, the pointwise one reading that as it lies where it can: at most one
+        # layout change (the result's)
+        y = _separable_fused(fn, rank, x, w, pk, bias, strides, padding, dilation_rate, channels, "channels_first",
+                             padding_mode, activation, method, out)
+        if y is not None:
+            return y
         mid = _conv(fn, None, x, w, None, strides, padding, dilation_rate, channels, "channels_first",
                     padding_mode, None, method, None, intermediate=True)
         return _conv(fn, None, mid, pk, bias, 1, "valid", 1, 1, "channels_first", "zeros", activation, method, out)

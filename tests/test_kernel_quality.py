@@ -308,6 +308,31 @@ def test_separable_kernel_is_zmm_fmas_in_registers(stream):
     assert not sums & set(re.findall(r"vmov\w+\s+(%zmm\d+), [^\n]*\(", hot)), hot
 
 
+@pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU")
+def test_separable_channels_first_kernel_is_zmm_fmas_in_registers():
+    """The channels-first fused separable kernel: its 1 x 1 stage's term loop (4
+    filters x 64 pixels) a 512-bit FMA into each of 16 zmm, no accumulator stored
+    back; no gathers or scatters (its depthwise stage's row slides included)."""
+    from numconv._kernels.separable import separable_cf_kernel
+    from numconv._paths.direct import CF_FUSED_VARIANT, NARROW_VARIANT
+
+    C, K = 48, 128
+    x = np.ones(2 * C * 12 * 20, np.float32)
+    wm = np.ones((1, 3, 3, 1, C), np.float32)
+    out = _memory.empty((2, K, 1, 12, 20), np.float32)
+    mids = np.empty((2, C * 8 * 20 + 64), np.float32)
+    asm = _kernel_asm(separable_cf_kernel, x, (C, 1, 12, 20), (0, 1, 1), wm, np.ones(K * C, np.float32),
+                      np.zeros(1, np.float32), False, out, mids, (1, 1, 1), (1, 1, 1), 8, (0,) * 3, (0,),
+                      variant_tag(NARROW_VARIANT), variant_tag(CF_FUSED_VARIANT))
+    assert "gather" not in asm and "scatter" not in asm
+    # the 1 x 1 stage's term loop: per term one broadcast weight per filter, 4 FMAs each
+    # (the depthwise stage's hottest block has 3 broadcasts for 48 FMAs)
+    hot = _hot_block(asm, lambda blk: blk.count("vfmadd") * (blk.count("vfmadd") == 4 * blk.count("vbroadcastss")))
+    sums = set(re.findall(r"vfmadd231ps\s+[^\n]*, (%zmm\d+)\n", hot + "\n"))
+    assert len(sums) >= 16, hot
+    assert not sums & set(re.findall(r"vmov\w+\s+(%zmm\d+), [^\n]*\(", hot)), hot
+
+
 @pytest.mark.parametrize("op", ["conv", "conv_cf", "depthwise", "separable", "transpose", "backprop_input",
                                 "max_pool"])
 def test_results_start_on_a_cache_line(op):

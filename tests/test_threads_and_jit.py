@@ -8,7 +8,7 @@ import pytest
 import numconv
 from numconv import _config
 from numconv._kernels.conv import conv_direct_kernel
-from numconv._kernels.separable import separable_kernel
+from numconv._kernels.separable import separable_cf_kernel, separable_kernel
 from numconv._kernels.short import long_kernel, pointwise_kernel, short_kernel
 from numconv._kernels.depthwise import depthwise_kernel
 from numconv._kernels.fold import fold_columns_kernel
@@ -181,6 +181,7 @@ def test_specialisations_stay_few():
     assert len(long_kernel.signatures) <= (3 * 2 + 1) * 2 * 2  # single precision only; x 2 tilings (rows, flat)
     assert len(pointwise_kernel.signatures) <= 4 * 2  # float32 only, one per tile variant, x 2: results streamed or not
     assert len(separable_kernel.signatures) <= 9 * 4 * 2  # float32, one tile pair: taps x stride along W x streamed
+    assert len(separable_cf_kernel.signatures) <= 10 * 2  # float32, one tile pair: window rows (0-9) x stride along H
     assert len(depthwise_kernel.signatures) <= 3 * len(dtypes)
     assert 1 <= len(fold_columns_kernel.signatures) <= len(dtypes)
 

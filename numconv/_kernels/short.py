@@ -369,6 +369,7 @@ def pointwise_kernel(xf, geom, strides, w, b, has_bias, out, wchunk, slots, stre
     N, OD, OH, OW, K = out.shape
     wf = w.reshape(w.size)
     outf = out.reshape(out.size)
+    _, L = tile_shape(xf, tag)
     nch = (OW + wchunk - 1) // wchunk
     tasks = N * OD * OH * nch
     per = (tasks + slots - 1) // slots
@@ -376,70 +377,82 @@ def pointwise_kernel(xf, geom, strides, w, b, has_bias, out, wchunk, slots, stre
         for task in range(s * per, min(tasks, (s + 1) * per)):
             n, od, oh, first, last = row_task(task, nch, OD, OH, OW, wchunk)
             x0 = (((n * D + od * sd) * H + oh * sh) * W + first * sw) * C
-            product_rows(xf, x0, sw * C, last - first, C, wf, b, has_bias, outf, ((n * OD + od) * OH + oh) * OW + first,
-                         K, stream, tag)
+            o0 = (((n * OD + od) * OH + oh) * OW + first) * K
+            product_rows(xf, x0, sw * C, last - first, C, wf, (C * L, L), b, has_bias, outf, (o0, K, K, 0), stream, tag)
             if len(stream) > 0:
                 store_fence()
 
 
 @njit(inline="always", **SERIAL)
-def product_rows(src, s0, step, n, C, w, b, has_bias, outf, o0, K, stream, tag):
-    """``n`` pixels of ``pointwise_kernel``'s product: pixel ``i``'s ``C`` channels
-    at ``src[s0 + i * step:]``, its ``K`` results (+ ``b`` where ``has_bias``) to
-    ``outf[(o0 + i) * K:]``; filter blocks outermost (a block's weights stay in
-    cache over the pixels), then tiles of ``R`` pixels. A non-empty tuple
-    ``stream`` (its length is part of the type: a copy of the loop each way)
-    stores the results around the caches (``tile.row_stream``: ``outf`` 64-byte
-    aligned and ``K`` filling whole lines; the caller fences) instead of
-    fetching each tile's output lines for writing ahead of it."""
+def product_rows(src, s0, step, n, C, w, wsteps, b, has_bias, outf, ogeom, stream, tag):
+    """``n`` rows of a matrix product over ``C`` terms: row ``i``'s terms at
+    ``src[s0 + i * step:]`` (broadcast), against vectors of ``w``: lane block
+    ``kb``'s term ``t`` at ``w[kb * wblk + t * wstep:]`` for ``wsteps`` = (wblk,
+    wstep); row ``i``'s ``kcount`` results (+ ``b``) to ``outf[obase + i * ostride:]``
+    for ``ogeom`` = (obase, ostride, kcount, bstep), the bias lanes at ``b[k0:]``
+    (``bstep`` 0: a bias per lane) or ``b[i * bstep:]`` (a bias per row, repeated
+    across its lanes). Lane blocks outermost (a block's vectors stay in cache over
+    the rows), then tiles of ``R`` rows.
+
+    ``pointwise_kernel``'s product: rows are pixels (their channels the terms),
+    lanes filters (``w`` the packed weights). The channels-first separable kernel's:
+    rows are filters (the transposed weights), lanes pixels (``w`` its depthwise
+    stage's channels-first result). A non-empty tuple ``stream`` (its length is
+    part of the type: a copy of the loop each way) stores the results around the
+    caches (``tile.row_stream``: rows 64-byte aligned and filling whole lines; the
+    caller fences) instead of fetching each tile's output lines for writing ahead
+    of it."""
     streaming = len(stream) > 0
     F = flush_terms(src)  # 0: double precision sums in registers
     R, L = tile_shape(src, tag)
+    wblk, wstep = wsteps
+    obase, ostride, kcount, bstep = ogeom
     line = LINE_BYTES // src.itemsize
     acc = acc_tile(src, tag)
     part = acc_tile(src, tag)
     wide = wide_tile(src, tag)
-    for kb in range((K + L - 1) // L):
+    for kb in range((kcount + L - 1) // L):
         k0 = kb * L
-        kn = min(L, K - k0)
-        wb = kb * C * L
+        kn = min(L, kcount - k0)
+        wb = kb * wblk
         for q in range(0, n, R):
             last = min(R, n - q) - 1  # rows past it repeat the last pixel
             if q + R < n:  # the next tile: its output lines for writing, its input into L2
                 for p in range(min(R, n - q - R)):
                     if not streaming:  # (streamed lines are never read)
                         for e in range(0, kn, line):
-                            prefetch_write(outf, (o0 + q + R + p) * K + k0 + e)
+                            prefetch_write(outf, obase + (q + R + p) * ostride + k0 + e)
                     for e in range(0, C, line):
                         prefetch_l2(src, s0 + (q + R + p) * step + e)
             x0 = s0 + q * step
             for p in range(R):
                 row_zero(acc, p, src, tag)
             if F == 0:
-                _product_terms(acc, src, x0, 0, C, w, wb, step, last, R, L, tag)
+                _product_terms(acc, src, x0, 0, C, w, wb, wstep, step, last, R, tag)
             elif C <= WIDE_TERMS:  # the general loop below without its widening: that code in the loop
                 # cost 3-10 % (8 x 56 x 56 x 128 -> 128: 4.9-5.6 against 5.2-6.0 ms, alternating processes)
                 for t0 in range(0, C, F):
-                    _product_terms(acc, src, x0, t0, min(t0 + F, C), w, wb, step, last, R, L, tag)
+                    _product_terms(acc, src, x0, t0, min(t0 + F, C), w, wb, wstep, step, last, R, tag)
                     for p in range(R):
                         row_spill(acc, part, p, t0 == 0, src, tag)
             else:
                 for t0 in range(0, C, F):
-                    _product_terms(acc, src, x0, t0, min(t0 + F, C), w, wb, step, last, R, L, tag)
+                    _product_terms(acc, src, x0, t0, min(t0 + F, C), w, wb, wstep, step, last, R, tag)
                     for p in range(R):
                         row_spill(acc, part, p, t0 % WIDE_TERMS == 0, src, tag)
                     if (t0 + F) % WIDE_TERMS == 0 and t0 + F < C:
                         for p in range(R):
                             row_spill(part, wide, p, t0 < WIDE_TERMS, src, tag)
             for p in range(last + 1):
-                o = (o0 + q + p) * K + k0
+                o = obase + (q + p) * ostride + k0
+                bo = k0 if bstep == 0 else (q + p) * bstep
                 if F == 0:
-                    put_row(acc, p, outf, o, kn, b, k0, has_bias, stream, tag)
+                    put_row(acc, p, outf, o, kn, b, bo, has_bias, stream, tag)
                 elif C <= WIDE_TERMS:
-                    put_row(part, p, outf, o, kn, b, k0, has_bias, stream, tag)
+                    put_row(part, p, outf, o, kn, b, bo, has_bias, stream, tag)
                 else:
                     row_spill(part, wide, p, False, src, tag)
-                    put_row(wide, p, outf, o, kn, b, k0, has_bias, stream, tag)
+                    put_row(wide, p, outf, o, kn, b, bo, has_bias, stream, tag)
 
 
 def put_row(tile, p, outf, o, kn, b, k0, has_bias, stream, tag):
@@ -459,11 +472,11 @@ def _put_row_overload(tile, p, outf, o, kn, b, k0, has_bias, stream, tag):
 
 
 @njit(inline="always", **SERIAL)
-def _product_terms(acc, xf, x0, t0, t1, w, wb, step, last, R, L, tag):
-    """Terms (channels) ``t0 : t1`` of a tile of ``pointwise_kernel`` into ``acc``:
-    pixel ``p`` reads ``xf[x0 + min(p, last) * step + t]``, against weight row ``wb + t * L``."""
+def _product_terms(acc, xf, x0, t0, t1, w, wb, wstep, step, last, R, tag):
+    """Terms ``t0 : t1`` of a tile of ``product_rows`` into ``acc``: row ``p``
+    reads ``xf[x0 + min(p, last) * step + t]``, against the vector at ``w[wb + t * wstep]``."""
     for t in range(t0, t1):
-        wo = wb + t * L
+        wo = wb + t * wstep
         for p in range(R):
             row_fma(acc, p, at(xf, x0 + min(p, last) * step + t), w, wo, tag)
 

@@ -29,7 +29,7 @@ from .._kernels.depthwise import depthwise_cf_kernel, depthwise_kernel, depthwis
 from .._kernels.layout import swap_last_axes
 from .._kernels.narrow import MAX_FILTERS, narrow_kernel
 from .._kernels.pad import PAD_MODES, pad_kernel, pad_rows_kernel, pad_rows_serial
-from .._kernels.separable import separable_kernel
+from .._kernels.separable import separable_cf_kernel, separable_kernel
 from .._kernels.short import MAX_TERMS, WIDE_TERMS, long_kernel, pointwise_kernel, short_kernel
 from .._kernels.tile import FLUSH_TERMS, LINE_BYTES, VARIANTS, choose_variant, variant_lanes, variant_tag
 from .._spec import per_spec
@@ -651,6 +651,56 @@ def run_separable(spec, pspec, x5, w5, pk5, b, out5):
         x5, depthwise_weights(spec, w5, lanes), wp, bk, has_bias, out5, mids, spec.strides, spec.dilations,
         tuple(p[0] for p in spec.pads), span, stream, (0,) * spec.kernel_spatial[2], (0,) * spec.strides[2],
         variant_tag(dvar), variant_tag(pvar)))
+
+
+#: ``separable_cf_kernel``'s 1 x 1 tile (4 filters x 64 pixels) and the bytes of
+#: its depthwise stage's block of rows (all channels), which stays in L2 for the
+#: 1 x 1 stage
+CF_FUSED_VARIANT = 1
+CF_FUSED_BYTES = 256 << 10
+
+
+def fuses_separable_channels_first(spec, pspec):
+    """Whether ``separable_cf_kernel`` computes a channels_first separable layer
+    whose depthwise stage is ``spec`` and 1 x 1 stage ``pspec`` in one pass: a
+    single-precision depthwise stage ``depthwise_cf_kernel`` computes with
+    multiplier 1 and zero padding, and a 1 x 1 stage of one group."""
+    return (spec.dtype == np.float32 and pspec.dtype == np.float32 and is_depthwise_channels_first(spec)
+            and spec.filters == spec.channels and spec.padding_mode == "zeros" and pspec.groups == 1)
+
+
+def separable_rows(spec):
+    """Output rows per task of ``separable_cf_kernel``: whole tiles of the depthwise
+    stage's rows whose results (all channels) fit ``CF_FUSED_BYTES``, and at least
+    four tasks per thread where the layer has the rows."""
+    tile = VARIANTS[NARROW_VARIANT][0]
+    OD, OH, OW = spec.out_spatial
+    fit = max(CF_FUSED_BYTES // (spec.channels * OW * np.dtype(spec.dtype).itemsize) // tile, 1) * tile
+    spread = -(-spec.batch * OD * OH // (4 * numba.get_num_threads()))
+    return max(min(fit, -(-spread // tile) * tile), 1)
+
+
+def run_separable_channels_first(spec, pspec, x, w5, pk5, b, out):
+    """``separable_cf_kernel`` (``fuses_separable_channels_first``) on the user's
+    (N, C, *spatial) ``x`` into the C-contiguous (N, K, *out_spatial) ``out``,
+    then the 1 x 1 stage's activation."""
+    bk, has_bias, act = epilogue(pspec, b)
+    lanes = variant_lanes(CF_FUSED_VARIANT, spec.dtype)
+    if has_bias:
+        bk = np.repeat(bk, lanes)  # each filter's bias across a row's lanes
+    C, K = spec.channels, pspec.filters
+    wt = np.ascontiguousarray(pk5.reshape(C, K).T, spec.dtype).reshape(-1)
+    rows = separable_rows(spec)
+    mids = _memory.scratch((numba.get_num_threads(), C * rows * spec.out_spatial[2] + lanes), spec.dtype)
+    out5 = out.reshape((spec.batch, K) + spec.out_spatial)
+    with kernel_lock():
+        separable_cf_kernel(np.ascontiguousarray(x, spec.dtype).reshape(-1), (C,) + tuple(spec.in_spatial),
+                            tuple(p[0] for p in spec.pads), depthwise_weights(spec, w5, 1), wt, bk, has_bias, out5,
+                            mids, spec.strides, spec.dilations, rows, *_row_slide(spec),
+                            variant_tag(NARROW_VARIANT), variant_tag(CF_FUSED_VARIANT))
+        if act:
+            bias_activation_kernel(out5.reshape(-1, K), bk, False, act)
+    return out
 
 
 def slide_variant(spec):

@@ -608,7 +608,12 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
     if rank not in (1, 2, 3):
         raise value_error(fn, "kernel", "must be 3-D, 4-D or 5-D: (*kernel_size, filters, in_channels)",
                           f"shape {shape_str(kernel.shape)}")
-    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+    if not isinstance(padding, str):
+        raise type_error(fn, "padding", "must be \"valid\" or \"same\" (Keras's Conv*DTranspose takes no "
+                         "explicit pads)", repr(padding), "For explicit pads p, conv_backprop_input(y, kernel, "
+                         "input_shape, padding=p) computes the adjoint of conv with those pads (its kernel "
+                         "in conv's layout, (*kernel_size, in_channels, filters)).")
+    if padding.lower() not in ("valid", "same"):
         raise unknown_option(fn, "padding", padding, ("valid", "same"))
     padding = padding.lower()
     if not isinstance(data_format, str) or data_format.lower() not in DATA_FORMATS:

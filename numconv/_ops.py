@@ -283,6 +283,14 @@ def _depthwise_kernel(fn, x, kernel, data_format, rank=None):
     if 0 in kernel.shape:  # here, where the shape is still the user's
         raise value_error(fn, arg, "must have no zero-length axis (kernel sizes, in_channels and "
                           "depth_multiplier are all >= 1)", f"shape {shape_str(kernel.shape)}")
+    if kernel.ndim < x.ndim <= 5 and isinstance(data_format, str):  # (more axes in x: the kernel's error)
+        channels = x.shape[1] if data_format.lower() == "channels_first" else x.shape[-1]
+        r = x.ndim - 2
+        fix = (f"A kernel of shape (*kernel_size, in_channels) takes its depth_multiplier axis with "
+               f"{arg}[..., None]." if kernel.ndim == x.ndim - 1 and kernel.shape[-1] == channels else None)
+        raise value_error(fn, arg, f"must be {r + 2}-D (*kernel_size, in_channels, depth_multiplier) for the {r} "
+                          f"spatial {'axis' if r == 1 else 'axes'} of x (shape {shape_str(x.shape)}, data_format="
+                          f"\"{data_format}\")", f"shape {shape_str(kernel.shape)}", fix)
     if x.ndim == kernel.ndim and isinstance(data_format, str):
         channels = x.shape[1] if data_format.lower() == "channels_first" else x.shape[-1]
         if kernel.shape[-2] != channels:

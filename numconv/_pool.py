@@ -19,7 +19,7 @@ _PADDINGS = ("valid", "same")
 _SPATIAL_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 _DTYPE_DOC = """bool and integer inputs are computed in float64 (exact for integers
-        up to 2**53; ``max_pool`` of integers returns their float64 values),
+        up to 2**53; a max of integers is their float64 values),
         float16 in float32, float32 and float64 natively. Complex inputs raise
         ``TypeError`` (complex numbers have no order)."""
 
@@ -110,6 +110,11 @@ def _geometry(fn, x, pool_size, strides, padding, data_format):
     hint = _rank_hint(pool_size)
     rank = x.ndim - 2
     if hint is not None and x.ndim != hint + 2:
+        if 3 <= x.ndim <= 5:  # x of another rank: the pool_size's length is the likelier mistake
+            raise value_error(fn, "pool_size", f"must be an int or a tuple of {x.ndim - 2} ints for the "
+                              f"{x.ndim - 2} spatial {'axis' if x.ndim == 3 else 'axes'} of x (shape "
+                              f"{shape_str(x.shape)}, data_format=\"{data_format}\")", repr(pool_size),
+                              f"If x is missing axes, it must be {hint + 2}-D {_layout(hint, data_format)}.")
         raise _ndim_error(fn, x.shape, hint, data_format, f" for a pool_size of length {hint}")
     if rank not in (1, 2, 3):
         raise _ndim_error(fn, x.shape, None, data_format)

@@ -213,11 +213,18 @@ def _channel_error(fn, channels, kernel_in, x_shape, kernel_shape, data_format, 
     else:
         expected = (f"must have groups * {kernel_in} = {groups * kernel_in} channels for groups={groups} and "
                     f"kernel shape {shape_str(kernel_shape)}")
-    fix = None
+    fixes = []
     other = x_shape[1] if data_format == "channels_last" else x_shape[-1]
     if other % kernel_in == 0 and (groups is None or other == groups * kernel_in):
         flipped = "channels_first" if data_format == "channels_last" else "channels_last"
-        fix = f'If x is laid out as {_layout(len(x_shape) - 2, flipped)}, pass data_format="{flipped}".'
+        fixes.append(f'If x is laid out as {_layout(len(x_shape) - 2, flipped)}, pass data_format="{flipped}".')
+    torch_in = kernel_shape[1]  # PyTorch's layout (filters, in_channels // groups, *kernel_size)
+    if channels % torch_in == 0 and (groups is None or channels == groups * torch_in):
+        r = len(kernel_shape) - 2
+        axes = tuple(range(2, r + 2)) + (1, 0)
+        fixes.append(f"If kernel is in PyTorch's layout (filters, in_channels // groups, *kernel_size), take it to "
+                     f"Keras's with np.transpose(kernel, {axes}).")
+    fix = " ".join(fixes) or None
     return value_error(fn, "x", expected,
                        f"{channels} channels on the {where} axis of shape {shape_str(x_shape)} "
                        f"(data_format=\"{data_format}\")", fix)
@@ -487,7 +494,23 @@ def ndim_fix(x_shape, rank, data_format, fits=None):
     return None
 
 
-def _x_ndim_error(fn, x_shape, rank, data_format, kernel_in, groups, filters):
+def _x_ndim_error(fn, x_shape, rank, data_format, kernel_in, groups, filters, kernel_shape=None):
+    """``x`` has not the ``rank + 2`` axes the kernel implies. ``kernel_shape``
+    (where the rank came from the kernel, ``conv``): an ``x`` of another valid rank
+    may be right and the kernel wrong; with more axes than the kernel implies that
+    is the likelier reading (a kernel missing an axis), so the error names the
+    kernel, else the reshapes of ``x`` come first and the kernel's reading after."""
+    if kernel_shape is not None and 3 <= len(x_shape) <= 5:
+        r = len(x_shape) - 2
+        names = ", ".join(f"k_{n}" for n in _SPATIAL_NAMES[r])
+        axes = "axis" if rank == 1 else "axes"
+        kernel_reading = (f"the kernel must be {r + 2}-D ({names}, in_channels // groups, filters) for the {r} "
+                          f"spatial {'axis' if r == 1 else 'axes'} of x (shape {shape_str(x_shape)}, data_format=\"{data_format}\"); got "
+                          f"kernel shape {shape_str(kernel_shape)}, {rank} spatial {axes} (kernel.ndim - 2)")
+        if len(x_shape) > rank + 2:
+            return ValueError(f"{fn}: {kernel_reading}.")
+    else:
+        kernel_reading = None
     try:
         groups = None if groups is None else index(groups)
         if groups is None:  # c channels infer groups c // kernel_in, which must divide the filters
@@ -497,6 +520,9 @@ def _x_ndim_error(fn, x_shape, rank, data_format, kernel_in, groups, filters):
     except TypeError:  # reported later, by its own check
         fits = None
     fix = ndim_fix(x_shape, rank, data_format, fits)
+    if kernel_reading is not None:
+        fix = (fix + " Or, if x is right, the kernel has the wrong rank: " if fix else "Or the kernel: ") \
+            + kernel_reading + "."
     return ValueError(f"{fn} expects a {rank + 2}-D input x {_layout(rank, data_format)} for "
                       f"data_format=\"{data_format}\"; got shape {shape_str(x_shape)}." + (f" {fix}" if fix else ""))
 
@@ -631,6 +657,7 @@ def _validated(fn, x_shape, kernel_shape, bias_shape, dtype, strides, padding, d
                data_format, padding_mode, activation, method, methods, rank, integer_inputs):
     x_shape, kernel_shape = tuple(x_shape), tuple(kernel_shape)
     kndim = len(kernel_shape)
+    inferred = rank is None  # the rank from the kernel, not checked against the entry point's
     if rank is None:
         rank = kndim - 2
         if rank not in (1, 2, 3):
@@ -648,7 +675,8 @@ def _validated(fn, x_shape, kernel_shape, bias_shape, dtype, strides, padding, d
         raise value_error(fn, "kernel", "must have no zero-length axis (kernel sizes, in_channels "
                           "and filters are all >= 1)", f"shape {shape_str(kernel_shape)}")
     if len(x_shape) != rank + 2:
-        raise _x_ndim_error(fn, x_shape, rank, data_format, kernel_in, groups, filters)
+        raise _x_ndim_error(fn, x_shape, rank, data_format, kernel_in, groups, filters,
+                            kernel_shape if inferred and fn in ("conv", "choose_conv_method") else None)
     if data_format == "channels_last":
         spatial, channels = x_shape[1:-1], x_shape[-1]
     else:

@@ -1,4 +1,5 @@
-"""A drop-in for ``scipy.signal.convolve`` / ``correlate`` / ``choose_conv_method``.
+"""A drop-in for ``scipy.signal.convolve`` / ``correlate``, with their
+``choose_conv_method`` (SciPy's arguments, numconv's own choice: it may be ``"oa"``).
 
 Same arguments and results as SciPy's: N-d inputs, modes ``"full"``, ``"valid"``
 (inputs swapped when ``in2`` is the larger, as SciPy does) and ``"same"``
@@ -23,6 +24,8 @@ from ._paths import fft as fft_path
 from ._shares import in_shares
 from ._errors import shape_str, type_error, unknown_option, value_error
 from ._spec import index, native
+
+__all__ = ["convolve", "correlate", "choose_conv_method"]
 
 MODES = ("full", "valid", "same")
 METHODS = ("auto", "direct", "fft", "oa")
@@ -401,7 +404,7 @@ def _needs_exact(in1, in2, axes, result_dtype):
     """Whether integer inputs need ``_full_exact``: an integer result whose partial
     sums could pass 2**52, where float64 would round them. (Below, the float64
     sums are exact, and ``_convolve`` wraps them into the result dtype.)"""
-    if result_dtype.kind not in "iu" or in1.dtype.kind == "b" or in2.dtype.kind == "b":
+    if result_dtype.kind not in "iu":  # (bool with an integer: an integer result, bounded the same way)
         return False
     return _integer_bound(in1, in2, axes) >= 2.0 ** 52
 

@@ -349,3 +349,46 @@ def test_channels_first_separable_errors_show_x_as_given():
     with pytest.raises(ValueError, match=r"x has shape \(1, 2, 5, 4\) read as \(batch, channels, height, width\)"):
         numconv.separable_conv(np.ones((1, 2, 5, 4)), np.ones((7, 7, 2, 1)), np.ones((1, 1, 2, 3)),
                                data_format="channels_first", strides=2)
+
+
+def test_a_kernel_of_the_wrong_rank_is_named_not_x():
+    """The rank comes from the kernel (``conv``): an x of another valid rank with
+    more axes than the kernel implies is reported as the kernel's error; with
+    fewer, the reshapes of x come first and the kernel's reading after. A
+    depthwise kernel missing its multiplier axis, and a pool_size of the wrong
+    length, likewise name themselves."""
+    with pytest.raises(ValueError, match=r"^conv: the kernel must be 4-D \(k_height, k_width, in_channels // groups, "
+                                         r"filters\) for the 2 spatial axes of x.*got kernel shape \(3, 3, 8\)"):
+        numconv.conv(X2, np.ones((3, 3, 8)))
+    with pytest.raises(ValueError, match=r"x\.reshape\(1, 2, 12, 12, 4\)\. Or, if x is right, the kernel has the "
+                                         r"wrong rank: the kernel must be 4-D"):
+        numconv.conv(X2, np.ones((3, 3, 3, 4, 8)))
+    with pytest.raises(ValueError) as e:  # conv2d checks the rank: x is the one to fix
+        numconv.conv2d(np.ones((12, 12, 4)), W2)
+    assert "kernel has the wrong rank" not in str(e.value) and "x.reshape(1, 12, 12, 4)" in str(e.value)
+    with pytest.raises(ValueError, match=r"kernel must be 4-D \(\*kernel_size, in_channels, depth_multiplier\).*"
+                                         r"got shape \(3, 3, 4\)\. .*kernel\[\.\.\., None\]"):
+        numconv.depthwise_conv(X2, np.ones((3, 3, 4)))
+    with pytest.raises(ValueError, match=r"depthwise_kernel must be 4-D"):
+        numconv.separable_conv(X2, np.ones((3, 3, 4)), np.ones((1, 1, 4, 8)))
+    with pytest.raises(ValueError, match=r"pool_size must be an int or a tuple of 2 ints.*got \(2, 2, 2\)"):
+        numconv.max_pool(X2, (2, 2, 2))
+
+
+def test_a_pytorch_layout_kernel_gets_the_transpose():
+    with pytest.raises(ValueError, match=r"PyTorch's layout.*np\.transpose\(kernel, \(2, 3, 1, 0\)\)"):
+        numconv.conv2d(np.ones((2, 3, 28, 28)), np.ones((8, 3, 5, 5)), data_format="channels_first")
+    with pytest.raises(ValueError, match=r"np\.transpose\(kernel, \(2, 3, 4, 1, 0\)\)"):
+        numconv.conv3d(np.ones((1, 4, 9, 9, 9)), np.ones((8, 4, 3, 3, 3)), data_format="channels_first")
+    torch = pytest.importorskip("torch")
+    w = np.random.default_rng(0).standard_normal((8, 3, 5, 5))
+    x = np.random.default_rng(1).standard_normal((2, 3, 12, 12))
+    want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w)).numpy()
+    got = numconv.conv2d(x, np.transpose(w, (2, 3, 1, 0)), data_format="channels_first")
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_transpose_explicit_pads_point_to_the_input_gradient():
+    with pytest.raises(TypeError, match=r"conv_transpose: padding must be \"valid\" or \"same\".*got 1\. "
+                                        r"For explicit pads p, conv_backprop_input"):
+        numconv.conv_transpose(np.ones((1, 5, 2)), np.ones((3, 4, 2)), padding=1)

@@ -93,7 +93,7 @@ def test_slide_kernel_splits_few_long_rows_identically_for_any_thread_count(dila
     try:
         numconv.set_num_threads(1)
         one = numconv.depthwise_conv(x, dk, padding="same", dilation_rate=dilation)
-        numconv.set_num_threads(2)
+        numconv.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
         two = numconv.depthwise_conv(x, dk, padding="same", dilation_rate=dilation)
     finally:
         numconv.set_num_threads(before)

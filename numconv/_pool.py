@@ -5,6 +5,7 @@ Arguments are validated here, before any copy or compile; the input then goes
 to the kernels in canonical form (channels-last, 3 spatial axes with leading
 singletons, C-contiguous, float32 or float64), as in ``numconv._spec``.
 """
+import numba
 import numpy as np
 
 from . import _memory
@@ -69,6 +70,10 @@ def _ndim_error(fn, x_shape, rank, data_format, why=""):
     msg = (f"{fn} expects a {rank + 2}-D input x {_layout(rank, data_format)} for data_format=\"{data_format}\""
            f"{why}; got {got}.")
     fix = ndim_fix(x_shape, rank, data_format)
+    if why and 3 <= len(x_shape) <= 5:  # an x of another valid rank: or the pool_size is the mistake
+        r = len(x_shape) - 2
+        fix = (f"{fix} " if fix else "") + f"Or, if x is right, pool_size must be an int or a tuple of " + \
+            ("one int." if r == 1 else f"{r} ints.")
     return ValueError(msg + (f" {fix}" if fix else ""))
 
 
@@ -110,7 +115,7 @@ def _geometry(fn, x, pool_size, strides, padding, data_format):
     hint = _rank_hint(pool_size)
     rank = x.ndim - 2
     if hint is not None and x.ndim != hint + 2:
-        if 3 <= x.ndim <= 5:  # x of another rank: the pool_size's length is the likelier mistake
+        if hint + 2 < x.ndim <= 5:  # x with more axes: the pool_size's length is the likelier mistake
             raise value_error(fn, "pool_size", f"must be an int or a tuple of {x.ndim - 2} ints for the "
                               f"{x.ndim - 2} spatial {'axis' if x.ndim == 3 else 'axes'} of x (shape "
                               f"{shape_str(x.shape)}, data_format=\"{data_format}\")", repr(pool_size),
@@ -206,7 +211,8 @@ def _pool(fn, op, x, pool_size, strides, padding, data_format):
         y = _memory.empty((N, C) + out_spatial, x.dtype)
         if y.size:
             with kernel_lock():
-                pool_cf_kernel(xp, y.reshape((N * C,) + lead + out_spatial), pool, strides, pads, op)
+                pool_cf_kernel(xp, y.reshape((N * C,) + lead + out_spatial), pool, strides, pads, op,
+                               8 * numba.get_num_threads())
         return y
     xl = x if data_format == "channels_last" else to_channels_last(x)
     x5 = canonical_array(xl, x.dtype, (N,) + lead + tuple(spatial) + (C,))

@@ -371,8 +371,15 @@ def test_a_kernel_of_the_wrong_rank_is_named_not_x():
         numconv.depthwise_conv(X2, np.ones((3, 3, 4)))
     with pytest.raises(ValueError, match=r"depthwise_kernel must be 4-D"):
         numconv.separable_conv(X2, np.ones((3, 3, 4)), np.ones((1, 1, 4, 8)))
-    with pytest.raises(ValueError, match=r"pool_size must be an int or a tuple of 2 ints.*got \(2, 2, 2\)"):
+    with pytest.raises(ValueError, match=r"^max_pool: pool_size must be an int or a tuple of 3 ints for the 3 "
+                                         r"spatial axes of x.*got \(2, 2\)"):
+        numconv.max_pool(np.ones((1, 4, 4, 4, 2)), (2, 2))
+    with pytest.raises(ValueError, match=r"x\.reshape\(1, 2, 12, 12, 4\).* Or, if x is right, pool_size must be an "
+                                         r"int or a tuple of 2 ints\.$"):
         numconv.max_pool(X2, (2, 2, 2))
+    with pytest.raises(ValueError, match=r"x\.reshape\(1, 12, 12, 4\).* Or, if x is right, pool_size must be an "
+                                         r"int or a tuple of one int\.$"):
+        numconv.max_pool(np.ones((12, 12, 4)), (2, 2))
 
 
 def test_a_pytorch_layout_kernel_gets_the_transpose():

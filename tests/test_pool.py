@@ -8,6 +8,7 @@ simply absent) and reduces it with ``np.max`` / ``np.mean`` in float64.
 """
 import itertools
 
+import numba
 import numpy as np
 import pytest
 
@@ -546,6 +547,23 @@ def test_channels_first_pooling_pools_planes_in_place(op, rank, sw, padding, wid
         _check(got, ref_pool(xd, k, strides, padding, "channels_first", op=op), op, np.dtype(dtype))
         cl = _call(op, np.ascontiguousarray(np.moveaxis(xd, 1, -1)), k, strides, padding)
         assert np.array_equal(got, np.moveaxis(cl, -1, 1), equal_nan=True)
+
+
+@pytest.mark.parametrize("op", ["max", "avg"])
+def test_channels_first_planes_in_blocks_of_tasks(op):
+    """More planes than blocks (eight per thread), the last block short: each
+    plane's result is the channels-last one bit for bit, whatever the thread
+    count; rows of whole vectors (plain loads and stores) and tails (masked)."""
+    x = np.random.default_rng(31).standard_normal((3, 37, 6, 69)).astype(np.float32)
+    cl = np.moveaxis(_call(op, np.ascontiguousarray(np.moveaxis(x, 1, -1)), 3, 2, "same"), -1, 1)
+    before = numba.get_num_threads()
+    try:
+        for threads in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numconv.set_num_threads(threads)
+            np.testing.assert_array_equal(_call(op, x, 3, 2, "same", "channels_first"), cl)
+    finally:
+        numconv.set_num_threads(before)
+    _check(cl, ref_pool(x, 3, 2, "same", "channels_first", op=op), op, np.dtype(np.float32))
 
 
 @pytest.mark.parametrize("op", ["max", "avg"])

@@ -110,8 +110,16 @@ class Specialisations:
     def track_conv_direct_kernel_signatures(self, counts):
         return counts["signatures"].get("conv.conv_direct_kernel", float("nan"))
 
-    def track_pad_kernel_signatures(self, counts):
-        return counts["signatures"].get("pad.pad_kernel", float("nan"))
+    def track_pad_rows_kernel_signatures(self, counts):
+        """Signatures of the row-padding kernel the ops pad with (``pad.pad_rows_kernel``
+        and its serial twin ``pad.pad_rows_serial``). Replaces ``track_pad_kernel_signatures``
+        (``pad.pad_kernel``), which the table's cases stopped compiling when the direct path
+        moved to row padding: it had read a constant 0. Renamed rather than redefined, so
+        asv's history of the old name is not joined to a different quantity."""
+        sigs = counts["signatures"]
+        if "pad.pad_rows_kernel" not in sigs:
+            return float("nan")
+        return sigs["pad.pad_rows_kernel"] + sigs.get("pad.pad_rows_serial", 0)
 
     def track_all_kernel_signatures(self, counts):
         """Signatures of every ``*_kernel`` dispatcher in ``numconv._kernels``, summed.
@@ -124,6 +132,6 @@ class Specialisations:
         return counts["all_calls"]
 
     track_conv_direct_kernel_signatures.unit = "signatures"
-    track_pad_kernel_signatures.unit = "signatures"
+    track_pad_rows_kernel_signatures.unit = "signatures"
     track_all_kernel_signatures.unit = "signatures"
     track_all_cases_first_calls.unit = "seconds"

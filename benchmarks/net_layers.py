@@ -1,6 +1,6 @@
 """numconv against torch on layers of well-known networks, outside the case table.
 
-    python benchmarks/net_layers.py [--threads 2] [--budget 0.3]
+    python benchmarks/net_layers.py [--threads N] [--budget 0.3]
 
 The case table (``numconv/_cases.py``) holds the issues' targets; this script
 times 24 float32 layers taken from ResNet-50, VGG, Inception, MobileNet,
@@ -81,11 +81,36 @@ def path_of(x, w, stride, pad, groups, dilation):
     return "direct/tile"
 
 
+def parse_args(argv=None):
+    """The command line, checked as ``python -m numconv bench`` checks it: a bad
+    ``--threads`` (0, or more than Numba's ``NUMBA_NUM_THREADS``) is a usage error
+    (exit status 2), not a traceback from ``set_num_threads``."""
+    import numba
+
+    from numconv._cli import thread_count
+
+    default = min(2, numba.config.NUMBA_NUM_THREADS)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", ""))
+    parser.add_argument("--threads", type=thread_count, default=default, metavar="N",
+                        help=f"threads for numconv and torch (default {default}: 2, or fewer if Numba sees fewer "
+                             "cores)")
+    parser.add_argument("--budget", type=_positive_seconds, default=0.3, metavar="S",
+                        help="seconds of timed calls per measurement (default 0.3)")
+    return parser.parse_args(argv)
+
+
+def _positive_seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--budget", type=float, default=0.3, help="seconds of timed calls per measurement")
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     import torch
     import torch.nn.functional as F
 

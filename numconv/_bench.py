@@ -24,7 +24,7 @@ import tracemalloc
 import numpy as np
 
 from . import _cases
-from ._cli import name_list, output_file, positive_int, thread_count
+from ._cli import name_list, output_file, plain_help, plot_file, positive_int, thread_count
 
 #: Environment variables that slow OpenBLAS's GEMM on this kind of machine.
 SLOW_BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -46,41 +46,84 @@ def _case_names(text):
     return text
 
 
+def _method_name(text):
+    """``--method``: "auto" or a registered path (``numconv._dispatch.METHODS``)."""
+    from ._dispatch import METHODS
+
+    if text != "auto" and text not in METHODS:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or one of {', '.join(map(repr, METHODS))}; got {text!r}")
+    return text
+
+
+#: options of the case table that ``--dask`` and ``--crossover`` do not use:
+#: (flag, attribute, value when not given)
+TABLE_ONLY = (("--cases", "cases", None), ("--method", "method", "auto"), ("--channels-first", "channels_first", False),
+              ("--no-accuracy", "no_accuracy", False), ("--plot", "plot", None), ("--json", "json", None))
+
+
 def add_arguments(parser):
     """Add the ``bench`` options to an ``argparse`` parser (or sub-parser)."""
     parser.add_argument("--cases", type=_case_names, default=None, metavar="NAME,...",
                         help="comma-separated case names, globs ('resnet*') or substrings ('1d') "
-                             "(default: every case). Cases: " + ", ".join(_cases.CASES))
+                             "(default: every case). Conv cases (against torch): " + ", ".join(_cases.CASES)
+                             + ". Signal cases (numconv.signal against scipy.signal): "
+                             + ", ".join(_cases.SIGNAL_CASES))
     parser.add_argument("--repeat", type=positive_int, default=7, metavar="N",
                         help="timed samples per measurement; the median is reported (default 7)")
     parser.add_argument("--threads", type=thread_count, default=None, metavar="N",
                         help="threads for numconv and torch (default 2, or fewer if Numba sees fewer cores)")
-    parser.add_argument("--method", default="auto",
-                        help='numconv method= ("auto" or a registered path; default "auto")')
+    from ._dispatch import METHODS
+
+    parser.add_argument("--method", type=_method_name, default="auto",
+                        help=f'numconv method=: "auto" (default) or one of {", ".join(map(repr, METHODS))}')
     parser.add_argument("--channels-first", action="store_true",
                         help="add a column: numconv time with channels_first input / channels_last time")
     parser.add_argument("--no-torch", action="store_true", help="numconv columns only, even if torch is installed")
     parser.add_argument("--no-accuracy", action="store_true",
                         help="skip the float64 reference (error columns)")
-    parser.add_argument("--plot", type=output_file, metavar="FILE.png",
-                        help="bar chart of speedups and GFLOP/s (needs matplotlib: pip install 'numconv[plot]')")
+    parser.add_argument("--plot", type=plot_file, metavar="FILE.png",
+                        help="bar chart of speedups and GFLOP/s, in any format matplotlib writes (.png, .svg, "
+                             ".pdf, ...; needs matplotlib: pip install 'numconv[plot]')")
     parser.add_argument("--json", type=output_file, metavar="FILE", help="also write every measurement to FILE as JSON")
-    parser.add_argument("--crossover", type=output_file, metavar="FILE.png",
+    parser.add_argument("--crossover", type=plot_file, metavar="FILE.png",
                         help="instead of the case table: time direct and FFT against kernel size for a "
                              "single-channel image and a 64-channel layer, mark the dispatcher's choice, "
-                             "and draw it to FILE.png (needs matplotlib)")
+                             "and draw it to FILE.png (needs matplotlib). Uses --repeat and --threads only: "
+                             "the case table's options (--cases, --method, --channels-first, --no-accuracy, "
+                             "--plot, --json) and --dask are refused with it")
     parser.add_argument("--dask", action="store_true",
                         help="instead of the case table: numconv.dask on a LocalCluster of 2 worker processes "
                              "against the in-memory op (needs pip install 'numconv[dask]'; "
-                             "see numconv/dask/_bench.py)")
+                             "see numconv/dask/_bench.py). Uses --repeat and --threads only: the case table's "
+                             "options (--cases, --method, --channels-first, --no-accuracy, --plot, --json) and "
+                             "--crossover are refused with it")
     return parser
 
 
+def check_arguments(parser, args):
+    """Refuse options that the chosen mode would ignore (``parser.error``: the
+    usage, the reason, exit status 2), before any work: ``--dask`` and
+    ``--crossover`` replace the case table and read only ``--repeat`` and
+    ``--threads``; they had ignored ``--json`` and the rest without a word."""
+    modes = [flag for flag, on in (("--dask", getattr(args, "dask", False)),
+                                   ("--crossover", getattr(args, "crossover", None))) if on]
+    if len(modes) == 2:
+        parser.error("--dask cannot be used with --crossover: each replaces the case table with its own "
+                     "benchmark; run them one at a time")
+    if modes:
+        for flag, attr, unset in TABLE_ONLY:
+            if getattr(args, attr, unset) != unset:
+                parser.error(f"{flag} cannot be used with {modes[0]}: {modes[0]} runs its own benchmark instead of "
+                             f"the case table and does not use {flag}; drop {flag}, or drop {modes[0]} to run the "
+                             "case table")
+    return args
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m numconv bench", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m numconv bench", description=plain_help(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return run(check_arguments(parser, parser.parse_args(argv)))
 
 
 # ------------------------------------------------------------------- measuring
@@ -224,13 +267,20 @@ def _import_torch(disabled):
     return torch
 
 
-def _check_plot_backend():
+def _check_plot_backend(flag="--plot"):
+    """Select matplotlib's file backend, or stop with a message naming ``flag``
+    (``--plot`` or ``--crossover``) where matplotlib is not installed."""
     try:
         import matplotlib
     except ImportError:
-        raise SystemExit("numconv bench: --plot needs matplotlib, which is not installed. "
+        raise SystemExit(f"numconv bench: {flag} needs matplotlib, which is not installed. "
                          "Install it with: pip install matplotlib  (or pip install 'numconv[plot]')") from None
     matplotlib.use("Agg")
+
+
+def _write_failed(flag, path, error):
+    """The one-line message (exit status 1) for an output file that could not be written at the end."""
+    return SystemExit(f"numconv bench: cannot write {flag} {path}: {error.strerror or error}")
 
 
 def measure_case(case, *, repeat, threads, torch, method="auto", channels_first=False, accuracy=True,
@@ -403,7 +453,8 @@ def run(args):
 
         return run_dask(args)
     if getattr(args, "crossover", None):
-        _check_plot_backend()
+        _check_plot_backend("--crossover")
+        numconv.set_num_threads(args.threads if args.threads is not None else _default_threads())
         return crossover(args.crossover, repeat=args.repeat)
     try:
         cases, signal_cases = _cases.select_all(args.cases)
@@ -415,11 +466,10 @@ def run(args):
     torch = _import_torch(getattr(args, "no_torch", False))
     accuracy = not getattr(args, "no_accuracy", False)
     method = getattr(args, "method", "auto")
-    from ._dispatch import METHODS
-
-    if method != "auto" and method not in METHODS:
-        raise SystemExit(f"numconv bench: --method must be 'auto' or one of {', '.join(map(repr, METHODS))}; "
-                         f"got {method!r}")
+    try:  # a Namespace built by hand skips argparse's check
+        _method_name(method)
+    except argparse.ArgumentTypeError as e:
+        raise SystemExit(f"numconv bench: --method: {e}") from None
     out = sys.stdout
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0  # before we add our own
 
@@ -465,11 +515,12 @@ def run(args):
     names = {"float32": "SGEMM", "float64": "DGEMM"}
     where = (f"fresh process, {threads} BLAS threads" + (", OPENBLAS_CORETYPE/L2_SIZE unset" if slow_vars else "")
              if gemm_sub else "this process")
-    p(f"ceilings: 2048^3 np.matmul ({where}): "
-      + ", ".join(f"{names.get(dt, dt)} {ceiling[dt]:.0f} GFLOP/s" for dt in dtypes)
-      + f"; copy bandwidth {bandwidth:.0f} GB/s (np.copyto, 1 thread); FMA peak ({threads} threads, a "
-      "register-only loop of vector FMAs): " + ", ".join(f"{dt} {peak[dt]:.0f} GFLOP/s" for dt in dtypes))
-    if slow_vars:
+    if dtypes:  # conv cases only: the signal table has no %GEMM or %peak columns
+        p(f"ceilings: 2048^3 np.matmul ({where}): "
+          + ", ".join(f"{names.get(dt, dt)} {ceiling[dt]:.0f} GFLOP/s" for dt in dtypes)
+          + f"; copy bandwidth {bandwidth:.0f} GB/s (np.copyto, 1 thread); FMA peak ({threads} threads, a "
+          "register-only loop of vector FMAs): " + ", ".join(f"{dt} {peak[dt]:.0f} GFLOP/s" for dt in dtypes))
+    if slow_vars and dtypes:
         p("WARNING: " + " ".join(f"{k}={v}" for k, v in slow_vars.items())
           + " set: they slow NumPy's OpenBLAS GEMM (in this process: "
           + ", ".join(f"{names.get(dt, dt)} {gemm_here[dt]:.0f}" for dt in dtypes)
@@ -478,13 +529,16 @@ def run(args):
     if load > 0.5:
         p(f"WARNING: 1-minute load average {load:.2f} before this run: other processes are using the CPU, "
           "so times (numconv's and torch's alike) are inflated and noisy.")
-    p("speedup = torch best / numconv; %GEMM = numconv GFLOP/s / ceiling of its dtype; %peak = GFLOP/s / FMA "
-      "peak of its dtype (above 100: fewer multiplies than the direct FLOP count, e.g. Winograd or FFT; "
-      "a direct computation cannot pass it, so torch %peak near 100 bounds any speedup); xBW (memory-bound "
-      "cases) = numconv time / compulsory-traffic time at the copy bandwidth; err = max|y - ref| / max|ref| "
-      "against a float64 NumPy reference; +MiB = peak extra memory of one numconv call beyond its output "
-      "(tracemalloc)" + ("; cf/cl = numconv channels_first time / channels_last time" if args.channels_first else ""))
-    p("")
+    if cases:
+        p(("speedup = torch best / numconv; " if torch is not None else "")
+          + "%GEMM = numconv GFLOP/s / ceiling of its dtype; %peak = GFLOP/s / FMA peak of its dtype (above 100: "
+          "fewer multiplies than the direct FLOP count, e.g. Winograd or FFT; a direct computation cannot pass it"
+          + (", so torch %peak near 100 bounds any speedup" if torch is not None else "")
+          + "); xBW (memory-bound cases) = numconv time / compulsory-traffic time at the copy bandwidth"
+          + ("; err = max|y - ref| / max|ref| against a float64 NumPy reference" if accuracy else "")
+          + "; +MiB = peak extra memory of one numconv call beyond its output (tracemalloc)"
+          + ("; cf/cl = numconv channels_first time / channels_last time" if args.channels_first else ""))
+        p("")
     cols = _columns(torch is not None, args.channels_first, accuracy)
     if cases:
         p(_line(cols, [h for h, _, _ in cols]))
@@ -523,12 +577,19 @@ def run(args):
         _print_fresh_kernel(p, signal_rows, "peer_s")
 
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine, "ceilings": ceilings, "rows": rows, "signal_rows": signal_rows}, f,
-                      indent=1)
+        text = json.dumps({"machine": machine, "ceilings": ceilings, "rows": rows, "signal_rows": signal_rows},
+                          indent=1)
+        try:
+            with open(args.json, "w") as f:
+                f.write(text)
+        except OSError as e:  # checked before measuring, but a disk can fill or a mount turn read-only
+            raise _write_failed("--json", args.json, e) from None
         p(f"wrote {args.json}")
     if args.plot:
-        plot(rows, ceilings, machine, args.plot)
+        try:
+            plot(rows, ceilings, machine, args.plot)
+        except OSError as e:
+            raise _write_failed("--plot", args.plot, e) from None
         p(f"wrote {args.plot}")
     return 0
 
@@ -622,6 +683,11 @@ def crossover(path, repeat=5, out=sys.stdout):
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle(f"numconv direct vs FFT ({_cpu_name()}, {numconv.get_num_threads()} threads)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as e:
+        raise _write_failed("--crossover", path, e) from None
+    finally:
+        plt.close(fig)
     print(f"wrote {path}", file=out)
     return 0

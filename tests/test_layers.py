@@ -341,6 +341,84 @@ def test_a_built_layer_offers_the_reading_its_channels_fit():
         layers.Conv2D(8, 3, data_format="channels_first", input_shape=(3, 28, 28))(np.zeros((3, 28, 28)))
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda: layers.Conv2D(8), r"^Conv2D\(filters, kernel_size, \.\.\.\): kernel_size is missing; "
+                               r"e\.g\. Conv2D\(32, \(3, 3\)\)\."),
+    (lambda: layers.Conv2D((5, 5)), r"^Conv2D\(filters, kernel_size, \.\.\.\): kernel_size is missing \(the "
+                                    r"\(5, 5\) given reads as filters\); e\.g\. Conv2D\(32, \(5, 5\)\)\."),
+    (lambda: layers.Conv1D(), r"^Conv1D\(filters, kernel_size, \.\.\.\): filters and kernel_size are missing; "
+                              r"e\.g\. Conv1D\(32, 3\)"),
+    (lambda: layers.Conv3D(kernel_size=2), r"^Conv3D\(filters, kernel_size, \.\.\.\): filters is missing; "
+                                           r"e\.g\. Conv3D\(32, 2\)"),
+    (lambda: layers.Convolution2D(8), r"^Conv2D\(filters, kernel_size"),
+    (lambda: layers.SeparableConv1D(8), r"^SeparableConv1D\(filters, kernel_size, \.\.\.\): kernel_size is "
+                                        r"missing; e\.g\. SeparableConv1D\(32, 3\)"),
+    (lambda: layers.SeparableConv2D(8), r"^SeparableConv2D\(filters, kernel_size"),
+    (lambda: layers.DepthwiseConv1D(), r"^DepthwiseConv1D\(kernel_size, \.\.\.\): kernel_size is missing; "
+                                       r"e\.g\. DepthwiseConv1D\(3\)"),
+    (lambda: layers.DepthwiseConv2D(), r"^DepthwiseConv2D\(kernel_size, \.\.\.\): kernel_size is missing; "
+                                       r"e\.g\. DepthwiseConv2D\(\(3, 3\)\)"),
+    (lambda: layers.Conv1DTranspose(4), r"^Conv1DTranspose\(filters, kernel_size, \.\.\.\): kernel_size"),
+    (lambda: layers.Conv2DTranspose(4), r"^Conv2DTranspose\(filters, kernel_size"),
+    (lambda: layers.Conv3DTranspose(4), r"^Conv3DTranspose\(filters, kernel_size, \.\.\.\): kernel_size is "
+                                        r"missing; e\.g\. Conv3DTranspose\(32, \(3, 3, 3\)\)"),
+])
+def test_a_missing_required_argument_names_the_public_class_and_the_fix(make, message):
+    """``Conv2D(8)`` had said "_Conv.__init__() missing 1 required positional
+    argument: 'kernel_size'": a private class and no example."""
+    with pytest.raises(TypeError, match=message):
+        make()
+
+
+def test_signatures_are_keras_3s():
+    import inspect
+
+    both = ["filters", "kernel_size"]
+    for cls, required in [(layers.Conv2D, both), (layers.SeparableConv1D, both),
+                          (layers.DepthwiseConv2D, ["kernel_size"]), (layers.Conv3DTranspose, both)]:
+        params = list(inspect.signature(cls).parameters.values())
+        assert [p.name for p in params[:len(required)]] == required, cls
+        assert all(p.default is p.empty for p in params[:len(required)]), cls
+        assert params[len(required)].name == "strides" and params[len(required)].default == 1, cls
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: layers.Conv2D(4, 3, input_shape=(28, 28)),
+     r"got shape \(None, 28, 28\)\. For inputs of one channel add the channel axis: use input_shape=\(28, 28, 1\)\.$"),
+    (lambda: layers.Conv1D(4, 3, input_shape=(10,)), r"use input_shape=\(10, 1\)\.$"),
+    (lambda: layers.Conv2D(4, 3, data_format="channels_first", input_shape=(28, 28)),
+     r"use input_shape=\(1, 28, 28\)\.$"),
+    (lambda: layers.Conv2D(4, 3, input_shape=(28, 28), batch_size=4), r"use input_shape=\(28, 28, 1\)\.$"),
+    (lambda: layers.MaxPooling2D(input_shape=(28, 28)), r"use input_shape=\(28, 28, 1\)\.$"),
+    (lambda: layers.Conv2D(8, 3, input_shape=(1, 28, 28, 3)),
+     r"got shape \(None, 1, 28, 28, 3\)\. input_shape excludes the batch axis; use input_shape=\(28, 28, 3\) "
+     r"\(or batch_input_shape=\(1, 28, 28, 3\)\)\.$"),
+    (lambda: layers.Conv2D(8, 3, batch_input_shape=(4, 28, 28)), r"use batch_input_shape=\(4, 28, 28, 1\)\.$"),
+    (lambda: layers.Conv2D(8, 3).build((None, 28, 28)), r"add the channel axis: use \(None, 28, 28, 1\)\.$"),
+])
+def test_a_wrong_input_shape_gets_its_fix(make, message):
+    """A shape given to the constructor (or to build) had got no fix: the hint
+    for data (``x.reshape``) needs every size, and input_shape's batch is None."""
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_a_layer_built_from_input_shape_still_gives_data_hints_when_called():
+    layer = layers.Conv2D(8, 3, input_shape=(28, 28, 3))
+    with pytest.raises(ValueError, match=r"add a batch axis: x\.reshape\(1, 28, 28, 3\)\.$"):
+        layer(np.zeros((28, 28, 3)))
+
+
+def test_docstrings_list_every_method():
+    from numconv._dispatch import METHODS
+
+    listed = "{" + ", ".join(f'"{m}"' for m in ("auto",) + tuple(METHODS)) + "}"
+    assert '"winograd"' in listed
+    for cls in (layers.Conv1D, layers.Conv2D, layers.Conv3D, layers.SeparableConv2D, layers.DepthwiseConv1D,
+                layers.Conv2DTranspose):
+        assert f"method : {listed}" in cls.__doc__, cls
+
+
 # ---------------------------------------------------------------- weights
 
 
@@ -374,6 +452,40 @@ def test_set_weights_builds_an_unbuilt_layer():
     assert t(np.ones((1, 4, 4, 5))).shape == (1, 5, 5, 3)
     with pytest.raises(ValueError, match="count_params: the layer isn't built"):
         layers.Conv1D(2, 3).count_params()
+
+
+@pytest.mark.parametrize("make, weights, message", [
+    (lambda: layers.Conv2D(8, 3), [np.zeros((3, 3, 8)), np.zeros(8)],
+     r"^Conv2D \(layer '.*'\)\.set_weights: kernel must be 4-D \(3, 3, in_channels, 8\) for kernel_size=\(3, 3\) "
+     r"\(Keras layout; the layer expects kernel \(3, 3, in_channels, 8\), bias \(8,\)\); got shape \(3, 3, 8\)\.$"),
+    (lambda: layers.Conv2D(8, 3, groups=2), [np.zeros((3, 3, 8))],
+     r"expected a list of 2 arrays \(kernel \(3, 3, in_channels // 2, 8\), bias \(8,\), Keras layouts for "
+     r"kernel_size=\(3, 3\)\); got 1 array of shape \(3, 3, 8\)\. Was the Keras layer built with use_bias=False"),
+    (lambda: layers.Conv2D(8, 3), [], r"expected a list of 2 arrays .*; got an empty list\.$"),
+    (lambda: layers.DepthwiseConv2D(3, depth_multiplier=2, use_bias=False), [],
+     r"expected a list of 1 array \(kernel \(3, 3, in_channels, 2\), Keras layouts"),
+    (lambda: layers.DepthwiseConv1D(3, depth_multiplier=2), [np.zeros((3, 4, 2, 1)), np.zeros(8)],
+     r"kernel must be 3-D \(3, in_channels, 2\) for kernel_size=\(3,\) \(Keras layout; the layer expects kernel "
+     r"\(3, in_channels, 2\), bias \(in_channels \* 2,\)\)"),
+    (lambda: layers.SeparableConv2D(4, 3, depth_multiplier=2), [],
+     r"depthwise_kernel \(3, 3, in_channels, 2\), pointwise_kernel \(1, 1, in_channels \* 2, 4\), bias \(4,\)"),
+    (lambda: layers.Conv1DTranspose(4, 3), [np.zeros((3, 4)), np.zeros(4)],
+     r"kernel must be 3-D \(3, 4, in_channels\) for kernel_size=\(3,\)"),
+    (lambda: layers.Conv1D(8, 3, use_bias=False, input_shape=(10, 2)), [np.zeros((3, 2, 8)), np.zeros(8)],
+     r"expected a list of 1 array \(kernel \(3, 2, 8\)\); got 2\. The list seems to include a bias"),
+])
+def test_set_weights_that_cannot_build_the_layer_say_what_it_expects(make, weights, message):
+    """An unbuilt layer whose weights do not give its input channels had said
+    "expected a list of 0 arrays (no weights)", and accepted an empty list."""
+    layer = make()
+    with pytest.raises(ValueError, match=message):
+        layer.set_weights(weights)
+
+
+def test_weightless_layers_accept_an_empty_list():
+    pool = layers.MaxPooling2D()
+    pool.set_weights([])
+    assert pool.get_weights() == []
 
 
 def test_layer_seed_reproducible_and_distinct():
@@ -470,6 +582,29 @@ def test_sequential_summary_and_weights(capsys):
     with pytest.raises(ValueError, match="steps.*has size 2"):
         layers.Sequential([layers.Conv1D(4, 3, input_shape=(12, 1)), layers.MaxPooling1D(4),
                            layers.Conv1D(4, 5)])
+
+
+def test_summary_of_an_unbuilt_model_says_unbuilt(capsys):
+    """As Keras 3: "0 (unbuilt)", not a parameter count of 0 that count_params() refuses."""
+    model = layers.Sequential([layers.Conv1D(4, 3, name="c"), layers.MaxPooling1D(2, name="p")])
+    model.summary()
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith((" c (", " p ("))]
+    assert len(rows) == 2 and all(line.rstrip().endswith("0 (unbuilt)") for line in rows), rows
+    assert "Total params: 0" in out
+    model.build((None, 10, 2))
+    model.summary()
+    out = capsys.readouterr().out
+    assert "(unbuilt)" not in out and "Total params: 28" in out
+
+
+def test_signal_all_lists_the_public_names():
+    from numconv import signal
+
+    assert sorted(signal.__all__) == ["choose_conv_method", "convolve", "correlate"]
+    namespace = {}
+    exec("from numconv.signal import *", namespace)
+    assert sorted(k for k in namespace if not k.startswith("__")) == sorted(signal.__all__)
 
 
 def test_import_is_lazy_and_public():

@@ -90,8 +90,11 @@ class Layer:
         self.built = False
         self.input_shape = None
         self._weight_names = []
+        #: the constructor argument the pending shape came from, for the fix in _check_ndim's message
+        self._shape_arg = None if batch_input_shape is None else "batch_input_shape"
         if batch_input_shape is None and input_shape is not None:
             batch_input_shape = (batch_size,) + _shape_tuple(cls, "input_shape", input_shape)
+            self._shape_arg = "input_shape"
         self._pending_shape = batch_input_shape
 
     # ------------------------------------------------------------ configs
@@ -133,9 +136,12 @@ class Layer:
 
     def _finish_init(self):
         """Called at the end of a subclass constructor: ``input_shape=`` builds now (as Keras 2 did)."""
-        if self._pending_shape is not None:
-            self.build(self._pending_shape)
-        del self._pending_shape
+        try:
+            if self._pending_shape is not None:
+                self.build(self._pending_shape)
+        finally:
+            del self._pending_shape
+            self._shape_arg = None
 
     # ------------------------------------------------------------ weights
 
@@ -196,7 +202,9 @@ class Layer:
     def set_weights(self, weights):
         """Load weights in Keras's order and layouts, e.g. ``keras_layer.get_weights()``.
 
-        An unbuilt layer is built for the channel count these weights imply.
+        An unbuilt layer is built for the channel count these weights imply; where
+        they imply none (no arrays, or a kernel of the wrong rank) the error lists
+        the layouts the constructor's arguments call for.
         Raises ``ValueError`` on a wrong count or shape, saying what was expected.
         """
         weights = [np.asarray(w) for w in weights]
@@ -206,10 +214,12 @@ class Layer:
                 shape = [None] * (self.rank + 2)
                 shape[-1 if self.data_format == "channels_last" else 1] = channels
                 self.build(tuple(shape))
+            elif self.rank is not None and self._needs_channels:
+                raise self._unbuilt_weights_error(weights)
         expected = [(n, getattr(self, n).shape) for n in self._weight_names]
         names = ", ".join(f"{n} {shape_str(s)}" for n, s in expected) or "no weights"
         if len(weights) != len(expected):
-            raise ValueError(f"{self._who()}.set_weights: expected a list of {len(expected)} arrays ({names}); "
+            raise ValueError(f"{self._who()}.set_weights: expected a list of {_arrays(len(expected))} ({names}); "
                              f"got {len(weights)}." + self._bias_hint(len(weights), len(expected)))
         for (n, s), w in zip(expected, weights):
             if w.shape != s:
@@ -219,6 +229,28 @@ class Layer:
                 raise TypeError(f"{self._who()}.set_weights: {n} must be a real numeric array; got dtype {w.dtype}.")
         for (n, _), w in zip(expected, weights):
             setattr(self, n, np.ascontiguousarray(w, dtype=self.dtype))
+
+    def _weight_layouts(self):
+        """``[(name, shape)]`` of the weights in terms of the constructor's arguments,
+        unknown sizes as their names (``"in_channels"``): what an unbuilt layer expects."""
+        return []
+
+    def _unbuilt_weights_error(self, weights):
+        """The ValueError of ``set_weights`` on an unbuilt layer whose weights do not
+        give its input channels (a kernel of the wrong rank, or no arrays at all)."""
+        layouts = self._weight_layouts()
+        names = ", ".join(f"{n} {format_shape(s)}" for n, s in layouts)
+        who = f"{self._who()}.set_weights"
+        if len(weights) != len(layouts):
+            return ValueError(f"{who}: expected a list of {_arrays(len(layouts))} ({names}, Keras layouts for "
+                              f"kernel_size={self.kernel_size}); got "
+                              + (f"{_arrays(len(weights))} of shape{'s' * (len(weights) > 1)} "
+                                 f"{', '.join(shape_str(w.shape) for w in weights)}" if weights else "an empty list")
+                              + "." + self._bias_hint(len(weights), len(layouts)))
+        name, shape = layouts[0]
+        return ValueError(f"{who}: {name} must be {len(shape)}-D {format_shape(shape)} for kernel_size="
+                          f"{self.kernel_size} (Keras layout; the layer expects {names}); got shape "
+                          f"{shape_str(weights[0].shape)}.")
 
     def _bias_hint(self, got, expected):
         if getattr(self, "use_bias", None) is True and got == expected - 1:
@@ -287,11 +319,36 @@ class Layer:
         r = self.rank
         msg = (f"{self._who()} expects a {r + 2}-D input {layout(r, self.data_format)} for "
                f"data_format=\"{self.data_format}\"; got shape {format_shape(shape)}.")
-        channels = getattr(self, "_channels", None) if self.built and self._needs_channels else None
-        fix = ndim_fix(shape, r, self.data_format, None if channels is None else channels.__eq__)
+        arg = getattr(self, "_shape_arg", None)
+        if arg is not None or None in shape:  # a shape given to the constructor or to build, not data
+            fix = self._input_shape_fix(shape, arg)
+        else:
+            channels = getattr(self, "_channels", None) if self.built and self._needs_channels else None
+            fix = ndim_fix(shape, r, self.data_format, None if channels is None else channels.__eq__)
         if fix:
             msg += " " + fix
         raise ValueError(msg)
+
+    def _input_shape_fix(self, shape, arg):
+        """The likely fix for a shape with one axis too few (no channel axis: the
+        MNIST mistake ``input_shape=(28, 28)``) or, for ``input_shape=``, one too
+        many (the batch axis included), or None. ``arg``: the constructor argument
+        it came from (None: ``build``'s argument)."""
+        if not shape:
+            return None
+        inner = tuple(shape[1:])
+        short = self.rank + 1 - len(inner)
+        if short == -1 and arg == "input_shape":
+            return (f"input_shape excludes the batch axis; use input_shape={format_shape(inner[1:])} (or "
+                    f"batch_input_shape={format_shape(inner)}).")
+        if short != 1:
+            return None
+        new = inner + (1,) if self.data_format == "channels_last" else (1,) + inner
+        if arg == "input_shape":
+            where = f"use input_shape={format_shape(new)}"
+        else:
+            where = f"use {'batch_input_shape=' if arg else ''}{format_shape((shape[0],) + new)}"
+        return f"For inputs of one channel add the channel axis: {where}."
 
     def _check_channels(self, shape, channels):
         want = getattr(self, "_channels", None) if self.built and self._needs_channels else None
@@ -314,6 +371,11 @@ class Layer:
 
 
 # ---------------------------------------------------------------- argument checks
+
+
+def _arrays(n):
+    """``"1 array"``, ``"2 arrays"``."""
+    return f"{n} array" + ("" if n == 1 else "s")
 
 
 def _normalize_dtype(cls, dtype):

@@ -33,7 +33,7 @@ _DOC = """{summary}
 {initializers}    *_regularizer, *_constraint, activity_regularizer : optional
         Accepted for Keras compatibility; they only act during training, which
         numconv does not do, so they are stored and otherwise ignored.
-    method : {{"auto", "direct", "fft", "oa"}}, default "auto"
+    method : {methods}, default "auto"
         numconv's computation path (not a Keras argument); ``"auto"`` lets the
         dispatcher choose.
     input_shape : tuple, optional
@@ -51,6 +51,48 @@ _DOC = """{summary}
     --------
 {example}
     """
+
+
+_DOC = _DOC.replace("{methods}", "{{" + ", ".join(f'"{m}"' for m in ("auto",) + tuple(METHODS)) + "}}")
+
+#: the default of a required argument (``filters``, ``kernel_size``): so a call
+#: without it is reported by the public class (``Conv2D(filters, kernel_size,
+#: ...)``) with an example, not as ``_Conv.__init__() missing ...``; the
+#: signatures shown keep Keras's (no default)
+_REQUIRED = type("_Required", (), {"__repr__": lambda self: "<required>"})()
+
+#: an example value of kernel_size per rank, for the messages
+_EXAMPLE_KERNEL = {1: "3", 2: "(3, 3)", 3: "(3, 3, 3)"}
+
+
+def _require(layer, **given):
+    """TypeError naming the public class, its Keras signature and a call that works,
+    where any of ``given`` (in signature order) was not passed."""
+    missing = [k for k, v in given.items() if v is _REQUIRED]
+    if not missing:
+        return
+    cls = type(layer).__name__
+    example = {"filters": "32", "kernel_size": _EXAMPLE_KERNEL[layer.rank]}
+    if given.get("kernel_size") is not _REQUIRED:
+        example["kernel_size"] = repr(given["kernel_size"])
+    what = " and ".join(missing) + (" are" if len(missing) > 1 else " is")
+    note = ""
+    if missing == ["kernel_size"] and "filters" in given and not isinstance(given["filters"], (int, np.integer)):
+        note = f" (the {given['filters']!r} given reads as filters)"
+        example["kernel_size"] = repr(given["filters"])
+    call = ", ".join(example[k] for k in given)
+    raise TypeError(f"{cls}({', '.join(given)}, ...): {what} missing{note}; e.g. {cls}({call}). "
+                    f"See help(numconv.layers.{cls}).")
+
+
+def _keras_signature(init, *names):
+    """Show ``names`` in ``init``'s signature without their ``_REQUIRED`` default (as Keras's)."""
+    import inspect
+
+    sig = inspect.signature(init)
+    init.__signature__ = sig.replace(parameters=[p.replace(default=p.empty) if p.name in names else p
+                                                 for p in sig.parameters.values()])
+    return init
 
 
 def _conv_params(filters=True):
@@ -165,10 +207,11 @@ _REGULARIZERS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer
 class _Conv(_BaseConv):
     _causal = True
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
-                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+    def __init__(self, filters=_REQUIRED, kernel_size=_REQUIRED, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, method="auto", **kwargs):
+        _require(self, filters=filters, kernel_size=kernel_size)
         super().__init__(**kwargs)
         cls = type(self).__name__
         self.filters = normalize_positive(cls, "filters", filters)
@@ -199,6 +242,10 @@ class _Conv(_BaseConv):
     def _channels_from_kernel(self, shape):
         return shape[-2] * self.groups
 
+    def _weight_layouts(self):
+        c = "in_channels" if self.groups == 1 else f"in_channels // {self.groups}"
+        return [("kernel", self.kernel_size + (c, self.filters))] + [("bias", (self.filters,))] * self.use_bias
+
     def _op_kwargs(self):
         return dict(super()._op_kwargs(), groups=self.groups)
 
@@ -221,12 +268,13 @@ class Conv3D(_Conv):
 class _SeparableConv(_BaseConv):
     _op_name = "numconv.separable_conv"
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
-                 depth_multiplier=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
-                 pointwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_regularizer=None,
-                 pointwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 depthwise_constraint=None, pointwise_constraint=None, bias_constraint=None, method="auto",
-                 **kwargs):
+    def __init__(self, filters=_REQUIRED, kernel_size=_REQUIRED, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, depth_multiplier=1, activation=None, use_bias=True,
+                 depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, pointwise_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
+                 pointwise_constraint=None, bias_constraint=None, method="auto", **kwargs):
+        _require(self, filters=filters, kernel_size=kernel_size)
         super().__init__(**kwargs)
         cls = type(self).__name__
         self.depth_multiplier = normalize_positive(cls, "depth_multiplier", depth_multiplier)
@@ -250,6 +298,12 @@ class _SeparableConv(_BaseConv):
             specs.append(("bias", (self.filters,), self.bias_initializer))
         return specs
 
+    def _weight_layouts(self):
+        m = self.depth_multiplier
+        return [("depthwise_kernel", self.kernel_size + ("in_channels", m)),
+                ("pointwise_kernel", (1,) * self.rank + ("in_channels" if m == 1 else f"in_channels * {m}",
+                                                         self.filters))] + [("bias", (self.filters,))] * self.use_bias
+
     def call(self, x):
         return numconv.separable_conv(x, self.depthwise_kernel, self.pointwise_kernel, self.bias,
                                       **self._op_kwargs())
@@ -266,11 +320,12 @@ class SeparableConv2D(_SeparableConv):
 class _DepthwiseConv(_BaseConv):
     _op_name = "numconv.depthwise_conv"
 
-    def __init__(self, kernel_size, strides=1, padding="valid", depth_multiplier=1, data_format=None,
+    def __init__(self, kernel_size=_REQUIRED, strides=1, padding="valid", depth_multiplier=1, data_format=None,
                  dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, method="auto",
                  **kwargs):
+        _require(self, kernel_size=kernel_size)
         super().__init__(**kwargs)
         cls = type(self).__name__
         self.depth_multiplier = normalize_positive(cls, "depth_multiplier", depth_multiplier)
@@ -295,6 +350,11 @@ class _DepthwiseConv(_BaseConv):
             specs.append(("bias", (channels * m,), self.bias_initializer))
         return specs
 
+    def _weight_layouts(self):
+        m = self.depth_multiplier
+        return ([("kernel", self.kernel_size + ("in_channels", m))]
+                + [("bias", ("in_channels" if m == 1 else f"in_channels * {m}",))] * self.use_bias)
+
     def call(self, x):
         return numconv.depthwise_conv(x, self.kernel, self.bias, **self._op_kwargs())
 
@@ -310,10 +370,12 @@ class DepthwiseConv2D(_DepthwiseConv):
 class _ConvTranspose(_BaseConv):
     _op_name = "numconv.conv_transpose"
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
-                 dilation_rate=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, method="auto", **kwargs):
+    def __init__(self, filters=_REQUIRED, kernel_size=_REQUIRED, strides=1, padding="valid", output_padding=None,
+                 data_format=None, dilation_rate=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 method="auto", **kwargs):
+        _require(self, filters=filters, kernel_size=kernel_size)
         super().__init__(**kwargs)
         cls = type(self).__name__
         self.filters = normalize_positive(cls, "filters", filters)
@@ -357,6 +419,10 @@ class _ConvTranspose(_BaseConv):
     def _channels_from_kernel(self, shape):
         return shape[-1]
 
+    def _weight_layouts(self):
+        return ([("kernel", self.kernel_size + (self.filters, "in_channels"))]
+                + [("bias", (self.filters,))] * self.use_bias)
+
     def call(self, x):
         kw = self._op_kwargs()
         return numconv.conv_transpose(x, self.kernel, self.bias, output_padding=self.output_padding, **kw)
@@ -372,6 +438,13 @@ class Conv2DTranspose(_ConvTranspose):
 
 class Conv3DTranspose(_ConvTranspose):
     rank = 3
+
+
+for _init, _names in ((_Conv.__init__, ("filters", "kernel_size")),
+                      (_SeparableConv.__init__, ("filters", "kernel_size")),
+                      (_DepthwiseConv.__init__, ("kernel_size",)),
+                      (_ConvTranspose.__init__, ("filters", "kernel_size"))):
+    _keras_signature(_init, *_names)
 
 
 def _example(cls, rank):

@@ -1,7 +1,7 @@
 """``Sequential``: a stack of numconv layers with Keras's weight list and summary."""
 import numpy as np
 
-from ._base import Layer, _shape_tuple, format_shape
+from ._base import Layer, _arrays, _shape_tuple, format_shape
 
 
 class Sequential:
@@ -110,7 +110,7 @@ class Sequential:
         counts = [len(layer.weights) for layer in self.layers]
         if len(weights) != sum(counts):
             per = ", ".join(f"{layer.name}: {c}" for layer, c in zip(self.layers, counts))
-            raise ValueError(f"Sequential.set_weights: expected {sum(counts)} arrays ({per}); got {len(weights)}.")
+            raise ValueError(f"Sequential.set_weights: expected {_arrays(sum(counts))} ({per}); got {len(weights)}.")
         i = 0
         for layer, c in zip(self.layers, counts):
             layer.set_weights(weights[i:i + c])
@@ -196,12 +196,12 @@ class Sequential:
                 shape = layer.compute_output_shape(shape) if shape is not None else None
             except ValueError:
                 shape = None
-            params = layer.count_params() if layer.built else 0
+            params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"  # as Keras 3 prints it
             rows.append((f"{layer.name} ({type(layer).__name__})", "?" if shape is None else format_shape(shape),
-                         f"{params:,}"))
+                         params))
         for line in format_table(("Layer (type)", "Output Shape", "Param #"), rows, title=f'Model: "{self.name}"'):
             print_fn(line)
-        total = self.count_params() if self.built else 0
+        total = sum(layer.count_params() for layer in self.layers if layer.built)
         trainable = sum(w.size for layer in self.layers if layer.built for w in layer.trainable_weights)
         print_fn(f" Total params: {total:,}")
         print_fn(f" Trainable params: {trainable:,}")

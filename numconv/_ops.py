@@ -107,6 +107,18 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     check_out(fn, out, shape, spec.dtype)
     if spec.batch == 0:
         return np.empty(shape, spec.dtype) if out is None else out
+    live = _live_taps(spec, w5)
+    if live is not None:  # taps that only ever read zero padding (a huge dilation): cut, and the pads with them
+        window, pads, ends = live
+        cl = spec.data_format == "channels_last"
+        xcut = xu[(slice(None),) * (1 + (not cl)) + tuple(slice(0, e) for e in ends)]
+        return _conv(fn, rank, xcut, np.asarray(kernel)[window], bias, strides, pads, dilation_rate, groups,
+                     data_format, padding_mode, activation, method, out, intermediate)
+    if _pads_hide_non_finite(spec, w5):  # the zeros written out, so that 0 * NaN = NaN there too
+        cl = spec.data_format == "channels_last"
+        pad_width = [(0, 0)] * (1 + (not cl)) + list(spec.pads[3 - spec.rank:]) + [(0, 0)] * cl
+        return _conv(fn, rank, np.pad(xu, pad_width), kernel, bias, strides, "valid", dilation_rate, groups,
+                     data_format, padding_mode, activation, method, out, intermediate)
     narrow, depthwise = direct.is_narrow_channels_first(spec), direct.is_depthwise_channels_first(spec)
     terms = direct.is_terms_channels_first(spec)
     method = _dispatch.resolve(spec)
@@ -140,6 +152,47 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     if callable(spec.activation):
         result = apply_callable(fn, spec.activation, result, out)
     return result
+
+
+def _live_taps(spec, w5):
+    """``(window, pads, ends)`` where some kernel taps read only zero padding for every
+    output (a dilation far past the input: "same" with ``dilation_rate=2**31 - 1``
+    padded 5 samples to 2**32 and raised MemoryError): the kernel's index for the
+    taps that reach the input, explicit pads and the input's extent (``x[:end]``
+    per axis) that keep every output's position and count. None where every tap is live, where none is (nothing to cut to),
+    where the cut would need negative pads, for other padding modes, and for
+    non-finite kernels (a NaN tap over padding makes NaN: ``_pads_hide_non_finite``)."""
+    if spec.padding_mode != "zeros":
+        return None
+    window, pads, ends, cut = [], [], [], False
+    for L, k, s, d, out, (before, after) in zip(spec.in_spatial, spec.kernel_spatial, spec.strides, spec.dilations,
+                                                spec.out_spatial, spec.pads):
+        lo = max(0, -(-(before - (out - 1) * s) // d))  # the first tap some output reads inside the input
+        hi = min(k - 1, (L - 1 + before) // d)  # the last
+        if lo > hi or lo * d > before:
+            return None
+        b = before - lo * d
+        span = (out - 1) * s + d * (hi - lo) + 1 - b  # the padded input the outputs read, from the input's start
+        cut = cut or (lo, hi) != (0, k - 1)
+        window.append(slice(lo, hi + 1))
+        pads.append((b, max(0, span - L)))
+        ends.append(min(L, span))  # (past it the input is read by no output: without the cut taps, more would fit)
+    if not cut or not np.isfinite(w5.sum()):
+        return None
+    r = spec.rank
+    return tuple(window[3 - r:]) + (Ellipsis,), tuple(pads[3 - r:]), tuple(ends[3 - r:])
+
+
+def _pads_hide_non_finite(spec, w5):
+    """Whether zero padding meets a NaN or Inf in the kernel: the direct kernels
+    skip the taps that fall in zero padding, so a NaN weight there would leave
+    those outputs finite, where a loop over the zero-padded input (and PyTorch,
+    Keras, the FFT path) gives NaN. Such calls run on an explicitly padded input
+    instead. One sum over the kernel (a non-finite or overflowing sum then the
+    exact test): small against the convolution it precedes."""
+    if spec.padding_mode != "zeros" or not any(p for pair in spec.pads for p in pair):
+        return False
+    return not np.isfinite(w5.sum()) and not np.isfinite(w5).all()
 
 
 def _run_channels_last(spec, x5, w5, b, out, intermediate=False, shared=False, run=None):
@@ -370,7 +423,7 @@ def _separable_fused(fn, rank, x, w, pk, bias, strides, padding, dilation_rate, 
     pspec, _, pk5, b = conv_spec(fn, mid, pk, bias, 1, "valid", 1, 1, spec.data_format, "zeros", activation,
                                  method, _dispatch.METHODS, rank, layout=False)
     fuses = direct.fuses_separable_channels_first if cf else direct.fuses_separable
-    if _dispatch.resolve(pspec) != "direct" or not fuses(spec, pspec):
+    if _dispatch.resolve(pspec) != "direct" or not fuses(spec, pspec) or _pads_hide_non_finite(spec, w5):
         return None
     check_out(fn, out, pspec.output_shape, pspec.dtype)
     if cf:

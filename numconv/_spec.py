@@ -304,6 +304,10 @@ def _check_padding_mode(fn, padding_mode, pads, in_spatial):
             raise value_error(fn, "padding", f"must be at most the input size {L} on spatial axis {axis} "
                               "for padding_mode=\"circular\"", f"pads {(before, after)}",
                               "Use a smaller padding or another padding_mode.")
+        if mode == "replicate" and L == 0 and max(before, after) > 0:  # no edge value to repeat (as PyTorch)
+            raise value_error(fn, "padding", f"must be 0 on spatial axis {axis}, of size 0, for "
+                              "padding_mode=\"replicate\"", f"pads {(before, after)}",
+                              "An empty axis has no edge value to repeat: use padding_mode=\"zeros\".")
     return mode
 
 

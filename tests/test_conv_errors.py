@@ -399,3 +399,106 @@ def test_conv_transpose_explicit_pads_point_to_the_input_gradient():
     with pytest.raises(TypeError, match=r"conv_transpose: padding must be \"valid\" or \"same\".*got 1\. "
                                         r"For explicit pads p, conv_backprop_input"):
         numconv.conv_transpose(np.ones((1, 5, 2)), np.ones((3, 4, 2)), padding=1)
+
+
+@pytest.mark.parametrize("method", ["direct", "auto", "fft", "oa", "winograd"])
+def test_replicate_padding_of_an_empty_axis_raises(method):
+    """An empty axis has no edge value to repeat (PyTorch refuses it too): a
+    ValueError naming the padding, not a Numba SystemError or the bias alone."""
+    with pytest.raises(ValueError, match=r"padding must be 0 on spatial axis 0, of size 0, for "
+                                         r"padding_mode=\"replicate\"; got pads \(2, 2\)"):
+        numconv.conv1d(np.zeros((1, 0, 2)), np.ones((3, 2, 1)), np.ones(1), padding=2, padding_mode="replicate",
+                       method=method)
+    with pytest.raises(ValueError, match="replicate"):
+        numconv.conv2d(np.zeros((1, 0, 5, 1)), np.ones((3, 3, 1, 1)), padding="full", padding_mode="replicate",
+                       method=method)
+    assert numconv.conv1d(np.zeros((1, 0, 2)), np.ones((3, 2, 1)), np.ones(1), padding=2,
+                          method=method).tolist() == [[[1.0], [1.0]]]  # zeros: the bias over zeros
+
+
+@pytest.mark.parametrize("op", ["conv", "conv_winograd", "depthwise", "separable", "separable_cf", "conv1d", "conv3d"])
+def test_a_nan_weight_over_zero_padding_gives_nan_as_a_loop_would(op):
+    """The direct kernels skip the taps that fall in zero padding; a NaN weight
+    there still makes NaN of every output whose window holds it (0 * NaN), as a
+    loop over the zero-padded input does (and PyTorch's dense convolutions,
+    Keras, the FFT path): such calls run on an explicitly padded input."""
+    from reference import ref_conv, ref_depthwise_kernel
+
+    rng = np.random.default_rng(41)
+    r = {"conv1d": 1, "conv3d": 3}.get(op, 2)
+    x = rng.standard_normal((2,) + (6,) * r + (4,)).astype(np.float32)
+    k = rng.standard_normal((3,) * r + ((1 if op.startswith(("depthwise", "separable")) else 4), 8))
+    k = k.astype(np.float32)[..., :1] if op.startswith(("depthwise", "separable")) else k.astype(np.float32)
+    k[(0,) * (r + 2)] = np.nan
+    pk = rng.standard_normal((1,) * r + (4, 5)).astype(np.float32)
+    if op.startswith(("depthwise", "separable")):
+        k = rng.standard_normal((3,) * r + (4, 1)).astype(np.float32)
+        k[(0,) * (r + 2)] = np.nan
+        want = ref_conv(x, ref_depthwise_kernel(k), groups=4, padding="same")
+        if op.startswith("separable"):
+            want = ref_conv(want, pk)
+    else:
+        want = ref_conv(x, k, padding="same")
+    if op == "depthwise":
+        got = numconv.depthwise_conv(x, k, padding="same", method="direct")
+    elif op == "separable":
+        got = numconv.separable_conv(x, k, pk, padding="same", method="direct")
+    elif op == "separable_cf":
+        got = np.moveaxis(numconv.separable_conv(np.ascontiguousarray(np.moveaxis(x, -1, 1)), k, pk, padding="same",
+                                                 data_format="channels_first", method="direct"), 1, -1)
+    else:
+        got = numconv.conv(x, k, padding="same", method="winograd" if op == "conv_winograd" else "direct")
+    # (separable: every filter mixes channel 0, NaN everywhere through the padding)
+    assert np.isnan(want).all() if op.startswith("separable") else np.isnan(want).any() and not np.isnan(want).all()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(np.nan_to_num(got), np.nan_to_num(want), rtol=1e-4, atol=1e-4)
+
+
+def test_a_nan_weight_over_zero_padding_in_the_tile_kernel():
+    """The fuzz's case: float64, 33 channels (the tile kernel), the corner tap NaN:
+    25 NaN outputs of filter 0, as PyTorch and a loop over the zero-padded input
+    (the direct path gave 20)."""
+    from reference import ref_conv
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 5, 5, 33))
+    k = rng.standard_normal((3, 3, 33, 8))
+    k[0, 0, 0, 0] = np.nan
+    want = ref_conv(x, k, padding="same")
+    assert np.isnan(want).sum() == 25
+    for method in ("direct", "auto", "fft"):
+        got = numconv.conv(x, k, padding="same", method=method)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+
+def test_taps_that_only_read_padding_are_cut():
+    """A dilation far past the input: "same" with dilation 2**31 - 1 padded 5
+    samples to 2**32 (MemoryError); every tap but the centre one reads only
+    padding, so the kernel is cut to the taps that reach the input (with pads
+    and the input's extent that keep each output's position and count). The
+    reference's values, as PyTorch computes them, over a sweep of dilations,
+    strides, paddings and both formats."""
+    from reference import ref_conv
+
+    y = numconv.conv1d(np.ones((1, 5, 1)), np.ones((3, 1, 1)), padding="same", dilation_rate=2**31 - 1)
+    np.testing.assert_array_equal(y, np.ones((1, 5, 1)))
+    rng = np.random.default_rng(12)
+    checked = 0
+    for i in range(120):
+        r = int(rng.integers(1, 4))
+        L, k = tuple(int(v) for v in rng.integers(1, 9, r)), tuple(int(v) for v in rng.integers(1, 5, r))
+        d, s = tuple(int(v) for v in rng.integers(1, 12, r)), tuple(int(v) for v in rng.integers(1, 4, r))
+        x, w = rng.standard_normal((2,) + L + (3,)), rng.standard_normal(k + (3, 4))
+        pad = str(rng.choice(["same", "full"])) if i % 2 else tuple(
+            (int(rng.integers(0, 20)), int(rng.integers(0, 20))) for _ in range(r))
+        pad = pad[0] if r == 1 and not isinstance(pad, str) else pad
+        try:
+            want = ref_conv(x, w, padding=pad, dilation_rate=d, strides=s)
+        except (ValueError, AssertionError):
+            continue
+        cf = i % 3 == 0
+        got = numconv.conv(np.moveaxis(x, -1, 1) if cf else x, w, padding=pad, dilation_rate=d, strides=s,
+                           data_format="channels_first" if cf else "channels_last")
+        np.testing.assert_allclose(np.moveaxis(got, 1, -1) if cf else got, want, rtol=1e-10, atol=1e-10)
+        checked += 1
+    assert checked > 60

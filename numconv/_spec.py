@@ -109,7 +109,7 @@ def normalize_array(fn, arg, a):
     """
     try:
         arr = native(np.asarray(a))
-    except (ValueError, TypeError) as e:  # ragged lists and the like
+    except (ValueError, TypeError, RuntimeError) as e:  # ragged lists; a torch tensor that requires grad
         raise type_error(fn, arg, "must be a numeric array-like", f"{type(a).__name__} ({e})") from None
     dt = arr.dtype
     if dt.kind in "biu":

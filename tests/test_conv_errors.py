@@ -502,3 +502,12 @@ def test_taps_that_only_read_padding_are_cut():
         np.testing.assert_allclose(np.moveaxis(got, 1, -1) if cf else got, want, rtol=1e-10, atol=1e-10)
         checked += 1
     assert checked > 60
+
+
+def test_a_torch_tensor_that_requires_grad_is_a_type_error():
+    torch = pytest.importorskip("torch")
+    x = torch.ones((1, 8, 2), dtype=torch.float64, requires_grad=True)
+    with pytest.raises(TypeError, match=r"conv1d: x must be a numeric array-like; got Tensor \(.*detach"):
+        numconv.conv1d(x, np.ones((3, 2, 4)))
+    y = numconv.conv1d(x.detach(), np.ones((3, 2, 4)))
+    np.testing.assert_array_equal(y, np.full((1, 6, 4), 6.0))

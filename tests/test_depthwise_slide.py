@@ -244,7 +244,7 @@ def test_channels_first_rows_share_their_input_loads_and_agree(dtype, monkeypatc
     sliding = []
 
     def counted(*args):
-        sliding.append(len(args[-3]))
+        sliding.append(len(args[-4]))
         return dw.depthwise_cf_kernel(*args)
 
     monkeypatch.setattr(direct, "depthwise_cf_kernel", counted)

@@ -323,7 +323,7 @@ def test_separable_channels_first_kernel_is_zmm_fmas_in_registers():
     mids = np.empty((2, C * 8 * 20 + 64), np.float32)
     asm = _kernel_asm(separable_cf_kernel, x, (C, 1, 12, 20), (0, 1, 1), wm, np.ones(K * C, np.float32),
                       np.zeros(1, np.float32), False, out, mids, (1, 1, 1), (1, 1, 1), 8, (0,) * 3, (0,),
-                      variant_tag(NARROW_VARIANT), variant_tag(CF_FUSED_VARIANT))
+                      variant_tag(NARROW_VARIANT), variant_tag(CF_FUSED_VARIANT), ())
     assert "gather" not in asm and "scatter" not in asm
     # the 1 x 1 stage's term loop: per term one broadcast weight per filter, 4 FMAs each
     # (the depthwise stage's hottest block has 3 broadcasts for 48 FMAs)
@@ -396,7 +396,7 @@ def test_channels_first_max_pool_kernel_deinterleaves_in_registers():
     from numconv._kernels.pool import MAX, pool_cf_kernel
 
     asm = _kernel_asm(pool_cf_kernel, np.ones((4, 1, 9, 70), np.float32), np.empty((4, 1, 4, 34), np.float32),
-                      (1, 3, 3), (1, 2, 2), (0, 0, 0), MAX)
+                      (1, 3, 3), (1, 2, 2), (0, 0, 0), MAX, 4)
     assert "gather" not in asm
     assert re.search(r"vpermt2ps\s+[^\n]*%zmm|vpermi2ps\s+[^\n]*%zmm|vshufps\s+[^\n]*%zmm", asm), "no zmm deinterleave"
     assert re.search(r"vmaxps\s+[^\n]*%zmm", asm)

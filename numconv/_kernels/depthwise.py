@@ -457,7 +457,7 @@ def _rows_tiles(xf, wf, woff, br, boff, has_bias, dst, base, first, last, origin
 
 
 @parallel_kernel
-def depthwise_cf_kernel(xf, geom, pads, wm, b, has_bias, out, strides, dilations, act, taps, stride, tag):
+def depthwise_cf_kernel(xf, geom, pads, wm, b, has_bias, out, strides, dilations, act, taps, stride, tag, runs):
     """``out = act(depthwise(x, w) + b)`` on channels-first data, without layout
     changes: the channels_first counterpart of ``depthwise_kernel``.
 
@@ -476,7 +476,8 @@ def depthwise_cf_kernel(xf, geom, pads, wm, b, has_bias, out, strides, dilations
     Register tile: ``R`` output rows x ``L`` output pixels along W of one output
     plane, each tap one broadcast weight and one vector FMA per row (``row_fma``
     over the input row; 1-D outputs give the rows to consecutive runs along W
-    instead). With ``taps`` and ``stride`` non-empty (their lengths: the window's
+    instead; ``runs`` non-empty, a tuple as ``runs_mode`` gives it, says which).
+    With ``taps`` and ``stride`` non-empty (their lengths: the window's
     rows and the stride along H, dilation 1 along H; tiles of ``R`` output rows),
     each of the ``(R - 1) * stride + KH`` input rows a tap column reads is loaded
     once for every output row that reads it (``tile_slide_rows``) instead of once
@@ -510,20 +511,27 @@ def depthwise_cf_kernel(xf, geom, pads, wm, b, has_bias, out, strides, dilations
             k = c * M + m
             cf_plane_rows(acc, xf, nc * DI * HI * WI, wf, m * CP + c, M * CP, outf, ((n * K + k) * OD + od) * OH * OW,
                           0, OH, (OH, OW, od, a0, a1, KH, KW), geom, pads, strides, dilations, b, k, has_bias, act,
-                          taps, stride, tag)
+                          taps, stride, tag, runs)
+
+
+def runs_mode(rows, tile_rows):
+    """``cf_plane_rows``'s ``runs`` argument for outputs of ``rows`` rows and tiles
+    of ``tile_rows``: (0,) where the tile's rows are runs along W, else ()."""
+    return (0,) if rows < tile_rows else ()
 
 
 @njit(inline="always", **SERIAL)
 def cf_plane_rows(acc, xf, plane, wf, w0, wstep, dst, obase, oh_lo, oh_hi, rgeom, geom, pads, strides, dilations, b,
-                  k, has_bias, act, taps, stride, tag):
+                  k, has_bias, act, taps, stride, tag, runs):
     """Output rows ``oh_lo : oh_hi`` of one plane of ``depthwise_cf_kernel`` (its
     docstring): the input plane at ``xf[plane:]``; tap (a, bb, cc)'s weight at
     ``wf[((a * KH + bb) * KW + cc) * wstep + w0]``; output pixel (oh, ow) to
     ``dst[obase + oh * OW + ow]`` (+ output channel ``k``'s bias, then activation
     ``act``); ``rgeom`` = (OH, OW, od, a0, a1, KH, KW), the plane's output size,
-    its output depth and the window's depth taps inside the input. Shared by the
-    separable channels-first kernel, which writes a block of rows of each channel
-    to its buffer."""
+    its output depth and the window's depth taps inside the input; ``runs``
+    non-empty where the plane has fewer rows than a tile (``runs_mode``). Shared
+    by the separable channels-first kernel, which writes a block of rows of each
+    channel to its buffer."""
     OH, OW, od, a0, a1, KH, KW = rgeom
     C, DI, HI, WI = geom
     pd, ph, pw = pads
@@ -531,8 +539,11 @@ def cf_plane_rows(acc, xf, plane, wf, w0, wstep, dst, obase, oh_lo, oh_hi, rgeom
     dd, dh, dw = dilations
     R, L = tile_shape(dst, tag)
     # Tile row r: output row oh0 + r, or, on outputs with fewer rows than R (1-D
-    # signals), the r-th consecutive run of L pixels along W of one row.
-    runs = OH < R
+    # signals), the r-th consecutive run of L pixels along W of one row. (Known
+    # when compiling: as a runtime flag, the loop nest shared with the separable
+    # kernel kept both forms' values live, and LLVM shuffled the tile through 30
+    # zmm registers per tap: 1-D 16 x 64 x 16000, 9 taps, 1 thread, 8.8 -> 12.5 ms.)
+    runs = len(runs) > 0
     ystep = 1 if runs else R
     xstep = R * L if runs else L
     line = LINE_BYTES // dst.itemsize

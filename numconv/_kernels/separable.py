@@ -132,12 +132,12 @@ def _fetch_ahead(xf, t, n, od, oh, a0, a1, b0, b1, done, R, rest, spans, OD, OH,
 
 @parallel_kernel
 def separable_cf_kernel(xf, geom, pads, wm, wt, b, has_bias, out, mids, strides, dilations, rows, taps, stride, dtag,
-                        ptag):
+                        ptag, runs):
     """``out = pointwise(depthwise(x, wm), wt) + b`` on channels-first data, its
     intermediate never leaving the cache: ``separable_kernel``'s counterpart.
 
     ``xf``, ``geom``, ``pads``, ``wm`` (multiplier 1), ``strides``, ``dilations``,
-    ``taps``, ``stride`` and ``dtag`` as for ``depthwise_cf_kernel``; ``wt`` the 1 x
+    ``taps``, ``stride``, ``dtag`` and ``runs`` as for ``depthwise_cf_kernel``; ``wt`` the 1 x
     1 weights transposed, (K, C); ``b`` each filter's bias ``L`` times in a row
     (``L`` the lanes of ``ptag``'s tile); ``out`` (N, K, OD, OH, OW). A task is
     ``rows`` output rows of one (n, od): its depthwise stage writes each channel's
@@ -176,6 +176,6 @@ def separable_cf_kernel(xf, geom, pads, wm, wt, b, has_bias, out, mids, strides,
             for c in range(C):
                 cf_plane_rows(acc, xf, (n * C + c) * DI * HI * WI, wf, c, CP, mid, c * pix - oh_lo * OW, oh_lo, oh_hi,
                               (OH, OW, od, a0, a1, KH, KW), geom, pads, strides, dilations, no_bias, 0, False, 0,
-                              taps, stride, dtag)
+                              taps, stride, dtag, runs)
             product_rows(wt, 0, C, K, C, mid, (PL, pix), b, has_bias, outf,
                          (n * K * plane_out + (od * OH + oh_lo) * OW, plane_out, pix, PL), (), ptag)

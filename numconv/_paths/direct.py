@@ -25,7 +25,8 @@ from .._config import kernel_lock
 from .._kernels.act import bias_activation_kernel, fused_code
 from .._kernels.conv import PACK_SERIAL, conv_direct_kernel, pack_kernel, pack_kernel_serial
 from .._kernels.dot import dot_kernel, dot_weights
-from .._kernels.depthwise import depthwise_cf_kernel, depthwise_kernel, depthwise_rows_kernel, depthwise_slide_kernel
+from .._kernels.depthwise import (depthwise_cf_kernel, depthwise_kernel, depthwise_rows_kernel, depthwise_slide_kernel,
+                                  runs_mode)
 from .._kernels.layout import swap_last_axes
 from .._kernels.narrow import MAX_FILTERS, narrow_kernel
 from .._kernels.pad import PAD_MODES, pad_kernel, pad_rows_kernel, pad_rows_serial
@@ -697,7 +698,8 @@ def run_separable_channels_first(spec, pspec, x, w5, pk5, b, out):
         separable_cf_kernel(np.ascontiguousarray(x, spec.dtype).reshape(-1), (C,) + tuple(spec.in_spatial),
                             tuple(p[0] for p in spec.pads), depthwise_weights(spec, w5, 1), wt, bk, has_bias, out5,
                             mids, spec.strides, spec.dilations, rows, *_row_slide(spec),
-                            variant_tag(NARROW_VARIANT), variant_tag(CF_FUSED_VARIANT))
+                            variant_tag(NARROW_VARIANT), variant_tag(CF_FUSED_VARIANT),
+                            runs_mode(spec.out_spatial[1], VARIANTS[NARROW_VARIANT][0]))
         if act:
             bias_activation_kernel(out5.reshape(-1, K), bk, False, act)
     return out
@@ -838,7 +840,8 @@ def run_depthwise_channels_first(spec, x, w5, b, out):
     with kernel_lock():
         depthwise_cf_kernel(flat, geom, pads, depthwise_weights(spec, w5, 1), bk, has_bias,
                             out.reshape((spec.batch, spec.filters) + spec.out_spatial), spec.strides,
-                            spec.dilations, act, *_row_slide(spec), variant_tag(NARROW_VARIANT))
+                            spec.dilations, act, *_row_slide(spec), variant_tag(NARROW_VARIANT),
+                            runs_mode(spec.out_spatial[1], VARIANTS[NARROW_VARIANT][0]))
     return out
 
 

@@ -7,7 +7,7 @@ from ._errors import shape_str, value_error
 from ._kernels.layout import to_channels_first, to_channels_last
 from ._paths import direct, fft, winograd
 from ._spec import (apply_callable, canonical_input, check_out, conv_spec, normalize_activation, normalize_array,
-                    out_apart, user_layout)
+                    out_apart, per_spec, user_layout)
 
 _CONV_DOC = """{summary}
 
@@ -155,14 +155,23 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
 
 
 def _live_taps(spec, w5):
-    """``(window, pads, ends)`` where some kernel taps read only zero padding for every
-    output (a dilation far past the input: "same" with ``dilation_rate=2**31 - 1``
-    padded 5 samples to 2**32 and raised MemoryError): the kernel's index for the
-    taps that reach the input, explicit pads and the input's extent (``x[:end]``
-    per axis) that keep every output's position and count. None where every tap is live, where none is (nothing to cut to),
-    where the cut would need negative pads, for other padding modes, and for
-    non-finite kernels (a NaN tap over padding makes NaN: ``_pads_hide_non_finite``)."""
-    if spec.padding_mode != "zeros":
+    """``(window, pads, ends)`` where some kernel taps read only zero padding for
+    every output (a dilation far past the input: "same" with ``dilation_rate=2**31
+    - 1`` padded 5 samples to 2**32 and raised MemoryError): the kernel's index for
+    the taps that reach the input, explicit pads and the input's extent (``x[:end]``
+    per axis) that keep every output's position and count (``_dead_taps``). None
+    where every tap is live, and for non-finite kernels (a NaN tap over padding
+    makes NaN: ``_pads_hide_non_finite``)."""
+    cut = _dead_taps(spec)
+    return None if cut is None or not np.isfinite(w5.sum()) else cut
+
+
+@per_spec
+def _dead_taps(spec):
+    """``_live_taps``'s geometry, or None: also where no tap is live (nothing to
+    cut to), where the cut would need negative pads, for other padding modes, and
+    without padding (every tap of a valid window reads the input)."""
+    if spec.padding_mode != "zeros" or not any(p for pair in spec.pads for p in pair):
         return None
     window, pads, ends, cut = [], [], [], False
     for L, k, s, d, out, (before, after) in zip(spec.in_spatial, spec.kernel_spatial, spec.strides, spec.dilations,
@@ -177,7 +186,7 @@ def _live_taps(spec, w5):
         window.append(slice(lo, hi + 1))
         pads.append((b, max(0, span - L)))
         ends.append(min(L, span))  # (past it the input is read by no output: without the cut taps, more would fit)
-    if not cut or not np.isfinite(w5.sum()):
+    if not cut:
         return None
     r = spec.rank
     return tuple(window[3 - r:]) + (Ellipsis,), tuple(pads[3 - r:]), tuple(ends[3 - r:])

@@ -284,3 +284,23 @@ def test_slide_kernel_flushes_long_float32_windows(spatial, k, d, slide_calls):
                    groups=20)
     rel = np.abs(got - ref) / np.abs(ref)
     assert rel.mean() < 9e-8 and rel.max() < 6e-7, (rel.mean(), rel.max())
+
+
+@pytest.mark.parametrize("padding, dilation", [("same", 1), ("valid", 3), ("causal", 2), ((70, 3), 1)])
+def test_channels_first_1d_tiles_inside_the_row_skip_their_masks(padding, dilation, monkeypatch):
+    """1-D channels_first depthwise: tiles of runs whose every tap reads inside
+    the row take the plain loads (no per-run lane masks); tiles at the row's
+    ends and short last tiles the masked ones. Rows of several tiles, the
+    reference's values and the channels-last kernel's within float32 rounding."""
+    from numconv._kernels import depthwise as dw
+
+    calls = []
+    monkeypatch.setattr(direct, "depthwise_cf_kernel", lambda *a: calls.append(a[-1]) or dw.depthwise_cf_kernel(*a))
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((2, 3, 1100)).astype(np.float32)
+    k = rng.standard_normal((9, 3, 2)).astype(np.float32)
+    got = numconv.depthwise_conv(x, k, padding=padding, dilation_rate=dilation, data_format="channels_first")
+    assert calls == [(0,)]  # (rows are runs: a 1-D output)
+    want = ref_conv(np.moveaxis(x, 1, -1).astype(np.float64), ref_depthwise_kernel(k.astype(np.float64)), groups=3,
+                    padding=padding, dilation_rate=dilation)
+    np.testing.assert_allclose(np.moveaxis(got, 1, -1), want, rtol=2e-5, atol=2e-5 * np.abs(want).max())

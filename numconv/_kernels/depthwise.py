@@ -563,6 +563,8 @@ def cf_plane_rows(acc, xf, plane, wf, w0, wstep, dst, obase, oh_lo, oh_hi, rgeom
         for ow0 in range(0, OW, xstep):
             for r in range(R):
                 row_zero(acc, r, dst, tag)
+            # (runs: no per-run lane masks where the tile's taps all read inside the row)
+            inside = runs and ow0 - pw >= 0 and ow0 + xstep <= OW and ow0 + xstep - pw + (KW - 1) * dw <= WI
             if len(taps):  # output rows share their input rows' loads (see the docstring)
                 for a in range(a0, a1):
                     z = od * sd - pd + a * dd
@@ -579,6 +581,13 @@ def cf_plane_rows(acc, xf, plane, wf, w0, wstep, dst, obase, oh_lo, oh_hi, rgeom
                         for cc in range(KW):
                             wv = at(wf, ((a * KH + bb) * KW + cc) * wstep + w0)
                             ix = ow0 - pw + cc * dw  # the first row's first input pixel
+                            if inside:  # a 1-D tile whose every run and tap lies inside the input row
+                                y = oh0 * sh - ph + bb * dh
+                                if 0 <= y < HI:
+                                    off = plane + (z * HI + y) * WI + ix
+                                    for r in range(R):
+                                        row_fma(acc, r, wv, xf, off + r * L, tag)
+                                continue
                             bits = lane_bits(max(0, -ix), min(L, WI - ix))  # its lanes inside the input
                             for r in range(R):
                                 if runs:

@@ -509,8 +509,9 @@ def _x_ndim_error(fn, x_shape, rank, data_format, kernel_in, groups, filters, ke
         names = ", ".join(f"k_{n}" for n in _SPATIAL_NAMES[r])
         axes = "axis" if rank == 1 else "axes"
         kernel_reading = (f"the kernel must be {r + 2}-D ({names}, in_channels // groups, filters) for the {r} "
-                          f"spatial {'axis' if r == 1 else 'axes'} of x (shape {shape_str(x_shape)}, data_format=\"{data_format}\"); got "
-                          f"kernel shape {shape_str(kernel_shape)}, {rank} spatial {axes} (kernel.ndim - 2)")
+                          f"spatial {'axis' if r == 1 else 'axes'} of x (shape {shape_str(x_shape)}, "
+                          f"data_format=\"{data_format}\"); got kernel shape {shape_str(kernel_shape)}, {rank} "
+                          f"spatial {axes} (kernel.ndim - 2)")
         if len(x_shape) > rank + 2:
             return ValueError(f"{fn}: {kernel_reading}.")
     else:

@@ -204,7 +204,7 @@ def test_huge_same_pool_is_a_global_pool(pool_size, strides):
         np.testing.assert_allclose(y, expected, rtol=1e-12)
 
 
-# ---------------------------------------------------------------- FFT path's kept kernel spectra (numconv/_paths/fft.py)
+# ------------------------------------------------------- FFT path's kept kernel spectra (numconv/_paths/fft.py)
 
 def test_fft_kept_spectrum_is_not_reused_across_dilations():
     # With "valid" padding the transform size does not depend on the dilation, so
@@ -267,7 +267,7 @@ def test_layer_seed_gives_each_weight_its_own_draws():
     assert not np.allclose(kernel.reshape(-1), bias)
 
 
-# ---------------------------------------------------------------- option strings are case-insensitive (numconv/_spec.py)
+# ------------------------------------------------------- option strings are case-insensitive (numconv/_spec.py)
 
 @pytest.mark.parametrize("fmt", ["Channels_Last", "CHANNELS_FIRST"])
 def test_data_format_is_case_insensitive(fmt):

@@ -415,14 +415,18 @@ def apply_callable(fn, activation, result, out):
         raise type_error(fn, "activation", f"must return the activated array (callable {name})", "None",
                          "An in-place function must still return its array: def f(y): np.maximum(y, 0, out=y); "
                          "return y.")
+    given = type(value).__name__
     try:
         value = np.asarray(value)
     except Exception as e:
-        raise type_error(fn, "activation", f"must return an array (callable {name})",
-                         f"{type(value).__name__} ({e})") from None
+        raise type_error(fn, "activation", f"must return an array (callable {name})", f"{given} ({e})") from None
+    if value.dtype.kind not in "biufc":
+        raise type_error(fn, "activation", f"must return a numeric array (callable {name})",
+                         f"{given} of dtype {value.dtype}")
     if value.shape != result.shape:
         raise value_error(fn, "activation", f"must return an array of the result's shape {shape_str(result.shape)} "
-                          f"(callable {name})", f"shape {shape_str(value.shape)}",
+                          f"(callable {name})", f"shape {shape_str(value.shape)}"
+                          + ("" if given == "ndarray" else f" ({given})"),
                           "Apply reductions or reshapes to the op's result, after the call.")
     if out is None:
         return value

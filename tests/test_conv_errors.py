@@ -511,3 +511,15 @@ def test_a_torch_tensor_that_requires_grad_is_a_type_error():
         numconv.conv1d(x, np.ones((3, 2, 4)))
     y = numconv.conv1d(x.detach(), np.ones((3, 2, 4)))
     np.testing.assert_array_equal(y, np.full((1, 6, 4), 6.0))
+
+
+def test_a_callable_activation_returning_a_non_array_names_what_it_returned():
+    with pytest.raises(TypeError, match=r"activation must return a numeric array \(callable <lambda>\); got str of "
+                                        r"dtype <U3"):
+        numconv.conv1d(np.ones((1, 5, 2)), np.ones((3, 2, 4)), activation=lambda y: "abc")
+    with pytest.raises(ValueError, match=r"result's shape \(1, 3, 4\) \(callable <lambda>\); got shape \(\) \(float\)"):
+        numconv.conv1d(np.ones((1, 5, 2)), np.ones((3, 2, 4)), activation=lambda y: 3.0)
+    with pytest.raises(ValueError, match=r"got shape \(1, 3\)\. Apply reductions"):
+        numconv.conv1d(np.ones((1, 5, 2)), np.ones((3, 2, 4)), activation=lambda y: y.sum(axis=-1))
+    y = numconv.conv1d(np.ones((1, 5, 2)), np.ones((3, 2, 4)), activation=lambda y: y > 5)  # bool: numeric
+    assert y.dtype == bool and y.all()

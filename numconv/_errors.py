@@ -7,6 +7,14 @@ def shape_str(shape):
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def x_axes(x_shape, data_format):
+    """``for the 2 spatial axes of x (shape (2, 28, 28, 3), data_format="channels_last")``:
+    what an argument of another rank (a kernel, a pool_size) is checked against."""
+    r = len(x_shape) - 2
+    return (f"for the {r} spatial {'axis' if r == 1 else 'axes'} of x (shape {shape_str(x_shape)}, "
+            f"data_format=\"{data_format}\")")
+
+
 def value_error(fn, arg, expected, got, fix=None):
     return ValueError(_message(fn, arg, expected, got, fix))
 

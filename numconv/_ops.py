@@ -3,7 +3,7 @@ import numpy as np
 
 from . import _dispatch
 from . import _memory
-from ._errors import shape_str, value_error
+from ._errors import shape_str, value_error, x_axes
 from ._kernels.layout import to_channels_first, to_channels_last
 from ._paths import direct, fft, winograd
 from ._spec import (apply_callable, canonical_input, check_out, conv_spec, normalize_activation, normalize_array,
@@ -345,16 +345,13 @@ def _depthwise_kernel(fn, x, kernel, data_format, rank=None):
     if 0 in kernel.shape:  # here, where the shape is still the user's
         raise value_error(fn, arg, "must have no zero-length axis (kernel sizes, in_channels and "
                           "depth_multiplier are all >= 1)", f"shape {shape_str(kernel.shape)}")
-    if kernel.ndim < x.ndim <= 5 and isinstance(data_format, str):  # (more axes in x: the kernel's error)
+    if kernel.ndim <= x.ndim <= 5 and isinstance(data_format, str):
         channels = x.shape[1] if data_format.lower() == "channels_first" else x.shape[-1]
-        r = x.ndim - 2
-        fix = (f"A kernel of shape (*kernel_size, in_channels) takes its depth_multiplier axis with "
-               f"{arg}[..., None]." if kernel.ndim == x.ndim - 1 and kernel.shape[-1] == channels else None)
-        raise value_error(fn, arg, f"must be {r + 2}-D (*kernel_size, in_channels, depth_multiplier) for the {r} "
-                          f"spatial {'axis' if r == 1 else 'axes'} of x (shape {shape_str(x.shape)}, data_format="
-                          f"\"{data_format}\")", f"shape {shape_str(kernel.shape)}", fix)
-    if x.ndim == kernel.ndim and isinstance(data_format, str):
-        channels = x.shape[1] if data_format.lower() == "channels_first" else x.shape[-1]
+        if kernel.ndim < x.ndim:  # more axes in x: the kernel's error
+            fix = (f"A kernel of shape (*kernel_size, in_channels) takes its depth_multiplier axis with "
+                   f"{arg}[..., None]." if kernel.ndim == x.ndim - 1 and kernel.shape[-1] == channels else None)
+            raise value_error(fn, arg, f"must be {x.ndim}-D (*kernel_size, in_channels, depth_multiplier) "
+                              f"{x_axes(x.shape, data_format)}", f"shape {shape_str(kernel.shape)}", fix)
         if kernel.shape[-2] != channels:
             raise value_error(fn, arg, f"must have in_channels = {channels} (the channel axis of x, shape "
                               f"{shape_str(x.shape)}, data_format=\"{data_format}\") on its second-to-last axis; "

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _memory
 from ._config import kernel_lock
-from ._errors import shape_str, type_error, unknown_option, value_error
+from ._errors import shape_str, type_error, unknown_option, value_error, x_axes
 from ._kernels.layout import to_channels_first, to_channels_last
 from ._kernels.pool import AVG, MAX, L, R, pool_cf_kernel, pool_kernel
 from ._paths.direct import STREAM_BYTES
@@ -72,7 +72,7 @@ def _ndim_error(fn, x_shape, rank, data_format, why=""):
     fix = ndim_fix(x_shape, rank, data_format)
     if why and 3 <= len(x_shape) <= 5:  # an x of another valid rank: or the pool_size is the mistake
         r = len(x_shape) - 2
-        fix = (f"{fix} " if fix else "") + f"Or, if x is right, pool_size must be an int or a tuple of " + \
+        fix = (f"{fix} " if fix else "") + "Or, if x is right, pool_size must be an int or a tuple of " + \
             ("one int." if r == 1 else f"{r} ints.")
     return ValueError(msg + (f" {fix}" if fix else ""))
 
@@ -116,9 +116,8 @@ def _geometry(fn, x, pool_size, strides, padding, data_format):
     rank = x.ndim - 2
     if hint is not None and x.ndim != hint + 2:
         if hint + 2 < x.ndim <= 5:  # x with more axes: the pool_size's length is the likelier mistake
-            raise value_error(fn, "pool_size", f"must be an int or a tuple of {x.ndim - 2} ints for the "
-                              f"{x.ndim - 2} spatial {'axis' if x.ndim == 3 else 'axes'} of x (shape "
-                              f"{shape_str(x.shape)}, data_format=\"{data_format}\")", repr(pool_size),
+            raise value_error(fn, "pool_size", f"must be an int or a tuple of {x.ndim - 2} ints "
+                              f"{x_axes(x.shape, data_format)}", repr(pool_size),
                               f"If x is missing axes, it must be {hint + 2}-D {_layout(hint, data_format)}.")
         raise _ndim_error(fn, x.shape, hint, data_format, f" for a pool_size of length {hint}")
     if rank not in (1, 2, 3):

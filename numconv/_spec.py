@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._errors import shape_str, type_error, unknown_option, value_error
+from ._errors import shape_str, type_error, unknown_option, value_error, x_axes
 from ._kernels.act import ACTIVATIONS
 from ._kernels.layout import to_channels_first, to_channels_last
 
@@ -512,9 +512,8 @@ def _x_ndim_error(fn, x_shape, rank, data_format, kernel_in, groups, filters, ke
         r = len(x_shape) - 2
         names = ", ".join(f"k_{n}" for n in _SPATIAL_NAMES[r])
         axes = "axis" if rank == 1 else "axes"
-        kernel_reading = (f"the kernel must be {r + 2}-D ({names}, in_channels // groups, filters) for the {r} "
-                          f"spatial {'axis' if r == 1 else 'axes'} of x (shape {shape_str(x_shape)}, "
-                          f"data_format=\"{data_format}\"); got kernel shape {shape_str(kernel_shape)}, {rank} "
+        kernel_reading = (f"the kernel must be {r + 2}-D ({names}, in_channels // groups, filters) "
+                          f"{x_axes(x_shape, data_format)}; got kernel shape {shape_str(kernel_shape)}, {rank} "
                           f"spatial {axes} (kernel.ndim - 2)")
         if len(x_shape) > rank + 2:
             return ValueError(f"{fn}: {kernel_reading}.")

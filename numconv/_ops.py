@@ -107,18 +107,18 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     check_out(fn, out, shape, spec.dtype)
     if spec.batch == 0:
         return np.empty(shape, spec.dtype) if out is None else out
-    live = _live_taps(spec, w5)
-    if live is not None:  # taps that only ever read zero padding (a huge dilation): cut, and the pads with them
-        window, pads, ends = live
-        cl = spec.data_format == "channels_last"
-        xcut = xu[(slice(None),) * (1 + (not cl)) + tuple(slice(0, e) for e in ends)]
-        return _conv(fn, rank, xcut, np.asarray(kernel)[window], bias, strides, pads, dilation_rate, groups,
-                     data_format, padding_mode, activation, method, out, intermediate)
-    if _pads_hide_non_finite(spec, w5):  # the zeros written out, so that 0 * NaN = NaN there too
-        cl = spec.data_format == "channels_last"
-        pad_width = [(0, 0)] * (1 + (not cl)) + list(spec.pads[3 - spec.rank:]) + [(0, 0)] * cl
-        return _conv(fn, rank, np.pad(xu, pad_width), kernel, bias, strides, "valid", dilation_rate, groups,
-                     data_format, padding_mode, activation, method, out, intermediate)
+    if _zero_padded(spec):
+        hidden = _pads_hide_non_finite(spec, w5)
+        cut = None if hidden else _dead_taps(spec)
+        if cut is not None:  # taps that only ever read zero padding (a huge dilation): cut, and the pads with them
+            window, pads, ends = cut
+            return _conv(fn, rank, xu[_user_spatial(spec, [slice(0, e) for e in ends], slice(None))],
+                         np.asarray(kernel)[window], bias, strides, pads, dilation_rate, groups, data_format,
+                         padding_mode, activation, method, out, intermediate)
+        if hidden:  # the zeros written out, so that 0 * NaN = NaN there too
+            return _conv(fn, rank, np.pad(xu, _user_spatial(spec, spec.pads[3 - spec.rank:], (0, 0))), kernel,
+                         bias, strides, "valid", dilation_rate, groups, data_format, padding_mode, activation,
+                         method, out, intermediate)
     narrow, depthwise = direct.is_narrow_channels_first(spec), direct.is_depthwise_channels_first(spec)
     terms = direct.is_terms_channels_first(spec)
     method = _dispatch.resolve(spec)
@@ -129,22 +129,19 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
         # kernels, the term kernels storing their tiles transposed, the 2-D FFT
         # path's row passes transposing row blocks in registers, and the Winograd
         # kernel staging each task's input and output in cache)
-        result = out if out is not None and out.flags.c_contiguous else (
-            _memory.scratch if intermediate else _memory.empty)(shape, spec.dtype)
-        if lanes:
-            fft.run_channels_first(spec, xu, w5, b, result)
-        elif wino:
-            winograd.run_channels_first(spec, xu, w5, b, result)
-        elif depthwise:
-            direct.run_depthwise_channels_first(spec, xu, w5, b, result)
-        elif narrow:
-            direct.run_narrow(spec, xu, w5, b, result, channels_first=True)
-        else:
-            direct.run_terms_channels_first(spec, xu, w5, b, result)
-        _dispatch.finish(spec, result)
-        if out is not None and result is not out:
-            out[...] = result
-            result = out
+        def run(result):
+            if lanes:
+                fft.run_channels_first(spec, xu, w5, b, result)
+            elif wino:
+                winograd.run_channels_first(spec, xu, w5, b, result)
+            elif depthwise:
+                direct.run_depthwise_channels_first(spec, xu, w5, b, result)
+            elif narrow:
+                direct.run_narrow(spec, xu, w5, b, result, channels_first=True)
+            else:
+                direct.run_terms_channels_first(spec, xu, w5, b, result)
+
+        result = _channels_first_result(spec, out, _memory.scratch if intermediate else _memory.empty, run)
     else:
         # layout changes around SciPy transforms run on Python threads (``numconv._shares``)
         shared = method in _dispatch.TRANSFORM_METHODS
@@ -154,24 +151,43 @@ def _conv(fn, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
     return result
 
 
-def _live_taps(spec, w5):
-    """``(window, pads, ends)`` where some kernel taps read only zero padding for
-    every output (a dilation far past the input: "same" with ``dilation_rate=2**31
-    - 1`` padded 5 samples to 2**32 and raised MemoryError): the kernel's index for
-    the taps that reach the input, explicit pads and the input's extent (``x[:end]``
-    per axis) that keep every output's position and count (``_dead_taps``). None
-    where every tap is live, and for non-finite kernels (a NaN tap over padding
-    makes NaN: ``_pads_hide_non_finite``)."""
-    cut = _dead_taps(spec)
-    return None if cut is None or not np.isfinite(w5.sum()) else cut
+def _channels_first_result(spec, out, alloc, run):
+    """A channels_first path's result: ``run(result)`` into ``out`` where it is
+    C-contiguous, else into a fresh ``alloc`` array (copied into ``out`` where
+    given), then the activations the kernels defer."""
+    result = out if out is not None and out.flags.c_contiguous else alloc(spec.output_shape, spec.dtype)
+    run(result)
+    _dispatch.finish(spec, result)
+    if out is not None and result is not out:
+        out[...] = result
+        return out
+    return result
+
+
+def _zero_padded(spec):
+    """Whether ``spec`` pads with zeros somewhere."""
+    return spec.padding_mode == "zeros" and any(p for pair in spec.pads for p in pair)
+
+
+def _user_spatial(spec, per_axis, other):
+    """An index or pad width for ``x`` as the user laid it out: ``per_axis`` for
+    its spatial axes, ``other`` for the batch and channel axes."""
+    cf = spec.data_format == "channels_first"
+    return (other,) * (1 + cf) + tuple(per_axis) + (other,) * (not cf)
 
 
 @per_spec
 def _dead_taps(spec):
-    """``_live_taps``'s geometry, or None: also where no tap is live (nothing to
-    cut to), where the cut would need negative pads, for other padding modes, and
-    without padding (every tap of a valid window reads the input)."""
-    if spec.padding_mode != "zeros" or not any(p for pair in spec.pads for p in pair):
+    """``(window, pads, ends)`` where some kernel taps read only zero padding for
+    every output (a dilation far past the input: "same" with ``dilation_rate=2**31
+    - 1`` padded 5 samples to 2**32 and raised MemoryError): the kernel's index for
+    the taps that reach the input, explicit pads and the input's extent (``x[:end]``
+    per axis) that keep every output's position and count. None where every tap
+    is live, where none is (nothing to cut to), where the cut would need negative
+    pads, and without zero padding (every tap of a valid window reads the input).
+    Not for non-finite kernels: a NaN tap over padding makes NaN
+    (``_pads_hide_non_finite``)."""
+    if not _zero_padded(spec):
         return None
     window, pads, ends, cut = [], [], [], False
     for L, k, s, d, out, (before, after) in zip(spec.in_spatial, spec.kernel_spatial, spec.strides, spec.dilations,
@@ -199,9 +215,7 @@ def _pads_hide_non_finite(spec, w5):
     Keras, the FFT path) gives NaN. Such calls run on an explicitly padded input
     instead. One sum over the kernel (a non-finite or overflowing sum then the
     exact test): small against the convolution it precedes."""
-    if spec.padding_mode != "zeros" or not any(p for pair in spec.pads for p in pair):
-        return False
-    return not np.isfinite(w5.sum()) and not np.isfinite(w5).all()
+    return _zero_padded(spec) and not np.isfinite(w5.sum()) and not np.isfinite(w5).all()
 
 
 def _run_channels_last(spec, x5, w5, b, out, intermediate=False, shared=False, run=None):
@@ -433,11 +447,8 @@ def _separable_fused(fn, rank, x, w, pk, bias, strides, padding, dilation_rate, 
         return None
     check_out(fn, out, pspec.output_shape, pspec.dtype)
     if cf:
-        result = out if out is not None and out.flags.c_contiguous else _memory.empty(pspec.output_shape, pspec.dtype)
-        _dispatch.finish(pspec, direct.run_separable_channels_first(spec, pspec, xu, w5, pk5, b, result))
-        if out is not None and result is not out:
-            out[...] = result
-            result = out
+        result = _channels_first_result(pspec, out, _memory.empty, lambda result: direct.run_separable_channels_first(
+            spec, pspec, xu, w5, pk5, b, result))
     else:
         result = _run_channels_last(pspec, canonical_input(spec, xu, False), pk5, b, out, run=lambda ps, x5, pk5, b,
                                     out5: _dispatch.finish(ps, direct.run_separable(spec, ps, x5, w5, pk5, b, out5)))

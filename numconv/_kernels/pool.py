@@ -321,13 +321,12 @@ def _store_run(tm, ts, op, dst, off, e0, total, divisor):
 
 
 @njit(inline="always", **SERIAL)
-def _row_pass(tm, ts, op, x, run0, steps, rows, bufm, bufs, dst, total, ahead, line, onward):
-    """The row pass: fold the window's input rows into the row buffer. Rows (iz,
-    iy) for ``rows`` = (z0, z1, y0, y1) each hold a run of ``total`` elements at
-    ``x[run0 + iz * steps[0] + iy * steps[1]]``; their fold goes to ``bufm``
-    (max) or ``bufs`` (sum) from ``dst``. Each row read fetches ``ahead``
-    elements further on (see the module docstring): within the run only, or with
-    ``onward`` past its end too (a plane's next rows follow it)."""
+def _row_pass(tm, ts, op, x, run0, steps, rows, bufm, bufs, dst, total, ahead, line):
+    """``pool_kernel``'s row pass: fold the window's input rows into the row
+    buffer. Rows (iz, iy) for ``rows`` = (z0, z1, y0, y1) each hold a run of
+    ``total`` elements at ``x[run0 + iz * steps[0] + iy * steps[1]]``; their fold
+    goes to ``bufm`` (max) or ``bufs`` (sum) from ``dst``. Each row read fetches
+    ``ahead`` elements further on within the run (see the module docstring)."""
     z0, z1, y0, y1 = rows
     for e0 in range(0, total, R * L):
         first = True
@@ -336,8 +335,7 @@ def _row_pass(tm, ts, op, x, run0, steps, rows, bufm, bufs, dst, total, ahead, l
                 src = run0 + iz * steps[0] + iy * steps[1] + e0
                 _fold_run(tm, ts, op, first, x, src, e0, total)
                 first = False
-                ends = min(R * L, total - e0) if onward else (R * L if e0 + ahead + R * L <= total else 0)
-                for q in range(0, ends, line):
+                for q in range(0, R * L if e0 + ahead + R * L <= total else 0, line):
                     prefetch(x, src + ahead + q)
         if len(op) == 1:
             _store_run(tm, ts, op, bufm, dst + e0, e0, total, None)
@@ -398,7 +396,7 @@ def pool_kernel(x, out, pool, strides, pads, op, chunk, stream):
             total = (min(start + seglen, W) - a) * C
             dst = (k * bstride + a - start) * C
             _row_pass(tm, ts, op, xf, (n * D * H * W + a) * C, (H * W * C, W * C), (z0, z1, y0, y1), bufm, bufs,
-                      dst, total, ahead, line, False)
+                      dst, total, ahead, line)
         # column pass: R output pixels x L channels per tile
         rows = (z1 - z0) * (y1 - y0)
         obase = ((n * OD + od) * OH + oh) * OW
@@ -473,14 +471,15 @@ def pool_cf_kernel(x, out, pool, strides, pads, op, slots):
     shuffle (``tile_fold_even``). An average's sums go to a row of float64 and are
     divided there, each pixel by its own count. One task per (plane, output
     depth), in ``slots`` equal blocks of tasks (the caller's: eight per thread)
-    whose buffers serve every row of every task. The same folds in the same order as ``pool_kernel``, so
-    the results are the channels-last ones bit for bit.
+    whose buffers serve every row of every task. The same folds in the same
+    order as ``pool_kernel``, so the results are the channels-last ones bit for
+    bit.
 
-    8 x 64 x 112 x 112, 3 x 3 / 2, max, 1 thread, min of 40: in cache (1 image)
-    0.23 -> 0.185 ms with plain loads and stores where vectors are whole
-    (``_whole``; the masked stores were most of it), a row pass without
-    prefetches and tasks in blocks; out of cache (8 images) 2.27 -> 1.63
-    (channels-last: 1.32).
+    8 x 64 x 112 x 112, 3 x 3 / 2, max, 1 thread, min of 40, in turn with the
+    previous kernel: in cache (1 image) 0.23 -> 0.17 ms with plain loads and
+    stores where vectors are whole (``_whole``; the masked stores were most of
+    it), a row pass without prefetches and tasks in blocks; out of cache (8
+    images) 2.2 -> 1.44 (channels-last: 1.27-1.43).
     """
     P, D, H, W = x.shape
     _, OD, OH, OW = out.shape

@@ -699,7 +699,7 @@ def run_separable_channels_first(spec, pspec, x, w5, pk5, b, out):
                             tuple(p[0] for p in spec.pads), depthwise_weights(spec, w5, 1), wt, bk, has_bias, out5,
                             mids, spec.strides, spec.dilations, rows, *_row_slide(spec),
                             variant_tag(NARROW_VARIANT), variant_tag(CF_FUSED_VARIANT),
-                            runs_mode(spec.out_spatial[1], VARIANTS[NARROW_VARIANT][0]))
+                            _plane_runs(spec))
         if act:
             bias_activation_kernel(out5.reshape(-1, K), bk, False, act)
     return out
@@ -822,6 +822,13 @@ def _row_slide(spec):
     return (), (0,)
 
 
+@per_spec
+def _plane_runs(spec):
+    """``cf_plane_rows``'s ``runs`` argument (``depthwise_cf_kernel``'s and
+    ``separable_cf_kernel``'s): whether the narrow tile's rows are runs along W."""
+    return runs_mode(spec.out_spatial[1], VARIANTS[NARROW_VARIANT][0])
+
+
 def run_depthwise_channels_first(spec, x, w5, b, out):
     """``depthwise_cf_kernel`` on the user's (N, C, *spatial) ``x`` (zero padding:
     the kernel reads zeros for the positions outside) or on
@@ -841,7 +848,7 @@ def run_depthwise_channels_first(spec, x, w5, b, out):
         depthwise_cf_kernel(flat, geom, pads, depthwise_weights(spec, w5, 1), bk, has_bias,
                             out.reshape((spec.batch, spec.filters) + spec.out_spatial), spec.strides,
                             spec.dilations, act, *_row_slide(spec), variant_tag(NARROW_VARIANT),
-                            runs_mode(spec.out_spatial[1], VARIANTS[NARROW_VARIANT][0]))
+                            _plane_runs(spec))
     return out
 
 

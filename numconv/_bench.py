@@ -61,6 +61,12 @@ TABLE_ONLY = (("--cases", "cases", None), ("--method", "method", "auto"), ("--ch
               ("--no-accuracy", "no_accuracy", False), ("--plot", "plot", None), ("--json", "json", None))
 
 
+def _only_repeat_and_threads(other_mode):
+    """The help text of a mode that replaces the case table (``check_arguments``)."""
+    return (f"Uses --repeat and --threads only: the case table's options "
+            f"({', '.join(flag for flag, _, _ in TABLE_ONLY)}) and {other_mode} are refused with it")
+
+
 def add_arguments(parser):
     """Add the ``bench`` options to an ``argparse`` parser (or sub-parser)."""
     parser.add_argument("--cases", type=_case_names, default=None, metavar="NAME,...",
@@ -88,15 +94,11 @@ def add_arguments(parser):
     parser.add_argument("--crossover", type=plot_file, metavar="FILE.png",
                         help="instead of the case table: time direct and FFT against kernel size for a "
                              "single-channel image and a 64-channel layer, mark the dispatcher's choice, "
-                             "and draw it to FILE.png (needs matplotlib). Uses --repeat and --threads only: "
-                             "the case table's options (--cases, --method, --channels-first, --no-accuracy, "
-                             "--plot, --json) and --dask are refused with it")
+                             "and draw it to FILE.png (needs matplotlib). " + _only_repeat_and_threads("--dask"))
     parser.add_argument("--dask", action="store_true",
                         help="instead of the case table: numconv.dask on a LocalCluster of 2 worker processes "
                              "against the in-memory op (needs pip install 'numconv[dask]'; "
-                             "see numconv/dask/_bench.py). Uses --repeat and --threads only: the case table's "
-                             "options (--cases, --method, --channels-first, --no-accuracy, --plot, --json) and "
-                             "--crossover are refused with it")
+                             "see numconv/dask/_bench.py). " + _only_repeat_and_threads("--crossover"))
     return parser
 
 

@@ -31,14 +31,14 @@ each method's cost a sum of terms (``cost_terms``) times constants (``CONSTANTS`
   Winograd 5.1-5.4 ms, auto had picked Winograd): its contraction counts
   ``WINOGRAD_3D_MAC_COST`` per multiply-add with a depth window, which picks
   the faster path or one within 6 % of it on three 3-D layers (16, 32, 64 channels).
-  That constant depends on the machine class (``fma_bytes``): on cores whose FMA
+  That constant depends on the machine class (``machine_class``): on cores whose FMA
   units are 256 bits wide (Zen 4 runs each 512-bit FMA in two passes; AVX2-only
   CPUs), the direct kernel's multiply-adds cost twice the cycles while Winograd's
   transforms, which wait on memory, cost about the same, so 3-D Winograd wins
   there. Timed on a Zen 4 (2 threads, median of 9, 2026-11-24): direct / Winograd
   1.40-1.81x on six 3-D layers (2 x 16 x 32^3 with 16, 32 and 64 channels, 1 x 8 x
   16^2 x 64, a 5 x 3 x 3 window, float64), all of which the Zen 5 constant sent to
-  direct; 0.9 (``FITTED_CONSTANTS[32]``) sends all six to Winograd (break-even
+  direct; 0.9 (``FITTED_CONSTANTS["half"]``) sends all six to Winograd (break-even
   0.93 on the 16-channel layer) and changes no 2-D choice.
   ``WINOGRAD_WEIGHT_COST`` (per transformed weight) fell from 150 to 16 when the
   weight transform became a vector loop (3 x 3 x 512 x 512: 7.3 -> 0.7 ms), timed
@@ -71,7 +71,7 @@ tap, call or overlap-save terms) scored 92.5-94.6 % on the same grids, its worst
 misses 3-4x on small 3-D volumes with one channel. Re-run the script on a new
 machine class.
 
-Zen 4 (``fma_bytes() == 32``; 2026-11-24, after the FFT path's contraction moved
+Zen 4 (``machine_class() == "half"``; 2026-11-24, after the FFT path's contraction moved
 onto the tile, 3-6x faster): with the Zen 5 constants ``auto`` was within 1.2x of
 the fastest on 93.3 / 94.6 / 93.8 % of seeds 0 / 1 / 2. The unconstrained refit
 on seeds 0 and 1 (transform 7.93, contract 16, call 6e7, tap 400: 97.7 %, held-out
@@ -109,6 +109,24 @@ overlap-save 1.17 ms). On Zen 5 the
 lanes constants are its FFT constants (not timed there). ``auto``'s remembered
 choices are keyed on whether spectra are kept, so a layer timed inside
 ``spectra_not_kept`` is weighed with the pocketfft terms there.
+
+Intel AVX-512 cores (``machine_class() == "intel"``), fitted 2026-11-26 on an
+Emerald Rapids (LLVM ``emeraldrapids``, 2 cores, full-width FMA units, 2 MiB L2
+per core), the same way: with the Zen 5 constants ``auto`` was within 1.2x of the
+fastest on 94.6 / 95.8 / 96.7 % of seeds 0 / 1 / 2, and within 1.2x on only 63.7 /
+67.5 % of the ``--kept`` grids' seeds 0 / 1 (their lanes constants had never been
+timed). The refit on seeds 0 and 1 (``FFT_TRANSFORM_COST`` 6.3,
+``FFT_CONTRACT_COST`` 256, ``FFT_CALL_COST`` 3e7, ``DIRECT_TAP_COST`` 100): 96.7 %
+there, 97.5 % on held-out seed 2 (worst 3.4x: 4 x 30 x 30 x 1 -> 8 with a 26 x 26
+kernel in float64, direct 3.7 against overlap-save 1.1 ms), both bench FFT cases
+still sent to FFT. ``--kept`` refit on seed 0 (``LANES_TRANSFORM_COST`` 10,
+``LANES_CONTRACT_COST`` 11.3, ``LANES_CALL_COST`` 1e7): 97.5 % there and 97.5 % on
+held-out seed 1 (worst 1.5x). 3-D Winograd is 1.48-1.91x faster than the direct
+kernel there on the six 3-D layers of the Zen 4 fit (2 threads, median of 9:
+2 x 16 x 32^3 with 16 / 32 / 64 channels 6.1 / 13.2 / 62.5 ms direct against 4.1 / 7.9
+/ 32.7, 1 x 8 x 16^2 x 64, a 5 x 3 x 3 window, float64), four of which the Zen 5
+constant sent to direct; Zen 4's 0.9 sends all six to Winograd (break-even 0.95 on
+the 16-channel layer) and changes no 2-D choice.
 """
 import functools
 import math
@@ -141,17 +159,35 @@ def fma_bytes(cpu_name=None, features=None):
     return 32 if cpu_name in HALF_WIDTH_CPUS else 64
 
 
-#: the fitted constants per machine class (``fma_bytes``; see the module docstring):
-#: 64 fitted on Zen 5, 32 on Zen 4
+def machine_class(cpu_name=None, features=None):
+    """The class of this CPU whose fitted constants ``auto`` weighs with
+    (``FITTED_CONSTANTS``; arguments as ``fma_bytes``): ``"half"`` where one FMA
+    pass handles 32 bytes (Zen 4, CPUs without AVX-512; fitted on a Zen 4),
+    ``"intel"`` for Intel's AVX-512 cores (LLVM names other than AMD's ``znver*``;
+    fitted on an Emerald Rapids), ``"full"`` for the rest (AMD's full-width
+    AVX-512 cores; fitted on a Zen 5)."""
+    if cpu_name is None:
+        from llvmlite import binding
+        cpu_name = binding.get_host_cpu_name()
+    if fma_bytes(cpu_name, features) == 32:
+        return "half"
+    return "full" if cpu_name.startswith("znver") else "intel"
+
+
+#: the fitted constants per machine class (``machine_class``; see the module
+#: docstring): "full" fitted on Zen 5, "half" on Zen 4, "intel" on Emerald Rapids
 FITTED_CONSTANTS = {
-    64: {"FFT_TRANSFORM_COST": 10.0, "FFT_CONTRACT_COST": 256.0, "FFT_CALL_COST": 3e7, "DIRECT_TAP_COST": 0.0,
-         "WINOGRAD_3D_MAC_COST": 1.8,
-         "LANES_TRANSFORM_COST": 10.0, "LANES_CONTRACT_COST": 256.0, "LANES_CALL_COST": 3e7},
-    32: {"FFT_TRANSFORM_COST": 7.93, "FFT_CONTRACT_COST": 128.0, "FFT_CALL_COST": 3e6, "DIRECT_TAP_COST": 0.0,
-         "WINOGRAD_3D_MAC_COST": 0.9,
-         "LANES_TRANSFORM_COST": 6.32, "LANES_CONTRACT_COST": 16.0, "LANES_CALL_COST": 1e7},
+    "full": {"FFT_TRANSFORM_COST": 10.0, "FFT_CONTRACT_COST": 256.0, "FFT_CALL_COST": 3e7, "DIRECT_TAP_COST": 0.0,
+             "WINOGRAD_3D_MAC_COST": 1.8,
+             "LANES_TRANSFORM_COST": 10.0, "LANES_CONTRACT_COST": 256.0, "LANES_CALL_COST": 3e7},
+    "half": {"FFT_TRANSFORM_COST": 7.93, "FFT_CONTRACT_COST": 128.0, "FFT_CALL_COST": 3e6, "DIRECT_TAP_COST": 0.0,
+             "WINOGRAD_3D_MAC_COST": 0.9,
+             "LANES_TRANSFORM_COST": 6.32, "LANES_CONTRACT_COST": 16.0, "LANES_CALL_COST": 1e7},
+    "intel": {"FFT_TRANSFORM_COST": 6.3, "FFT_CONTRACT_COST": 256.0, "FFT_CALL_COST": 3e7, "DIRECT_TAP_COST": 100.0,
+              "WINOGRAD_3D_MAC_COST": 0.9,
+              "LANES_TRANSFORM_COST": 10.0, "LANES_CONTRACT_COST": 11.3, "LANES_CALL_COST": 1e7},
 }
-_THIS_MACHINE = FITTED_CONSTANTS[fma_bytes()]
+_THIS_MACHINE = FITTED_CONSTANTS[machine_class()]
 FFT_TRANSFORM_COST = _THIS_MACHINE["FFT_TRANSFORM_COST"]
 FFT_CONTRACT_COST = _THIS_MACHINE["FFT_CONTRACT_COST"]
 FFT_CALL_COST = _THIS_MACHINE["FFT_CALL_COST"]

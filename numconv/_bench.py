@@ -497,7 +497,7 @@ def run(args):
     from numconv import _dispatch
 
     machine = {"cpu": _cpu_name(), "llvm_cpu": binding.get_host_cpu_name(), "fma_bytes": _dispatch.fma_bytes(),
-               "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+               "dispatch_class": _dispatch.machine_class(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
                "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
                "numconv": numconv.__version__, "torch": getattr(torch, "__version__", None),
                "threads": threads, "numba_threading_layer": layer, "method": method,
@@ -506,7 +506,8 @@ def run(args):
     p = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
     p(f"numconv {numconv.__version__} bench: {threads} threads (Numba {numba.__version__}, "
       f"{layer} layer), method={method!r}, median of {args.repeat} samples after {WARMUP} warm-up calls, one process")
-    p(f"machine: {machine['cpu']} (LLVM {machine['llvm_cpu']}, {8 * machine['fma_bytes']}-bit FMA passes), "
+    p(f"machine: {machine['cpu']} (LLVM {machine['llvm_cpu']}, {8 * machine['fma_bytes']}-bit FMA passes, "
+      f"dispatch constants {machine['dispatch_class']!r}), "
       f"{machine['logical_cpus']} logical CPUs; Python {machine['python']}, "
       f"NumPy {np.__version__}")
     if torch is not None:

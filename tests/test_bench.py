@@ -10,7 +10,7 @@ import numba
 import numpy as np
 import pytest
 
-from numconv import _bench, _cases
+from numconv import _bench, _dispatch, _cases
 
 
 def _peer_results(case):
@@ -183,6 +183,7 @@ def test_bench_runs_without_torch(monkeypatch, capsys, tmp_path):
     assert row["case"] == "stock" and row["numconv_s"] > 0 and row["cf_over_cl"] > 0
     assert "torch_best_s" not in row and row["err_numconv"] < 1e-5
     assert data["machine"]["torch"] is None and data["ceilings"]["gemm"]["float32"] > 0
+    assert data["machine"]["dispatch_class"] in _dispatch.FITTED_CONSTANTS
     assert data["ceilings"]["fma_peak"]["float32"] > 0 and row["pct_peak"] > 0
 
 

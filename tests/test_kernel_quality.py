@@ -240,7 +240,7 @@ def test_term_kernels_are_zmm_fmas_in_registers(name, dtype, fma, variant):
     rows, row_bytes = VARIANTS[variant]
     out = np.empty((2, 1, 1, 36, lanes), dtype)
     if name == "short_kernel":
-        cg, grid, extra = 3, (), (40,)
+        cg, grid, extra = 3, (), (40, 2)
     else:  # 100 channels x 5 taps: partial sums every 64 terms, widened at 512
         cg, grid, extra = 100, ((1, 1, 36, 1, 1, 1, 0, 0, 0),), ((0, 0, 2), 0, 40, None, 2)
     x = (np.ones(2 * 40 * cg, dtype), (2, cg, 1, 1, 40), (40 * cg, 1, 40 * cg, 40 * cg, cg))

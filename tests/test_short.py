@@ -545,3 +545,44 @@ def test_pointwise_layers_run_as_one_row_bit_for_bit(shape, filters, groups, mon
     np.testing.assert_array_equal(flat, rows)
     ref = np.maximum(ref_conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), groups=groups), 0)
     np.testing.assert_allclose(flat, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("kind, rank, width, channels, filters, groups, dtype", [
+    ("short", 1, 300, 3, 16, 1, np.float32),    # 16-lane tile: 256-pixel stage, flushed twice a row
+    ("short", 2, 70, 3, 12, 1, np.float64),     # double precision: blocks of 8 + 4 filters, 512-pixel stage
+    ("long", 1, 200, 40, 64, 1, np.float32),    # 4 x 64 tile: 64-pixel stage, a partial last flush
+    ("long", 2, 9, 48, 40, 2, np.float32),      # grouped, rows shorter than the tile: runs across row ends
+    ("long", 3, 13, 16, 33, 1, np.float32),
+])
+def test_term_kernels_stage_large_channels_first_results(kind, rank, width, channels, filters, groups, dtype,
+                                                         monkeypatch):
+    """Channels-first results of ``CF_STREAM_BYTES`` (0 here) are staged per task
+    and written a filter's run at a time, whole lines around the caches
+    (``short.flush_stage``): the channels-last result bit for bit, stages flushed
+    mid-run and at a run's end, with bias, into a fresh result and into a
+    misaligned ``out=`` (plain stores up to the first whole line)."""
+    monkeypatch.setattr(direct, "CF_STREAM_BYTES", 0)
+    rng = np.random.default_rng(width + channels)
+    spatial = (3,) * (rank - 1) + (width,)
+    ks = (2,) * (rank - 1) + (3,)
+    x = rng.standard_normal((2,) + spatial + (channels,)).astype(dtype)
+    w = rng.standard_normal(ks + (channels // groups, filters)).astype(dtype)
+    b = rng.standard_normal(filters).astype(dtype)
+    kw = dict(groups=groups, padding="same", method="direct")
+    want = np.moveaxis(numconv.conv(x, w, b, **kw), -1, 1)
+    xcf = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    spec = spec_of(xcf, w, b, data_format="channels_first", **kw)
+    assert _kernel_ran(spec) == kind and direct.is_terms_channels_first(spec)
+    staged = []
+    name = f"{kind}_kernel"
+    real = getattr(short, name)
+    monkeypatch.setattr(direct, name, lambda *a: staged.append(a[-2]) or real(*a))
+    got = numconv.conv(xcf, w, b, data_format="channels_first", **kw)
+    assert staged == [(0,)] and got.flags.c_contiguous and np.array_equal(got, want)
+    buf = np.full(want.size + 16, np.nan, dtype)
+    offset = next(i for i in range(1, 16) if (buf.ctypes.data + buf.itemsize * i) % 64)
+    out = buf[offset:offset + want.size].reshape(want.shape)
+    assert numconv.conv(xcf, w, b, data_format="channels_first", out=out, **kw) is out
+    assert np.array_equal(out, want) and np.isnan(buf[:offset]).all() and np.isnan(buf[offset + want.size:]).all()
+    monkeypatch.setattr(direct, "CF_STREAM_BYTES", 1 << 60)  # in place: the same bits
+    assert np.array_equal(numconv.conv(xcf, w, b, data_format="channels_first", **kw), want) and staged[-1] == ()

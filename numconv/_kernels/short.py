@@ -91,13 +91,15 @@ from .._config import SERIAL, parallel_kernel
 from .conv import row_task
 from .pad import source_index
 from .tile import (FLUSH_TERMS, LINE_BYTES, acc_tile, at, flush_terms, index_buffer, prefetch_l2, prefetch_write,
-                   row_fma, row_spill, row_store, row_stream, row_zero, store_fence, tile_shape, tile_store_transposed,
+                   row_fma, row_spill, row_store, row_stream, row_zero, store_fence, stream_line, tile_shape, tile_store_transposed,
                    wide_tile)
 
 #: the longest reduction (Cg * kd * kh * kw) ``short_kernel`` takes
 MAX_TERMS = FLUSH_TERMS
 #: ``long_kernel``'s float32 partial sums are widened to double every this many terms
 WIDE_TERMS = 8 * FLUSH_TERMS
+#: elements of ``long_kernel``'s per-slot stage of channels-first results (16 KiB of float32)
+STAGE_ELEMS = 4096
 
 
 @njit(**SERIAL)
@@ -135,7 +137,8 @@ def term_geometry(C, K, kernel, L):
 
 
 @parallel_kernel
-def short_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, strides, dilations, wchunk, out_cf, tag):
+def short_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, strides, dilations, wchunk, slots, out_cf,
+                 tag):
     """``out = conv(x, w) + b``, valid, on an input padded beforehand.
 
     ``xf`` the padded input, flat: ``geom`` = (N, C, DP, HP, WP) and ``xstrides``
@@ -147,14 +150,17 @@ def short_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, stride
     wsteps[1]`` (NKB = ceil(K / G / lanes)), which serves both the packed
     weights of ``_paths/direct.pack_weights`` (steps (T * lanes, lanes)) and, for
     one group with whole blocks, the canonical kernel itself (steps (lanes, K)).
-    Parallel over tasks (n, od, oh, W-chunk of ``wchunk`` pixels, a multiple of
-    the tile's rows); ``Cg * KD * KH * KW`` <= ``MAX_TERMS``. ``out_cf``: None,
-    or True when ``out`` is channels-first (N, K, OD, OH, OW), written by
-    ``tile_store_transposed`` (a specialisation of its own, so the channels-last
-    code carries no branch for it: it cost the stock conv1d 5-8 %)."""
+    Parallel over ``slots`` equal blocks of the tasks (n, od, oh, W-chunk of
+    ``wchunk`` pixels, a multiple of the tile's rows); ``Cg * KD * KH * KW`` <=
+    ``MAX_TERMS``. ``out_cf``: None, or a tuple when ``out`` is channels-first (N,
+    K, OD, OH, OW), written by ``tile_store_transposed`` (each a specialisation of
+    its own, so the channels-last code carries no branch for it: it cost the stock
+    conv1d 5-8 %): () in place, (0,) through a per-slot stage (``flush_stage``;
+    a branch for it in the () code cost the stock conv1d's channels_first call
+    10-24 %)."""
     N, C, DP, HP, WP = geom
     sn, sc, sz, sy, sx = xstrides
-    if out_cf is None:  # (pruned at compile time: None and True are two specialisations)
+    if out_cf is None:  # (pruned at compile time: None and a tuple are two specialisations)
         _, OD, OH, OW, K = out.shape
     else:
         _, K, OD, OH, OW = out.shape
@@ -168,30 +174,39 @@ def short_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, stride
     outf = out.reshape(out.size)
     nch = (OW + wchunk - 1) // wchunk
     step = sw * sx  # between neighbouring output pixels' inputs
-    for task in prange(N * OD * OH * nch):
-        acc = acc_tile(xf, tag)
-        n, od, oh, w0, w_end = row_task(task, nch, OD, OH, OW, wchunk)
-        xrow = n * sn + od * sd * sz + oh * sh * sy  # the row's first input
-        orow = ((n * OD + od) * OH + oh) * OW
-        for g in range(G):
-            for kb in range(NKB):
-                k0 = kb * L
-                kn = min(L, KG - k0)
-                kk = g * KG + k0
-                wb = (g * NKB + kb) * bstep
-                for ow0 in range(w0, w_end, R):
-                    x0 = xrow + ow0 * step + g * CG * sc
-                    last = min(R, w_end - ow0) - 1  # rows past it repeat the last pixel
-                    for p in range(R):
-                        row_zero(acc, p, xf, tag)
-                    accumulate(acc, xf, offs, x0, 0, T, w, wb, tstep, step, last, R, tag)
-                    if out_cf is not None:
-                        plane = OD * OH * OW
-                        tile_store_transposed(acc, last + 1, outf, (n * K + kk) * plane + orow - n * plane + ow0,
-                                              plane, kn, b, kk, has_bias, tag)
-                    else:
-                        for p in range(last + 1):
-                            row_store(acc, p, outf, (orow + ow0 + p) * K + kk, kn, b, kk, has_bias, tag)
+    SP = stage_pixels(R, 1, L, out_cf)
+    tasks = N * OD * OH * nch
+    per = (tasks + slots - 1) // slots
+    stages = np.empty((slots, L * SP), xf.dtype)
+    plane = OD * OH * OW
+    for s in prange(slots):  # the threads' equal blocks of tasks, each with its stage
+        stage = stages[s]
+        for task in range(s * per, min(tasks, (s + 1) * per)):
+            acc = acc_tile(xf, tag)
+            n, od, oh, w0, w_end = row_task(task, nch, OD, OH, OW, wchunk)
+            xrow = n * sn + od * sd * sz + oh * sh * sy  # the row's first input
+            orow = ((n * OD + od) * OH + oh) * OW
+            for g in range(G):
+                for kb in range(NKB):
+                    k0 = kb * L
+                    kn = min(L, KG - k0)
+                    kk = g * KG + k0
+                    wb = (g * NKB + kb) * bstep
+                    for ow0 in range(w0, w_end, R):
+                        x0 = xrow + ow0 * step + g * CG * sc
+                        last = min(R, w_end - ow0) - 1  # rows past it repeat the last pixel
+                        for p in range(R):
+                            row_zero(acc, p, xf, tag)
+                        accumulate(acc, xf, offs, x0, 0, T, w, wb, tstep, step, last, R, tag)
+                        if out_cf is not None:
+                            cf_store(acc, last + 1, out_cf, stage, (ow0 - w0) % SP, SP, outf,
+                                     (n * K + kk) * plane + orow - n * plane + ow0, plane, kn, b, kk, has_bias, tag)
+                            if len(out_cf) > 0:
+                                flush_stage(stage, SP, ow0, w0, w_end, last, R, 1, L, KG, kk, kn, outf,
+                                            n * K * plane + orow - n * plane, plane)
+                        else:
+                            for p in range(last + 1):
+                                row_store(acc, p, outf, (orow + ow0 + p) * K + kk, kn, b, kk, has_bias, tag)
 
 
 @parallel_kernel
@@ -208,7 +223,7 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
     ``conv.conv_direct_kernel`` (a transposed conv's stride phases). Other operands
     as ``short_kernel``'s. Parallel over ``slots`` equal blocks of the tasks
     (n, od, oh, W-chunk of ``wchunk`` pixels, a multiple of the tile's rows),
-    each block with its own patch buffer. ``flat``: tasks are chunks of ``wchunk``
+    each block with its own patch buffer (and stage). ``flat``: tasks are chunks of ``wchunk``
     pixels of a whole (OH, OW) plane in row-major order instead, so a tile's
     pixels run on past a row's end into the next row (short rows: module
     docstring). ``out_cf`` as for ``short_kernel``; a
@@ -247,8 +262,12 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
     tasks = N * OD * TH * nch
     per = (tasks + slots - 1) // slots
     patches = np.empty((slots, max(KD * KH * PW * C, R * WIN if flat is not None else 0)), xf.dtype)
+    SP = stage_pixels(R, G, L, out_cf)
+    stages = np.empty((slots, G * L * SP), xf.dtype)
+    plane = ODF * OHF * OWF
     for s in prange(slots):  # the threads' equal blocks of tasks, each with its patch buffer
         patch = patches[s]
+        stage = stages[s]
         for task in range(s * per, min(tasks, (s + 1) * per)):
             acc = acc_tile(xf, tag)
             part = acc_tile(xf, tag)
@@ -320,12 +339,9 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
                             accumulate_tile(acc, src, to, x0 + g * cstep, 0, T, w, wb, tstep, cross, pix, step, last,
                                             R, tag)
                         if out_cf is not None:  # (no lattice; flat: a plane's pixels ow0 ... are contiguous too)
-                            plane = ODF * OHF * OWF
-                            o = (n * K + kk) * plane + orow - n * plane + ow0
-                            if F:
-                                tile_store_transposed(part, last + 1, outf, o, plane, kn, b, kk, has_bias, tag)
-                            else:
-                                tile_store_transposed(acc, last + 1, outf, o, plane, kn, b, kk, has_bias, tag)
+                            cf_store(part if F else acc, last + 1, out_cf, stage, g * L * SP + (ow0 - w0) % SP, SP,
+                                     outf, (n * K + kk) * plane + orow - n * plane + ow0, plane, kn, b, kk, has_bias,
+                                     tag)
                             continue
                         for p in range(last + 1):
                             if flat is None:
@@ -339,6 +355,73 @@ def long_kernel(xf, geom, xstrides, w, wsteps, kernel, b, has_bias, out, lattice
                                 row_store(part, p, outf, o, kn, b, kk, has_bias, tag)
                             else:
                                 row_store(acc, p, outf, o, kn, b, kk, has_bias, tag)
+                    if out_cf is not None and len(out_cf) > 0:
+                        flush_stage(stage, SP, ow0, w0, w_end, last, R, G, L, KG, k0, kn, outf,
+                                    n * K * plane + orow - n * plane, plane)
+
+
+@njit(inline="always", **SERIAL)
+def stage_pixels(R, G, L, out_cf):
+    """Pixels of a task's run that the term kernels stage per filter before a
+    channels-first ``out_cf`` store (``flush_stage``): a multiple of the tile's
+    ``R`` rows, ``G * L`` filters' runs filling ``STAGE_ELEMS``; 0 where nothing
+    is staged."""
+    if out_cf is None or len(out_cf) == 0:
+        return 0
+    return max(R, (STAGE_ELEMS // (G * L)) // R * R)
+
+
+@njit(inline="always", **SERIAL)
+def flush_stage(stage, SP, ow0, w0, w_end, last, R, G, L, KG, k0, kn, outf, base, plane):
+    """After the tile at ``ow0`` (its ``last + 1`` pixels) of the run ``w0 ...
+    w_end``: where the stage is full or the run ends, each of the ``G`` groups'
+    ``kn`` filters' staged pixels (``tile_store_transposed`` into ``stage`` with
+    ``lane_step`` ``SP``) are copied as one run to its channels-first plane of
+    ``outf``, ``base`` the offset of the run's first pixel in filter 0's plane,
+    ``plane`` the planes' size; whole lines are written around the caches
+    (``flush_run``). For large results (``out_cf`` (0,):
+    ``_paths/direct.cf_arg``): a tile's transposed stores straight into
+    ``outf`` reached every filter's plane for a few pixels each, partial lines
+    read before they are written (16 x 64 x 16000 -> 64, k 2 dilation 8, 1
+    thread: 80 -> 53 ms)."""
+    if (ow0 - w0 + R) % SP != 0 and ow0 + R < w_end:
+        return
+    f0 = ow0 - (ow0 - w0) % SP  # the staged pixels f0 ... ow0 + last
+    cnt = ow0 + last + 1 - f0
+    for g in range(G):
+        for j in range(kn):
+            flush_run(stage, (g * L + j) * SP, outf, base + (g * KG + k0 + j) * plane + f0, cnt)
+    store_fence()
+
+
+@njit(inline="always", **SERIAL)
+def flush_run(src, s0, dst, d0, count):
+    """``dst[d0:d0 + count] = src[s0:s0 + count]``, the whole aligned lines of
+    ``dst`` written non-temporally (``tile.stream_line``; none where ``dst``'s
+    elements are not aligned to their size)."""
+    line = LINE_BYTES // dst.itemsize
+    addr = dst.ctypes.data + d0 * dst.itemsize
+    head = count if addr % dst.itemsize else min(count, (-addr) % LINE_BYTES // dst.itemsize)
+    for p in range(head):
+        dst[d0 + p] = src[s0 + p]
+    p = head
+    while p + line <= count:
+        stream_line(src, s0 + p, dst, d0 + p)
+        p += line
+    for q in range(p, count):
+        dst[d0 + q] = src[s0 + q]
+
+
+@njit(inline="always", **SERIAL)
+def cf_store(tile, pixels, out_cf, stage, so, SP, outf, o, plane, kn, b, kk, has_bias, tag):
+    """A tile's channels-first results (``tile_store_transposed``): staged (a
+    non-empty tuple ``out_cf``, its length part of the type), into ``stage`` from
+    ``so``, each filter's pixels ``SP`` apart (``flush_stage`` copies them on);
+    else into ``outf`` from ``o``, each filter's plane ``plane`` on."""
+    if len(out_cf) > 0:
+        tile_store_transposed(tile, pixels, stage, so, SP, kn, b, kk, has_bias, tag)
+    else:
+        tile_store_transposed(tile, pixels, outf, o, plane, kn, b, kk, has_bias, tag)
 
 
 @parallel_kernel

@@ -713,6 +713,24 @@ def row_stream(typingctx, src, row, dst, dst_offset, count, bias, bias_offset, h
 
 
 @intrinsic
+def stream_line(typingctx, src, src_offset, dst, dst_offset):
+    """One 64-byte line ``dst[dst_offset:]`` = ``src[src_offset:]`` (real floats),
+    stored non-temporally (``_stream_store``): ``dst`` + ``dst_offset`` 64-byte
+    aligned, ``src`` read unaligned."""
+    elem = ir.FloatType() if src.dtype.bitwidth == 32 else ir.DoubleType()
+    vty = ir.VectorType(elem, 64 * 8 // src.dtype.bitwidth)
+
+    def codegen(context, builder, sig, args):
+        sarr, soff, darr, doff = args
+        sptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[0], sarr, soff, elem, 1), vty.as_pointer())
+        dptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], darr, doff, elem, 1), vty.as_pointer())
+        _stream_store(builder, builder.load(sptr, align=4), dptr)
+        return context.get_dummy_value()
+
+    return types.void(src, src_offset, dst, dst_offset), codegen
+
+
+@intrinsic
 def store_fence(typingctx):
     """``sfence``: orders ``row_stream``'s non-temporal stores before every later
     store (a task's results are complete before the task ends)."""

@@ -173,8 +173,8 @@ def run_short(spec, x, w5, b, out5, channels_first=False, out_cf=False):
         xf = np.ascontiguousarray(x, spec.dtype).reshape(-1)
     return _run_terms(spec, b, out5, variant, lambda bk, has_bias: short_kernel(
         xf, geom, xstrides, wf, steps, kernel, bk, has_bias, out5, spec.strides, spec.dilations,
-        w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()), True if out_cf else None,
-        variant_tag(variant)))
+        w_chunk(spec, VARIANTS[variant][0], numba.get_num_threads()), numba.get_num_threads(),
+        cf_arg(spec) if out_cf else None, variant_tag(variant)))
 
 
 #: the term kernels' 8 x 32 float32 tile against their 4 x 64 one, both fully used
@@ -255,7 +255,7 @@ def run_long(spec, x, w5, b, out5, lattice=None, channels_first=False, out_cf=Fa
     return _run_terms(spec, b, out5, variant, lambda bk, has_bias: long_kernel(
         x.reshape(-1), geom, xstrides, wf, steps, kernel, bk, has_bias, out5, output_grid(spec, lattice), spec.strides,
         spec.dilations, tuple(p[0] for p in spec.pads), PAD_MODES[spec.padding_mode], chunk, True if flat else None,
-        threads, True if out_cf else None, variant_tag(variant)))
+        threads, cf_arg(spec) if out_cf else None, variant_tag(variant)))
 
 
 @per_spec
@@ -576,6 +576,26 @@ def _call_bytes(source, spec):
     """Bytes of a call's input (``source``'s) and its result (``spec``'s)."""
     elements = math.prod(source.in_spatial) * source.channels + math.prod(spec.out_spatial) * spec.filters
     return spec.batch * elements * np.dtype(spec.dtype).itemsize
+
+
+#: channels-first results of at least this many bytes are staged and streamed by
+#: the term kernels (``cf_arg``)
+CF_STREAM_BYTES = 4 << 20
+
+
+def cf_arg(spec):
+    """The term kernels' ``out_cf`` argument for a channels-first result: (0,)
+    where each task stages its tiles' results and writes each filter's run around
+    the caches (``short.flush_stage``) instead of storing every tile's transposed
+    results in place: real results of ``CF_STREAM_BYTES`` or more without an
+    activation (whose pass would read them back); else (). Measured (1 thread, min of 15,
+    in turn with the previous tree): 16 x 64 x 16000 -> 64 k 2 dilation 8 (65.5 MB)
+    78-84 -> 52-54 ms, 8 x 64 x 56 x 56 -> 64 1 x 1 (6.4 MB) 0.77-0.87x the time,
+    groups 4 3 x 3 (6.4 MB) 0.85x; but 1000 x 1 x 50 -> 16 k 5 (2.9 MB) 1.7-2.2x and
+    the stem, 1 x 3 x 224 x 224 -> 64 7 x 7 stride 2 (3.2 MB), 1.04-1.14x."""
+    bytes_out = spec.batch * math.prod(spec.out_spatial) * spec.filters * np.dtype(spec.dtype).itemsize
+    large = bytes_out >= CF_STREAM_BYTES and spec.activation == 0
+    return (0,) if large and spec.dtype in (np.float32, np.float64) else ()
 
 
 def stream_arg(spec, out, source=None):

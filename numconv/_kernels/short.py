@@ -91,8 +91,8 @@ from .._config import SERIAL, parallel_kernel
 from .conv import row_task
 from .pad import source_index
 from .tile import (FLUSH_TERMS, LINE_BYTES, acc_tile, at, flush_terms, index_buffer, prefetch_l2, prefetch_write,
-                   row_fma, row_spill, row_store, row_stream, row_zero, store_fence, stream_line, tile_shape, tile_store_transposed,
-                   wide_tile)
+                   row_fma, row_spill, row_store, row_stream, row_zero, store_fence, stream_line, tile_shape,
+                   tile_store_transposed, wide_tile)
 
 #: the longest reduction (Cg * kd * kh * kw) ``short_kernel`` takes
 MAX_TERMS = FLUSH_TERMS

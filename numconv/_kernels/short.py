@@ -98,7 +98,7 @@ from .tile import (FLUSH_TERMS, LINE_BYTES, acc_tile, at, flush_terms, index_buf
 MAX_TERMS = FLUSH_TERMS
 #: ``long_kernel``'s float32 partial sums are widened to double every this many terms
 WIDE_TERMS = 8 * FLUSH_TERMS
-#: elements of ``long_kernel``'s per-slot stage of channels-first results (16 KiB of float32)
+#: elements of the term kernels' per-slot stage of channels-first results (16 KiB of float32)
 STAGE_ELEMS = 4096
 
 

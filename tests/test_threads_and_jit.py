@@ -155,9 +155,9 @@ def test_fastmath_never_assumes_finite_values():
 
 def test_specialisations_stay_few():
     """Only the dtype and the tile variant (3 register-tile shapes, and for the
-    term kernels in float32 a fourth, 256-bit one) reach the kernels' signatures, and for the term kernels the result's layout (a
-    channels_first result is stored transposed in a specialisation of its own,
-    compiled on its first use: 1.1 s cold for the short kernel): input layouts,
+    term kernels in float32 a fourth, 256-bit one) reach the kernels' signatures, and for the term kernels the
+    result's layout (a channels_first result is stored transposed in a specialisation of its own, in place or
+    staged, compiled on its first use: 1.1 s cold for the short kernel): input layouts,
     read-only-ness, ranks, strides, padding and activations are all runtime values."""
     rng = np.random.default_rng(1)
     dtypes = [np.float32, np.float64, np.complex64, np.complex128]
@@ -177,8 +177,9 @@ def test_specialisations_stay_few():
                 numconv.conv(xx, np.ones((5,) * rank + (4, 9), dt), padding="same")  # long reductions
                 numconv.conv_transpose(xx, np.ones((3,) * rank + (5, 4), dt), strides=2)  # its column form
     assert len(conv_direct_kernel.signatures) <= 3 * len(dtypes)
-    assert len(short_kernel.signatures) <= (3 * len(dtypes) + 1) * 2  # x 2 result layouts
-    assert len(long_kernel.signatures) <= (3 * 2 + 1) * 2 * 2  # single precision only; x 2 tilings (rows, flat)
+    # x 3 result layouts: channels-last, channels-first in place, channels-first staged
+    assert len(short_kernel.signatures) <= (3 * len(dtypes) + 1) * 3
+    assert len(long_kernel.signatures) <= (3 * 2 + 1) * 2 * 3  # single precision only; x 2 tilings (rows, flat)
     assert len(pointwise_kernel.signatures) <= 4 * 2  # float32 only, one per tile variant, x 2: results streamed or not
     assert len(separable_kernel.signatures) <= 9 * 4 * 2  # float32, one tile pair: taps x stride along W x streamed
     assert len(separable_cf_kernel.signatures) <= 10 * 2  # float32, one tile pair: window rows (0-9) x stride along H

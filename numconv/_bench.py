@@ -497,7 +497,8 @@ def run(args):
     from numconv import _dispatch
 
     machine = {"cpu": _cpu_name(), "llvm_cpu": binding.get_host_cpu_name(), "fma_bytes": _dispatch.fma_bytes(),
-               "dispatch_class": _dispatch.machine_class(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+               "dispatch_class": _dispatch.machine_class(), "logical_cpus": os.cpu_count(),
+               "platform": platform.platform(),
                "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
                "numconv": numconv.__version__, "torch": getattr(torch, "__version__", None),
                "threads": threads, "numba_threading_layer": layer, "method": method,

@@ -593,8 +593,7 @@ def cf_arg(spec):
     78-84 -> 52-54 ms, 8 x 64 x 56 x 56 -> 64 1 x 1 (6.4 MB) 0.77-0.87x the time,
     groups 4 3 x 3 (6.4 MB) 0.85x; but 1000 x 1 x 50 -> 16 k 5 (2.9 MB) 1.7-2.2x and
     the stem, 1 x 3 x 224 x 224 -> 64 7 x 7 stride 2 (3.2 MB), 1.04-1.14x."""
-    bytes_out = spec.batch * math.prod(spec.out_spatial) * spec.filters * np.dtype(spec.dtype).itemsize
-    large = bytes_out >= CF_STREAM_BYTES and spec.activation == 0
+    large = math.prod(spec.output_shape) * np.dtype(spec.dtype).itemsize >= CF_STREAM_BYTES and spec.activation == 0
     return (0,) if large and spec.dtype in (np.float32, np.float64) else ()
 
 

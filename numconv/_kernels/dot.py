@@ -37,7 +37,7 @@ from numba import njit, prange
 from .._config import SERIAL, parallel_kernel
 from .conv import row_task
 from .short import fill_patch, term_offsets
-from .tile import acc_tile, flush_terms, row_fmav, row_zero, tile_shape, tile_sums
+from .tile import acc_tile, at, flush_terms, row_fmav, row_zero, tile_shape, tile_sums
 
 
 @parallel_kernel
@@ -119,7 +119,7 @@ def dot_kernel(x, w, b, has_bias, out, kernel, strides, dilations, pads, mode, g
                         part[p] = 0.0
                     cnt = 0
                     for t in range(T):
-                        o = x0 + to[t] + g * CG
+                        o = x0 + at(to, t) + g * CG
                         wo = (k * T + t) * CGP
                         for c0 in range(0, CG - L + 1, L):  # whole vectors: plain loads
                             for p in range(R):
@@ -152,7 +152,7 @@ def _pair_sums(acc, part, src, to, x0, h, last, step, wf, w0, wstep, T, CG, CGP,
         part[p] = 0.0
     cnt = 0
     for t in range(T):
-        o = x0 + to[t]
+        o = x0 + at(to, t)
         wo = w0 + t * CGP
         for c0 in range(0, CG - L + 1, L):
             for p in range(4):

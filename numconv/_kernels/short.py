@@ -620,7 +620,7 @@ def accumulate(acc, src, to, x0, t0, t1, w, wb, tstep, step, last, R, tag):
     broadcast and one vector FMA per row, pixel ``p`` reading ``src`` at ``x0 +
     to[t] + min(p, last) * step`` against the weight row at ``wb + t * tstep``."""
     for t in range(t0, t1):
-        o = x0 + to[t]
+        o = x0 + at(to, t)
         wo = wb + t * tstep
         for p in range(R):
             row_fma(acc, p, at(src, o + min(p, last) * step), w, wo, tag)
@@ -635,7 +635,7 @@ def accumulate_tile(acc, src, to, x0, t0, t1, w, wb, tstep, cross, pix, step, la
     tiles 10-40 %.)"""
     if cross:
         for t in range(t0, t1):
-            o = x0 + to[t]
+            o = x0 + at(to, t)
             wo = wb + t * tstep
             for p in range(R):
                 row_fma(acc, p, at(src, o + pix[p]), w, wo, tag)

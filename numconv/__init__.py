@@ -12,8 +12,8 @@ from ._pool import average_pool, global_average_pool, global_max_pool, max_pool
 __version__ = "0.1.0"
 
 __all__ = ["choose_conv_method", "conv", "conv1d", "conv2d", "conv3d", "conv_backprop_input",
-           "conv_backprop_kernel", "conv_transpose", "depthwise_conv", "separable_conv", "get_num_threads", "set_num_threads", "signal",
-           "average_pool", "global_average_pool", "global_max_pool", "max_pool"]
+           "conv_backprop_kernel", "conv_transpose", "depthwise_conv", "separable_conv", "get_num_threads",
+           "set_num_threads", "signal", "average_pool", "global_average_pool", "global_max_pool", "max_pool"]
 
 
 def __getattr__(name):

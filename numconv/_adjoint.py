@@ -620,8 +620,8 @@ def conv_transpose(x, kernel, bias=None, *, strides=1, padding="valid", output_p
         raise unknown_option(fn, "data_format", data_format, DATA_FORMATS)
     data_format = data_format.lower()
     if x.ndim != rank + 2:
-        raise value_error(fn, "x", f"must be {rank + 2}-D for a {kernel.ndim}-D kernel "
-                          f"({'(batch, *spatial, in_channels)' if data_format == 'channels_last' else '(batch, in_channels, *spatial)'})",
+        layout = "(batch, *spatial, in_channels)" if data_format == "channels_last" else "(batch, in_channels, *spatial)"
+        raise value_error(fn, "x", f"must be {rank + 2}-D for a {kernel.ndim}-D kernel ({layout})",
                           f"shape {shape_str(x.shape)}")
     filters, in_channels = kernel.shape[-2], kernel.shape[-1]
     channels = x.shape[-1] if data_format == "channels_last" else x.shape[1]

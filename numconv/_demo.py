@@ -33,7 +33,8 @@ def add_arguments(parser):
                         help="batch size (default: 32 for the 1-D models, 8 for the 2-D one)")
     parser.add_argument("--repeat", type=positive_int, default=5,
                         help="timed repetitions per layer and model; the best is shown (default 5)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed for the data and the weights (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed for the data and the weights (default 0)")
 
 
 # ---------------------------------------------------------------- plain NumPy reference

@@ -298,8 +298,10 @@ NAN_CASES = [
     dict(xshape=(1, 12, 2), wshape=(2, 2, 3), pos=(0, 6, 0), kw=dict(strides=3, padding="causal")),
     dict(xshape=(1, 9, 2), wshape=(3, 2, 3), pos=(0, 1, 0), kw=dict(padding="same", padding_mode="reflect")),
     dict(xshape=(1, 9, 2), wshape=(3, 2, 3), pos=(0, 8, 0), kw=dict(padding="full", padding_mode="circular")),
-    dict(xshape=(2, 7, 8, 2), wshape=(3, 2, 2, 4), pos=(1, 3, 4, 1), kw=dict(strides=2, dilation_rate=(1, 2), padding="same")),
-    dict(xshape=(1, 7, 7, 4), wshape=(3, 3, 2, 4), pos=(0, 0, 6, 3), kw=dict(groups=2, padding="same", padding_mode="replicate")),
+    dict(xshape=(2, 7, 8, 2), wshape=(3, 2, 2, 4), pos=(1, 3, 4, 1),
+         kw=dict(strides=2, dilation_rate=(1, 2), padding="same")),
+    dict(xshape=(1, 7, 7, 4), wshape=(3, 3, 2, 4), pos=(0, 0, 6, 3),
+         kw=dict(groups=2, padding="same", padding_mode="replicate")),
     dict(xshape=(1, 3, 6, 7), wshape=(2, 3, 3, 3), pos=(0, 2, 4, 6), kw=dict(data_format="channels_first", padding=1)),
     dict(xshape=(1, 5, 5, 5, 1), wshape=(2, 2, 2, 1, 2), pos=(0, 2, 2, 2, 0), kw=dict(dilation_rate=2, padding="same")),
 ]

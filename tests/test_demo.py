@@ -12,7 +12,8 @@ def test_demo_all_models(capsys):
     assert main(["demo", "--repeat", "1", "--batch", "2"]) == 0
     out = capsys.readouterr().out
     for text in ("Layer (type)", "Output Shape", "Param #", "Method", "Time (ms)",
-                 "(Conv1D)", "(Conv2D)", "(MaxPooling1D)", "(GlobalMaxPooling1D)", "(None, 98, 64)", "(None, 98, 98, 64)", "1,792",
+                 "(Conv1D)", "(Conv2D)", "(MaxPooling1D)", "(GlobalMaxPooling1D)", "(None, 98, 64)",
+                 "(None, 98, 98, 64)", "1,792",
                  "(None, 94, 32)", "(None, 18, 32)", "(None, 12, 32)", "(None, 32)", "Total params: 35,904",
                  "(None, 46, 16)", "(None, 11, 16)", "Total params: 96", "compiling or loading"):
         assert text in out, text

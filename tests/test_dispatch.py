@@ -13,7 +13,8 @@ def _pick(x_shape, w_shape, dtype=np.float32, **kw):
 
 
 @pytest.mark.parametrize("x_shape, w_shape, expected", [
-    ((8, 56, 56, 64), (3, 3, 64, 64), "winograd"),     # resnet layer: direct ~15x faster than FFT, Winograd ~1.6x than direct
+    ((8, 56, 56, 64), (3, 3, 64, 64), "winograd"),     # resnet layer: direct ~15x faster than FFT,
+                                                       # Winograd ~1.6x faster than direct
     ((8, 28, 28, 128), (3, 3, 128, 128), "winograd"),
     ((8, 56, 56, 16), (3, 3, 16, 16), "direct"),       # few channels: the transforms outweigh the saving
     ((8, 56, 56, 64), (3, 3, 16, 64), "direct"),       # groups 4: 16 channels per group

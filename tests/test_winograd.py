@@ -35,6 +35,10 @@ def _cases():
     return cases
 
 
+def _case_id(c):
+    return "r{rank}-g{groups}-c{cg}-k{kg}-{mode}-{padding}-{seed}".format(**c)
+
+
 def _arrays(c):
     rng = np.random.default_rng(c["seed"])
     ks = (3, 3) if c["rank"] == 2 else (c["kd"], 3, 3)
@@ -67,7 +71,7 @@ def _assert_close_to_reference(got, ref, dtype):
     np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * scale)
 
 
-@pytest.mark.parametrize("c", _cases(), ids=lambda c: "r{rank}-g{groups}-c{cg}-k{kg}-{mode}-{padding}-{seed}".format(**c))
+@pytest.mark.parametrize("c", _cases(), ids=_case_id)
 def test_winograd_matches_reference(c):
     x, w, b, kw = _arrays(c)
     args = (x, w) if b is None else (x, w, b)
@@ -306,7 +310,7 @@ def _grad_arrays(c):
     return x, g, w.shape, kw
 
 
-@pytest.mark.parametrize("c", _cases(), ids=lambda c: "r{rank}-g{groups}-c{cg}-k{kg}-{mode}-{padding}-{seed}".format(**c))
+@pytest.mark.parametrize("c", _cases(), ids=_case_id)
 def test_winograd_kernel_gradient_matches_reference(c):
     x, g, kshape, kw = _grad_arrays(c)
     got = numconv.conv_backprop_kernel(x, g, kshape, method="winograd", **kw)

@@ -164,11 +164,15 @@ def parallel_kernel(fn):
 # ``NUMCONV_REOPTIMIZE=1`` (read at import) restores Numba's behaviour.
 
 _COMPILING = threading.local()
+#: packages whose parallel kernels compile this way: numconv, and a second copy
+#: that ``benchmarks/ab.py`` imports beside it (the patch is installed once per
+#: process, by the first copy imported)
+KERNEL_PACKAGES = {"numconv"}
 
 
 def _is_parallel_kernel(dispatcher):
     module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
-    return module.startswith("numconv.") and bool(getattr(dispatcher, "targetoptions", {}).get("parallel"))
+    return module.split(".")[0] in KERNEL_PACKAGES and bool(getattr(dispatcher, "targetoptions", {}).get("parallel"))
 
 
 def _links_parfor_gufunc(library):

@@ -10,6 +10,7 @@ out (PITFALLS: numba#2919, #7701) so NaN and Inf propagate as plain NumPy
 arithmetic would; ``reassoc`` is left out so each output's summation order is fixed
 by the loop nest and results are bit-identical for any thread count.
 """
+import contextlib
 import functools
 import importlib
 import os
@@ -275,6 +276,72 @@ def _stamp_kernel_caches():
 
 #: whether numconv's cached kernels are checked against all their sources (see above)
 STAMPED_CACHES = _stamp_kernel_caches()
+
+
+# ---------------------------------------------------------------- one writer at a time per kernel cache
+#
+# Numba's cache is not safe for processes that compile the same kernel at once
+# (numba#4807, #10128; PITFALLS): saving a signature reads the index, takes the
+# first free data file name and writes index and data, so two processes saving
+# two signatures together could both take name 1, and the index then sent one
+# signature to the other's code. Two pytest-xdist workers compiling a cold cache
+# did exactly that here: ``pack_kernel_serial`` for complex128 weights loaded
+# other code and raised "can't unbox array from PyObject into native value"; a
+# pool of processes (Dask workers, multiprocessing) would do it too, and a
+# mismatch that unboxes can crash. For numconv's kernels (their stamp is
+# ``kernel_sources_fingerprint``'s), saving holds an exclusive ``flock`` on a
+# lock file beside the index, and loading a shared one, so index and data are
+# read and written whole. Where ``fcntl`` is missing (Windows) or the lock file
+# cannot be opened, Numba's behaviour is unchanged.
+
+
+def _is_kernel_cache(cache_file):
+    stamp = getattr(cache_file, "_source_stamp", None)
+    return (isinstance(stamp, tuple) and len(stamp) == 2 and isinstance(stamp[1], tuple) and bool(stamp[1])
+            and stamp[1] == kernel_sources_fingerprint())
+
+
+@contextlib.contextmanager
+def _cache_file_lock(cache_file, exclusive):
+    """``flock`` on ``<index>.lock`` for a numconv kernel cache (see above), else nothing."""
+    fd = None
+    if _fcntl is not None and _is_kernel_cache(cache_file):
+        try:
+            fd = os.open(cache_file._index_path + ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:  # (a read-only cache folder: Numba does not write there either)
+            fd = None
+    try:
+        if fd is not None:
+            _fcntl.flock(fd, _fcntl.LOCK_EX if exclusive else _fcntl.LOCK_SH)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # (releases the lock)
+
+
+def _lock_kernel_caches():
+    """Wrap Numba's cache-file save, flush and load in ``_cache_file_lock`` (once;
+    False where this Numba lacks them)."""
+    def locked(exclusive):
+        def replace(method):
+            def under_lock(self, *args):
+                with _cache_file_lock(self, exclusive):
+                    return method(self, *args)
+            return under_lock
+        return replace
+
+    return all([_patch_numba("numba.core.caching", "IndexDataCacheFile", "save", locked(True)),
+                _patch_numba("numba.core.caching", "IndexDataCacheFile", "flush", locked(True)),
+                _patch_numba("numba.core.caching", "IndexDataCacheFile", "load", locked(False))])
+
+
+try:
+    import fcntl as _fcntl
+except ImportError:  # (Windows)
+    _fcntl = None
+
+#: whether numconv's kernel caches are written and read under a file lock (see above)
+LOCKED_CACHES = _lock_kernel_caches() and _fcntl is not None
 
 
 class _NoLock:

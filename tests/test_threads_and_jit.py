@@ -144,6 +144,44 @@ def test_kernel_caches_are_stamped_with_every_kernel_source(tmp_path, monkeypatc
     assert _config.kernel_sources_fingerprint.__wrapped__() != before
 
 
+@pytest.mark.skipif(not _config.LOCKED_CACHES, reason="no fcntl (Windows)")
+def test_kernel_cache_saves_are_one_at_a_time(tmp_path, monkeypatch):
+    """numba#4807 / #10128: two processes saving two signatures of one kernel at
+    once both took the first free data file name, and the index sent one
+    signature to the other's code (two xdist workers on a cold cache: "can't
+    unbox array"). numconv's kernel caches save under an exclusive file lock:
+    two saves racing here (two threads, two lock descriptors, a slow index
+    update) leave an index with both signatures, each on its own data; a cache
+    of another library keeps Numba's unlocked save, and loses one."""
+    import threading
+    import time
+
+    from numba.core import caching
+
+    real = caching.IndexDataCacheFile._save_index
+
+    def slow(self, overloads):  # the window between reading the index and writing it back
+        time.sleep(0.3)
+        real(self, overloads)
+    monkeypatch.setattr(caching.IndexDataCacheFile, "_save_index", slow)
+
+    def race(stamp):
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        files = [caching.IndexDataCacheFile(str(folder), "kernel-1.py311", stamp) for _ in range(2)]
+        saves = [threading.Thread(target=f.save, args=(key, key * 1000)) for f, key in zip(files, ("a", "b"))]
+        for t in saves:
+            t.start()
+            time.sleep(0.05)  # (the second reads the index before the first writes it back)
+        for t in saves:
+            t.join()
+        return {key: files[0].load(key) for key in ("a", "b")}
+
+    assert race(((0, 0), _config.kernel_sources_fingerprint())) == {"a": "a" * 1000, "b": "b" * 1000}
+    mixed = race((0, 0))  # (Numba's own behaviour: the race this lock closes)
+    assert mixed != {"a": "a" * 1000, "b": "b" * 1000}
+
+
 def test_fastmath_never_assumes_finite_values():
     for opts in (_config.PARALLEL, _config.SERIAL):
         fm = opts.get("fastmath", False)

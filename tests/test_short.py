@@ -6,6 +6,7 @@ patch). Results against the float64 reference over their argument space, when
 valid ones on the padded input, invariance to threads, tails, non-finite values
 and untouched inputs."""
 import itertools
+from dataclasses import replace
 
 import numba
 import numpy as np
@@ -81,7 +82,10 @@ def _args(c):
 def _kernel_ran(spec, data_format="channels_last"):
     """The term kernel ``direct`` runs for ``spec``: "short", "long", "pointwise"
     (``pointwise_kernel``: a 1 x 1 stride-1 layer's pixels as one row, when the
-    input is not read channels-first in place) or None."""
+    input is not read channels-first in place), "product_cf" (``product_cf_kernel``:
+    such a layer's channels-first input and result as they lie) or None."""
+    if data_format == "channels_first" and direct.is_product_channels_first(replace(spec, data_format=data_format)):
+        return "product_cf"
     if direct.is_short(spec):
         return "short"
     if not direct.is_long(spec):
@@ -97,7 +101,7 @@ def _kernel_ran(spec, data_format="channels_last"):
 def test_matches_reference(c, monkeypatch):
     x, w, b, kw = _args(c)
     calls = []
-    for name in ("short_kernel", "long_kernel", "pointwise_kernel"):
+    for name in ("short_kernel", "long_kernel", "pointwise_kernel", "product_cf_kernel"):
         monkeypatch.setattr(direct, name, lambda *a, name=name: calls.append(name[:-7]) or getattr(short, name)(*a))
     xin = x if c["data_format"] == "channels_last" else np.ascontiguousarray(np.moveaxis(x, -1, 1))
     keep, wkeep = xin.copy(), w.copy()
@@ -586,3 +590,50 @@ def test_term_kernels_stage_large_channels_first_results(kind, rank, width, chan
     assert np.array_equal(out, want) and np.isnan(buf[:offset]).all() and np.isnan(buf[offset + want.size:]).all()
     monkeypatch.setattr(direct, "CF_STREAM_BYTES", 1 << 60)  # in place: the same bits
     assert np.array_equal(numconv.conv(xcf, w, b, data_format="channels_first", **kw), want) and staged[-1] == ()
+
+
+@pytest.mark.parametrize("spatial, channels, filters, batch", [
+    ((5, 7), 3, 5, 2),           # 35 pixels: a whole run of 32 and a partial one; 5 filters: a partial tile
+    ((28, 28), 70, 9, 3),        # 784 pixels, 24 runs and a half; 70 terms: a partial flush
+    ((20,), 600, 12, 1),         # 1-D, fewer pixels than a run; 600 terms: widened to double at 512
+    ((2, 4, 8), 16, 40, 2),      # 3-D, two whole runs
+    ((16, 64), 8, 16, 4),        # several chunks per image
+])
+def test_pointwise_channels_first_product(spatial, channels, filters, batch, monkeypatch):
+    """Channels-first 1 x 1 layers run ``product_cf_kernel`` on the input and
+    result as they lie: the channels-last result bit for bit, with bias and a
+    fused or deferred activation, into a misaligned ``out=``, and with its whole
+    runs streamed around the caches (``CF_STREAM_BYTES`` 0 here: where the planes
+    fill whole lines; the partial runs are stored as usual); input and weights
+    untouched."""
+    rng = np.random.default_rng(channels * filters)
+    x = rng.standard_normal((batch,) + spatial + (channels,)).astype(np.float32)
+    w = rng.standard_normal((1,) * len(spatial) + (channels, filters)).astype(np.float32)
+    b = rng.standard_normal(filters).astype(np.float32)
+    xcf = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    keep, wkeep = xcf.copy(), w.copy()
+    calls = []
+    monkeypatch.setattr(direct, "product_cf_kernel", lambda *a: calls.append(a[-2]) or short.product_cf_kernel(*a))
+    for activation in (None, "relu", "tanh"):
+        kw = dict(activation=activation, method="direct")
+        want = np.moveaxis(numconv.conv(x, w, b, **kw), -1, 1)
+        spec = spec_of(xcf, w, b, data_format="channels_first", **kw)
+        assert direct.is_product_channels_first(spec) and direct.is_terms_channels_first(spec)
+        got = numconv.conv(xcf, w, b, data_format="channels_first", **kw)
+        assert calls[-1] == () and np.array_equal(got, want), activation
+        ref = np.einsum("nc...,ck->nk...", xcf.astype(np.float64), w.reshape(channels, filters).astype(np.float64))
+        ref += b.astype(np.float64).reshape((filters,) + (1,) * len(spatial))
+        ref = {None: ref, "relu": np.maximum(ref, 0), "tanh": np.tanh(ref)}[activation]
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    buf = np.full(want.size + 16, np.nan, np.float32)
+    offset = next(i for i in range(1, 16) if (buf.ctypes.data + buf.itemsize * i) % 64)
+    out = buf[offset:offset + want.size].reshape(want.shape)
+    assert numconv.conv(xcf, w, b, data_format="channels_first", out=out, method="direct") is out
+    want = np.moveaxis(numconv.conv(x, w, b, method="direct"), -1, 1)
+    assert np.array_equal(out, want) and np.isnan(buf[:offset]).all() and np.isnan(buf[offset + want.size:]).all()
+    monkeypatch.setattr(direct, "CF_STREAM_BYTES", 0)
+    got = numconv.conv(xcf, w, b, data_format="channels_first", method="direct")
+    pixels = int(np.prod(spatial))
+    assert calls[-1] == ((0,) if pixels * 4 % 64 == 0 else ()) and np.array_equal(got, want)
+    np.testing.assert_array_equal(xcf, keep)
+    np.testing.assert_array_equal(w, wkeep)

@@ -178,7 +178,8 @@ def conv_direct_kernel(x, wp, b, has_bias, out, lattice, strides, dilations, pad
                                         for c in range(cn):
                                             wo = wg0 + woff + (c0 + c) * L
                                             for p in range(R):
-                                                row_fma(acc, p, at(xf, xrow + (i0 + p * sw) * C + gc0 + c), wflat, wo, tag)
+                                                xo = xrow + (i0 + p * sw) * C + gc0 + c
+                                                row_fma(acc, p, at(xf, xo), wflat, wo, tag)
                                     else:
                                         for c in range(cn):
                                             for p in range(R):

@@ -6,7 +6,8 @@ Output channel ``c * M + m`` is input channel ``c`` with multiplier ``m`` (Keras
 order).
 
 Vectorised along input channels: for one output pixel, each tap is one vector
-FMA per block of channels, ``acc[c] += x[iz, iy, ix, c] * w[tap, m, c]``. Memory-bound (each input value is used K = kh * kw times but
+FMA per block of channels, ``acc[c] += x[iz, iy, ix, c] * w[tap, m, c]``.
+Memory-bound (each input value is used K = kh * kw times but
 there is no reduction over channels), so the design goal is one pass over the
 input and one store per output vector. The tile kernel in ``conv.py`` would
 zero-fill ``B - M`` of its ``B`` lanes here.

@@ -49,8 +49,8 @@ from numba import njit, prange
 from .._config import SERIAL, parallel_kernel
 from .act import activate
 from .conv import flush_if_due
-from .tile import (LINE_BYTES, acc_tile, at, flush_terms, index_buffer, prefetch_l2, row_flush, row_fma, row_store, row_zero,
-                   tile_shape, wide_tile)
+from .tile import (LINE_BYTES, acc_tile, at, flush_terms, index_buffer, prefetch_l2, row_flush, row_fma, row_store,
+                   row_zero, tile_shape, wide_tile)
 
 #: filters per group up to which ``_paths/direct.py`` uses this kernel
 MAX_FILTERS = 4

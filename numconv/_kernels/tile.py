@@ -672,8 +672,8 @@ def _row_store_codegen(src, dst, bias, tag, stream):
             lty = ir.VectorType(elem, line)
             first = builder.bitcast(dptr, elem.as_pointer())
             for j in range(vcount // line):
-                part = builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined),
-                                              ir.Constant(ir.VectorType(i32, line), list(range(j * line, (j + 1) * line))))
+                lanes = ir.Constant(ir.VectorType(i32, line), list(range(j * line, (j + 1) * line)))
+                part = builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined), lanes)
                 live = builder.icmp_signed(">", builder.mul(cnt, ir.Constant(cnt.type, per)),
                                            ir.Constant(cnt.type, j * line))
                 with builder.if_then(live, likely=True):
@@ -725,6 +725,24 @@ def stream_line(typingctx, src, src_offset, dst, dst_offset):
         sptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[0], sarr, soff, elem, 1), vty.as_pointer())
         dptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], darr, doff, elem, 1), vty.as_pointer())
         _stream_store(builder, builder.load(sptr, align=4), dptr)
+        return context.get_dummy_value()
+
+    return types.void(src, src_offset, dst, dst_offset), codegen
+
+
+@intrinsic
+def copy_line(typingctx, src, src_offset, dst, dst_offset):
+    """One 64-byte line's worth ``dst[dst_offset:]`` = ``src[src_offset:]`` (real
+    floats), a vector load and store, both unaligned: a copy loop of constant
+    length was left as scalar moves (LLVM could not rule out the two overlapping)."""
+    elem = ir.FloatType() if src.dtype.bitwidth == 32 else ir.DoubleType()
+    vty = ir.VectorType(elem, 64 * 8 // src.dtype.bitwidth)
+
+    def codegen(context, builder, sig, args):
+        sarr, soff, darr, doff = args
+        sptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[0], sarr, soff, elem, 1), vty.as_pointer())
+        dptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], darr, doff, elem, 1), vty.as_pointer())
+        builder.store(builder.load(sptr, align=4), dptr, align=4)
         return context.get_dummy_value()
 
     return types.void(src, src_offset, dst, dst_offset), codegen

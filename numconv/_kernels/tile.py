@@ -712,11 +712,10 @@ def row_stream(typingctx, src, row, dst, dst_offset, count, bias, bias_offset, h
             lambda context, builder, sig, args: emit(context, builder, *args[:8]))
 
 
-@intrinsic
-def stream_line(typingctx, src, src_offset, dst, dst_offset):
-    """One 64-byte line ``dst[dst_offset:]`` = ``src[src_offset:]`` (real floats),
-    stored non-temporally (``_stream_store``): ``dst`` + ``dst_offset`` 64-byte
-    aligned, ``src`` read unaligned."""
+def _line_copy(src, src_offset, dst, dst_offset, streamed):
+    """The signature and codegen of a 64-byte line's copy ``dst[dst_offset:]`` =
+    ``src[src_offset:]`` (real floats): one vector load, unaligned, and one store,
+    non-temporal (``_stream_store``) where ``streamed``, else unaligned."""
     elem = ir.FloatType() if src.dtype.bitwidth == 32 else ir.DoubleType()
     vty = ir.VectorType(elem, 64 * 8 // src.dtype.bitwidth)
 
@@ -724,10 +723,22 @@ def stream_line(typingctx, src, src_offset, dst, dst_offset):
         sarr, soff, darr, doff = args
         sptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[0], sarr, soff, elem, 1), vty.as_pointer())
         dptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], darr, doff, elem, 1), vty.as_pointer())
-        _stream_store(builder, builder.load(sptr, align=4), dptr)
+        value = builder.load(sptr, align=4)
+        if streamed:
+            _stream_store(builder, value, dptr)
+        else:
+            builder.store(value, dptr, align=4)
         return context.get_dummy_value()
 
     return types.void(src, src_offset, dst, dst_offset), codegen
+
+
+@intrinsic
+def stream_line(typingctx, src, src_offset, dst, dst_offset):
+    """One 64-byte line ``dst[dst_offset:]`` = ``src[src_offset:]`` (real floats),
+    stored non-temporally (``_stream_store``): ``dst`` + ``dst_offset`` 64-byte
+    aligned, ``src`` read unaligned."""
+    return _line_copy(src, src_offset, dst, dst_offset, True)
 
 
 @intrinsic
@@ -735,17 +746,7 @@ def copy_line(typingctx, src, src_offset, dst, dst_offset):
     """One 64-byte line's worth ``dst[dst_offset:]`` = ``src[src_offset:]`` (real
     floats), a vector load and store, both unaligned: a copy loop of constant
     length was left as scalar moves (LLVM could not rule out the two overlapping)."""
-    elem = ir.FloatType() if src.dtype.bitwidth == 32 else ir.DoubleType()
-    vty = ir.VectorType(elem, 64 * 8 // src.dtype.bitwidth)
-
-    def codegen(context, builder, sig, args):
-        sarr, soff, darr, doff = args
-        sptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[0], sarr, soff, elem, 1), vty.as_pointer())
-        dptr = builder.bitcast(_array_elem_ptr(context, builder, sig.args[2], darr, doff, elem, 1), vty.as_pointer())
-        builder.store(builder.load(sptr, align=4), dptr, align=4)
-        return context.get_dummy_value()
-
-    return types.void(src, src_offset, dst, dst_offset), codegen
+    return _line_copy(src, src_offset, dst, dst_offset, False)
 
 
 @intrinsic

@@ -309,7 +309,7 @@ def _cache_file_lock(cache_file, exclusive):
         try:
             fd = os.open(cache_file._index_path + ".lock", os.O_RDWR | os.O_CREAT, 0o666)
         except OSError:  # (a read-only cache folder: Numba does not write there either)
-            fd = None
+            pass
     try:
         if fd is not None:
             _fcntl.flock(fd, _fcntl.LOCK_EX if exclusive else _fcntl.LOCK_SH)

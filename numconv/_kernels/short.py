@@ -512,13 +512,11 @@ def product_cf_kernel(xf, P, wt, b, has_bias, out, pchunk, slots, stream, tag):
                     for c in range(C):
                         for e in range(0, L, line):
                             copy_line(xf, x0 + c * P + p + e, run, c * L + e)
-                else:
+                    product_rows(wt, 0, C, K, C, run, (L, L), b, has_bias, outf, (n * K * P + p, P, L, L), stream, tag)
+                else:  # the image's last, partial run (its lines stored as usual)
                     for c in range(C):
                         for j in range(kn):
                             run[np.uint64(c * L + j)] = at(xf, x0 + c * P + p + j)
-                if kn == L:
-                    product_rows(wt, 0, C, K, C, run, (L, L), b, has_bias, outf, (n * K * P + p, P, L, L), stream, tag)
-                else:  # (a partial line: stored as usual)
                     product_rows(wt, 0, C, K, C, run, (L, L), b, has_bias, outf, (n * K * P + p, P, kn, L), (), tag)
             if len(stream) > 0:
                 store_fence()

@@ -361,9 +361,7 @@ def run_product_channels_first(spec, x, w5, b, out5):
     lanes = variant_lanes(variant, spec.dtype)
     threads = numba.get_num_threads()
     pixels = math.prod(spec.in_spatial)
-    per_image = max(1, min(-(-8 * threads // spec.batch), -(-pixels // (4 * lanes))))
-    chunk = -(-pixels // per_image)
-    chunk = -(-chunk // lanes) * lanes
+    chunk = w_chunk(spec, lanes, threads, pixels, spec.batch)  # (each image's pixels one row)
     wt = _memory.scratch((spec.filters, spec.channels), spec.dtype)
     wt[...] = w5.reshape(spec.channels, spec.filters).T
     bias = None if b is None else np.repeat(np.asarray(b, spec.dtype), lanes)
@@ -642,11 +640,13 @@ def cf_arg(spec):
     where each task stages its tiles' results and writes each filter's run around
     the caches (``short.flush_stage``) instead of storing every tile's transposed
     results in place: real results of ``CF_STREAM_BYTES`` or more without an
-    activation (whose pass would read them back); else (). Measured (1 thread, min of 15,
-    in turn with the previous tree): 16 x 64 x 16000 -> 64 k 2 dilation 8 (65.5 MB)
-    78-84 -> 52-54 ms, 8 x 64 x 56 x 56 -> 64 1 x 1 (6.4 MB) 0.77-0.87x the time,
-    groups 4 3 x 3 (6.4 MB) 0.85x; but 1000 x 1 x 50 -> 16 k 5 (2.9 MB) 1.7-2.2x and
-    the stem, 1 x 3 x 224 x 224 -> 64 7 x 7 stride 2 (3.2 MB), 1.04-1.14x."""
+    activation (whose pass would read them back); else (). Measured (1 thread, min of 9,
+    in turn with the previous tree, ``benchmarks/ab.py``'s way): 16 x 64 x 16000 -> 64 k 2
+    dilation 8 (65.5 MB) 0.68x the time, 8 x 3 x 224 x 224 -> 64 3 x 3 (103 MB) 0.70x,
+    8 x 64 x 56 x 56 -> 64 1 x 1 (6.4 MB, since on ``product_cf_kernel``) 0.91x; but
+    1000 x 1 x 50 -> 16 k 5 (2.9 MB) 1.7-2.2x and the stem, 1 x 3 x 224 x 224 -> 64 7 x 7
+    stride 2 (3.2 MB), 1.04-1.14x. (First measured with a copy of the previous tree
+    compiled the slower way, which flattered the 1 x 1 layer: 0.77-0.87x.)"""
     large = math.prod(spec.output_shape) * np.dtype(spec.dtype).itemsize >= CF_STREAM_BYTES and spec.activation == 0
     return (0,) if large and spec.dtype in (np.float32, np.float64) else ()
 

@@ -551,6 +551,16 @@ def test_pointwise_layers_run_as_one_row_bit_for_bit(shape, filters, groups, mon
     np.testing.assert_allclose(flat, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
 
 
+def _misaligned_out(shape, dtype):
+    """A C-contiguous ``out=`` of ``shape`` starting off a 64-byte line, inside a
+    NaN-filled buffer, and a check that the buffer around it is still NaN."""
+    size = int(np.prod(shape))
+    buf = np.full(size + 16, np.nan, dtype)
+    offset = next(i for i in range(1, 16) if (buf.ctypes.data + buf.itemsize * i) % 64)
+    return (buf[offset:offset + size].reshape(shape),
+            lambda: np.isnan(buf[:offset]).all() and np.isnan(buf[offset + size:]).all())
+
+
 @pytest.mark.parametrize("kind, rank, width, channels, filters, groups, dtype", [
     ("short", 1, 300, 3, 16, 1, np.float32),    # 16-lane tile: 256-pixel stage, flushed twice a row
     ("short", 2, 70, 3, 12, 1, np.float64),     # double precision: blocks of 8 + 4 filters, 512-pixel stage
@@ -583,11 +593,9 @@ def test_term_kernels_stage_large_channels_first_results(kind, rank, width, chan
     monkeypatch.setattr(direct, name, lambda *a: staged.append(a[-2]) or real(*a))
     got = numconv.conv(xcf, w, b, data_format="channels_first", **kw)
     assert staged == [(0,)] and got.flags.c_contiguous and np.array_equal(got, want)
-    buf = np.full(want.size + 16, np.nan, dtype)
-    offset = next(i for i in range(1, 16) if (buf.ctypes.data + buf.itemsize * i) % 64)
-    out = buf[offset:offset + want.size].reshape(want.shape)
+    out, untouched_around = _misaligned_out(want.shape, dtype)
     assert numconv.conv(xcf, w, b, data_format="channels_first", out=out, **kw) is out
-    assert np.array_equal(out, want) and np.isnan(buf[:offset]).all() and np.isnan(buf[offset + want.size:]).all()
+    assert np.array_equal(out, want) and untouched_around()
     monkeypatch.setattr(direct, "CF_STREAM_BYTES", 1 << 60)  # in place: the same bits
     assert np.array_equal(numconv.conv(xcf, w, b, data_format="channels_first", **kw), want) and staged[-1] == ()
 
@@ -625,12 +633,10 @@ def test_pointwise_channels_first_product(spatial, channels, filters, batch, mon
         ref += b.astype(np.float64).reshape((filters,) + (1,) * len(spatial))
         ref = {None: ref, "relu": np.maximum(ref, 0), "tanh": np.tanh(ref)}[activation]
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
-    buf = np.full(want.size + 16, np.nan, np.float32)
-    offset = next(i for i in range(1, 16) if (buf.ctypes.data + buf.itemsize * i) % 64)
-    out = buf[offset:offset + want.size].reshape(want.shape)
+    out, untouched_around = _misaligned_out(want.shape, np.float32)
     assert numconv.conv(xcf, w, b, data_format="channels_first", out=out, method="direct") is out
     want = np.moveaxis(numconv.conv(x, w, b, method="direct"), -1, 1)
-    assert np.array_equal(out, want) and np.isnan(buf[:offset]).all() and np.isnan(buf[offset + want.size:]).all()
+    assert np.array_equal(out, want) and untouched_around()
     monkeypatch.setattr(direct, "CF_STREAM_BYTES", 0)
     got = numconv.conv(xcf, w, b, data_format="channels_first", method="direct")
     pixels = int(np.prod(spatial))
